@@ -1,0 +1,5 @@
+import Config
+
+# Tests start their own topologies, inside network namespaces they create.
+config :native_gossip, topologies: []
+config :logger, level: :warning

@@ -1,0 +1,168 @@
+defmodule NativeGossip do
+  @moduledoc """
+  Zero-configuration clustering for BEAM nodes on one network, by UDP multicast
+  heartbeats handled in a native thread.
+
+  Each running topology owns a multicast socket on a dedicated OS thread (a Rust NIF).
+  The thread sends this node's heartbeats, receives, authenticates and decodes the
+  others', and tells a small server process when a peer appears, comes back, leaves or
+  goes quiet. The server connects to new peers with `:net_kernel.connect_node/1` (or
+  your `connect` function) in separate processes, so a slow or dead peer never blocks
+  it. Nodes find each other within milliseconds of starting.
+
+  ## Standalone
+
+  Add a topology to your supervision tree:
+
+      children = [
+        {NativeGossip, name: :lan, secret: System.fetch_env!("CLUSTER_SECRET")}
+      ]
+
+      Supervisor.start_link(children, strategy: :one_for_one)
+
+  or configure topologies that start with the `:native_gossip` application:
+
+      # config/runtime.exs
+      config :native_gossip,
+        topologies: [
+          lan: [secret: System.fetch_env!("CLUSTER_SECRET"), heartbeat_interval: 1_500]
+        ]
+
+  Then start two nodes (`iex --sname a -S mix`, `iex --sname b -S mix`) on hosts of one
+  network: they are connected within milliseconds.
+
+  ## With libcluster
+
+  `NativeGossip.Strategy` is a libcluster strategy; see its documentation.
+
+  ## Options
+
+    * `:name` - the topology's name, an atom (required).
+    * `:port` - UDP port, default `45892`.
+    * `:multicast_addr` - the group, default `"239.255.45.92"` (administratively
+      scoped; deliberately not libcluster's `233.252.1.32`, so the two never read each
+      other's packets). A tuple or a string.
+    * `:multicast_if` - address of the local interface to join and send on. Default:
+      the interface of the multicast route. `:if_addr` is accepted as an alias (it is
+      libcluster's name for the bind address; NativeGossip binds to the group itself).
+    * `:multicast_ttl` - default `1` (the local network only).
+    * `:heartbeat_interval` - milliseconds between heartbeats, default `1_500`,
+      jittered by ±25 %. A starting node also sends a short burst (0, 50, 150, 350,
+      750 ms) and nodes answer it at once, which is why joining takes milliseconds.
+    * `:lost_after` - a peer silent this long is reported lost, default 3 heartbeat
+      intervals.
+    * `:forget_after` - a silent peer is forgotten after this long, default 60 s (or
+      twice `:lost_after` if that is longer).
+    * `:max_peers` - size limit of the peer table, default `10_000`.
+    * `:secret` - a binary, or a list of binaries (the first signs, any verifies, so
+      secrets can be rotated). Heartbeats are then signed with HMAC-SHA256 and checked
+      for replay; nodes with different secrets never see each other. Without one, a
+      warning is logged at start: anyone on the network can make this node connect.
+    * `:connect`, `:disconnect`, `:list_nodes` - `{module, function, args}` with
+      libcluster's meaning and defaults (`{:net_kernel, :connect_node, []}`,
+      `{:erlang, :disconnect_node, []}`, `{:erlang, :nodes, [:connected]}`); the node is
+      appended to `args`. NativeGossip never disconnects a node on its own (like
+      libcluster's Gossip strategy), so `:disconnect` is accepted for compatibility.
+
+  ## Errors
+
+  `start_link/1` returns:
+
+    * `{:error, {:invalid_option, key, reason}}` for a bad option, without starting
+      anything;
+    * `{:error, {:port_in_use, message}}` when another program holds the port
+      without `SO_REUSEADDR`;
+    * `{:error, {:interface_unavailable, message}}` when the group cannot be joined
+      (no such interface, no multicast route);
+    * `{:error, {:socket_error, message}}` for anything else the OS refuses;
+    * `:ignore` (with a warning) when the node is not distributed.
+
+  Nothing received from the network can crash the server: every packet that is not a
+  valid heartbeat is dropped in native code and counted by reason (see `stats/1`).
+  """
+
+  alias NativeGossip.{Native, Options, Topology}
+
+  @typedoc "A topology's name."
+  @type name :: atom()
+
+  @typedoc "A row of `members/1`."
+  @type member :: %{
+          node: node(),
+          address: :inet.ip_address(),
+          port: :inet.port_number(),
+          incarnation: non_neg_integer(),
+          state: :alive | :lost | :left,
+          connected?: boolean(),
+          last_seen: integer()
+        }
+
+  @typedoc "What `stats/1` returns."
+  @type stats :: %{
+          sent: non_neg_integer(),
+          send_errors: non_neg_integer(),
+          received: non_neg_integer(),
+          accepted: non_neg_integer(),
+          dropped: %{atom() => non_neg_integer()},
+          events: non_neg_integer(),
+          peers: non_neg_integer(),
+          incarnation: non_neg_integer()
+        }
+
+  @doc """
+  Starts a topology linked to the caller. See the module documentation for options
+  and errors.
+  """
+  @spec start_link(keyword()) :: GenServer.on_start()
+  def start_link(opts) do
+    with {:ok, options} <- Options.validate(opts) do
+      Topology.start_link(options)
+    end
+  end
+
+  @doc """
+  A child specification; the child's id is `{NativeGossip, name}`, so several
+  topologies can share a supervisor.
+  """
+  @spec child_spec(keyword()) :: Supervisor.child_spec()
+  def child_spec(opts) do
+    %{
+      id: {__MODULE__, Keyword.get(opts, :name)},
+      start: {__MODULE__, :start_link, [opts]},
+      type: :worker,
+      shutdown: 5_000
+    }
+  end
+
+  @doc """
+  The peers this topology has heard, sorted by node name.
+
+  `:last_seen` is the time of the last accepted heartbeat in milliseconds since the
+  Unix epoch (as `System.system_time(:millisecond)`); `:connected?` is whether the
+  node is connected according to `:list_nodes`.
+  """
+  @spec members(name()) :: [member()]
+  def members(name) do
+    name
+    |> Topology.native!()
+    |> Native.members()
+    |> Enum.map(&Map.update!(&1, :node, fn n -> String.to_atom(n) end))
+  end
+
+  @doc "Sends a heartbeat now, on top of the regular ones."
+  @spec announce(name()) :: :ok
+  def announce(name), do: name |> Topology.native!() |> Native.announce()
+
+  @doc """
+  Counters of the topology: heartbeats sent, datagrams received, accepted, and dropped
+  by reason (`received == accepted + sum of dropped`), events delivered to the server,
+  and the size of the peer table.
+
+  Drop reasons: `:too_short`, `:too_long`, `:bad_magic`, `:unsupported_version`,
+  `:malformed`, `:bad_name`, `:missing_signature`, `:bad_signature`,
+  `:unexpected_signature`, `:replay`, `:own_packet` (our own heartbeat looped back),
+  `:name_conflict` (another node uses our name), `:peer_table_full`.
+  """
+  @spec stats(name()) :: stats()
+  def stats(name), do: name |> Topology.native!() |> Native.stats()
+end

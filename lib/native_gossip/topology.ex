@@ -1,0 +1,200 @@
+defmodule NativeGossip.Topology do
+  @moduledoc false
+  # The thin server around one native topology. It owns the native resource (the
+  # native thread watches it with a monitor and stops when it dies), turns peer events
+  # into connection attempts that never block it, and tells the native side which peers
+  # are connected so that connected peers cost no messages at all.
+
+  use GenServer
+  require Logger
+
+  alias NativeGossip.{Connector, Native, Options}
+
+  @registry NativeGossip.Registry
+
+  defstruct [:options, :native, :libcluster, connector: %Connector{}]
+
+  @doc false
+  def start_link(%Options{} = options, libcluster_topology \\ nil) do
+    GenServer.start_link(__MODULE__, {options, libcluster_topology},
+      name: {:via, Registry, {@registry, options.name}}
+    )
+  end
+
+  @doc false
+  # The native resource of a running topology, for calls that need not go through the
+  # server's mailbox (members, stats, announce).
+  def native!(name) do
+    case Registry.lookup(@registry, name) do
+      [{_pid, native}] when native != nil ->
+        native
+
+      _ ->
+        raise ArgumentError, "no NativeGossip topology named #{inspect(name)} is running"
+    end
+  end
+
+  @impl true
+  def init({options, libcluster}) do
+    Logger.metadata(native_gossip: options.name)
+
+    cond do
+      error = Native.load_error() ->
+        {:stop, {:nif_not_loaded, "the NativeGossip NIF could not be loaded: #{error}"}}
+
+      not Node.alive?() ->
+        Logger.warning(
+          "NativeGossip topology #{inspect(options.name)} not started: this node is not " <>
+            "distributed (start it with --sname or --name)"
+        )
+
+        :ignore
+
+      true ->
+        start_native(options, libcluster)
+    end
+  end
+
+  defp start_native(options, libcluster) do
+    # Exits of linked processes (the parent supervisor) must reach terminate/2, so that
+    # a clean shutdown sends the goodbye heartbeat.
+    Process.flag(:trap_exit, true)
+
+    case Native.start(Options.to_native(options, Atom.to_string(node()))) do
+      {:ok, native} ->
+        {_, _} = Registry.update_value(@registry, options.name, fn _ -> native end)
+        :ok = :net_kernel.monitor_nodes(true, node_type: :all)
+        warn_if_unauthenticated(options)
+        {:ok, %__MODULE__{options: options, native: native, libcluster: libcluster}}
+
+      {:error, {kind, message}} ->
+        {:stop, {kind, message}}
+    end
+  end
+
+  defp warn_if_unauthenticated(%Options{secrets: []} = o) do
+    Logger.warning(
+      "NativeGossip topology #{inspect(o.name)} has no :secret: any host that can send to " <>
+        "#{:inet.ntoa(o.multicast_addr)}:#{o.port} can make this node connect to a name of " <>
+        "its choosing. Set the same :secret on every node to authenticate heartbeats."
+    )
+  end
+
+  defp warn_if_unauthenticated(_), do: :ok
+
+  @impl true
+  def handle_info({:native_gossip, kind, name, _address, _incarnation}, state)
+      when kind in [:discovered, :heard] do
+    # The native side validated the name (and with a secret, authenticated it).
+    node = String.to_atom(name)
+
+    if node in list_nodes(state) do
+      Native.set_connected(state.native, name, true)
+      {:noreply, state}
+    else
+      {:noreply, attempt(state, node)}
+    end
+  end
+
+  def handle_info({:native_gossip, :left, name, _address, _incarnation}, state) do
+    node = String.to_atom(name)
+    Logger.info("NativeGossip: #{node} left topology #{inspect(state.options.name)}")
+    {:noreply, %{state | connector: Connector.forget(state.connector, node)}}
+  end
+
+  def handle_info({:native_gossip, :lost, name, _address, _incarnation}, state) do
+    Logger.info(
+      "NativeGossip: no heartbeat from #{name} for #{state.options.lost_after} ms " <>
+        "(topology #{inspect(state.options.name)})"
+    )
+
+    {:noreply, state}
+  end
+
+  def handle_info({:native_gossip, :forgotten, name, _address, _incarnation}, state) do
+    {:noreply, %{state | connector: Connector.forget(state.connector, String.to_atom(name))}}
+  end
+
+  def handle_info({:native_gossip_fault, message}, state) do
+    Logger.error(
+      "NativeGossip topology #{inspect(state.options.name)} stopped by a native fault: #{message}"
+    )
+
+    {:stop, {:native_fault, message}, state}
+  end
+
+  def handle_info({:DOWN, ref, :process, _pid, reason}, state) do
+    case Connector.finished(state.connector, ref, reason) do
+      :unknown ->
+        {:noreply, state}
+
+      {node, :connected, connector} ->
+        Logger.debug("NativeGossip: connected to #{node}")
+        Native.set_connected(state.native, Atom.to_string(node), true)
+        {:noreply, %{state | connector: connector}}
+
+      {node, {:failed, why, failures}, connector} ->
+        log_failure(node, why, failures)
+        {:noreply, %{state | connector: connector}}
+    end
+  end
+
+  def handle_info({:nodeup, node, _info}, state) do
+    Native.set_connected(state.native, Atom.to_string(node), true)
+    {:noreply, state}
+  end
+
+  def handle_info({:nodedown, node, _info}, state) do
+    Native.set_connected(state.native, Atom.to_string(node), false)
+    {:noreply, state}
+  end
+
+  def handle_info({:EXIT, _pid, reason}, state) do
+    {:stop, reason, state}
+  end
+
+  def handle_info(_other, state), do: {:noreply, state}
+
+  @impl true
+  def terminate(reason, %__MODULE__{native: native}) do
+    # A clean stop says goodbye so peers do not wait for a timeout; a crash does not.
+    Native.stop(native, clean?(reason))
+  end
+
+  def terminate(_reason, _state), do: :ok
+
+  defp clean?(:normal), do: true
+  defp clean?(:shutdown), do: true
+  defp clean?({:shutdown, _}), do: true
+  defp clean?(_), do: false
+
+  defp attempt(state, node) do
+    %{connect: connect, list_nodes: list_nodes} = state.options
+    libcluster = state.libcluster
+
+    fun =
+      if libcluster && Code.ensure_loaded?(Cluster.Strategy) do
+        fn -> NativeGossip.Strategy.connect(libcluster, connect, list_nodes, node) end
+      else
+        fn -> apply_mfa(connect, node) end
+      end
+
+    %{state | connector: Connector.maybe_attempt(state.connector, node, fun)}
+  end
+
+  defp list_nodes(state), do: apply_mfa(state.options.list_nodes, nil)
+
+  defp apply_mfa({m, f, a}, nil), do: apply(m, f, a)
+  defp apply_mfa({m, f, a}, node), do: apply(m, f, a ++ [node])
+
+  defp log_failure(node, why, 1) do
+    Logger.warning(
+      "NativeGossip: could not connect to #{node} (#{inspect(why)}); retrying with backoff " <>
+        "while it keeps sending heartbeats"
+    )
+  end
+
+  defp log_failure(node, why, failures) do
+    Logger.debug("NativeGossip: connect to #{node} failed #{failures} times: #{inspect(why)}")
+  end
+end

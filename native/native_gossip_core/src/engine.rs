@@ -1,0 +1,465 @@
+//! The whole protocol as a state machine with no I/O and no clock of its own.
+//!
+//! The driver hands it datagrams and the current time; it hands back heartbeats to
+//! send, events for the owner and the instant it next needs to be woken. Every
+//! behaviour is therefore a deterministic unit test.
+//!
+//! Heartbeat schedule: one at once on start, then a joining burst at 50, 150, 350, …
+//! ms (doubling gaps) until one interval has passed, flagged JOINING; then every
+//! interval with ±25 % jitter. A node that hears a JOINING heartbeat answers with one of
+//! its own after a short random delay (coalesced), so a newcomer learns everyone within
+//! milliseconds without each node flooding the group.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::auth::Keyring;
+use crate::name::{self, NameError};
+use crate::peers::{Member, PeerEvent, PeerTable, Timing};
+use crate::wire::{self, DropReason, Outgoing};
+
+/// First gap of the joining burst; each following gap doubles.
+pub const JOIN_BURST_FIRST_GAP: Duration = Duration::from_millis(50);
+/// Longest random delay before answering a joining peer.
+pub const MAX_REPLY_DELAY: Duration = Duration::from_millis(20);
+
+/// Settings of one topology's engine.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This node's name, `name@host`.
+    pub node_name: String,
+    pub keys: Keyring,
+    pub heartbeat_interval: Duration,
+    pub lost_after: Duration,
+    pub forget_after: Duration,
+    pub max_peers: usize,
+}
+
+/// Counters. `received == accepted + sum(dropped)` always holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub sent: u64,
+    pub send_errors: u64,
+    pub received: u64,
+    pub accepted: u64,
+    pub dropped: [u64; DropReason::ALL.len()],
+    pub events: u64,
+}
+
+impl Stats {
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.dropped[reason.index()]
+    }
+
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.iter().sum()
+    }
+}
+
+/// Small, fast, non-cryptographic generator for jitter (splitmix64).
+#[derive(Debug, Clone)]
+struct Jitter(u64);
+
+impl Jitter {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, max].
+    fn upto(&mut self, max: Duration) -> Duration {
+        let nanos = max.as_nanos() as u64;
+        Duration::from_nanos(if nanos == 0 {
+            0
+        } else {
+            self.next() % (nanos + 1)
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct Engine {
+    name: String,
+    keys: Keyring,
+    interval: Duration,
+    incarnation: u64,
+    sequence: u64,
+    started: Instant,
+    next_heartbeat: Instant,
+    /// Gap after the next burst heartbeat, while the burst lasts.
+    burst_gap: Option<Duration>,
+    reply_at: Option<Instant>,
+    peers: PeerTable,
+    stats: Stats,
+    jitter: Jitter,
+}
+
+impl Engine {
+    /// A new engine whose first heartbeat is due at `now`. `incarnation` must grow
+    /// across restarts of the same node (the driver uses the wall clock in µs).
+    pub fn new(config: Config, now: Instant, incarnation: u64, seed: u64) -> Result<Self, NameError> {
+        name::validate(config.node_name.as_bytes())?;
+        let interval = config.heartbeat_interval.max(Duration::from_millis(1));
+        Ok(Engine {
+            name: config.node_name,
+            keys: config.keys,
+            interval,
+            incarnation,
+            sequence: 0,
+            started: now,
+            next_heartbeat: now,
+            burst_gap: (JOIN_BURST_FIRST_GAP < interval).then_some(JOIN_BURST_FIRST_GAP),
+            reply_at: None,
+            peers: PeerTable::new(
+                Timing {
+                    lost_after: config.lost_after,
+                    forget_after: config.forget_after.max(config.lost_after),
+                    heard_gap: interval / 2,
+                },
+                config.max_peers,
+            ),
+            stats: Stats::default(),
+            jitter: Jitter(seed),
+        })
+    }
+
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    fn drop(&mut self, reason: DropReason) -> Option<PeerEvent> {
+        self.stats.dropped[reason.index()] += 1;
+        None
+    }
+
+    /// Handles one received datagram; returns the event it causes, if any.
+    pub fn handle_datagram(
+        &mut self,
+        data: &[u8],
+        from: SocketAddr,
+        now: Instant,
+    ) -> Option<PeerEvent> {
+        self.stats.received += 1;
+        let hb = match wire::decode(data, &self.keys) {
+            Ok(hb) => hb,
+            Err(reason) => return self.drop(reason),
+        };
+        if hb.name == self.name {
+            return self.drop(if hb.incarnation == self.incarnation {
+                DropReason::OwnPacket
+            } else {
+                DropReason::NameConflict
+            });
+        }
+        match self.peers.observe(&hb, from, now) {
+            Err(reason) => self.drop(reason),
+            Ok(event) => {
+                self.stats.accepted += 1;
+                if hb.joining && !hb.leaving && self.reply_at.is_none() {
+                    self.reply_at = Some(now + self.jitter.upto(MAX_REPLY_DELAY.min(self.interval / 4)));
+                }
+                if event.is_some() {
+                    self.stats.events += 1;
+                }
+                event
+            }
+        }
+    }
+
+    /// Moves silent peers along (lost, forgotten), appending the events to `out`.
+    pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<PeerEvent>) {
+        let before = out.len();
+        self.peers.sweep(now, out);
+        self.stats.events += (out.len() - before) as u64;
+    }
+
+    /// The earliest instant at which `poll_transmit` or `handle_timeout` has work.
+    pub fn next_deadline(&self) -> Instant {
+        let mut t = self.next_heartbeat;
+        if let Some(r) = self.reply_at {
+            t = t.min(r);
+        }
+        if let Some(s) = self.peers.next_sweep() {
+            t = t.min(s);
+        }
+        t
+    }
+
+    /// Makes a heartbeat due now (the `announce` command).
+    pub fn announce(&mut self, now: Instant) {
+        self.reply_at = Some(now);
+    }
+
+    /// The heartbeat to send now, if one is due. Call until it returns `None`.
+    pub fn poll_transmit(&mut self, now: Instant, wall_ms: u64) -> Option<Vec<u8>> {
+        let regular = self.next_heartbeat <= now;
+        let reply = self.reply_at.is_some_and(|r| r <= now);
+        if !regular && !reply {
+            return None;
+        }
+        // Only scheduled burst heartbeats ask for answers; an answer (or an announce)
+        // never does, so two joining nodes cannot keep answering each other.
+        let joining = regular && now.duration_since(self.started) < self.interval;
+        if regular {
+            self.next_heartbeat = now
+                + match self.burst_gap {
+                    Some(gap) if now.duration_since(self.started) < self.interval => {
+                        let next = gap * 2;
+                        self.burst_gap = (now + gap < self.started + self.interval).then_some(next);
+                        gap
+                    }
+                    _ => {
+                        self.burst_gap = None;
+                        self.interval * 3 / 4 + self.jitter.upto(self.interval / 2)
+                    }
+                };
+        }
+        // Any heartbeat answers a pending reply.
+        self.reply_at = None;
+        Some(self.encode(false, joining, wall_ms))
+    }
+
+    /// The goodbye heartbeat, sent when the topology stops cleanly.
+    pub fn leave_packet(&mut self, wall_ms: u64) -> Vec<u8> {
+        self.encode(true, false, wall_ms)
+    }
+
+    fn encode(&mut self, leaving: bool, joining: bool, wall_ms: u64) -> Vec<u8> {
+        self.sequence += 1;
+        wire::encode(
+            &Outgoing {
+                name: &self.name,
+                incarnation: self.incarnation,
+                sequence: self.sequence,
+                timestamp_ms: wall_ms,
+                leaving,
+                joining,
+            },
+            &self.keys,
+        )
+        .expect("own name validated in Engine::new")
+    }
+
+    /// Records the outcome of sending one heartbeat.
+    pub fn record_send(&mut self, ok: bool) {
+        if ok {
+            self.stats.sent += 1;
+        } else {
+            self.stats.send_errors += 1;
+        }
+    }
+
+    pub fn set_connected(&mut self, name: &str, connected: bool, now: Instant) -> bool {
+        self.peers.set_connected(name, connected, now)
+    }
+
+    pub fn members(&self, now: Instant, wall_now_ms: u64) -> Vec<Member> {
+        self.peers.members(now, wall_now_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peers::EventKind;
+    use crate::wire::{decode, FLAG_JOINING, FLAG_LEAVING};
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn config(name: &str, secret: Option<&[u8]>) -> Config {
+        Config {
+            node_name: name.to_owned(),
+            keys: secret.map_or(Keyring::none(), |s| Keyring::new(vec![s.to_vec()])),
+            heartbeat_interval: 1000 * MS,
+            lost_after: 3000 * MS,
+            forget_after: 10_000 * MS,
+            max_peers: 100,
+        }
+    }
+
+    fn from() -> SocketAddr {
+        "198.51.100.9:45892".parse().unwrap()
+    }
+
+    /// Runs an engine alone from `t0` to `t0 + span`, returning (offset ms, flags) sent.
+    fn schedule(engine: &mut Engine, t0: Instant, span: Duration) -> Vec<(u128, u8)> {
+        let mut sent = Vec::new();
+        let mut now = t0;
+        while now <= t0 + span {
+            while let Some(p) = engine.poll_transmit(now, 0) {
+                sent.push((now.duration_since(t0).as_millis(), p[5]));
+            }
+            now = engine.next_deadline().max(now + MS);
+        }
+        sent
+    }
+
+    #[test]
+    fn first_heartbeat_at_once_then_burst_then_jittered_interval() {
+        let t0 = Instant::now();
+        let mut e = Engine::new(config("a@h", None), t0, 1, 7).unwrap();
+        let sent = schedule(&mut e, t0, 10_000 * MS);
+        let times: Vec<u128> = sent.iter().map(|s| s.0).collect();
+        assert_eq!(&times[..5], &[0, 50, 150, 350, 750]);
+        assert!(sent[..5].iter().all(|s| s.1 & FLAG_JOINING != 0));
+        assert!(sent[5..].iter().all(|s| s.1 & FLAG_JOINING == 0));
+        for w in times[4..].windows(2) {
+            let gap = w[1] - w[0];
+            assert!((750..=1250).contains(&gap), "gap {gap}");
+        }
+        assert_eq!(e.next_deadline() > t0 + 10_000 * MS, true);
+    }
+
+    #[test]
+    fn two_engines_find_each_other_and_a_joiner_gets_an_answer() {
+        let t0 = Instant::now();
+        let mut a = Engine::new(config("a@h", Some(b"k")), t0, 1, 1).unwrap();
+        let late = t0 + 5000 * MS;
+        let mut b = Engine::new(config("b@h", Some(b"k")), late, 2, 2).unwrap();
+        // a runs alone for a while.
+        schedule(&mut a, t0, 4900 * MS);
+        // b's first heartbeat reaches a.
+        let hello = b.poll_transmit(late, 0).unwrap();
+        let ev = a.handle_datagram(&hello, from(), late).unwrap();
+        assert_eq!((ev.kind, ev.name.as_str()), (EventKind::Discovered, "b@h"));
+        // a answers within MAX_REPLY_DELAY although its regular heartbeat is far away.
+        let answer_at = a.next_deadline();
+        assert!(answer_at <= late + MAX_REPLY_DELAY);
+        let answer = a.poll_transmit(answer_at, 0).unwrap();
+        assert_eq!(answer[5] & FLAG_JOINING, 0);
+        let ev = b.handle_datagram(&answer, from(), answer_at).unwrap();
+        assert_eq!((ev.kind, ev.name.as_str()), (EventKind::Discovered, "a@h"));
+        // b's own joining burst does not make a answer more than once per joining packet.
+        assert!(a.poll_transmit(answer_at, 0).is_none());
+        assert_eq!(a.stats().accepted, 1);
+        assert_eq!(b.stats().accepted, 1);
+    }
+
+    #[test]
+    fn nodes_starting_together_do_not_answer_each_other_forever() {
+        let t0 = Instant::now();
+        let mut a = Engine::new(config("a@h", None), t0, 1, 11).unwrap();
+        let mut b = Engine::new(config("b@h", None), t0 + 3 * MS, 2, 22).unwrap();
+        let (mut sent_a, mut sent_b) = (0, 0);
+        let mut now = t0;
+        // Zero-latency network: everything sent is received at once by the other.
+        while now < t0 + 3000 * MS {
+            while let Some(p) = a.poll_transmit(now, 0) {
+                sent_a += 1;
+                b.handle_datagram(&p, from(), now);
+            }
+            if now >= t0 + 3 * MS {
+                while let Some(p) = b.poll_transmit(now, 0) {
+                    sent_b += 1;
+                    a.handle_datagram(&p, from(), now);
+                }
+            }
+            now = a.next_deadline().min(b.next_deadline()).max(now + MS);
+        }
+        // Per node: 5 burst heartbeats, at most one answer to each of the other's 5,
+        // and two or three regular ones in the rest of the 3 s.
+        assert!(sent_a <= 13 && sent_b <= 13, "a sent {sent_a}, b sent {sent_b}");
+        assert_eq!(a.peer_count(), 1);
+        assert_eq!(b.peer_count(), 1);
+    }
+
+    #[test]
+    fn own_packets_and_name_conflicts_are_counted_not_reported() {
+        let t0 = Instant::now();
+        let mut a = Engine::new(config("a@h", None), t0, 1, 1).unwrap();
+        let own = a.poll_transmit(t0, 0).unwrap();
+        assert_eq!(a.handle_datagram(&own, from(), t0), None);
+        let mut imposter = Engine::new(config("a@h", None), t0, 99, 1).unwrap();
+        let other = imposter.poll_transmit(t0, 0).unwrap();
+        assert_eq!(a.handle_datagram(&other, from(), t0), None);
+        assert_eq!(a.stats().dropped(DropReason::OwnPacket), 1);
+        assert_eq!(a.stats().dropped(DropReason::NameConflict), 1);
+        assert_eq!(a.stats().received, 2);
+        assert_eq!(a.stats().accepted, 0);
+    }
+
+    #[test]
+    fn every_rejection_is_counted_and_totals_add_up() {
+        let t0 = Instant::now();
+        let mut a = Engine::new(config("a@h", Some(b"k")), t0, 1, 1).unwrap();
+        let mut b = Engine::new(config("b@h", Some(b"k")), t0, 1, 1).unwrap();
+        let mut stranger = Engine::new(config("c@h", Some(b"other")), t0, 1, 1).unwrap();
+        let good = b.poll_transmit(t0, 0).unwrap();
+        let foreign = stranger.poll_transmit(t0, 0).unwrap();
+        let inputs: Vec<Vec<u8>> = vec![
+            vec![],
+            vec![0; 2000],
+            b"heartbeat::garbage-from-libcluster-gossip-..".to_vec(),
+            foreign,
+            good.clone(),
+            good,
+        ];
+        for p in &inputs {
+            a.handle_datagram(p, from(), t0);
+        }
+        let s = a.stats();
+        assert_eq!(s.received, 6);
+        assert_eq!(s.accepted, 1);
+        assert_eq!(s.dropped(DropReason::TooShort), 1);
+        assert_eq!(s.dropped(DropReason::TooLong), 1);
+        assert_eq!(s.dropped(DropReason::BadMagic), 1);
+        assert_eq!(s.dropped(DropReason::BadSignature), 1);
+        assert_eq!(s.dropped(DropReason::Replay), 1);
+        assert_eq!(s.received, s.accepted + s.dropped_total());
+    }
+
+    #[test]
+    fn announce_sends_now_and_leave_is_flagged() {
+        let t0 = Instant::now();
+        let mut a = Engine::new(config("a@h", None), t0, 1, 1).unwrap();
+        a.poll_transmit(t0, 0).unwrap();
+        let later = t0 + 10 * MS;
+        assert!(a.poll_transmit(later, 0).is_none());
+        a.announce(later);
+        assert_eq!(a.next_deadline(), later);
+        assert!(a.poll_transmit(later, 0).is_some());
+        let bye = a.leave_packet(0);
+        assert_eq!(bye[5] & FLAG_LEAVING, FLAG_LEAVING);
+        let hb = decode(&bye, &Keyring::none()).unwrap();
+        assert_eq!(hb.sequence, 3);
+    }
+
+    #[test]
+    fn lost_peer_wakes_the_engine_at_the_right_time() {
+        let t0 = Instant::now();
+        let mut a = Engine::new(config("a@h", None), t0, 1, 1).unwrap();
+        let mut b = Engine::new(config("b@h", None), t0, 1, 1).unwrap();
+        let hb = b.poll_transmit(t0, 0).unwrap();
+        a.handle_datagram(&hb, from(), t0);
+        let mut out = Vec::new();
+        // Drain a's own heartbeats for 5 s; the lost deadline must come up on its own.
+        let mut now = t0;
+        while now < t0 + 5000 * MS {
+            now = a.next_deadline().max(now);
+            while a.poll_transmit(now, 0).is_some() {}
+            a.handle_timeout(now, &mut out);
+            if !out.is_empty() {
+                break;
+            }
+            now += MS;
+        }
+        assert_eq!(out[0].kind, EventKind::Lost);
+        assert_eq!(now, t0 + 3000 * MS);
+    }
+
+    #[test]
+    fn invalid_own_name_is_refused() {
+        assert!(Engine::new(config("no host", None), Instant::now(), 1, 1).is_err());
+    }
+}

@@ -1,0 +1,447 @@
+//! The peer table: who we have heard, which incarnation and sequence, and what the
+//! BEAM must be told about them.
+//!
+//! It is a pure function of (accepted heartbeat, time, state). It never forwards one
+//! message per packet: a peer produces an event when it appears, changes incarnation,
+//! comes back from silence, leaves, goes quiet or is forgotten, and a not-yet-connected
+//! peer is reported again at most once per `heard_gap`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::wire::{DropReason, Heartbeat};
+
+/// What a peer is doing, as far as heartbeats tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerState {
+    /// Heard within `lost_after`.
+    Alive,
+    /// Silent for longer than `lost_after`.
+    Lost,
+    /// Announced that this incarnation is leaving.
+    Left,
+}
+
+impl PeerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerState::Alive => "alive",
+            PeerState::Lost => "lost",
+            PeerState::Left => "left",
+        }
+    }
+}
+
+/// What the owner of the topology is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// First heard, or heard again after `Lost`, or a new incarnation.
+    Discovered,
+    /// Heard again while not marked connected (so the owner retries).
+    Heard,
+    /// The peer announced it is leaving.
+    Left,
+    /// No heartbeat for `lost_after`.
+    Lost,
+    /// Removed from the table after `forget_after` without a heartbeat.
+    Forgotten,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Discovered => "discovered",
+            EventKind::Heard => "heard",
+            EventKind::Left => "left",
+            EventKind::Lost => "lost",
+            EventKind::Forgotten => "forgotten",
+        }
+    }
+}
+
+/// One message for the owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerEvent {
+    pub kind: EventKind,
+    pub name: String,
+    pub addr: SocketAddr,
+    pub incarnation: u64,
+}
+
+/// A row of `members`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub incarnation: u64,
+    pub state: PeerState,
+    pub connected: bool,
+    /// Wall-clock time of the last accepted heartbeat, ms since the Unix epoch.
+    pub last_seen_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Peer {
+    addr: SocketAddr,
+    incarnation: u64,
+    sequence: u64,
+    last_seen: Instant,
+    last_event: Instant,
+    state: PeerState,
+    connected: bool,
+}
+
+/// Timing of the table.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub lost_after: Duration,
+    pub forget_after: Duration,
+    pub heard_gap: Duration,
+}
+
+#[derive(Debug)]
+pub struct PeerTable {
+    peers: HashMap<String, Peer>,
+    timing: Timing,
+    max_peers: usize,
+    /// No peer changes state before this instant (a lower bound kept by `sweep`).
+    next_sweep: Option<Instant>,
+}
+
+impl PeerTable {
+    pub fn new(timing: Timing, max_peers: usize) -> Self {
+        PeerTable {
+            peers: HashMap::new(),
+            timing,
+            max_peers,
+            next_sweep: None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
+    /// When `sweep` next has something to do.
+    pub fn next_sweep(&self) -> Option<Instant> {
+        self.next_sweep
+    }
+
+    fn arm(&mut self, at: Instant) {
+        self.next_sweep = Some(self.next_sweep.map_or(at, |t| t.min(at)));
+    }
+
+    /// Applies an authenticated, decoded heartbeat. Returns the event to deliver, if any,
+    /// or the reason the packet is dropped (replay, table full).
+    pub fn observe(
+        &mut self,
+        hb: &Heartbeat<'_>,
+        from: SocketAddr,
+        now: Instant,
+    ) -> Result<Option<PeerEvent>, DropReason> {
+        let event = |kind| {
+            Some(PeerEvent {
+                kind,
+                name: hb.name.to_owned(),
+                addr: from,
+                incarnation: hb.incarnation,
+            })
+        };
+        let lost_after = self.timing.lost_after;
+        let Some(peer) = self.peers.get_mut(hb.name) else {
+            if hb.leaving {
+                // A goodbye from someone we never knew: nothing to tell or remember.
+                return Ok(None);
+            }
+            if self.peers.len() >= self.max_peers {
+                return Err(DropReason::PeerTableFull);
+            }
+            self.peers.insert(
+                hb.name.to_owned(),
+                Peer {
+                    addr: from,
+                    incarnation: hb.incarnation,
+                    sequence: hb.sequence,
+                    last_seen: now,
+                    last_event: now,
+                    state: PeerState::Alive,
+                    connected: false,
+                },
+            );
+            self.arm(now + lost_after);
+            return Ok(event(EventKind::Discovered));
+        };
+        if (hb.incarnation, hb.sequence) <= (peer.incarnation, peer.sequence) {
+            return Err(DropReason::Replay);
+        }
+        let new_incarnation = hb.incarnation > peer.incarnation;
+        let previous = peer.state;
+        peer.addr = from;
+        peer.incarnation = hb.incarnation;
+        peer.sequence = hb.sequence;
+        peer.last_seen = now;
+        let kind = if hb.leaving {
+            peer.state = PeerState::Left;
+            (previous != PeerState::Left || new_incarnation).then_some(EventKind::Left)
+        } else if new_incarnation || previous == PeerState::Lost {
+            peer.state = PeerState::Alive;
+            peer.connected = false;
+            Some(EventKind::Discovered)
+        } else if previous == PeerState::Left {
+            // Same incarnation after its goodbye: a late packet. Stay away from it.
+            None
+        } else if !peer.connected && now.duration_since(peer.last_event) >= self.timing.heard_gap
+        {
+            Some(EventKind::Heard)
+        } else {
+            None
+        };
+        if kind.is_some() {
+            peer.last_event = now;
+        }
+        let deadline = match peer.state {
+            PeerState::Alive => now + lost_after,
+            _ => now + self.timing.forget_after,
+        };
+        self.arm(deadline);
+        Ok(kind.and_then(event))
+    }
+
+    /// Marks a peer connected or not (the owner knows; the table only remembers it to
+    /// decide whether `Heard` is worth sending). Returns false for an unknown name.
+    pub fn set_connected(&mut self, name: &str, connected: bool, now: Instant) -> bool {
+        match self.peers.get_mut(name) {
+            Some(p) => {
+                if p.connected && !connected {
+                    // Let the next heartbeat report it at once.
+                    p.last_event = now.checked_sub(self.timing.heard_gap).unwrap_or(now);
+                }
+                p.connected = connected;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Moves silent peers to `Lost` and removes long-silent ones. Cheap to call often:
+    /// it scans only once the earliest deadline has passed.
+    pub fn sweep(&mut self, now: Instant, out: &mut Vec<PeerEvent>) {
+        match self.next_sweep {
+            Some(t) if t <= now => {}
+            _ => return,
+        }
+        let Timing {
+            lost_after,
+            forget_after,
+            ..
+        } = self.timing;
+        let mut next: Option<Instant> = None;
+        self.peers.retain(|name, p| {
+            let silent = now.saturating_duration_since(p.last_seen);
+            let mut emit = |kind| {
+                out.push(PeerEvent {
+                    kind,
+                    name: name.clone(),
+                    addr: p.addr,
+                    incarnation: p.incarnation,
+                })
+            };
+            if silent >= forget_after {
+                emit(EventKind::Forgotten);
+                return false;
+            }
+            if p.state == PeerState::Alive && silent >= lost_after {
+                p.state = PeerState::Lost;
+                emit(EventKind::Lost);
+            }
+            let deadline = match p.state {
+                PeerState::Alive => p.last_seen + lost_after,
+                _ => p.last_seen + forget_after,
+            };
+            next = Some(next.map_or(deadline, |t| t.min(deadline)));
+            true
+        });
+        self.next_sweep = next;
+    }
+
+    /// A snapshot of the table; `wall_now_ms` converts instants to wall-clock times.
+    pub fn members(&self, now: Instant, wall_now_ms: u64) -> Vec<Member> {
+        let mut rows: Vec<Member> = self
+            .peers
+            .iter()
+            .map(|(name, p)| Member {
+                name: name.clone(),
+                addr: p.addr,
+                incarnation: p.incarnation,
+                state: p.state,
+                connected: p.connected,
+                last_seen_ms: wall_now_ms
+                    .saturating_sub(now.saturating_duration_since(p.last_seen).as_millis() as u64),
+            })
+            .collect();
+        rows.sort_by(|a, b| a.name.cmp(&b.name));
+        rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn table() -> PeerTable {
+        PeerTable::new(
+            Timing {
+                lost_after: 300 * MS,
+                forget_after: 1000 * MS,
+                heard_gap: 50 * MS,
+            },
+            3,
+        )
+    }
+
+    fn hb(name: &str, incarnation: u64, sequence: u64) -> Heartbeat<'_> {
+        Heartbeat {
+            name,
+            incarnation,
+            sequence,
+            timestamp_ms: 0,
+            leaving: false,
+            joining: false,
+        }
+    }
+
+    fn addr() -> SocketAddr {
+        "198.51.100.2:45892".parse().unwrap()
+    }
+
+    fn kind(r: Result<Option<PeerEvent>, DropReason>) -> Result<Option<EventKind>, DropReason> {
+        r.map(|e| e.map(|e| e.kind))
+    }
+
+    #[test]
+    fn discovery_then_quiet_until_heard_gap_while_unconnected() {
+        let mut t = table();
+        let t0 = Instant::now();
+        assert_eq!(
+            kind(t.observe(&hb("a@h", 1, 1), addr(), t0)),
+            Ok(Some(EventKind::Discovered))
+        );
+        assert_eq!(kind(t.observe(&hb("a@h", 1, 2), addr(), t0 + 10 * MS)), Ok(None));
+        assert_eq!(
+            kind(t.observe(&hb("a@h", 1, 3), addr(), t0 + 60 * MS)),
+            Ok(Some(EventKind::Heard))
+        );
+        assert_eq!(kind(t.observe(&hb("a@h", 1, 4), addr(), t0 + 70 * MS)), Ok(None));
+        // Once connected, heartbeats produce nothing.
+        assert!(t.set_connected("a@h", true, t0 + 70 * MS));
+        assert_eq!(kind(t.observe(&hb("a@h", 1, 5), addr(), t0 + 200 * MS)), Ok(None));
+        // Disconnected: the very next heartbeat is reported.
+        t.set_connected("a@h", false, t0 + 201 * MS);
+        assert_eq!(
+            kind(t.observe(&hb("a@h", 1, 6), addr(), t0 + 202 * MS)),
+            Ok(Some(EventKind::Heard))
+        );
+        assert!(!t.set_connected("nobody@h", true, t0));
+    }
+
+    #[test]
+    fn replays_and_old_incarnations_are_dropped() {
+        let mut t = table();
+        let t0 = Instant::now();
+        t.observe(&hb("a@h", 5, 10), addr(), t0).unwrap();
+        assert_eq!(kind(t.observe(&hb("a@h", 5, 10), addr(), t0)), Err(DropReason::Replay));
+        assert_eq!(kind(t.observe(&hb("a@h", 5, 9), addr(), t0)), Err(DropReason::Replay));
+        assert_eq!(kind(t.observe(&hb("a@h", 4, 99), addr(), t0)), Err(DropReason::Replay));
+        // A restarted node: new incarnation, sequence starts over.
+        assert_eq!(
+            kind(t.observe(&hb("a@h", 6, 1), addr(), t0)),
+            Ok(Some(EventKind::Discovered))
+        );
+    }
+
+    #[test]
+    fn leaving_is_reported_once_and_sticks_for_the_incarnation() {
+        let mut t = table();
+        let t0 = Instant::now();
+        t.observe(&hb("a@h", 1, 1), addr(), t0).unwrap();
+        let mut bye = hb("a@h", 1, 2);
+        bye.leaving = true;
+        assert_eq!(kind(t.observe(&bye, addr(), t0)), Ok(Some(EventKind::Left)));
+        bye.sequence = 3;
+        assert_eq!(kind(t.observe(&bye, addr(), t0)), Ok(None));
+        assert_eq!(kind(t.observe(&hb("a@h", 1, 4), addr(), t0 + 100 * MS)), Ok(None));
+        assert_eq!(
+            kind(t.observe(&hb("a@h", 2, 1), addr(), t0 + 100 * MS)),
+            Ok(Some(EventKind::Discovered))
+        );
+        // A goodbye from a stranger is not remembered.
+        let mut stranger = hb("b@h", 1, 1);
+        stranger.leaving = true;
+        assert_eq!(kind(t.observe(&stranger, addr(), t0)), Ok(None));
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn silent_peers_are_lost_then_forgotten_and_rediscovered() {
+        let mut t = table();
+        let t0 = Instant::now();
+        let mut out = Vec::new();
+        t.observe(&hb("a@h", 1, 1), addr(), t0).unwrap();
+        t.observe(&hb("b@h", 1, 1), addr(), t0 + 200 * MS).unwrap();
+        t.sweep(t0 + 299 * MS, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(t.next_sweep(), Some(t0 + 300 * MS));
+        t.sweep(t0 + 300 * MS, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].kind, out[0].name.as_str()), (EventKind::Lost, "a@h"));
+        assert_eq!(t.next_sweep(), Some(t0 + 500 * MS));
+        out.clear();
+        // b comes back in time; a is heard again after being lost.
+        t.observe(&hb("b@h", 1, 2), addr(), t0 + 450 * MS).unwrap();
+        assert_eq!(
+            kind(t.observe(&hb("a@h", 1, 2), addr(), t0 + 460 * MS)),
+            Ok(Some(EventKind::Discovered))
+        );
+        t.sweep(t0 + 2000 * MS, &mut out);
+        let kinds: Vec<_> = out.iter().map(|e| (e.kind, e.name.as_str())).collect();
+        assert!(kinds.contains(&(EventKind::Lost, "a@h")) || kinds.contains(&(EventKind::Forgotten, "a@h")));
+        assert!(kinds.contains(&(EventKind::Forgotten, "b@h")));
+        assert!(t.is_empty());
+        assert_eq!(t.next_sweep(), None);
+    }
+
+    #[test]
+    fn table_is_bounded() {
+        let mut t = table();
+        let t0 = Instant::now();
+        for n in ["a@h", "b@h", "c@h"] {
+            t.observe(&hb(n, 1, 1), addr(), t0).unwrap();
+        }
+        assert_eq!(t.observe(&hb("d@h", 1, 1), addr(), t0), Err(DropReason::PeerTableFull));
+        // Known peers still get through.
+        assert!(t.observe(&hb("a@h", 1, 2), addr(), t0).is_ok());
+    }
+
+    #[test]
+    fn members_snapshot() {
+        let mut t = table();
+        let t0 = Instant::now();
+        t.observe(&hb("b@h", 7, 1), addr(), t0).unwrap();
+        t.observe(&hb("a@h", 1, 1), addr(), t0).unwrap();
+        t.set_connected("a@h", true, t0);
+        let rows = t.members(t0 + 100 * MS, 10_000);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].name, "a@h");
+        assert!(rows[0].connected);
+        assert_eq!(rows[0].last_seen_ms, 9_900);
+        assert_eq!(rows[1].incarnation, 7);
+        assert_eq!(rows[1].state, PeerState::Alive);
+    }
+}

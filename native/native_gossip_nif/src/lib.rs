@@ -1,0 +1,225 @@
+//! The BEAM face of `native_gossip_core`: a resource per running topology, a handful of
+//! NIFs, and an event sink that turns peer events into messages to the owner process.
+//!
+//! Messages sent to the owner (the process that called `start/1`):
+//!
+//! - `{:native_gossip, event, name :: binary, {ip_tuple, port}, incarnation}` with `event`
+//!   one of `:discovered`, `:heard`, `:left`, `:lost`, `:forgotten`;
+//! - `{:native_gossip_fault, message :: binary}` when the thread stops on a fault.
+//!
+//! All atoms created here come from fixed sets; node names cross as binaries.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use native_gossip_core::{
+    Config, DropReason, EventSink, Keyring, PeerEvent, SocketConfig, StartError, Topology,
+};
+use rustler::{
+    Atom, Binary, Encoder, Env, LocalPid, Monitor, NifMap, NifResult, OwnedEnv, Resource,
+    ResourceArc, Term,
+};
+
+mod atoms {
+    rustler::atoms! {
+        ok,
+        error,
+        native_gossip,
+        native_gossip_fault,
+    }
+}
+
+/// What `NativeGossip.Native.start/1` takes; built and validated by `NativeGossip.Options`.
+#[derive(NifMap)]
+struct StartOptions<'a> {
+    node_name: String,
+    multicast_addr: (u8, u8, u8, u8),
+    multicast_if: (u8, u8, u8, u8),
+    port: u16,
+    multicast_ttl: u32,
+    heartbeat_interval: u64,
+    lost_after: u64,
+    forget_after: u64,
+    max_peers: usize,
+    secrets: Vec<Binary<'a>>,
+}
+
+struct TopologyResource {
+    topology: Topology,
+}
+
+#[rustler::resource_impl]
+impl Resource for TopologyResource {
+    fn down<'a>(&'a self, _env: Env<'a>, _pid: LocalPid, _monitor: Monitor) {
+        // The owner died without stopping us: stop quietly (no goodbye, no join here).
+        self.topology.signal_stop(false);
+    }
+}
+
+struct Mailbox {
+    env: OwnedEnv,
+    owner: LocalPid,
+}
+
+fn ip_tuple<'a>(env: Env<'a>, addr: &SocketAddr) -> Term<'a> {
+    match addr.ip() {
+        IpAddr::V4(ip) => {
+            let [a, b, c, d] = ip.octets();
+            (a, b, c, d).encode(env)
+        }
+        IpAddr::V6(ip) => {
+            let s = ip.segments();
+            rustler::types::tuple::make_tuple(
+                env,
+                &s.iter().map(|x| x.encode(env)).collect::<Vec<_>>(),
+            )
+        }
+    }
+}
+
+impl EventSink for Mailbox {
+    fn deliver(&mut self, event: &PeerEvent) -> bool {
+        self.env
+            .send_and_clear(&self.owner, |env| {
+                let kind = Atom::from_str(env, event.kind.as_str()).expect("fixed atom");
+                let mut name = rustler::NewBinary::new(env, event.name.len());
+                name.as_mut_slice().copy_from_slice(event.name.as_bytes());
+                let name: Binary = name.into();
+                (
+                    atoms::native_gossip(),
+                    kind,
+                    name,
+                    (ip_tuple(env, &event.addr), event.addr.port()),
+                    event.incarnation,
+                )
+                    .encode(env)
+            })
+            .is_ok()
+    }
+
+    fn fault(&mut self, reason: &str) {
+        let _ = self.env.send_and_clear(&self.owner, |env| {
+            (atoms::native_gossip_fault(), reason).encode(env)
+        });
+    }
+}
+
+fn v4((a, b, c, d): (u8, u8, u8, u8)) -> Ipv4Addr {
+    Ipv4Addr::new(a, b, c, d)
+}
+
+/// Opens the socket and starts the thread; the calling process becomes the owner and is
+/// monitored. Returns `{:ok, ref}` or `{:error, {kind, message}}`.
+#[rustler::nif(schedule = "DirtyIo")]
+fn start<'a>(env: Env<'a>, opts: StartOptions<'a>) -> NifResult<Term<'a>> {
+    let config = Config {
+        node_name: opts.node_name,
+        keys: Keyring::new(opts.secrets.iter().map(|b| b.as_slice().to_vec()).collect()),
+        heartbeat_interval: Duration::from_millis(opts.heartbeat_interval),
+        lost_after: Duration::from_millis(opts.lost_after),
+        forget_after: Duration::from_millis(opts.forget_after),
+        max_peers: opts.max_peers,
+    };
+    let socket = SocketConfig {
+        group: v4(opts.multicast_addr),
+        port: opts.port,
+        interface: v4(opts.multicast_if),
+        ttl: opts.multicast_ttl,
+    };
+    let owner = env.pid();
+    let mailbox = Mailbox {
+        env: OwnedEnv::new(),
+        owner,
+    };
+    match Topology::start(config, socket, mailbox) {
+        Ok(topology) => {
+            let resource = ResourceArc::new(TopologyResource { topology });
+            if env.monitor(&resource, &owner).is_none() {
+                // The caller is already gone: nobody will ever stop this topology.
+                resource.topology.stop(false);
+                return Ok((atoms::error(), (Atom::from_str(env, "owner_down")?, "the calling process is not alive")).encode(env));
+            }
+            Ok((atoms::ok(), resource).encode(env))
+        }
+        Err(e) => Ok(start_error(env, &e)),
+    }
+}
+
+fn start_error<'a>(env: Env<'a>, e: &StartError) -> Term<'a> {
+    let kind = Atom::from_str(env, e.kind()).expect("fixed atom");
+    (atoms::error(), (kind, e.message())).encode(env)
+}
+
+/// Stops the thread, sending a goodbye first if `leave`; returns once the socket is
+/// closed. Idempotent.
+#[rustler::nif(schedule = "DirtyIo")]
+fn stop(resource: ResourceArc<TopologyResource>, leave: bool) -> Atom {
+    resource.topology.stop(leave);
+    atoms::ok()
+}
+
+#[rustler::nif]
+fn announce(resource: ResourceArc<TopologyResource>) -> Atom {
+    resource.topology.announce();
+    atoms::ok()
+}
+
+#[rustler::nif]
+fn set_connected(resource: ResourceArc<TopologyResource>, name: Binary, connected: bool) -> Atom {
+    if let Ok(name) = std::str::from_utf8(name.as_slice()) {
+        resource.topology.set_connected(name, connected);
+    }
+    atoms::ok()
+}
+
+#[rustler::nif]
+fn running(resource: ResourceArc<TopologyResource>) -> bool {
+    resource.topology.is_running()
+}
+
+#[rustler::nif]
+fn members<'a>(env: Env<'a>, resource: ResourceArc<TopologyResource>) -> NifResult<Term<'a>> {
+    let rows = resource.topology.members();
+    let mut out = Vec::with_capacity(rows.len());
+    for m in rows {
+        let state = Atom::from_str(env, m.state.as_str())?;
+        let pairs: [(Term<'a>, Term<'a>); 7] = [
+            (Atom::from_str(env, "node")?.encode(env), m.name.encode(env)),
+            (Atom::from_str(env, "address")?.encode(env), ip_tuple(env, &m.addr)),
+            (Atom::from_str(env, "port")?.encode(env), m.addr.port().encode(env)),
+            (Atom::from_str(env, "incarnation")?.encode(env), m.incarnation.encode(env)),
+            (Atom::from_str(env, "state")?.encode(env), state.encode(env)),
+            (Atom::from_str(env, "connected?")?.encode(env), m.connected.encode(env)),
+            (Atom::from_str(env, "last_seen")?.encode(env), m.last_seen_ms.encode(env)),
+        ];
+        out.push(Term::map_from_pairs(env, &pairs)?);
+    }
+    Ok(out.encode(env))
+}
+
+#[rustler::nif]
+fn stats<'a>(env: Env<'a>, resource: ResourceArc<TopologyResource>) -> NifResult<Term<'a>> {
+    let (s, peers) = resource.topology.stats();
+    let mut dropped = Vec::with_capacity(DropReason::ALL.len());
+    for r in DropReason::ALL {
+        dropped.push((Atom::from_str(env, r.as_str())?, s.dropped(r)));
+    }
+    let dropped = Term::map_from_pairs(env, &dropped)?;
+    let pairs: [(&str, Term<'a>); 8] = [
+        ("sent", s.sent.encode(env)),
+        ("send_errors", s.send_errors.encode(env)),
+        ("received", s.received.encode(env)),
+        ("accepted", s.accepted.encode(env)),
+        ("dropped", dropped),
+        ("events", s.events.encode(env)),
+        ("peers", peers.encode(env)),
+        ("incarnation", resource.topology.incarnation().encode(env)),
+    ];
+    let mut keyed = Vec::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        keyed.push((Atom::from_str(env, k)?, v));
+    }
+    Term::map_from_pairs(env, &keyed)
+}
+
+rustler::init!("Elixir.NativeGossip.Native");
