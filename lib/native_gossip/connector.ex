@@ -18,7 +18,7 @@ defmodule NativeGossip.Connector do
         }
 
   @doc "Starts an attempt unless one runs or the peer is backing off. `fun` does the connect."
-  @spec maybe_attempt(t(), node(), (-> term())) :: t()
+  @spec maybe_attempt(t(), node(), (() -> term())) :: t()
   def maybe_attempt(%__MODULE__{} = c, node, fun) do
     now = now()
     peer = Map.get(c.peers, node, %{failures: 0, retry_at: now})

@@ -135,8 +135,7 @@ defmodule NativeGossip.Options do
         :ok
 
       key ->
-        {:error,
-         {:invalid_option, key, "unknown option; known options are: #{inspect(@known)}"}}
+        {:error, {:invalid_option, key, "unknown option; known options are: #{inspect(@known)}"}}
     end
   end
 
@@ -152,7 +151,9 @@ defmodule NativeGossip.Options do
   defp name(other), do: {:error, "expected an atom, got: #{inspect(other)}"}
 
   defp int_in(v, min, max) when is_integer(v) and v >= min and v <= max, do: {:ok, v}
-  defp int_in(v, min, max), do: {:error, "expected an integer in #{min}..#{max}, got: #{inspect(v)}"}
+
+  defp int_in(v, min, max),
+    do: {:error, "expected an integer in #{min}..#{max}, got: #{inspect(v)}"}
 
   defp timeout_at_least(nil, _min, default), do: {:ok, default}
 

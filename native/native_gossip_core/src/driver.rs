@@ -108,7 +108,10 @@ pub fn open_socket(cfg: &SocketConfig) -> Result<UdpSocket, StartError> {
                  `ip route add 224.0.0.0/4 dev <interface>`, or set :multicast_if)"
                     .to_string()
             } else {
-                format!("interface {} (is that address on an interface that is up?)", cfg.interface)
+                format!(
+                    "interface {} (is that address on an interface that is up?)",
+                    cfg.interface
+                )
             };
             StartError::InterfaceUnavailable(format!(
                 "cannot join multicast group {} on {on}: {e}",
@@ -116,9 +119,12 @@ pub fn open_socket(cfg: &SocketConfig) -> Result<UdpSocket, StartError> {
             ))
         })?;
     if !cfg.interface.is_unspecified() {
-        socket
-            .set_multicast_if_v4(&cfg.interface)
-            .map_err(|e| StartError::InterfaceUnavailable(format!("cannot send on interface {}: {e}", cfg.interface)))?;
+        socket.set_multicast_if_v4(&cfg.interface).map_err(|e| {
+            StartError::InterfaceUnavailable(format!(
+                "cannot send on interface {}: {e}",
+                cfg.interface
+            ))
+        })?;
     }
     socket
         .set_multicast_ttl_v4(cfg.ttl)
@@ -186,8 +192,9 @@ impl Topology {
         // told apart from its past self by every peer.
         let incarnation = wall_us();
         let seed = incarnation ^ (std::process::id() as u64) << 32;
-        let engine = Engine::new(config, now, incarnation, seed)
-            .map_err(|e| StartError::InvalidNodeName(format!("this node's name cannot be announced: {e:?}")))?;
+        let engine = Engine::new(config, now, incarnation, seed).map_err(|e| {
+            StartError::InvalidNodeName(format!("this node's name cannot be announced: {e:?}"))
+        })?;
         let udp = open_socket(&socket)?;
         let local = udp
             .local_addr()
@@ -384,7 +391,8 @@ impl Worker {
                 Err(e)
             };
         }
-        let ready = |f: &libc::pollfd| f.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0;
+        let ready =
+            |f: &libc::pollfd| f.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0;
         Ok((ready(&fds[0]), ready(&fds[1])))
     }
 

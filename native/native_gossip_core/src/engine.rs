@@ -100,7 +100,12 @@ pub struct Engine {
 impl Engine {
     /// A new engine whose first heartbeat is due at `now`. `incarnation` must grow
     /// across restarts of the same node (the driver uses the wall clock in µs).
-    pub fn new(config: Config, now: Instant, incarnation: u64, seed: u64) -> Result<Self, NameError> {
+    pub fn new(
+        config: Config,
+        now: Instant,
+        incarnation: u64,
+        seed: u64,
+    ) -> Result<Self, NameError> {
         name::validate(config.node_name.as_bytes())?;
         let interval = config.heartbeat_interval.max(Duration::from_millis(1));
         Ok(Engine {
@@ -167,7 +172,8 @@ impl Engine {
             Ok(event) => {
                 self.stats.accepted += 1;
                 if hb.joining && !hb.leaving && self.reply_at.is_none() {
-                    self.reply_at = Some(now + self.jitter.upto(MAX_REPLY_DELAY.min(self.interval / 4)));
+                    self.reply_at =
+                        Some(now + self.jitter.upto(MAX_REPLY_DELAY.min(self.interval / 4)));
                 }
                 if event.is_some() {
                     self.stats.events += 1;
@@ -318,7 +324,7 @@ mod tests {
             let gap = w[1] - w[0];
             assert!((750..=1250).contains(&gap), "gap {gap}");
         }
-        assert_eq!(e.next_deadline() > t0 + 10_000 * MS, true);
+        assert!(e.next_deadline() > t0 + 10_000 * MS);
     }
 
     #[test]
@@ -369,7 +375,10 @@ mod tests {
         }
         // Per node: 5 burst heartbeats, at most one answer to each of the other's 5,
         // and two or three regular ones in the rest of the 3 s.
-        assert!(sent_a <= 13 && sent_b <= 13, "a sent {sent_a}, b sent {sent_b}");
+        assert!(
+            sent_a <= 13 && sent_b <= 13,
+            "a sent {sent_a}, b sent {sent_b}"
+        );
         assert_eq!(a.peer_count(), 1);
         assert_eq!(b.peer_count(), 1);
     }

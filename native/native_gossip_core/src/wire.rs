@@ -391,12 +391,18 @@ mod tests {
         let unsigned = encode(&msg("a@b"), &none).unwrap();
         assert_eq!(decode(&signed, &other), Err(DropReason::BadSignature));
         assert_eq!(decode(&signed, &none), Err(DropReason::UnexpectedSignature));
-        assert_eq!(decode(&unsigned, &signer), Err(DropReason::MissingSignature));
+        assert_eq!(
+            decode(&unsigned, &signer),
+            Err(DropReason::MissingSignature)
+        );
         // Any byte flipped anywhere in a signed packet fails verification or framing.
         for i in 0..signed.len() {
             let mut flipped = signed.clone();
             flipped[i] ^= 0x01;
-            assert!(decode(&flipped, &signer).is_err(), "flip at byte {i} accepted");
+            assert!(
+                decode(&flipped, &signer).is_err(),
+                "flip at byte {i} accepted"
+            );
         }
     }
 

@@ -137,7 +137,14 @@ fn start<'a>(env: Env<'a>, opts: StartOptions<'a>) -> NifResult<Term<'a>> {
             if env.monitor(&resource, &owner).is_none() {
                 // The caller is already gone: nobody will ever stop this topology.
                 resource.topology.stop(false);
-                return Ok((atoms::error(), (Atom::from_str(env, "owner_down")?, "the calling process is not alive")).encode(env));
+                return Ok((
+                    atoms::error(),
+                    (
+                        Atom::from_str(env, "owner_down")?,
+                        "the calling process is not alive",
+                    ),
+                )
+                    .encode(env));
             }
             Ok((atoms::ok(), resource).encode(env))
         }
@@ -185,12 +192,27 @@ fn members<'a>(env: Env<'a>, resource: ResourceArc<TopologyResource>) -> NifResu
         let state = Atom::from_str(env, m.state.as_str())?;
         let pairs: [(Term<'a>, Term<'a>); 7] = [
             (Atom::from_str(env, "node")?.encode(env), m.name.encode(env)),
-            (Atom::from_str(env, "address")?.encode(env), ip_tuple(env, &m.addr)),
-            (Atom::from_str(env, "port")?.encode(env), m.addr.port().encode(env)),
-            (Atom::from_str(env, "incarnation")?.encode(env), m.incarnation.encode(env)),
+            (
+                Atom::from_str(env, "address")?.encode(env),
+                ip_tuple(env, &m.addr),
+            ),
+            (
+                Atom::from_str(env, "port")?.encode(env),
+                m.addr.port().encode(env),
+            ),
+            (
+                Atom::from_str(env, "incarnation")?.encode(env),
+                m.incarnation.encode(env),
+            ),
             (Atom::from_str(env, "state")?.encode(env), state.encode(env)),
-            (Atom::from_str(env, "connected?")?.encode(env), m.connected.encode(env)),
-            (Atom::from_str(env, "last_seen")?.encode(env), m.last_seen_ms.encode(env)),
+            (
+                Atom::from_str(env, "connected?")?.encode(env),
+                m.connected.encode(env),
+            ),
+            (
+                Atom::from_str(env, "last_seen")?.encode(env),
+                m.last_seen_ms.encode(env),
+            ),
         ];
         out.push(Term::map_from_pairs(env, &pairs)?);
     }

@@ -1,0 +1,50 @@
+#!/bin/sh
+# Makes sure the tools `make test` and `make demo` need are here. As root on Debian it
+# installs what is missing with apt-get; otherwise it prints exactly what to install
+# and exits 1.
+set -eu
+
+missing_pkgs=""
+problems=""
+
+need_pkg() { missing_pkgs="$missing_pkgs $1"; }
+
+command -v cargo >/dev/null 2>&1 || problems="$problems
+  - cargo (Rust >= 1.91): install it with https://rustup.rs"
+if command -v cargo >/dev/null 2>&1; then
+  cargo fmt --version >/dev/null 2>&1 || problems="$problems
+  - rustfmt: rustup component add rustfmt"
+  cargo clippy --version >/dev/null 2>&1 || problems="$problems
+  - clippy: rustup component add clippy"
+fi
+command -v elixir >/dev/null 2>&1 && command -v mix >/dev/null 2>&1 || need_pkg elixir
+command -v erl >/dev/null 2>&1 || need_pkg erlang-nox
+[ -d /usr/lib/erlang/usr/include ] || command -v erl >/dev/null 2>&1 && [ -n "$(ls -d "$(dirname "$(dirname "$(readlink -f "$(command -v erl)")")")"/usr/include 2>/dev/null)" ] || need_pkg erlang-dev
+command -v unshare >/dev/null 2>&1 || need_pkg util-linux
+command -v ip >/dev/null 2>&1 || need_pkg iproute2
+command -v epmd >/dev/null 2>&1 || need_pkg erlang-nox
+
+if [ -n "$missing_pkgs" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing:$missing_pkgs"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing_pkgs >/dev/null
+  else
+    problems="$problems
+  - Debian/Ubuntu packages:$missing_pkgs  (sudo apt-get install$missing_pkgs)"
+  fi
+fi
+
+if [ -n "$problems" ]; then
+  echo "NativeGossip needs these before it can build and test:$problems" >&2
+  exit 1
+fi
+
+# Elixir >= 1.14 on OTP >= 25.
+otp=$(erl -noshell -eval 'io:format("~s", [erlang:system_info(otp_release)]), halt().')
+if [ "$otp" -lt 25 ]; then
+  echo "NativeGossip needs Erlang/OTP >= 25; this is OTP $otp" >&2
+  exit 1
+fi
+elixir -e 'unless Version.match?(System.version(), ">= 1.14.0"), do: (IO.puts(:stderr, "NativeGossip needs Elixir >= 1.14; this is #{System.version()}"); System.halt(1))'

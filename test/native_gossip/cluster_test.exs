@@ -1,0 +1,113 @@
+defmodule NativeGossip.ClusterTest do
+  # Real BEAM nodes in the private namespace, discovering each other by multicast.
+  use ExUnit.Case, async: false
+
+  import NativeGossip.TestNet
+  alias NativeGossip.TestPeers
+
+  setup do
+    on_exit(fn -> :ok end)
+    {:ok, port: unique_port()}
+  end
+
+  defp start_peers(names, opts) do
+    peers = Enum.map(names, &TestPeers.start!/1)
+    on_exit(fn -> Enum.each(peers, &safe_stop/1) end)
+    for {peer, _} <- peers, do: {:ok, _} = TestPeers.start_topology(peer, opts)
+    peers
+  end
+
+  defp safe_stop({peer, _}) do
+    TestPeers.stop(peer)
+  catch
+    _, _ -> :ok
+  end
+
+  test "two nodes find each other and connect", %{port: port} do
+    peers = start_peers([:two_a, :two_b], name: :lan, port: port, secret: "s")
+    TestPeers.wait_for_mesh(peers)
+
+    [{a, _}, {_, b_node}] = peers
+
+    assert [%{node: ^b_node, state: :alive, connected?: true, address: {127, 0, 0, 1}} = m] =
+             wait_until(fn ->
+               case TestPeers.call(a, NativeGossip, :members, [:lan]) do
+                 [%{connected?: true}] = ms -> ms
+                 _ -> nil
+               end
+             end)
+
+    assert m.last_seen <= System.system_time(:millisecond)
+    assert is_integer(m.incarnation)
+  end
+
+  test "three nodes reach a full mesh, each connection made by NativeGossip", %{port: port} do
+    peers =
+      start_peers([:three_a, :three_b, :three_c], name: :lan, port: port, heartbeat_interval: 200)
+
+    TestPeers.wait_for_mesh(peers)
+
+    for {peer, _} <- peers do
+      stats = TestPeers.call(peer, NativeGossip, :stats, [:lan])
+      assert stats.accepted >= 2
+      assert stats.peers == 2
+      assert stats.received == stats.accepted + Enum.sum(Map.values(stats.dropped))
+    end
+  end
+
+  test "a node with another secret is never connected, and its packets are counted", %{port: port} do
+    friends =
+      start_peers([:sec_a, :sec_b],
+        name: :lan,
+        port: port,
+        secret: "right",
+        heartbeat_interval: 100
+      )
+
+    [stranger] =
+      start_peers([:sec_c], name: :lan, port: port, secret: "wrong", heartbeat_interval: 100)
+
+    [unsigned] = start_peers([:sec_d], name: :lan, port: port, heartbeat_interval: 100)
+    TestPeers.wait_for_mesh(friends)
+
+    [{a, _}, _] = friends
+    # The others' heartbeats do arrive (several intervals' worth) and are rejected.
+    wait_until(fn ->
+      d = TestPeers.call(a, NativeGossip, :stats, [:lan]).dropped
+      d.bad_signature >= 5 and d.missing_signature >= 5
+    end)
+
+    {s, _} = stranger
+    {u, _} = unsigned
+    assert TestPeers.call(s, NativeGossip, :stats, [:lan]).dropped.bad_signature >= 5
+    assert TestPeers.call(u, NativeGossip, :stats, [:lan]).dropped.unexpected_signature >= 5
+
+    for {peer, _} <- friends, do: assert(length(TestPeers.nodes(peer)) == 1)
+    assert TestPeers.nodes(s) == []
+    assert TestPeers.nodes(u) == []
+    assert TestPeers.call(a, NativeGossip, :members, [:lan]) |> length() == 1
+  end
+
+  test "a topology that stops cleanly is reported as left by its peers", %{port: port} do
+    [{a, _}, {b, b_node}] = peers = start_peers([:leave_a, :leave_b], name: :lan, port: port)
+    TestPeers.wait_for_mesh(peers)
+
+    :ok =
+      TestPeers.call(b, Supervisor, :terminate_child, [
+        NativeGossip.Supervisor,
+        {NativeGossip, :lan}
+      ])
+
+    assert [%{node: ^b_node, state: :left}] =
+             wait_until(
+               fn ->
+                 case TestPeers.call(a, NativeGossip, :members, [:lan]) do
+                   [%{state: :left}] = ms -> ms
+                   _ -> nil
+                 end
+               end,
+               1_000,
+               "b to be reported as left"
+             )
+  end
+end

@@ -1,0 +1,88 @@
+defmodule NativeGossip.ConnectTest do
+  # Connecting never blocks the topology server: peers that hang or fail are retried
+  # with backoff in separate processes while good peers get connected.
+  use ExUnit.Case, async: false
+
+  import NativeGossip.TestNet
+  alias NativeGossip.{HeartbeatPacket, RecordingConnect, TestPeers}
+
+  # A host that drops connection attempts: an address on a veth whose other end
+  # answers nothing, so TCP connects to it hang until ARP gives up (seconds).
+  defp black_hole! do
+    cmd = fn args -> {_, 0} = System.cmd("ip", args, stderr_to_stdout: true) end
+    System.cmd("ip", ["link", "del", "ngbh0"], stderr_to_stdout: true)
+    cmd.(~w(link add ngbh0 type veth peer name ngbh1))
+    cmd.(~w(addr add 198.51.100.254/24 dev ngbh0))
+    cmd.(~w(link set ngbh0 up))
+    cmd.(~w(link set ngbh1 up))
+    on_exit(fn -> System.cmd("ip", ["link", "del", "ngbh0"], stderr_to_stdout: true) end)
+  end
+
+  defp beat(socket, port, name, seq),
+    do: HeartbeatPacket.send(socket, port, HeartbeatPacket.build(name, sequence: seq))
+
+  test "a peer that hangs on connect does not delay connecting a good one" do
+    black_hole!()
+    port = unique_port()
+    {:ok, server} = NativeGossip.start_link(name: :bh, port: port, heartbeat_interval: 100)
+
+    # A heartbeat from a node on the black-holed host: its connect attempt hangs.
+    socket = HeartbeatPacket.sender()
+    beat(socket, port, "ghost@198.51.100.77", 1)
+    wait_until(fn -> NativeGossip.members(:bh) != [] end)
+    assert NativeGossip.Connector.in_flight(:sys.get_state(server).connector) == 1
+
+    {peer, peer_node} = TestPeers.start!(:bh_good)
+    on_exit(fn -> catch_exit(TestPeers.stop(peer)) end)
+    {:ok, _} = TestPeers.start_topology(peer, name: :bh, port: port)
+
+    wait_until(fn -> peer_node in Node.list() end, 5_000, "the good peer to be connected")
+    # The ghost's attempt is still hanging: the good peer did not wait behind it.
+    assert :"ghost@198.51.100.77" in Map.values(:sys.get_state(server).connector.attempts)
+    # And the server answers calls meanwhile.
+    assert %{} = :sys.get_state(server)
+  end
+
+  test "a failing peer is retried with backoff while it keeps sending heartbeats" do
+    port = unique_port()
+    RecordingConnect.reset()
+
+    {:ok, _} =
+      NativeGossip.start_link(
+        name: :retry,
+        port: port,
+        heartbeat_interval: 100,
+        connect: {RecordingConnect, :connect, [:refuse]}
+      )
+
+    socket = HeartbeatPacket.sender()
+
+    # 75 heartbeats over 1.5 s from a node that refuses every connect.
+    for seq <- 1..75 do
+      beat(socket, port, "refuser@127.0.0.1", seq)
+      Process.sleep(20)
+    end
+
+    attempts = for {:"refuser@127.0.0.1", at} <- RecordingConnect.calls(), do: at
+    gaps = attempts |> Enum.chunk_every(2, 1, :discard) |> Enum.map(fn [x, y] -> y - x end)
+    # Retried (more than once), but not per heartbeat, and each gap longer than the last.
+    assert length(attempts) in 3..8, "attempts at #{inspect(attempts)}"
+    assert gaps == Enum.sort(gaps), "gaps #{inspect(gaps)} do not grow"
+
+    # When it stops sending, it is not retried any more.
+    count = length(attempts)
+    Process.sleep(1_000)
+    assert length(RecordingConnect.calls()) == count
+  end
+
+  test "an unresolvable name fails fast and does not stop discovery" do
+    port = unique_port()
+    {:ok, _} = NativeGossip.start_link(name: :unres, port: port, heartbeat_interval: 100)
+    socket = HeartbeatPacket.sender()
+    beat(socket, port, "ghost@no-such-host.invalid", 1)
+    beat(socket, port, "other@no-such-host.invalid", 1)
+
+    wait_until(fn -> length(NativeGossip.members(:unres)) == 2 end)
+    assert Enum.all?(NativeGossip.members(:unres), &(not &1.connected?))
+  end
+end

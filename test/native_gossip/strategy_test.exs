@@ -1,0 +1,50 @@
+defmodule NativeGossip.StrategyTest do
+  # NativeGossip.Strategy started exactly as libcluster's Cluster.Supervisor starts a
+  # strategy: a child spec of its own making, `start_link([%Cluster.Strategy.State{}])`.
+  use ExUnit.Case, async: false
+
+  import NativeGossip.TestNet
+  alias NativeGossip.TestPeers
+
+  test "starts from a libcluster state, uses its config and connects through its connect MFA" do
+    port = unique_port()
+    {a, _} = pa = TestPeers.start!(:lc_a)
+    {b, b_node} = pb = TestPeers.start!(:lc_b)
+    on_exit(fn -> Enum.each([pa, pb], fn {p, _} -> catch_exit(TestPeers.stop(p)) end) end)
+
+    state = %Cluster.Strategy.State{
+      topology: :gossip_lan,
+      connect: {NativeGossip.RecordingConnect, :connect, [:connect]},
+      config: [port: port, secret: "libcluster-secret", heartbeat_interval: 200]
+    }
+
+    # What Cluster.Supervisor builds for each topology.
+    spec = %{id: :gossip_lan, start: {NativeGossip.Strategy, :start_link, [[state]]}}
+    assert {:ok, _} = TestPeers.call(a, Supervisor, :start_child, [NativeGossip.Supervisor, spec])
+
+    {:ok, _} = TestPeers.start_topology(b, name: :lan, port: port, secret: "libcluster-secret")
+
+    wait_until(fn -> TestPeers.nodes(a) == [b_node] end)
+    # The connection was made by the custom connect function, with the node appended.
+    assert [{^b_node, _at} | _] = TestPeers.call(a, NativeGossip.RecordingConnect, :calls, [])
+    # The topology is reachable under the libcluster topology name.
+    assert [%{node: ^b_node}] = TestPeers.call(a, NativeGossip, :members, [:gossip_lan])
+  end
+
+  test "a bad option in the libcluster config is reported, not raised" do
+    state = %Cluster.Strategy.State{topology: :bad, config: [port: -1]}
+    assert {:error, {:invalid_option, :port, _}} = NativeGossip.Strategy.start_link([state])
+
+    state = %Cluster.Strategy.State{topology: :bad, config: [multicast_adr: "239.1.1.1"]}
+
+    assert {:error, {:invalid_option, :multicast_adr, "unknown option" <> _}} =
+             NativeGossip.Strategy.start_link([state])
+  end
+
+  test "child_spec/1 has the shape libcluster gives its strategies" do
+    state = %Cluster.Strategy.State{topology: :x}
+
+    assert %{id: :x, start: {NativeGossip.Strategy, :start_link, [[^state]]}} =
+             NativeGossip.Strategy.child_spec([state])
+  end
+end

@@ -1,0 +1,39 @@
+defmodule NativeGossip.HeartbeatPacket do
+  @moduledoc false
+  # Builds v1 heartbeats from the description in docs/PROTOCOL.md, independently of the
+  # Rust encoder, so that tests check the documented format and can forge packets.
+
+  import Bitwise
+
+  @leaving 0b001
+  @joining 0b010
+  @signed 0b100
+
+  def build(name, opts \\ []) do
+    incarnation = Keyword.get(opts, :incarnation, 1)
+    sequence = Keyword.get(opts, :sequence, 1)
+    timestamp = Keyword.get(opts, :timestamp, System.system_time(:millisecond))
+    secret = Keyword.get(opts, :secret)
+
+    flags =
+      if(Keyword.get(opts, :leaving, false), do: @leaving, else: 0) |||
+        if(Keyword.get(opts, :joining, false), do: @joining, else: 0) |||
+        if(secret, do: @signed, else: 0)
+
+    body =
+      <<"NGSP", 1, flags, byte_size(name), 0, incarnation::64, sequence::64, timestamp::64, 0::16,
+        name::binary>>
+
+    if secret, do: body <> :crypto.mac(:hmac, :sha256, secret, body), else: body
+  end
+
+  @doc "Opens a socket that sends to the group (multicast loop on, inside the namespace)."
+  def sender do
+    {:ok, socket} = :gen_udp.open(0, [:binary, multicast_loop: true, multicast_ttl: 1])
+    socket
+  end
+
+  def send(socket, port, packet, group \\ NativeGossip.Options.default_group()) do
+    :ok = :gen_udp.send(socket, group, port, packet)
+  end
+end

@@ -1,0 +1,49 @@
+defmodule NativeGossip.TestPeers do
+  @moduledoc false
+  # Real BEAM nodes started with :peer, controlled over stdio rather than distribution,
+  # so the test runner never joins their cluster, and started with `-connect_all false`,
+  # so `global` does not complete the mesh for them: every connection between them is
+  # made by NativeGossip.
+
+  @doc "Starts a peer node `name@127.0.0.1` with this project's code; returns {peer, node}."
+  def start!(name) do
+    paths = Enum.flat_map(:code.get_path(), &[~c"-pa", &1])
+
+    {:ok, peer, node} =
+      :peer.start_link(%{
+        name: name,
+        host: ~c"127.0.0.1",
+        longnames: true,
+        connection: :standard_io,
+        args: [~c"-connect_all", ~c"false" | paths]
+      })
+
+    {:ok, _} = :peer.call(peer, Application, :ensure_all_started, [:native_gossip])
+    :ok = :peer.call(peer, Logger, :configure, [[level: :error]])
+    {peer, node}
+  end
+
+  @doc "Starts a topology on a peer, under the application's supervisor (it outlives the call)."
+  def start_topology(peer, opts) do
+    :peer.call(peer, Supervisor, :start_child, [NativeGossip.Supervisor, {NativeGossip, opts}])
+  end
+
+  def call(peer, m, f, a), do: :peer.call(peer, m, f, a, 15_000)
+
+  def nodes(peer), do: peer |> call(Node, :list, []) |> Enum.sort()
+
+  def stop(peer), do: :peer.stop(peer)
+
+  @doc "Waits until every peer is connected to all the others."
+  def wait_for_mesh(peers, timeout \\ 5_000) do
+    names = Enum.map(peers, &elem(&1, 1))
+
+    NativeGossip.TestNet.wait_until(
+      fn ->
+        Enum.all?(peers, fn {peer, node} -> nodes(peer) == Enum.sort(names -- [node]) end)
+      end,
+      timeout,
+      "a full mesh of #{inspect(names)}"
+    )
+  end
+end

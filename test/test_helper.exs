@@ -1,0 +1,9 @@
+# Every test sends real multicast. They must run where no packet can leave the
+# machine: inside the private network namespace that `make test` creates
+# (test/support/private_net.sh). Refuse to run anywhere else.
+NativeGossip.TestNet.ensure_private!()
+
+{_, 0} = System.cmd("epmd", ["-daemon"])
+{:ok, _} = Node.start(:"runner@127.0.0.1", :longnames)
+
+ExUnit.start(capture_log: true, exclude: [:multihost])
