@@ -149,6 +149,33 @@ defmodule NativeGossip do
     |> Enum.map(&Map.update!(&1, :node, fn n -> String.to_atom(n) end))
   end
 
+  @doc """
+  Subscribes the caller to the topology's peer events. Until it unsubscribes or
+  exits, it receives `{:native_gossip, name, event, node}` with `event`:
+
+    * `:discovered` - a heartbeat from `node` was accepted for the first time, or for
+      the first time since it was lost, or from a new incarnation (it restarted).
+    * `:connected` - `node` became connected (a connect attempt succeeded, or it
+      connected to us), while its heartbeats are being heard.
+    * `:disconnected` - the distribution connection to a known peer went down. Its
+      next heartbeat triggers a reconnect.
+    * `:left` - `node`'s topology stopped cleanly and said goodbye; it is not
+      reconnected until it comes back with a new incarnation.
+    * `:lost` - no heartbeat from `node` for `:lost_after` ms. Nothing is
+      disconnected; it is reported `:discovered` again if it is heard again.
+
+  Each event is sent once per change, not per heartbeat. On subscribing, the caller
+  first receives `:discovered` (and `:connected`) for the peers already known, so a
+  subscription made just after the topology started misses nothing. Subscribing twice
+  is the same as once.
+  """
+  @spec subscribe(name()) :: :ok
+  def subscribe(name), do: GenServer.call(Topology.server!(name), :subscribe)
+
+  @doc "Stops the caller's subscription to the topology's events."
+  @spec unsubscribe(name()) :: :ok
+  def unsubscribe(name), do: GenServer.call(Topology.server!(name), :unsubscribe)
+
   @doc "Sends a heartbeat now, on top of the regular ones."
   @spec announce(name()) :: :ok
   def announce(name), do: name |> Topology.native!() |> Native.announce()

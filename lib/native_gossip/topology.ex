@@ -12,7 +12,16 @@ defmodule NativeGossip.Topology do
 
   @registry NativeGossip.Registry
 
-  defstruct [:options, :native, :libcluster, connector: %Connector{}]
+  # peers: node => :connected | :disconnected, for every peer the native table holds,
+  # so that :connected/:disconnected are sent once per change.
+  defstruct [
+    :options,
+    :native,
+    :libcluster,
+    connector: %Connector{},
+    peers: %{},
+    subscribers: %{}
+  ]
 
   @doc false
   def start_link(%Options{} = options, libcluster_topology \\ nil) do
@@ -24,10 +33,15 @@ defmodule NativeGossip.Topology do
   @doc false
   # The native resource of a running topology, for calls that need not go through the
   # server's mailbox (members, stats, announce).
-  def native!(name) do
+  def native!(name), do: name |> lookup!() |> elem(1)
+
+  @doc false
+  def server!(name), do: name |> lookup!() |> elem(0)
+
+  defp lookup!(name) do
     case Registry.lookup(@registry, name) do
-      [{_pid, native}] when native != nil ->
-        native
+      [{pid, native}] when native != nil ->
+        {pid, native}
 
       _ ->
         raise ArgumentError, "no NativeGossip topology named #{inspect(name)} is running"
@@ -83,14 +97,39 @@ defmodule NativeGossip.Topology do
   defp warn_if_unauthenticated(_), do: :ok
 
   @impl true
+  def handle_call(:subscribe, {pid, _}, state) do
+    unless Map.has_key?(state.subscribers, pid) do
+      # Replay what is already known: a subscriber always comes after the topology's
+      # start, and peers may have been heard in between.
+      for {node, status} <- state.peers do
+        send(pid, {:native_gossip, state.options.name, :discovered, node})
+
+        if status == :connected,
+          do: send(pid, {:native_gossip, state.options.name, :connected, node})
+      end
+    end
+
+    subscribers = Map.put_new_lazy(state.subscribers, pid, fn -> Process.monitor(pid) end)
+
+    {:reply, :ok, %{state | subscribers: subscribers}}
+  end
+
+  def handle_call(:unsubscribe, {pid, _}, state) do
+    {ref, subscribers} = Map.pop(state.subscribers, pid)
+    if ref, do: Process.demonitor(ref, [:flush])
+    {:reply, :ok, %{state | subscribers: subscribers}}
+  end
+
+  @impl true
   def handle_info({:native_gossip, kind, name, _address, _incarnation}, state)
       when kind in [:discovered, :heard] do
     # The native side validated the name (and with a secret, authenticated it).
     node = String.to_atom(name)
+    state = if kind == :discovered, do: notify(state, :discovered, node), else: state
+    state = %{state | peers: Map.put_new(state.peers, node, :disconnected)}
 
     if node in list_nodes(state) do
-      Native.set_connected(state.native, name, true)
-      {:noreply, state}
+      {:noreply, connected(state, node)}
     else
       {:noreply, attempt(state, node)}
     end
@@ -99,7 +138,8 @@ defmodule NativeGossip.Topology do
   def handle_info({:native_gossip, :left, name, _address, _incarnation}, state) do
     node = String.to_atom(name)
     Logger.info("NativeGossip: #{node} left topology #{inspect(state.options.name)}")
-    {:noreply, %{state | connector: Connector.forget(state.connector, node)}}
+    state = %{state | connector: Connector.forget(state.connector, node)}
+    {:noreply, notify(state, :left, node)}
   end
 
   def handle_info({:native_gossip, :lost, name, _address, _incarnation}, state) do
@@ -108,11 +148,18 @@ defmodule NativeGossip.Topology do
         "(topology #{inspect(state.options.name)})"
     )
 
-    {:noreply, state}
+    {:noreply, notify(state, :lost, String.to_atom(name))}
   end
 
   def handle_info({:native_gossip, :forgotten, name, _address, _incarnation}, state) do
-    {:noreply, %{state | connector: Connector.forget(state.connector, String.to_atom(name))}}
+    node = String.to_atom(name)
+
+    {:noreply,
+     %{
+       state
+       | connector: Connector.forget(state.connector, node),
+         peers: Map.delete(state.peers, node)
+     }}
   end
 
   def handle_info({:native_gossip_fault, message}, state) do
@@ -123,15 +170,14 @@ defmodule NativeGossip.Topology do
     {:stop, {:native_fault, message}, state}
   end
 
-  def handle_info({:DOWN, ref, :process, _pid, reason}, state) do
+  def handle_info({:DOWN, ref, :process, pid, reason}, state) do
     case Connector.finished(state.connector, ref, reason) do
       :unknown ->
-        {:noreply, state}
+        {:noreply, %{state | subscribers: Map.delete(state.subscribers, pid)}}
 
       {node, :connected, connector} ->
         Logger.debug("NativeGossip: connected to #{node}")
-        Native.set_connected(state.native, Atom.to_string(node), true)
-        {:noreply, %{state | connector: connector}}
+        {:noreply, connected(%{state | connector: connector}, node)}
 
       {node, {:failed, why, failures}, connector} ->
         log_failure(node, why, failures)
@@ -140,13 +186,21 @@ defmodule NativeGossip.Topology do
   end
 
   def handle_info({:nodeup, node, _info}, state) do
-    Native.set_connected(state.native, Atom.to_string(node), true)
-    {:noreply, state}
+    if Map.has_key?(state.peers, node),
+      do: {:noreply, connected(state, node)},
+      else: {:noreply, state}
   end
 
   def handle_info({:nodedown, node, _info}, state) do
-    Native.set_connected(state.native, Atom.to_string(node), false)
-    {:noreply, state}
+    case state.peers do
+      %{^node => :connected} ->
+        Native.set_connected(state.native, Atom.to_string(node), false)
+        state = %{state | peers: Map.put(state.peers, node, :disconnected)}
+        {:noreply, notify(state, :disconnected, node)}
+
+      _ ->
+        {:noreply, state}
+    end
   end
 
   def handle_info({:EXIT, _pid, reason}, state) do
@@ -167,6 +221,28 @@ defmodule NativeGossip.Topology do
   defp clean?(:shutdown), do: true
   defp clean?({:shutdown, _}), do: true
   defp clean?(_), do: false
+
+  defp connected(state, node) do
+    case state.peers do
+      %{^node => :connected} ->
+        state
+
+      %{^node => _} ->
+        Native.set_connected(state.native, Atom.to_string(node), true)
+        notify(%{state | peers: Map.put(state.peers, node, :connected)}, :connected, node)
+
+      _ ->
+        state
+    end
+  end
+
+  defp notify(state, event, node) do
+    for {pid, _ref} <- state.subscribers do
+      send(pid, {:native_gossip, state.options.name, event, node})
+    end
+
+    state
+  end
 
   defp attempt(state, node) do
     %{connect: connect, list_nodes: list_nodes} = state.options
