@@ -29,6 +29,11 @@ elixir-lint:
 elixir-test:
 	MIX_ENV=test $(NETNS) mix test
 
+# Benchmarks (not part of make test); results and method: docs/BENCHMARKS.md.
+bench: tools
+	MIX_ENV=test mix compile
+	MIX_ENV=test $(NETNS) mix run --no-start bench/join.exs
+
 demo: tools
 	MIX_ENV=test mix compile
 	MIX_ENV=test $(NETNS) mix run --no-start test/support/demo.exs

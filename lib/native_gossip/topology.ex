@@ -125,8 +125,15 @@ defmodule NativeGossip.Topology do
       when kind in [:discovered, :heard] do
     # The native side validated the name (and with a secret, authenticated it).
     node = String.to_atom(name)
-    state = if kind == :discovered, do: notify(state, :discovered, node), else: state
-    state = %{state | peers: Map.put_new(state.peers, node, :disconnected)}
+
+    state =
+      if kind == :discovered do
+        # New, back from lost, or a new incarnation: the native side starts it as not
+        # connected, and so do we, so that the two agree and :connected is sent again.
+        notify(%{state | peers: Map.put(state.peers, node, :disconnected)}, :discovered, node)
+      else
+        %{state | peers: Map.put_new(state.peers, node, :disconnected)}
+      end
 
     if node in list_nodes(state) do
       {:noreply, connected(state, node)}

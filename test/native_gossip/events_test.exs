@@ -47,6 +47,39 @@ defmodule NativeGossip.EventsTest do
     refute_receive {:native_gossip, :ev, _, ^node}, 300
   end
 
+  test "a peer whose topology restarts while still connected is reported again and kept connected" do
+    port = unique_port()
+    {:ok, _} = NativeGossip.start_link(name: :re, port: port, heartbeat_interval: 100)
+    {peer, node} = TestPeers.start!(:re_peer)
+    on_exit(fn -> catch_exit(TestPeers.stop(peer)) end)
+    {:ok, _} = TestPeers.start_topology(peer, name: :re, port: port, heartbeat_interval: 100)
+    wait_until(fn -> match?([%{connected?: true}], NativeGossip.members(:re)) end)
+    [%{incarnation: first}] = NativeGossip.members(:re)
+    :ok = NativeGossip.subscribe(:re)
+    assert_receive {:native_gossip, :re, :connected, ^node}
+
+    # Restart only the topology: the distribution connection stays up.
+    id = {NativeGossip, :re}
+    :ok = TestPeers.call(peer, Supervisor, :terminate_child, [NativeGossip.Supervisor, id])
+    assert_receive {:native_gossip, :re, :left, ^node}, 1_000
+    {:ok, _} = TestPeers.call(peer, Supervisor, :restart_child, [NativeGossip.Supervisor, id])
+
+    assert_receive {:native_gossip, :re, :discovered, ^node}, 1_000
+    assert_receive {:native_gossip, :re, :connected, ^node}, 1_000
+    assert node in Node.list()
+
+    # The native table agrees: the new incarnation is marked connected.
+    assert [%{incarnation: second, connected?: true, state: :alive}] =
+             wait_until(fn ->
+               case NativeGossip.members(:re) do
+                 [%{connected?: true, incarnation: i}] = ms when i != first -> ms
+                 _ -> nil
+               end
+             end)
+
+    assert second > first
+  end
+
   test "unsubscribe stops the events" do
     port = unique_port()
     {:ok, _} = NativeGossip.start_link(name: :unsub, port: port, heartbeat_interval: 50)

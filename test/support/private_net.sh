@@ -20,6 +20,9 @@ if ! command -v unshare >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1; then
 fi
 
 setup='
+  # Namespaces the tests make (ip netns add) are named in a /run/netns of our own, so
+  # none of their names can outlive this run on the host.
+  mkdir -p /run/netns && mount -t tmpfs ng-netns /run/netns
   ip link set lo up
   ip link set lo multicast on
   ip route add 224.0.0.0/4 dev lo src 127.0.0.1

@@ -1,0 +1,137 @@
+defmodule NativeGossip.TestRig do
+  @moduledoc false
+  # Test hosts made of network namespaces (see ../shared/notes/network-sandbox.md):
+  # N host namespaces, each with its own address 198.51.100.<i>/24 and host name
+  # `host<i>`, joined by a bridge in a namespace of its own. A BEAM node runs in a host
+  # as a separate OS process started with :peer (controlled over stdio, so the test
+  # runner is never part of the cluster), with `-connect_all false`, so every connection
+  # between nodes is made by NativeGossip.
+  #
+  # Must run inside test/support/private_net.sh (as root there): namespace names live in
+  # its private /run/netns, and `stop/1` removes everything a rig made, including the
+  # daemons (epmd) started inside the hosts. Call `stop/1` from on_exit.
+
+  defstruct [:id, :bridge, hosts: []]
+
+  @type host :: %{
+          index: pos_integer(),
+          netns: String.t(),
+          veth: String.t(),
+          address: :inet.ip4_address(),
+          hostname: String.t()
+        }
+  @type t :: %__MODULE__{id: String.t(), bridge: String.t(), hosts: [host()]}
+
+  @doc "Whether rigs can be made here (root inside a private namespace)."
+  def available? do
+    System.get_env("NATIVE_GOSSIP_NETNS") == "1" and
+      match?({"0\n", 0}, System.cmd("id", ["-u"])) and
+      System.find_executable("ip") != nil
+  end
+
+  @doc "Makes `n` hosts on one bridge."
+  @spec start!(pos_integer()) :: t()
+  def start!(n) do
+    id = "ng#{rem(System.unique_integer([:positive]), 100)}"
+    bridge = "#{id}br"
+    ip!(["netns", "add", bridge])
+    ip!(["-n", bridge, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0"])
+    ip!(["-n", bridge, "link", "set", "br0", "up"])
+    rig = %__MODULE__{id: id, bridge: bridge}
+    %{rig | hosts: Enum.map(1..n, &add_host(rig, &1))}
+  end
+
+  defp add_host(rig, i) do
+    netns = "#{rig.id}h#{i}"
+    veth = "#{rig.id}v#{i}"
+    port = "#{rig.id}p#{i}"
+    address = {198, 51, 100, i}
+    ip!(["netns", "add", netns])
+    ip!(["link", "add", veth, "type", "veth", "peer", "name", port])
+    ip!(["link", "set", veth, "netns", netns])
+    ip!(["link", "set", port, "netns", rig.bridge])
+    ip!(["-n", rig.bridge, "link", "set", port, "master", "br0"])
+    ip!(["-n", rig.bridge, "link", "set", port, "up"])
+    ip!(["-n", netns, "addr", "add", "198.51.100.#{i}/24", "dev", veth])
+    ip!(["-n", netns, "link", "set", veth, "up"])
+    ip!(["-n", netns, "link", "set", "lo", "up"])
+    ip!(["-n", netns, "route", "add", "224.0.0.0/4", "dev", veth])
+    %{index: i, netns: netns, veth: veth, address: address, hostname: "host#{i}"}
+  end
+
+  @doc """
+  Starts a BEAM node on host `i`. Options: `name:` (default "n"), `names: :long`
+  (`n@198.51.100.<i>`, default) or `:short` (`n@host<i>`, with no DNS or hosts-file
+  entry for any other host). Returns `{peer, node}`.
+  """
+  def start_node!(%__MODULE__{} = rig, i, opts \\ []) do
+    host = Enum.at(rig.hosts, i - 1)
+    name = opts |> Keyword.get(:name, "n") |> to_string() |> String.to_atom()
+    paths = Enum.flat_map(:code.get_path(), &[~c"-pa", &1])
+
+    {host_part, longnames} =
+      case Keyword.get(opts, :names, :long) do
+        :long -> {~c"#{:inet.ntoa(host.address)}", true}
+        :short -> {String.to_charlist(host.hostname), false}
+      end
+
+    # ip netns exec <host> unshare --uts sh -c 'hostname <host>; exec erl "$@"' sh <erl args>
+    exec =
+      {String.to_charlist(System.find_executable("ip")),
+       [
+         ~c"netns",
+         ~c"exec",
+         String.to_charlist(host.netns),
+         String.to_charlist(System.find_executable("unshare")),
+         ~c"--uts",
+         ~c"sh",
+         ~c"-c",
+         String.to_charlist("hostname #{host.hostname} && exec erl \"$@\""),
+         ~c"sh"
+       ]}
+
+    {:ok, peer, node} =
+      :peer.start(%{
+        name: name,
+        host: host_part,
+        longnames: longnames,
+        exec: exec,
+        connection: :standard_io,
+        args: [~c"-connect_all", ~c"false" | paths],
+        wait_boot: 30_000
+      })
+
+    {:ok, _} = :peer.call(peer, Application, :ensure_all_started, [:native_gossip])
+    :ok = :peer.call(peer, Logger, :configure, [[level: :error]])
+    {peer, node}
+  end
+
+  @doc "Takes host `i`'s link down (a partition) or back up."
+  def link(%__MODULE__{} = rig, i, state) when state in [:down, :up] do
+    host = Enum.at(rig.hosts, i - 1)
+    ip!(["-n", host.netns, "link", "set", host.veth, Atom.to_string(state)])
+  end
+
+  @doc "Removes every namespace, link and process the rig made. Idempotent."
+  def stop(%__MODULE__{} = rig) do
+    for ns <- [rig.bridge | Enum.map(rig.hosts, & &1.netns)] do
+      {pids, _} = System.cmd("ip", ["netns", "pids", ns], stderr_to_stdout: true)
+
+      for pid <- String.split(pids), Integer.parse(pid) != :error do
+        System.cmd("kill", ["-9", pid], stderr_to_stdout: true)
+      end
+
+      # Deleting a host namespace deletes its end of the veth, and with it the other end.
+      System.cmd("ip", ["netns", "del", ns], stderr_to_stdout: true)
+    end
+
+    :ok
+  end
+
+  defp ip!(args) do
+    case System.cmd("ip", args, stderr_to_stdout: true) do
+      {_, 0} -> :ok
+      {out, status} -> raise "ip #{Enum.join(args, " ")} failed (#{status}): #{out}"
+    end
+  end
+end
