@@ -18,8 +18,14 @@ if command -v cargo >/dev/null 2>&1; then
   - clippy: rustup component add clippy"
 fi
 command -v elixir >/dev/null 2>&1 && command -v mix >/dev/null 2>&1 || need_pkg elixir
-command -v erl >/dev/null 2>&1 || need_pkg erlang-nox
-[ -d /usr/lib/erlang/usr/include ] || command -v erl >/dev/null 2>&1 && [ -n "$(ls -d "$(dirname "$(dirname "$(readlink -f "$(command -v erl)")")")"/usr/include 2>/dev/null)" ] || need_pkg erlang-dev
+if command -v erl >/dev/null 2>&1; then
+  # erlang-dev: the NIF headers of this Erlang installation.
+  root=$(erl -noshell -eval 'io:format("~s", [code:root_dir()]), halt().')
+  [ -f "$root/usr/include/erl_nif.h" ] || need_pkg erlang-dev
+else
+  need_pkg erlang-nox
+  need_pkg erlang-dev
+fi
 command -v unshare >/dev/null 2>&1 || need_pkg util-linux
 command -v ip >/dev/null 2>&1 || need_pkg iproute2
 command -v epmd >/dev/null 2>&1 || need_pkg erlang-nox
