@@ -6,7 +6,6 @@ defmodule NativeGossip.ClusterTest do
   alias NativeGossip.TestPeers
 
   setup do
-    on_exit(fn -> :ok end)
     {:ok, port: unique_port()}
   end
 
@@ -17,11 +16,7 @@ defmodule NativeGossip.ClusterTest do
     peers
   end
 
-  defp safe_stop({peer, _}) do
-    TestPeers.stop(peer)
-  catch
-    _, _ -> :ok
-  end
+  defp safe_stop({peer, _}), do: TestPeers.stop(peer)
 
   test "two nodes find each other and connect", %{port: port} do
     peers = start_peers([:two_a, :two_b], name: :lan, port: port, secret: "s")
@@ -47,10 +42,15 @@ defmodule NativeGossip.ClusterTest do
 
     TestPeers.wait_for_mesh(peers)
 
+    # Connections can complete before a node has heard the others' answers (a node
+    # that hears a newcomer connects to it at once): wait for the counters too.
     for {peer, _} <- peers do
-      stats = TestPeers.call(peer, NativeGossip, :stats, [:lan])
-      assert stats.accepted >= 2
-      assert stats.peers == 2
+      stats =
+        wait_until(fn ->
+          s = TestPeers.call(peer, NativeGossip, :stats, [:lan])
+          s.peers == 2 and s.accepted >= 2 and s
+        end)
+
       assert stats.received == stats.accepted + Enum.sum(Map.values(stats.dropped))
     end
   end

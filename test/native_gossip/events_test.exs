@@ -11,7 +11,7 @@ defmodule NativeGossip.EventsTest do
     :ok = NativeGossip.subscribe(:ev)
 
     {peer, node} = TestPeers.start!(:ev_peer)
-    on_exit(fn -> catch_exit(TestPeers.stop(peer)) end)
+    on_exit(fn -> TestPeers.stop(peer) end)
     {:ok, _} = TestPeers.start_topology(peer, name: :ev, port: port, heartbeat_interval: 100)
 
     assert_receive {:native_gossip, :ev, :discovered, ^node}, 5_000
@@ -51,7 +51,7 @@ defmodule NativeGossip.EventsTest do
     port = unique_port()
     {:ok, _} = NativeGossip.start_link(name: :re, port: port, heartbeat_interval: 100)
     {peer, node} = TestPeers.start!(:re_peer)
-    on_exit(fn -> catch_exit(TestPeers.stop(peer)) end)
+    on_exit(fn -> TestPeers.stop(peer) end)
     {:ok, _} = TestPeers.start_topology(peer, name: :re, port: port, heartbeat_interval: 100)
     wait_until(fn -> match?([%{connected?: true}], NativeGossip.members(:re)) end)
     [%{incarnation: first}] = NativeGossip.members(:re)
@@ -87,7 +87,7 @@ defmodule NativeGossip.EventsTest do
     :ok = NativeGossip.unsubscribe(:unsub)
 
     {peer, node} = TestPeers.start!(:unsub_peer)
-    on_exit(fn -> catch_exit(TestPeers.stop(peer)) end)
+    on_exit(fn -> TestPeers.stop(peer) end)
     {:ok, _} = TestPeers.start_topology(peer, name: :unsub, port: port)
 
     # The peer was discovered and connected (events that would have been sent) ...

@@ -10,7 +10,7 @@ defmodule NativeGossip.StrategyTest do
     port = unique_port()
     {a, _} = pa = TestPeers.start!(:lc_a)
     {b, b_node} = pb = TestPeers.start!(:lc_b)
-    on_exit(fn -> Enum.each([pa, pb], fn {p, _} -> catch_exit(TestPeers.stop(p)) end) end)
+    on_exit(fn -> Enum.each([pa, pb], fn {p, _} -> TestPeers.stop(p) end) end)
 
     state = %Cluster.Strategy.State{
       topology: :gossip_lan,
@@ -22,7 +22,14 @@ defmodule NativeGossip.StrategyTest do
     spec = %{id: :gossip_lan, start: {NativeGossip.Strategy, :start_link, [[state]]}}
     assert {:ok, _} = TestPeers.call(a, Supervisor, :start_child, [NativeGossip.Supervisor, spec])
 
-    {:ok, _} = TestPeers.start_topology(b, name: :lan, port: port, secret: "libcluster-secret")
+    # b never connects by itself, so the connection can only come from a's strategy.
+    {:ok, _} =
+      TestPeers.start_topology(b,
+        name: :lan,
+        port: port,
+        secret: "libcluster-secret",
+        connect: {NativeGossip.RecordingConnect, :connect, [:refuse]}
+      )
 
     wait_until(fn -> TestPeers.nodes(a) == [b_node] end)
     # The connection was made by the custom connect function, with the node appended.

@@ -32,7 +32,12 @@ defmodule NativeGossip.TestPeers do
 
   def nodes(peer), do: peer |> call(Node, :list, []) |> Enum.sort()
 
-  def stop(peer), do: :peer.stop(peer)
+  @doc "Stops a peer node; a peer that is already gone is fine (for on_exit)."
+  def stop(peer) do
+    :peer.stop(peer)
+  catch
+    :exit, _ -> :ok
+  end
 
   @doc "Waits until every peer is connected to all the others."
   def wait_for_mesh(peers, timeout \\ 5_000) do
