@@ -11,7 +11,9 @@ defmodule NativeGossip.Connector do
 
   defstruct attempts: %{}, peers: %{}
 
-  @type peer :: %{failures: non_neg_integer(), retry_at: integer()}
+  # retry_at is nil when the peer is not backing off. (Monotonic time is usually
+  # negative on the BEAM, so no number can stand for "long ago".)
+  @type peer :: %{failures: non_neg_integer(), retry_at: integer() | nil}
   @type t :: %__MODULE__{
           attempts: %{reference() => node()},
           peers: %{node() => peer()}
@@ -20,12 +22,11 @@ defmodule NativeGossip.Connector do
   @doc "Starts an attempt unless one runs or the peer is backing off. `fun` does the connect."
   @spec maybe_attempt(t(), node(), (() -> term())) :: t()
   def maybe_attempt(%__MODULE__{} = c, node, fun) do
-    now = now()
-    peer = Map.get(c.peers, node, %{failures: 0, retry_at: now})
+    peer = Map.get(c.peers, node, %{failures: 0, retry_at: nil})
 
     cond do
       node in Map.values(c.attempts) -> c
-      now < peer.retry_at -> c
+      peer.retry_at != nil and now() < peer.retry_at -> c
       true -> start(c, node, peer, fun)
     end
   end
@@ -51,10 +52,10 @@ defmodule NativeGossip.Connector do
 
       {node, attempts} ->
         c = %{c | attempts: attempts}
-        peer = Map.get(c.peers, node, %{failures: 0, retry_at: now()})
+        peer = Map.get(c.peers, node, %{failures: 0, retry_at: nil})
 
         if success?(result) do
-          {node, :connected, %{c | peers: Map.put(c.peers, node, %{failures: 0, retry_at: 0})}}
+          {node, :connected, %{c | peers: Map.put(c.peers, node, %{failures: 0, retry_at: nil})}}
         else
           failures = peer.failures + 1
           backoff = min(@initial_backoff * Integer.pow(2, failures - 1), @max_backoff)

@@ -80,6 +80,31 @@ defmodule NativeGossip.EventsTest do
     assert second > first
   end
 
+  test "a peer whose connection drops is reconnected by its next heartbeat" do
+    port = unique_port()
+    {:ok, _} = NativeGossip.start_link(name: :recon, port: port, heartbeat_interval: 100)
+    :ok = NativeGossip.subscribe(:recon)
+    {peer, node} = TestPeers.start!(:recon_peer)
+    on_exit(fn -> TestPeers.stop(peer) end)
+
+    # The peer never connects by itself: only the runner's topology reconnects it.
+    {:ok, _} =
+      TestPeers.start_topology(peer,
+        name: :recon,
+        port: port,
+        heartbeat_interval: 100,
+        connect: {NativeGossip.RecordingConnect, :connect, [:refuse]}
+      )
+
+    assert_receive {:native_gossip, :recon, :connected, ^node}, 5_000
+    # Let global's handshake settle, or its messages reconnect the nodes by themselves.
+    Process.sleep(300)
+    true = :erlang.disconnect_node(node)
+    assert_receive {:native_gossip, :recon, :disconnected, ^node}, 1_000
+    assert_receive {:native_gossip, :recon, :connected, ^node}, 5_000
+    assert node in Node.list()
+  end
+
   test "unsubscribe stops the events" do
     port = unique_port()
     {:ok, _} = NativeGossip.start_link(name: :unsub, port: port, heartbeat_interval: 50)

@@ -38,6 +38,46 @@ defmodule NativeGossip.StrategyTest do
     assert [%{node: ^b_node}] = TestPeers.call(a, NativeGossip, :members, [:gossip_lan])
   end
 
+  test "when libcluster is loaded, connects through Cluster.Strategy.connect_nodes/4" do
+    port = unique_port()
+    {a, _} = pa = TestPeers.start!(:lcs_a)
+    {b, b_node} = pb = TestPeers.start!(:lcs_b)
+    on_exit(fn -> Enum.each([pa, pb], fn {p, _} -> TestPeers.stop(p) end) end)
+
+    # A stand-in for libcluster's module, loaded on node a only, recording its calls.
+    [{mod, binary}] =
+      Code.compile_string("""
+      defmodule Cluster.Strategy do
+        def connect_nodes(topology, connect, list_nodes, nodes) do
+          :persistent_term.put(:connect_nodes_call, {topology, connect, list_nodes, nodes})
+          {m, f, args} = connect
+          for n <- nodes, do: apply(m, f, args ++ [n])
+          :ok
+        end
+      end
+      """)
+
+    :code.purge(mod)
+    :code.delete(mod)
+    {:module, Cluster.Strategy} = TestPeers.call(a, :code, :load_binary, [mod, ~c"fake", binary])
+
+    state = %Cluster.Strategy.State{topology: :lc, config: [port: port, heartbeat_interval: 200]}
+    spec = %{id: :lc, start: {NativeGossip.Strategy, :start_link, [[state]]}}
+    {:ok, _} = TestPeers.call(a, Supervisor, :start_child, [NativeGossip.Supervisor, spec])
+
+    {:ok, _} =
+      TestPeers.start_topology(b,
+        name: :lan,
+        port: port,
+        connect: {NativeGossip.RecordingConnect, :connect, [:refuse]}
+      )
+
+    wait_until(fn -> TestPeers.nodes(a) == [b_node] end)
+
+    assert {:lc, {:net_kernel, :connect_node, []}, {:erlang, :nodes, [:connected]}, [^b_node]} =
+             TestPeers.call(a, :persistent_term, :get, [:connect_nodes_call])
+  end
+
   test "a bad option in the libcluster config is reported, not raised" do
     state = %Cluster.Strategy.State{topology: :bad, config: [port: -1]}
     assert {:error, {:invalid_option, :port, _}} = NativeGossip.Strategy.start_link([state])

@@ -1,0 +1,58 @@
+defmodule NativeGossip.ConnectorTest do
+  # The connection-attempt bookkeeping alone, with functions standing in for connects.
+  use ExUnit.Case, async: true
+
+  alias NativeGossip.Connector
+
+  defp run(c, node, result) do
+    c = Connector.maybe_attempt(c, node, fn -> result end)
+    assert_receive {:DOWN, ref, :process, _, reason}
+    Connector.finished(c, ref, reason)
+  end
+
+  test "a peer connected once is attempted again at once after it drops" do
+    {:n@h, :connected, c} = run(%Connector{}, :n@h, true)
+    {:n@h, :connected, _c} = run(c, :n@h, :ok)
+  end
+
+  test "failures back off exponentially and success resets the backoff" do
+    {:n@h, {:failed, false, 1}, c} = run(%Connector{}, :n@h, false)
+    # Backing off: no new attempt is started.
+    assert Connector.maybe_attempt(c, :n@h, fn -> flunk("attempted while backing off") end) == c
+    assert (c.peers[:n@h].retry_at - System.monotonic_time(:millisecond)) in 1..100
+
+    Process.sleep(110)
+    {:n@h, {:failed, false, 2}, c} = run(c, :n@h, false)
+    assert (c.peers[:n@h].retry_at - System.monotonic_time(:millisecond)) in 101..200
+
+    Process.sleep(210)
+    {:n@h, :connected, c} = run(c, :n@h, true)
+    assert c.peers[:n@h] == %{failures: 0, retry_at: nil}
+  end
+
+  test "one attempt per node at a time" do
+    parent = self()
+
+    c =
+      Connector.maybe_attempt(%Connector{}, :n@h, fn ->
+        send(parent, :go)
+        Process.sleep(:infinity)
+      end)
+
+    assert_receive :go
+    assert Connector.maybe_attempt(c, :n@h, fn -> flunk("second attempt") end) == c
+    assert Connector.in_flight(c) == 1
+  end
+
+  test "a connect function that raises counts as a failure" do
+    c = Connector.maybe_attempt(%Connector{}, :m@h, fn -> raise "boom" end)
+    assert_receive {:DOWN, ref, :process, _, reason}
+
+    assert {:m@h, {:failed, {:crashed, {%RuntimeError{message: "boom"}, _}}, 1}, _} =
+             Connector.finished(c, ref, reason)
+  end
+
+  test "a monitor that is not an attempt is unknown" do
+    assert Connector.finished(%Connector{}, make_ref(), :normal) == :unknown
+  end
+end
