@@ -58,6 +58,13 @@ defmodule NativeGossip do
       secrets can be rotated). Heartbeats are then signed with HMAC-SHA256 and checked
       for replay; nodes with different secrets never see each other. Without one, a
       warning is logged at start: anyone on the network can make this node connect.
+    * `:resolve_short_names` - default `true`. For peers whose node name has a short
+      host part (`a@host2`, as with `--sname`), make that host name resolve in this VM
+      to the address the peer's heartbeats come from, so short names work across
+      hosts without DNS. It puts `:file` first in the VM's resolver lookup order
+      (`:inet_db.set_lookup/1`) and adds the names with `:inet_db.add_host/2`; nothing
+      outside the VM changes. Only accepted heartbeats teach an address: with a
+      secret, only authenticated ones.
     * `:connect`, `:disconnect`, `:list_nodes` - `{module, function, args}` with
       libcluster's meaning and defaults (`{:net_kernel, :connect_node, []}`,
       `{:erlang, :disconnect_node, []}`, `{:erlang, :nodes, [:connected]}`); the node is
@@ -72,8 +79,13 @@ defmodule NativeGossip do
       anything;
     * `{:error, {:port_in_use, message}}` when another program holds the port
       without `SO_REUSEADDR`;
-    * `{:error, {:interface_unavailable, message}}` when the group cannot be joined
-      (no such interface, no multicast route);
+    * `{:error, {:interface_unavailable, message}}` when `:multicast_if` names an
+      address this host does not have. With the default interface, a group that cannot
+      be joined yet (a link that is down, no multicast route) is not an error: the
+      topology starts, logs a warning, and keeps trying in the background (every
+      0.25–2 s); once joined it logs so, and announces itself as a newcomer. A joined
+      topology also checks every 5 s that it still is a member (an interface that went
+      away and came back has lost its memberships) and joins again if not;
     * `{:error, {:socket_error, message}}` for anything else the OS refuses;
     * `:ignore` (with a warning) when the node is not distributed.
 

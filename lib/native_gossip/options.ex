@@ -16,6 +16,7 @@ defmodule NativeGossip.Options do
     forget_after: nil,
     max_peers: 10_000,
     secret: nil,
+    resolve_short_names: true,
     connect: {:net_kernel, :connect_node, []},
     disconnect: {:erlang, :disconnect_node, []},
     list_nodes: {:erlang, :nodes, [:connected]}
@@ -34,6 +35,7 @@ defmodule NativeGossip.Options do
           forget_after: pos_integer(),
           max_peers: pos_integer(),
           secrets: [binary()],
+          resolve_short_names: boolean(),
           connect: mfa_like(),
           disconnect: mfa_like(),
           list_nodes: mfa_like()
@@ -53,6 +55,7 @@ defmodule NativeGossip.Options do
     :forget_after,
     :max_peers,
     :secrets,
+    :resolve_short_names,
     :connect,
     :disconnect,
     :list_nodes
@@ -81,6 +84,7 @@ defmodule NativeGossip.Options do
            check(opts, :forget_after, &timeout_at_least(&1, lost, max(60_000, 2 * lost))),
          {:ok, max_peers} <- check(opts, :max_peers, &int_in(&1, 1, 1_000_000)),
          {:ok, secrets} <- check(opts, :secret, &secrets/1),
+         {:ok, resolve} <- check(opts, :resolve_short_names, &boolean/1),
          {:ok, connect} <- check(opts, :connect, &mfa/1),
          {:ok, disconnect} <- check(opts, :disconnect, &mfa/1),
          {:ok, list_nodes} <- check(opts, :list_nodes, &mfa/1) do
@@ -96,6 +100,7 @@ defmodule NativeGossip.Options do
          forget_after: forget,
          max_peers: max_peers,
          secrets: secrets,
+         resolve_short_names: resolve,
          connect: connect,
          disconnect: disconnect,
          list_nodes: list_nodes
@@ -219,6 +224,9 @@ defmodule NativeGossip.Options do
   end
 
   defp secrets(_), do: {:error, "expected a non-empty binary or a list of them (the first signs)"}
+
+  defp boolean(v) when is_boolean(v), do: {:ok, v}
+  defp boolean(v), do: {:error, "expected true or false, got: #{inspect(v)}"}
 
   defp mfa({m, f, a} = mfa) when is_atom(m) and is_atom(f) and is_list(a), do: {:ok, mfa}
 

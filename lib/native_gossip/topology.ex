@@ -8,7 +8,7 @@ defmodule NativeGossip.Topology do
   use GenServer
   require Logger
 
-  alias NativeGossip.{Connector, Native, Options}
+  alias NativeGossip.{Connector, Native, Options, ShortNames}
 
   @registry NativeGossip.Registry
 
@@ -19,6 +19,7 @@ defmodule NativeGossip.Topology do
     :native,
     :libcluster,
     connector: %Connector{},
+    hosts: %{},
     peers: %{},
     subscribers: %{}
   ]
@@ -121,10 +122,11 @@ defmodule NativeGossip.Topology do
   end
 
   @impl true
-  def handle_info({:native_gossip, kind, name, _address, _incarnation}, state)
+  def handle_info({:native_gossip, kind, name, {ip, _port}, _incarnation}, state)
       when kind in [:discovered, :heard] do
     # The native side validated the name (and with a secret, authenticated it).
     node = String.to_atom(name)
+    state = learn_host(state, node, ip)
 
     state =
       if kind == :discovered do
@@ -167,6 +169,19 @@ defmodule NativeGossip.Topology do
        | connector: Connector.forget(state.connector, node),
          peers: Map.delete(state.peers, node)
      }}
+  end
+
+  def handle_info({:native_gossip_membership, :joined}, state) do
+    Logger.info("NativeGossip topology #{inspect(state.options.name)} joined its multicast group")
+    {:noreply, state}
+  end
+
+  def handle_info({:native_gossip_membership, {:not_joined, message}}, state) do
+    Logger.warning(
+      "NativeGossip topology #{inspect(state.options.name)}: #{message}; retrying in the background"
+    )
+
+    {:noreply, state}
   end
 
   def handle_info({:native_gossip_fault, message}, state) do
@@ -228,6 +243,11 @@ defmodule NativeGossip.Topology do
   defp clean?(:shutdown), do: true
   defp clean?({:shutdown, _}), do: true
   defp clean?(_), do: false
+
+  defp learn_host(%{options: %{resolve_short_names: true}} = state, node, ip),
+    do: %{state | hosts: ShortNames.learn(state.hosts, node, ip)}
+
+  defp learn_host(state, _node, _ip), do: state
 
   defp connected(state, node) do
     case state.peers do

@@ -1,12 +1,20 @@
 # `make demo`: three BEAM nodes find each other by multicast and form a full mesh.
 #
-# Runs inside the private network namespace made by test/support/private_net.sh (the
-# Makefile puts it there), so nothing leaves this machine. Each node is a separate OS
-# process started with :peer; it starts a NativeGossip topology and records, from its
-# own start, when it heard and when it connected each peer (NativeGossip.DemoRecorder). Exits 0 once every node is
-# connected to every other, or 1 with the reason after 10 s.
+# It runs inside the private network namespace made by test/support/private_net.sh
+# (the Makefile puts it there), so nothing leaves this machine. When it can (as root)
+# it makes three test hosts, network namespaces on a bridge with their own addresses
+# and host names (NativeGossip.TestRig), and runs one node on each, started with
+# `--sname` and no DNS: the nodes learn each other's addresses from their heartbeats.
+# Otherwise the three nodes share the private namespace's loopback.
+#
+# Each node is a separate OS process started with :peer, with `-connect_all false`, so
+# every connection is made by NativeGossip. Each node records, from its own start,
+# when it heard and when it connected each peer. Exits 0 once every node is connected
+# to every other, or 1 with the reason after 10 s.
 
 defmodule Demo do
+  alias NativeGossip.{EventRecorder, TestPeers, TestRig}
+
   @names [:a, :b, :c]
   @stagger_ms 300
   @deadline_ms 10_000
@@ -20,25 +28,44 @@ defmodule Demo do
       System.halt(2)
     end
 
+    {rig, start_node, where} =
+      if TestRig.available?() do
+        rig = TestRig.start!(length(@names))
+
+        {rig, fn name, i -> TestRig.start_node!(rig, i, name: name, names: :short) end,
+         "on three test hosts (network namespaces on a bridge, 198.51.100.1-3, host names " <>
+           "host1-3), started with --sname and no DNS"}
+      else
+        {nil, fn name, _i -> TestPeers.start!(name) end,
+         "in one private network namespace (multicast on loopback); not root, so no test hosts"}
+      end
+
+    try do
+      demo(start_node, where)
+    after
+      if rig, do: TestRig.stop(rig)
+    end
+  end
+
+  defp demo(start_node, where) do
     IO.puts("""
-    NativeGossip demo: #{length(@names)} BEAM nodes, one OS process each, in a private network
-    namespace (multicast on loopback). They start #{@stagger_ms} ms apart, with no list of
-    peers: each finds the others from their heartbeats.
+    NativeGossip demo: #{length(@names)} BEAM nodes, one OS process each, #{where}.
+    They start #{@stagger_ms} ms apart, with no list of peers: each finds the others
+    from their heartbeats.
     """)
 
     t0 = System.monotonic_time(:millisecond)
 
     nodes =
-      for {name, i} <- Enum.with_index(@names) do
-        wait_until_ms(t0 + i * @stagger_ms)
-        {peer, node} = start_node(name)
-        started = System.monotonic_time(:millisecond) - t0
+      for {name, i} <- Enum.with_index(@names, 1) do
+        wait_until_ms(t0 + (i - 1) * @stagger_ms)
+        {peer, node} = start_node.(name, i)
 
-        {:ok, recorder} =
-          :peer.call(peer, NativeGossip.DemoRecorder, :start, [[name: :demo, secret: "demo"]])
+        {started_us, recorder} =
+          :peer.call(peer, EventRecorder, :start_topology, [[name: :demo, secret: "demo"]])
 
-        IO.puts("  started #{node} at +#{started} ms")
-        {peer, node, recorder}
+        IO.puts("  started #{node} at +#{System.monotonic_time(:millisecond) - t0} ms")
+        {peer, node, started_us, recorder}
       end
 
     all = Enum.map(nodes, &elem(&1, 1))
@@ -48,7 +75,6 @@ defmodule Demo do
     case result do
       :ok ->
         IO.puts("\nFull mesh: every node is connected to the #{length(all) - 1} others.")
-        System.halt(0)
 
       {:error, missing} ->
         IO.puts(:stderr, "\nNo full mesh within #{@deadline_ms} ms. Missing connections:")
@@ -57,29 +83,13 @@ defmodule Demo do
     end
   end
 
-  defp start_node(name) do
-    paths = Enum.flat_map(:code.get_path(), &[~c"-pa", &1])
-
-    {:ok, peer, node} =
-      :peer.start(%{
-        name: name,
-        host: ~c"127.0.0.1",
-        longnames: true,
-        connection: :standard_io,
-        args: [~c"-connect_all", ~c"false" | paths]
-      })
-
-    {:ok, _} = :peer.call(peer, Application, :ensure_all_started, [:native_gossip])
-    :ok = :peer.call(peer, Logger, :configure, [[level: :error]])
-    {peer, node}
-  end
-
   # Full mesh: every node's recorder has seen a :connected event for every other node,
   # and distribution agrees (Node.list).
   defp wait_for_mesh(nodes, all, deadline) do
     missing =
-      for {peer, node, recorder} <- nodes,
-          {seen, list} = :peer.call(peer, NativeGossip.DemoRecorder, :report, [recorder]),
+      for {peer, node, _, recorder} <- nodes,
+          seen = seen(peer, recorder),
+          list = :peer.call(peer, Node, :list, []),
           other <- all -- [node],
           not Map.has_key?(seen, {other, :connected}) or other not in list,
           do: {node, other}
@@ -97,23 +107,30 @@ defmodule Demo do
     end
   end
 
+  # The first time (wall clock, µs) of each {node, event}.
+  defp seen(peer, recorder) do
+    peer
+    |> :peer.call(EventRecorder, :events, [recorder])
+    |> Enum.reduce(%{}, fn {event, node, at}, acc -> Map.put_new(acc, {node, event}, at) end)
+  end
+
   defp print_report(nodes, all) do
     IO.puts("\nEach node, from its own start (ms):")
 
-    for {peer, node, recorder} <- nodes do
-      {seen, _} = :peer.call(peer, NativeGossip.DemoRecorder, :report, [recorder])
+    for {peer, node, started_us, recorder} <- nodes do
+      seen = seen(peer, recorder)
       IO.puts("  #{node}")
 
       for other <- all -- [node] do
-        heard = format(seen[{other, :discovered}])
-        connected = format(seen[{other, :connected}])
+        heard = since(seen[{other, :discovered}], started_us)
+        connected = since(seen[{other, :connected}], started_us)
         IO.puts("    #{other}: heard at #{heard}, connected at #{connected}")
       end
     end
   end
 
-  defp format(nil), do: "-"
-  defp format(ms), do: :erlang.float_to_binary(ms, decimals: 1)
+  defp since(nil, _t0), do: "-"
+  defp since(at, t0), do: :erlang.float_to_binary((at - t0) / 1000, decimals: 1)
 
   defp wait_until_ms(t) do
     delay = t - System.monotonic_time(:millisecond)

@@ -29,19 +29,23 @@ defmodule NativeGossip.TestRig do
       System.find_executable("ip") != nil
   end
 
-  @doc "Makes `n` hosts on one bridge."
-  @spec start!(pos_integer()) :: t()
-  def start!(n) do
+  @doc """
+  Makes `n` hosts on one bridge. `down: [i, ...]` leaves those hosts' links down and
+  without a multicast route (an interface that comes up later: `link(rig, i, :up)`).
+  """
+  @spec start!(pos_integer(), keyword()) :: t()
+  def start!(n, opts \\ []) do
+    down = Keyword.get(opts, :down, [])
     id = "ng#{rem(System.unique_integer([:positive]), 100)}"
     bridge = "#{id}br"
     ip!(["netns", "add", bridge])
     ip!(["-n", bridge, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0"])
     ip!(["-n", bridge, "link", "set", "br0", "up"])
     rig = %__MODULE__{id: id, bridge: bridge}
-    %{rig | hosts: Enum.map(1..n, &add_host(rig, &1))}
+    %{rig | hosts: Enum.map(1..n, &add_host(rig, &1, &1 not in down))}
   end
 
-  defp add_host(rig, i) do
+  defp add_host(rig, i, up?) do
     netns = "#{rig.id}h#{i}"
     veth = "#{rig.id}v#{i}"
     port = "#{rig.id}p#{i}"
@@ -53,10 +57,17 @@ defmodule NativeGossip.TestRig do
     ip!(["-n", rig.bridge, "link", "set", port, "master", "br0"])
     ip!(["-n", rig.bridge, "link", "set", port, "up"])
     ip!(["-n", netns, "addr", "add", "198.51.100.#{i}/24", "dev", veth])
-    ip!(["-n", netns, "link", "set", veth, "up"])
     ip!(["-n", netns, "link", "set", "lo", "up"])
-    ip!(["-n", netns, "route", "add", "224.0.0.0/4", "dev", veth])
-    %{index: i, netns: netns, veth: veth, address: address, hostname: "host#{i}"}
+    host = %{index: i, netns: netns, veth: veth, address: address, hostname: "host#{i}"}
+    if up?, do: link_up(host)
+    host
+  end
+
+  # A multicast route can only be added to a link that is up, and some kernels drop it
+  # when the link goes down: (re)add it with the link.
+  defp link_up(host) do
+    ip!(["-n", host.netns, "link", "set", host.veth, "up"])
+    ip!(["-n", host.netns, "route", "replace", "224.0.0.0/4", "dev", host.veth])
   end
 
   @doc """
@@ -107,9 +118,45 @@ defmodule NativeGossip.TestRig do
   end
 
   @doc "Takes host `i`'s link down (a partition) or back up."
-  def link(%__MODULE__{} = rig, i, state) when state in [:down, :up] do
+  def link(%__MODULE__{} = rig, i, :down) do
     host = Enum.at(rig.hosts, i - 1)
-    ip!(["-n", host.netns, "link", "set", host.veth, Atom.to_string(state)])
+    ip!(["-n", host.netns, "link", "set", host.veth, "down"])
+  end
+
+  def link(%__MODULE__{} = rig, i, :up), do: link_up(Enum.at(rig.hosts, i - 1))
+
+  @doc "Drops `percent` % of the gossip datagrams arriving at host `i` (nftables), at random."
+  def loss(%__MODULE__{} = rig, i, percent, port \\ 45_892) do
+    host = Enum.at(rig.hosts, i - 1)
+    nft = fn args -> cmd!("ip", ["netns", "exec", host.netns, "nft" | args]) end
+
+    System.cmd("ip", ["netns", "exec", host.netns, "nft", "delete", "table", "inet", "ngloss"],
+      stderr_to_stdout: true
+    )
+
+    nft.(["add", "table", "inet", "ngloss"])
+    nft.(["add", "chain", "inet", "ngloss", "in", "{ type filter hook input priority 0; }"])
+
+    nft.(
+      ~w(add rule inet ngloss in udp dport #{port} numgen random mod 100 < #{percent} counter drop)
+    )
+  end
+
+  @doc "Datagrams the loss rule of host `i` dropped so far."
+  def dropped(%__MODULE__{} = rig, i) do
+    host = Enum.at(rig.hosts, i - 1)
+
+    {out, 0} =
+      System.cmd("ip", ["netns", "exec", host.netns, "nft", "list", "table", "inet", "ngloss"])
+
+    [_, n] = Regex.run(~r/counter packets (\d+)/, out)
+    String.to_integer(n)
+  end
+
+  @doc "Kills a node's OS process with SIGKILL (no goodbye, no clean-up)."
+  def kill(peer) do
+    pid = :peer.call(peer, :os, :getpid, [])
+    cmd!("kill", ["-9", to_string(pid)])
   end
 
   @doc "Removes every namespace, link and process the rig made. Idempotent."
@@ -128,10 +175,12 @@ defmodule NativeGossip.TestRig do
     :ok
   end
 
-  defp ip!(args) do
-    case System.cmd("ip", args, stderr_to_stdout: true) do
+  defp ip!(args), do: cmd!("ip", args)
+
+  defp cmd!(cmd, args) do
+    case System.cmd(cmd, args, stderr_to_stdout: true) do
       {_, 0} -> :ok
-      {out, status} -> raise "ip #{Enum.join(args, " ")} failed (#{status}): #{out}"
+      {out, status} -> raise "#{cmd} #{Enum.join(args, " ")} failed (#{status}): #{out}"
     end
   end
 end

@@ -66,10 +66,11 @@ impl StartError {
     }
 }
 
-/// Opens and configures the multicast socket: SO_REUSEADDR and SO_REUSEPORT so that
-/// several nodes on one host share the port, bound to the group address so that only
-/// this group's datagrams arrive, joined on the chosen interface, loopback on.
-pub fn open_socket(cfg: &SocketConfig) -> Result<UdpSocket, StartError> {
+/// Creates the socket and binds it: SO_REUSEADDR and SO_REUSEPORT so that several
+/// nodes on one host share the port, bound to the group address so that only this
+/// group's datagrams arrive, multicast loopback on. Joining is separate (`join`), since
+/// it can fail for a while on a host whose network is not up yet.
+pub fn bind_socket(cfg: &SocketConfig) -> Result<UdpSocket, StartError> {
     let other = |what: &str, e: io::Error| StartError::Socket(format!("{what}: {e}"));
     if !cfg.group.is_multicast() {
         return Err(StartError::Socket(format!(
@@ -100,28 +101,10 @@ pub fn open_socket(cfg: &SocketConfig) -> Result<UdpSocket, StartError> {
             other(&format!("cannot bind {bind}"), e)
         }
     })?;
-    socket
-        .join_multicast_v4(&cfg.group, &cfg.interface)
-        .map_err(|e| {
-            let on = if cfg.interface.is_unspecified() {
-                "the interface of the multicast route (there may be none: add one with \
-                 `ip route add 224.0.0.0/4 dev <interface>`, or set :multicast_if)"
-                    .to_string()
-            } else {
-                format!(
-                    "interface {} (is that address on an interface that is up?)",
-                    cfg.interface
-                )
-            };
-            StartError::InterfaceUnavailable(format!(
-                "cannot join multicast group {} on {on}: {e}",
-                cfg.group
-            ))
-        })?;
     if !cfg.interface.is_unspecified() {
         socket.set_multicast_if_v4(&cfg.interface).map_err(|e| {
             StartError::InterfaceUnavailable(format!(
-                "cannot send on interface {}: {e}",
+                "cannot send on interface {}: {e} (is that address on an interface of this host?)",
                 cfg.interface
             ))
         })?;
@@ -138,6 +121,42 @@ pub fn open_socket(cfg: &SocketConfig) -> Result<UdpSocket, StartError> {
     Ok(socket.into())
 }
 
+/// What a join attempt found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Join {
+    /// Joined now (first time, or again after the membership was lost).
+    Joined,
+    /// Already a member (EADDRINUSE): nothing changed.
+    AlreadyMember,
+    /// Cannot join (no interface, no route, link down); the message says why.
+    Failed(String),
+}
+
+/// Joins the group on the configured interface (or the multicast route's).
+pub fn join(socket: &UdpSocket, cfg: &SocketConfig) -> Join {
+    match socket.join_multicast_v4(&cfg.group, &cfg.interface) {
+        Ok(()) => Join::Joined,
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => Join::AlreadyMember,
+        Err(e) => {
+            let on = if cfg.interface.is_unspecified() {
+                "the interface of the multicast route (there may be none yet: a link that is \
+                 down, or no route; add one with `ip route add 224.0.0.0/4 dev <interface>`, \
+                 or set :multicast_if)"
+                    .to_string()
+            } else {
+                format!(
+                    "interface {} (is that address on an interface that is up?)",
+                    cfg.interface
+                )
+            };
+            Join::Failed(format!(
+                "cannot join multicast group {} on {on}: {e}",
+                cfg.group
+            ))
+        }
+    }
+}
+
 /// Where the thread delivers events. The NIF implements it with `OwnedEnv`; tests
 /// with a channel.
 pub trait EventSink: Send + 'static {
@@ -145,6 +164,9 @@ pub trait EventSink: Send + 'static {
     fn deliver(&mut self, event: &PeerEvent) -> bool;
     /// The thread is stopping because of a fault (a panic, a dead socket).
     fn fault(&mut self, reason: &str);
+    /// Group membership changed: `Ok(())` joined (again), `Err(why)` not a member and
+    /// retrying. Sent on changes only.
+    fn membership(&mut self, status: Result<(), &str>);
 }
 
 enum Command {
@@ -195,7 +217,16 @@ impl Topology {
         let engine = Engine::new(config, now, incarnation, seed).map_err(|e| {
             StartError::InvalidNodeName(format!("this node's name cannot be announced: {e:?}"))
         })?;
-        let udp = open_socket(&socket)?;
+        let udp = bind_socket(&socket)?;
+        let joined = match join(&udp, &socket) {
+            Join::Joined | Join::AlreadyMember => None,
+            // An interface the user named and this host does not have is a mistake to
+            // report now; the default interface may just not be up yet: keep retrying.
+            Join::Failed(why) if !socket.interface.is_unspecified() => {
+                return Err(StartError::InterfaceUnavailable(why))
+            }
+            Join::Failed(why) => Some(why),
+        };
         let local = udp
             .local_addr()
             .map_err(|e| StartError::Socket(format!("getsockname: {e}")))?;
@@ -216,6 +247,8 @@ impl Topology {
             wake_rx,
             commands: commands_rx,
             destination,
+            socket,
+            join: JoinState::new(now, joined),
         };
         let thread = std::thread::Builder::new()
             .name("native_gossip".into())
@@ -301,6 +334,48 @@ struct Worker {
     wake_rx: UnixDatagram,
     commands: Receiver<Command>,
     destination: SocketAddr,
+    socket: SocketConfig,
+    join: JoinState,
+}
+
+/// First retry of a failed join; each next one doubles, up to `JOIN_RETRY_MAX`.
+const JOIN_RETRY_FIRST: Duration = Duration::from_millis(250);
+const JOIN_RETRY_MAX: Duration = Duration::from_secs(2);
+/// How often a joined socket checks that it still is (an interface that went away
+/// and came back has lost its memberships).
+const JOIN_REFRESH: Duration = Duration::from_secs(5);
+
+/// Membership bookkeeping of the thread.
+struct JoinState {
+    /// `None` when joined; otherwise why not (reported once per change).
+    failure: Option<String>,
+    next_check: Instant,
+    backoff: Duration,
+    /// The failure at start still has to be reported.
+    unreported: bool,
+}
+
+impl JoinState {
+    fn new(now: Instant, failure: Option<String>) -> Self {
+        let unreported = failure.is_some();
+        JoinState {
+            next_check: now
+                + if failure.is_some() {
+                    JOIN_RETRY_FIRST
+                } else {
+                    JOIN_REFRESH
+                },
+            failure,
+            backoff: JOIN_RETRY_FIRST,
+            unreported,
+        }
+    }
+
+    /// A deadline for the thread's sleep only while not joined: the refresh of a joined
+    /// socket rides on the wake-ups the heartbeats cause anyway.
+    fn deadline(&self) -> Option<Instant> {
+        self.failure.as_ref().map(|_| self.next_check)
+    }
 }
 
 /// Datagrams read per wake-up before timers and commands get a turn.
@@ -314,7 +389,7 @@ enum Flow {
 }
 
 impl Worker {
-    fn run(self, mut sink: impl EventSink) {
+    fn run(mut self, mut sink: impl EventSink) {
         match catch_unwind(AssertUnwindSafe(|| self.serve(&mut sink))) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => sink.fault(&format!("socket error: {e}")),
@@ -329,11 +404,18 @@ impl Worker {
         }
     }
 
-    fn serve(&self, sink: &mut impl EventSink) -> io::Result<()> {
+    fn serve(&mut self, sink: &mut impl EventSink) -> io::Result<()> {
         let mut events = Vec::new();
         let mut buf = [0u8; 2048];
+        if self.join.unreported {
+            self.join.unreported = false;
+            sink.membership(Err(self.join.failure.as_deref().unwrap_or_default()));
+        }
         loop {
-            let deadline = self.shared.engine.lock().next_deadline();
+            let mut deadline = self.shared.engine.lock().next_deadline();
+            if let Some(t) = self.join.deadline() {
+                deadline = deadline.min(t);
+            }
             let sleep = deadline
                 .saturating_duration_since(Instant::now())
                 .min(MAX_SLEEP);
@@ -349,6 +431,9 @@ impl Worker {
                 self.receive(&mut buf, &mut events)?;
             }
             let now = Instant::now();
+            if now >= self.join.next_check {
+                self.check_membership(now, sink);
+            }
             {
                 let mut engine = self.shared.engine.lock();
                 engine.handle_timeout(now, &mut events);
@@ -362,6 +447,34 @@ impl Worker {
                 if !sink.deliver(&e) {
                     return Ok(());
                 }
+            }
+        }
+    }
+
+    /// Joins if not a member, or checks that a joined socket still is one. A join that
+    /// succeeds after a failure, or after the membership was lost, starts the joining
+    /// burst again so that peers answer at once.
+    fn check_membership(&mut self, now: Instant, sink: &mut impl EventSink) {
+        match join(&self.udp, &self.socket) {
+            Join::AlreadyMember => {
+                self.join.next_check = now + JOIN_REFRESH;
+            }
+            Join::Joined => {
+                let was_reported = self.join.failure.take().is_some();
+                self.join.next_check = now + JOIN_REFRESH;
+                self.join.backoff = JOIN_RETRY_FIRST;
+                self.shared.engine.lock().restart_burst(now);
+                if was_reported {
+                    sink.membership(Ok(()));
+                }
+            }
+            Join::Failed(why) => {
+                if self.join.failure.as_deref() != Some(why.as_str()) {
+                    sink.membership(Err(&why));
+                }
+                self.join.failure = Some(why);
+                self.join.next_check = now + self.join.backoff;
+                self.join.backoff = (self.join.backoff * 2).min(JOIN_RETRY_MAX);
             }
         }
     }

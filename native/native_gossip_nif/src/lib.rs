@@ -5,7 +5,9 @@
 //!
 //! - `{:native_gossip, event, name :: binary, {ip_tuple, port}, incarnation}` with `event`
 //!   one of `:discovered`, `:heard`, `:left`, `:lost`, `:forgotten`;
-//! - `{:native_gossip_fault, message :: binary}` when the thread stops on a fault.
+//! - `{:native_gossip_fault, message :: binary}` when the thread stops on a fault;
+//! - `{:native_gossip_membership, :joined | {:not_joined, message}}` when the socket's
+//!   group membership changes (it cannot join yet, or joined after all).
 //!
 //! All atoms created here come from fixed sets; node names cross as binaries.
 
@@ -26,6 +28,9 @@ mod atoms {
         error,
         native_gossip,
         native_gossip_fault,
+        native_gossip_membership,
+        joined,
+        not_joined,
     }
 }
 
@@ -100,6 +105,17 @@ impl EventSink for Mailbox {
     fn fault(&mut self, reason: &str) {
         let _ = self.env.send_and_clear(&self.owner, |env| {
             (atoms::native_gossip_fault(), reason).encode(env)
+        });
+    }
+
+    fn membership(&mut self, status: Result<(), &str>) {
+        let _ = self.env.send_and_clear(&self.owner, |env| match status {
+            Ok(()) => (atoms::native_gossip_membership(), atoms::joined()).encode(env),
+            Err(why) => (
+                atoms::native_gossip_membership(),
+                (atoms::not_joined(), why),
+            )
+                .encode(env),
         });
     }
 }
