@@ -36,4 +36,11 @@ defmodule NativeGossip.HeartbeatPacket do
   def send(socket, port, packet, group \\ NativeGossip.Options.default_group()) do
     :ok = :gen_udp.send(socket, group, port, packet)
   end
+
+  @doc "Opens a sender, sends `packets` to the group, closes it (for one :peer.call)."
+  def send_all(port, packets) do
+    socket = sender()
+    Enum.each(packets, &__MODULE__.send(socket, port, &1))
+    :gen_udp.close(socket)
+  end
 end
