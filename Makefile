@@ -33,6 +33,7 @@ elixir-test:
 bench: tools
 	MIX_ENV=test mix compile
 	MIX_ENV=test $(NETNS) mix run --no-start bench/join.exs
+	MIX_ENV=test $(NETNS) mix run --no-start bench/network.exs
 
 demo: tools
 	MIX_ENV=test mix compile

@@ -32,8 +32,20 @@ defmodule NativeGossip.Connector do
   end
 
   defp start(c, node, peer, fun) do
-    # The exit reason carries the result, so one :DOWN tells success, failure and crash.
-    {_pid, ref} = spawn_monitor(fn -> exit({:native_gossip_connect, fun.()}) end)
+    # The exit reason carries the result, so one :DOWN tells success and failure. A
+    # connect function that raises is a failure like another (logged once by the
+    # server), not a crash report from a bare process.
+    {_pid, ref} =
+      spawn_monitor(fn ->
+        result =
+          try do
+            fun.()
+          catch
+            kind, reason -> {:crashed, {kind, reason}}
+          end
+
+        exit({:native_gossip_connect, result})
+      end)
 
     %{c | attempts: Map.put(c.attempts, ref, node), peers: Map.put(c.peers, node, peer)}
   end
@@ -72,7 +84,7 @@ defmodule NativeGossip.Connector do
   defp success?(_), do: false
 
   defp failure({:native_gossip_connect, result}), do: result
-  defp failure(crash), do: {:crashed, crash}
+  defp failure(killed), do: {:crashed, {:exit, killed}}
 
   @doc "Forgets a peer's backoff (it left, or was forgotten by the native side)."
   @spec forget(t(), node()) :: t()

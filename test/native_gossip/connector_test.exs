@@ -48,7 +48,7 @@ defmodule NativeGossip.ConnectorTest do
     c = Connector.maybe_attempt(%Connector{}, :m@h, fn -> raise "boom" end)
     assert_receive {:DOWN, ref, :process, _, reason}
 
-    assert {:m@h, {:failed, {:crashed, {%RuntimeError{message: "boom"}, _}}, 1}, _} =
+    assert {:m@h, {:failed, {:crashed, {:error, %RuntimeError{message: "boom"}}}, 1}, _} =
              Connector.finished(c, ref, reason)
   end
 

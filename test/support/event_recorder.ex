@@ -2,7 +2,8 @@ defmodule NativeGossip.EventRecorder do
   @moduledoc false
   # Runs on a node (a test peer, a demo node): subscribes to a topology's events and
   # records each with the wall-clock time in µs, so that times taken on different
-  # nodes of one machine can be compared.
+  # nodes of one machine can be compared. It also records distribution's own
+  # {:nodeup, node} and {:nodedown, node}, as events :nodeup and :nodedown.
 
   @doc "Starts a recorder for the running topology `name`; returns its pid."
   def start(name) do
@@ -10,6 +11,7 @@ defmodule NativeGossip.EventRecorder do
 
     pid =
       spawn(fn ->
+        :ok = :net_kernel.monitor_nodes(true)
         :ok = NativeGossip.subscribe(name)
         send(caller, {:recording, self()})
         loop([])
@@ -44,6 +46,9 @@ defmodule NativeGossip.EventRecorder do
   defp loop(events) do
     receive do
       {:native_gossip, _name, event, node} ->
+        loop([{event, node, System.system_time(:microsecond)} | events])
+
+      {event, node} when event in [:nodeup, :nodedown] ->
         loop([{event, node, System.system_time(:microsecond)} | events])
 
       {:events, from, ref} ->

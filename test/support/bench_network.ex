@@ -1,0 +1,55 @@
+defmodule NativeGossip.BenchNetwork do
+  @moduledoc false
+  # Helpers of bench/network.exs.
+
+  alias NativeGossip.{EventRecorder, TestNet, TestRig}
+
+  def now, do: System.system_time(:microsecond)
+
+  def start_nodes(rig, hosts, topology) do
+    for i <- hosts do
+      {peer, node} = TestRig.start_node!(rig, i)
+      {_t0, recorder} = :peer.call(peer, EventRecorder, :start_topology, [topology])
+      %{i: i, peer: peer, node: node, recorder: recorder}
+    end
+  end
+
+  def nodes(n), do: :peer.call(n.peer, Node, :list, [])
+
+  def wait_mesh(ns) do
+    all = Enum.map(ns, & &1.node)
+
+    TestNet.wait_until(
+      fn -> Enum.all?(ns, fn n -> Enum.sort(nodes(n)) == Enum.sort(all -- [n.node]) end) end,
+      30_000,
+      "a full mesh"
+    )
+  end
+
+  def event_after(n, event, node, since, recorder \\ nil) do
+    rec = recorder || n.recorder
+
+    TestNet.wait_until(
+      fn ->
+        :peer.call(n.peer, EventRecorder, :events, [rec])
+        |> Enum.find_value(fn {e, nd, at} -> e == event and nd == node and at > since and at end)
+      end,
+      30_000,
+      "#{event} of #{node} at #{n.node}"
+    )
+  end
+
+  def stats(xs) do
+    s = Enum.sort(xs)
+    n = length(s)
+    pick = fn q -> Enum.at(s, min(n - 1, round(q * (n - 1)))) end
+    %{n: n, median: pick.(0.5), p10: pick.(0.1), p90: pick.(0.9), min: hd(s), max: List.last(s)}
+  end
+
+  def row(label, xs) do
+    s = stats(xs)
+    f = fn x -> :erlang.float_to_binary(x / 1, decimals: 1) end
+
+    "| #{label} | #{s.n} | #{f.(s.median)} | #{f.(s.p10)} | #{f.(s.p90)} | #{f.(s.min)} | #{f.(s.max)} |"
+  end
+end
