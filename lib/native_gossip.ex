@@ -55,7 +55,8 @@ defmodule NativeGossip do
       twice `:lost_after` if that is longer).
     * `:max_peers` - size limit of the peer table, default `10_000`.
     * `:secret` - a binary, or a list of binaries (the first signs, any verifies, so
-      secrets can be rotated). Heartbeats are then signed with HMAC-SHA256 and checked
+      secrets can be rotated without a split: `[old, new]` on every node, then
+      `[new, old]`, then `[new]`, one node at a time). Heartbeats are then signed with HMAC-SHA256 and checked
       for replay; nodes with different secrets never see each other. Without one, a
       warning is logged at start: anyone on the network can make this node connect.
     * `:resolve_short_names` - default `true`. For peers whose node name has a short
