@@ -8,7 +8,7 @@
 SHELL := /bin/sh
 NETNS := test/support/private_net.sh
 
-.PHONY: all tools test rust-test elixir-lint elixir-test demo bench clean
+.PHONY: all tools test rust-test elixir-lint elixir-test probe demo bench clean
 
 all: test
 
@@ -26,11 +26,15 @@ elixir-lint:
 	MIX_ENV=test mix format --check-formatted
 	MIX_ENV=test mix compile --force --warnings-as-errors
 
-elixir-test:
+# The multi-host tests use native-gossip-probe as an attacker.
+elixir-test: probe
 	MIX_ENV=test $(NETNS) mix test
 
+probe:
+	cargo build --release -p native_gossip_probe
+
 # Benchmarks (not part of make test); results and method: docs/BENCHMARKS.md.
-bench: tools
+bench: tools probe
 	MIX_ENV=test mix compile
 	MIX_ENV=test $(NETNS) mix run --no-start bench/join.exs
 	MIX_ENV=test $(NETNS) mix run --no-start bench/network.exs

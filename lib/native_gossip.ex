@@ -66,6 +66,13 @@ defmodule NativeGossip do
       (`:inet_db.set_lookup/1`) and adds the names with `:inet_db.add_host/2`; nothing
       outside the VM changes. Only accepted heartbeats teach an address: with a
       secret, only authenticated ones.
+    * `:new_peer_rate` - without a `:secret` only: how many new peer names per second
+      one sending address may introduce (bursts of twice that), default `5`. Each new
+      name becomes an atom and a connect attempt, so this bounds what a host that
+      floods made-up names can cost, while legitimate nodes elsewhere are admitted at
+      once. Excess names are dropped as `:rate_limited`.
+    * `:log_interval` - dropped datagrams are logged as one warning per reason per
+      interval, with the count, never one line per packet; default `10_000` ms.
     * `:connect`, `:disconnect`, `:list_nodes` - `{module, function, args}` with
       libcluster's meaning and defaults (`{:net_kernel, :connect_node, []}`,
       `{:erlang, :disconnect_node, []}`, `{:erlang, :nodes, [:connected]}`); the node is
@@ -89,6 +96,10 @@ defmodule NativeGossip do
       away and came back has lost its memberships) and joins again if not;
     * `{:error, {:socket_error, message}}` for anything else the OS refuses;
     * `:ignore` (with a warning) when the node is not distributed.
+
+  A peer named in the other style than this node (a short name such as `a@host` while
+  this node was started with `--name`, or the reverse) is listed by `members/1` but
+  never connected: distribution refuses such connections.
 
   Nothing received from the network can crash the server: every packet that is not a
   valid heartbeat is dropped in native code and counted by reason (see `stats/1`).
@@ -119,7 +130,8 @@ defmodule NativeGossip do
           dropped: %{atom() => non_neg_integer()},
           events: non_neg_integer(),
           peers: non_neg_integer(),
-          incarnation: non_neg_integer()
+          incarnation: non_neg_integer(),
+          joined: boolean()
         }
 
   @doc """
@@ -196,12 +208,13 @@ defmodule NativeGossip do
   @doc """
   Counters of the topology: heartbeats sent, datagrams received, accepted, and dropped
   by reason (`received == accepted + sum of dropped`), events delivered to the server,
-  and the size of the peer table.
+  the size of the peer table, and whether the socket is a member of the group right
+  now (`joined`: false while it cannot join, see the errors above).
 
   Drop reasons: `:too_short`, `:too_long`, `:bad_magic`, `:unsupported_version`,
   `:malformed`, `:bad_name`, `:missing_signature`, `:bad_signature`,
   `:unexpected_signature`, `:replay`, `:own_packet` (our own heartbeat looped back),
-  `:name_conflict` (another node uses our name), `:peer_table_full`.
+  `:name_conflict` (another node uses our name), `:peer_table_full`, `:rate_limited`.
   """
   @spec stats(name()) :: stats()
   def stats(name), do: name |> Topology.native!() |> Native.stats()

@@ -17,6 +17,8 @@ defmodule NativeGossip.Options do
     max_peers: 10_000,
     secret: nil,
     resolve_short_names: true,
+    new_peer_rate: 5,
+    log_interval: 10_000,
     connect: {:net_kernel, :connect_node, []},
     disconnect: {:erlang, :disconnect_node, []},
     list_nodes: {:erlang, :nodes, [:connected]}
@@ -36,6 +38,8 @@ defmodule NativeGossip.Options do
           max_peers: pos_integer(),
           secrets: [binary()],
           resolve_short_names: boolean(),
+          new_peer_rate: pos_integer(),
+          log_interval: pos_integer(),
           connect: mfa_like(),
           disconnect: mfa_like(),
           list_nodes: mfa_like()
@@ -56,6 +60,8 @@ defmodule NativeGossip.Options do
     :max_peers,
     :secrets,
     :resolve_short_names,
+    :new_peer_rate,
+    :log_interval,
     :connect,
     :disconnect,
     :list_nodes
@@ -85,6 +91,8 @@ defmodule NativeGossip.Options do
          {:ok, max_peers} <- check(opts, :max_peers, &int_in(&1, 1, 1_000_000)),
          {:ok, secrets} <- check(opts, :secret, &secrets/1),
          {:ok, resolve} <- check(opts, :resolve_short_names, &boolean/1),
+         {:ok, new_peer_rate} <- check(opts, :new_peer_rate, &int_in(&1, 1, 100_000)),
+         {:ok, log_interval} <- check(opts, :log_interval, &int_in(&1, 100, 86_400_000)),
          {:ok, connect} <- check(opts, :connect, &mfa/1),
          {:ok, disconnect} <- check(opts, :disconnect, &mfa/1),
          {:ok, list_nodes} <- check(opts, :list_nodes, &mfa/1) do
@@ -101,6 +109,8 @@ defmodule NativeGossip.Options do
          max_peers: max_peers,
          secrets: secrets,
          resolve_short_names: resolve,
+         new_peer_rate: new_peer_rate,
+         log_interval: log_interval,
          connect: connect,
          disconnect: disconnect,
          list_nodes: list_nodes
@@ -124,6 +134,7 @@ defmodule NativeGossip.Options do
       lost_after: o.lost_after,
       forget_after: o.forget_after,
       max_peers: o.max_peers,
+      new_peer_rate: o.new_peer_rate,
       secrets: o.secrets
     }
   end

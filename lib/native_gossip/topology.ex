@@ -20,6 +20,7 @@ defmodule NativeGossip.Topology do
     :libcluster,
     connector: %Connector{},
     hosts: %{},
+    dropped: %{},
     peers: %{},
     subscribers: %{}
   ]
@@ -80,6 +81,7 @@ defmodule NativeGossip.Topology do
         {_, _} = Registry.update_value(@registry, options.name, fn _ -> native end)
         :ok = :net_kernel.monitor_nodes(true, node_type: :all)
         warn_if_unauthenticated(options)
+        Process.send_after(self(), :native_gossip_summary, options.log_interval)
         {:ok, %__MODULE__{options: options, native: native, libcluster: libcluster}}
 
       {:error, {kind, message}} ->
@@ -137,10 +139,11 @@ defmodule NativeGossip.Topology do
         %{state | peers: Map.put_new(state.peers, node, :disconnected)}
       end
 
-    if node in list_nodes(state) do
-      {:noreply, connected(state, node)}
-    else
-      {:noreply, attempt(state, node)}
+    cond do
+      node in list_nodes(state) -> {:noreply, connected(state, node)}
+      connectable?(node) -> {:noreply, attempt(state, node)}
+      # Listed in members/1, but a connect could only fail (and make net_kernel log).
+      true -> {:noreply, state}
     end
   end
 
@@ -182,6 +185,23 @@ defmodule NativeGossip.Topology do
     )
 
     {:noreply, state}
+  end
+
+  def handle_info(:native_gossip_summary, state) do
+    Process.send_after(self(), :native_gossip_summary, state.options.log_interval)
+    dropped = Native.stats(state.native).dropped
+
+    # At most one line per reason per interval, never one per packet.
+    for {reason, count} <- dropped,
+        reason != :own_packet,
+        (delta = count - Map.get(state.dropped, reason, 0)) > 0 do
+      Logger.warning(
+        "NativeGossip topology #{inspect(state.options.name)} dropped #{delta} datagram(s) " <>
+          "in the last #{state.options.log_interval} ms: #{reason} (#{explain(reason)})"
+      )
+    end
+
+    {:noreply, %{state | dropped: dropped}}
   end
 
   def handle_info({:native_gossip_fault, message}, state) do
@@ -239,6 +259,24 @@ defmodule NativeGossip.Topology do
 
   def terminate(_reason, _state), do: :ok
 
+  @explanations %{
+    too_short: "shorter than any heartbeat: another protocol on this port, or junk",
+    too_long: "longer than any heartbeat: another protocol on this port, or junk",
+    bad_magic: "not a NativeGossip packet: another protocol on this group and port",
+    unsupported_version: "a NativeGossip version this node does not speak",
+    malformed: "a NativeGossip header whose lengths do not add up: corrupted or forged",
+    bad_name: "a node name outside the accepted rules",
+    missing_signature: "unsigned, and this topology has a :secret: a node without one",
+    bad_signature: "signed with a secret this topology does not have, or forged",
+    unexpected_signature: "signed, and this topology has no :secret: a node with one",
+    replay: "an old heartbeat again: duplicated on the network, or replayed",
+    name_conflict: "another node announces this node's name",
+    peer_table_full: "a new peer while the table holds :max_peers peers",
+    rate_limited: "too many new names from one host (no :secret): see :new_peer_rate"
+  }
+
+  defp explain(reason), do: Map.get(@explanations, reason, "see NativeGossip.stats/1")
+
   defp clean?(:normal), do: true
   defp clean?(:shutdown), do: true
   defp clean?({:shutdown, _}), do: true
@@ -248,6 +286,15 @@ defmodule NativeGossip.Topology do
     do: %{state | hosts: ShortNames.learn(state.hosts, node, ip)}
 
   defp learn_host(state, _node, _ip), do: state
+
+  # Distribution connects only nodes named like this one: a short name (`a@host`)
+  # when this node uses long names (`--name`), or a long one (`a@host.domain`,
+  # `a@10.0.0.1`) when it uses short names, is refused by net_kernel.
+  defp connectable?(node) do
+    [_, host] = node |> Atom.to_string() |> String.split("@", parts: 2)
+    long? = String.contains?(host, ".") or String.contains?(host, ":")
+    long? == :net_kernel.longnames()
+  end
 
   defp connected(state, node) do
     case state.peers do

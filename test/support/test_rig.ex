@@ -153,6 +153,33 @@ defmodule NativeGossip.TestRig do
     String.to_integer(n)
   end
 
+  @doc """
+  Runs native-gossip-probe on host `i` (built by `make test`; see
+  native/native_gossip_probe). Returns the number of datagrams it reports sent.
+  """
+  def probe!(%__MODULE__{} = rig, i, args) do
+    host = Enum.at(rig.hosts, i - 1)
+    path = Path.expand("target/release/native-gossip-probe")
+
+    unless File.exists?(path),
+      do: raise("#{path} is missing: build it with cargo build --release -p native_gossip_probe")
+
+    case System.cmd("ip", ["netns", "exec", host.netns, path | args], stderr_to_stdout: true) do
+      {out, 0} ->
+        [_, n] = Regex.run(~r/sent (\d+) /, out)
+        String.to_integer(n)
+
+      {out, status} ->
+        raise "native-gossip-probe #{Enum.join(args, " ")} failed (#{status}): #{out}"
+    end
+  end
+
+  @doc "Deletes host `i`'s interface (an interface removed at run time)."
+  def remove_link(%__MODULE__{} = rig, i) do
+    host = Enum.at(rig.hosts, i - 1)
+    ip!(["-n", host.netns, "link", "del", host.veth])
+  end
+
   @doc "Kills a node's OS process with SIGKILL (no goodbye, no clean-up)."
   def kill(peer) do
     pid = :peer.call(peer, :os, :getpid, [])

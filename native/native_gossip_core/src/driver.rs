@@ -11,6 +11,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -171,12 +172,18 @@ pub trait EventSink: Send + 'static {
 
 enum Command {
     Announce,
+    /// Test hook: panic on the thread (proves a native panic never takes the VM down).
+    Panic,
     SetConnected(String, bool),
-    Stop { leave: bool },
+    Stop {
+        leave: bool,
+    },
 }
 
 struct Shared {
     engine: Mutex<Engine>,
+    /// Whether the socket is a member of the group right now.
+    joined: AtomicBool,
 }
 
 /// A running topology. Cloning is not offered: the owner holds it (in the NIF, inside
@@ -239,6 +246,7 @@ impl Topology {
         let (commands, commands_rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
             engine: Mutex::new(engine),
+            joined: AtomicBool::new(joined.is_none()),
         });
         let destination = SocketAddr::V4(SocketAddrV4::new(socket.group, socket.port));
         let worker = Worker {
@@ -272,6 +280,12 @@ impl Topology {
     /// Sends a heartbeat now.
     pub fn announce(&self) {
         self.command(Command::Announce);
+    }
+
+    /// Test hook: makes the thread panic. The panic is caught, the owner is told of a
+    /// fault, and the thread exits; nothing else is affected.
+    pub fn panic_for_test(&self) {
+        self.command(Command::Panic);
     }
 
     /// Tells the engine whether a peer is connected (it stops reporting connected peers).
@@ -309,6 +323,11 @@ impl Topology {
     pub fn stats(&self) -> (Stats, usize) {
         let e = self.shared.engine.lock();
         (e.stats().clone(), e.peer_count())
+    }
+
+    /// Whether the socket is a member of the group (false while it cannot join).
+    pub fn joined(&self) -> bool {
+        self.shared.joined.load(Ordering::Relaxed)
     }
 
     pub fn incarnation(&self) -> u64 {
@@ -460,6 +479,7 @@ impl Worker {
                 self.join.next_check = now + JOIN_REFRESH;
             }
             Join::Joined => {
+                self.shared.joined.store(true, Ordering::Relaxed);
                 let was_reported = self.join.failure.take().is_some();
                 self.join.next_check = now + JOIN_REFRESH;
                 self.join.backoff = JOIN_RETRY_FIRST;
@@ -469,6 +489,7 @@ impl Worker {
                 }
             }
             Join::Failed(why) => {
+                self.shared.joined.store(false, Ordering::Relaxed);
                 if self.join.failure.as_deref() != Some(why.as_str()) {
                     sink.membership(Err(&why));
                 }
@@ -513,6 +534,7 @@ impl Worker {
         loop {
             match self.commands.try_recv() {
                 Ok(Command::Announce) => self.shared.engine.lock().announce(Instant::now()),
+                Ok(Command::Panic) => panic!("panic requested by the test hook"),
                 Ok(Command::SetConnected(name, connected)) => {
                     self.shared
                         .engine

@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::auth::Keyring;
+use crate::limiter::NewPeerLimiter;
 use crate::name::{self, NameError};
 use crate::peers::{Member, PeerEvent, PeerTable, Timing};
 use crate::wire::{self, DropReason, Outgoing};
@@ -33,6 +34,10 @@ pub struct Config {
     pub lost_after: Duration,
     pub forget_after: Duration,
     pub max_peers: usize,
+    /// Without a secret: new names admitted per second per source address, and the
+    /// burst allowed. Ignored with a secret (names are then authenticated).
+    pub new_peer_rate: u32,
+    pub new_peer_burst: u32,
 }
 
 /// Counters. `received == accepted + sum(dropped)` always holds.
@@ -93,6 +98,7 @@ pub struct Engine {
     burst_gap: Option<Duration>,
     reply_at: Option<Instant>,
     peers: PeerTable,
+    limiter: Option<NewPeerLimiter>,
     stats: Stats,
     jitter: Jitter,
 }
@@ -108,6 +114,8 @@ impl Engine {
     ) -> Result<Self, NameError> {
         name::validate(config.node_name.as_bytes())?;
         let interval = config.heartbeat_interval.max(Duration::from_millis(1));
+        let limiter = (!config.keys.is_signing())
+            .then(|| NewPeerLimiter::new(config.new_peer_rate, config.new_peer_burst));
         Ok(Engine {
             name: config.node_name,
             keys: config.keys,
@@ -126,6 +134,7 @@ impl Engine {
                 },
                 config.max_peers,
             ),
+            limiter,
             stats: Stats::default(),
             jitter: Jitter(seed),
         })
@@ -143,11 +152,6 @@ impl Engine {
         self.peers.len()
     }
 
-    fn drop(&mut self, reason: DropReason) -> Option<PeerEvent> {
-        self.stats.dropped[reason.index()] += 1;
-        None
-    }
-
     /// Handles one received datagram; returns the event it causes, if any.
     pub fn handle_datagram(
         &mut self,
@@ -155,20 +159,46 @@ impl Engine {
         from: SocketAddr,
         now: Instant,
     ) -> Option<PeerEvent> {
+        self.handle_datagram_verdict(data, from, now).ok().flatten()
+    }
+
+    /// As `handle_datagram`, also telling why a datagram was dropped (for tools).
+    pub fn handle_datagram_verdict(
+        &mut self,
+        data: &[u8],
+        from: SocketAddr,
+        now: Instant,
+    ) -> Result<Option<PeerEvent>, DropReason> {
         self.stats.received += 1;
-        let hb = match wire::decode(data, &self.keys) {
-            Ok(hb) => hb,
-            Err(reason) => return self.drop(reason),
+        let reason = match self.accept(data, from, now) {
+            Ok(event) => return Ok(event),
+            Err(reason) => reason,
         };
+        self.stats.dropped[reason.index()] += 1;
+        Err(reason)
+    }
+
+    fn accept(
+        &mut self,
+        data: &[u8],
+        from: SocketAddr,
+        now: Instant,
+    ) -> Result<Option<PeerEvent>, DropReason> {
+        let hb = wire::decode(data, &self.keys)?;
         if hb.name == self.name {
-            return self.drop(if hb.incarnation == self.incarnation {
+            return Err(if hb.incarnation == self.incarnation {
                 DropReason::OwnPacket
             } else {
                 DropReason::NameConflict
             });
         }
+        if let Some(limiter) = &mut self.limiter {
+            if !hb.leaving && !self.peers.contains(hb.name) && !limiter.admit(from.ip(), now) {
+                return Err(DropReason::RateLimited);
+            }
+        }
         match self.peers.observe(&hb, from, now) {
-            Err(reason) => self.drop(reason),
+            Err(reason) => Err(reason),
             Ok(event) => {
                 self.stats.accepted += 1;
                 if hb.joining && !hb.leaving && self.reply_at.is_none() {
@@ -178,7 +208,7 @@ impl Engine {
                 if event.is_some() {
                     self.stats.events += 1;
                 }
-                event
+                Ok(event)
             }
         }
     }
@@ -299,6 +329,8 @@ mod tests {
             lost_after: 3000 * MS,
             forget_after: 10_000 * MS,
             max_peers: 100,
+            new_peer_rate: 5,
+            new_peer_burst: 10,
         }
     }
 
@@ -476,6 +508,43 @@ mod tests {
         }
         assert_eq!(out[0].kind, EventKind::Lost);
         assert_eq!(now, t0 + 3000 * MS);
+    }
+
+    #[test]
+    fn without_a_secret_new_names_are_rate_limited_per_source_known_ones_never() {
+        let t0 = Instant::now();
+        let mut a = Engine::new(config("a@h", None), t0, 1, 1).unwrap();
+        let flooder: SocketAddr = "198.51.100.66:45892".parse().unwrap();
+        let mut events = 0;
+        for i in 0..1000 {
+            let name = format!("fake{i}@h");
+            let mut e = Engine::new(config(&name, None), t0, 1, 1).unwrap();
+            let p = e.poll_transmit(t0, 0).unwrap();
+            events += a.handle_datagram(&p, flooder, t0).is_some() as usize;
+        }
+        assert_eq!(events, 10, "the burst");
+        assert_eq!(a.stats().dropped(DropReason::RateLimited), 990);
+        // A legitimate node elsewhere is admitted at once, and its later heartbeats
+        // spend no tokens.
+        let mut b = Engine::new(config("b@h", None), t0, 1, 1).unwrap();
+        for _ in 0..50 {
+            let p = b.poll_transmit(t0 + 2000 * MS, 0);
+            b.announce(t0 + 2000 * MS);
+            if let Some(p) = p {
+                a.handle_datagram(&p, from(), t0 + 2000 * MS);
+            }
+        }
+        assert_eq!(a.peer_count(), 11);
+        assert_eq!(a.stats().dropped(DropReason::RateLimited), 990);
+        // With a secret there is no such limit (names are authenticated).
+        let mut s = Engine::new(config("s@h", Some(b"k")), t0, 1, 1).unwrap();
+        for i in 0..50 {
+            let name = format!("real{i}@h");
+            let mut e = Engine::new(config(&name, Some(b"k")), t0, 1, 1).unwrap();
+            let p = e.poll_transmit(t0, 0).unwrap();
+            s.handle_datagram(&p, flooder, t0);
+        }
+        assert_eq!(s.peer_count(), 50);
     }
 
     #[test]

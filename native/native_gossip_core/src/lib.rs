@@ -7,12 +7,14 @@
 //! - [`auth`]: HMAC-SHA256 with a ring of secrets (first signs, any verifies).
 //! - [`name`]: the node-name rules applied before a name can become an atom.
 //! - [`peers`]: the peer table and the events it produces.
+//! - [`limiter`]: without a secret, a bound on new names per source address.
 //! - [`engine`]: the protocol as a state machine of (datagram, time) with no I/O.
 //! - [`driver`]: the socket and the OS thread that runs an engine.
 
 pub mod auth;
 pub mod driver;
 pub mod engine;
+pub mod limiter;
 pub mod name;
 pub mod peers;
 pub mod wire;

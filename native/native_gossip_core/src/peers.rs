@@ -123,6 +123,10 @@ impl PeerTable {
         self.peers.len()
     }
 
+    pub fn contains(&self, name: &str) -> bool {
+        self.peers.contains_key(name)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.peers.is_empty()
     }

@@ -80,11 +80,13 @@ pub enum DropReason {
     NameConflict,
     /// A new peer while the peer table is full.
     PeerTableFull,
+    /// Without a secret: a new name from a source that announced too many new names.
+    RateLimited,
 }
 
 impl DropReason {
     /// Every reason, in a stable order (used for the stats array).
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::TooShort,
         DropReason::TooLong,
         DropReason::BadMagic,
@@ -98,6 +100,7 @@ impl DropReason {
         DropReason::OwnPacket,
         DropReason::NameConflict,
         DropReason::PeerTableFull,
+        DropReason::RateLimited,
     ];
 
     /// Stable snake_case name, used as the atom on the Elixir side and in logs.
@@ -116,6 +119,7 @@ impl DropReason {
             DropReason::OwnPacket => "own_packet",
             DropReason::NameConflict => "name_conflict",
             DropReason::PeerTableFull => "peer_table_full",
+            DropReason::RateLimited => "rate_limited",
         }
     }
 

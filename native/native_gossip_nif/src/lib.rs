@@ -31,6 +31,7 @@ mod atoms {
         native_gossip_membership,
         joined,
         not_joined,
+        thread,
     }
 }
 
@@ -46,6 +47,7 @@ struct StartOptions<'a> {
     lost_after: u64,
     forget_after: u64,
     max_peers: usize,
+    new_peer_rate: u32,
     secrets: Vec<Binary<'a>>,
 }
 
@@ -135,6 +137,8 @@ fn start<'a>(env: Env<'a>, opts: StartOptions<'a>) -> NifResult<Term<'a>> {
         lost_after: Duration::from_millis(opts.lost_after),
         forget_after: Duration::from_millis(opts.forget_after),
         max_peers: opts.max_peers,
+        new_peer_rate: opts.new_peer_rate,
+        new_peer_burst: opts.new_peer_rate.saturating_mul(2),
     };
     let socket = SocketConfig {
         group: v4(opts.multicast_addr),
@@ -195,6 +199,19 @@ fn set_connected(resource: ResourceArc<TopologyResource>, name: Binary, connecte
     atoms::ok()
 }
 
+/// Test hooks: `:thread` makes the topology's thread panic (caught there: the owner
+/// gets a fault message); `:nif` panics inside this NIF call (rustler turns it into an
+/// exception in the caller). Either way the VM goes on.
+#[rustler::nif]
+fn panic_for_test(resource: ResourceArc<TopologyResource>, place: Atom) -> NifResult<Atom> {
+    if place == atoms::thread() {
+        resource.topology.panic_for_test();
+        Ok(atoms::ok())
+    } else {
+        panic!("panic requested by the test hook inside a NIF call")
+    }
+}
+
 #[rustler::nif]
 fn running(resource: ResourceArc<TopologyResource>) -> bool {
     resource.topology.is_running()
@@ -243,7 +260,7 @@ fn stats<'a>(env: Env<'a>, resource: ResourceArc<TopologyResource>) -> NifResult
         dropped.push((Atom::from_str(env, r.as_str())?, s.dropped(r)));
     }
     let dropped = Term::map_from_pairs(env, &dropped)?;
-    let pairs: [(&str, Term<'a>); 8] = [
+    let pairs: [(&str, Term<'a>); 9] = [
         ("sent", s.sent.encode(env)),
         ("send_errors", s.send_errors.encode(env)),
         ("received", s.received.encode(env)),
@@ -252,6 +269,7 @@ fn stats<'a>(env: Env<'a>, resource: ResourceArc<TopologyResource>) -> NifResult
         ("events", s.events.encode(env)),
         ("peers", peers.encode(env)),
         ("incarnation", resource.topology.incarnation().encode(env)),
+        ("joined", resource.topology.joined().encode(env)),
     ];
     let mut keyed = Vec::with_capacity(pairs.len());
     for (k, v) in pairs {

@@ -1,0 +1,383 @@
+//! `native-gossip-probe`: a debugging and testing tool for NativeGossip groups.
+//!
+//! ```text
+//! native-gossip-probe listen [options]
+//!     Prints every datagram received on the group with its verdict: the heartbeat's
+//!     sender, incarnation, sequence and flags, or the reason it would be dropped.
+//!
+//! native-gossip-probe send --kind KIND [--rate N] [--duration SECONDS] [options]
+//!     Sends test traffic to the group at N datagrams per second. KIND is one of:
+//!       random      random bytes of random length (0..=1472)
+//!       truncated   genuine-looking heartbeats cut short
+//!       oversized   datagrams over the 1200-byte limit that start like heartbeats
+//!       bad-mac     well-formed signed heartbeats with a wrong MAC
+//!       replay      the first genuine heartbeat heard on the group, sent again
+//!       bitflip     the first genuine heartbeat heard, one random bit flipped each time
+//!       names       well-formed unsigned heartbeats, each with a new made-up name
+//!       peers       valid heartbeats (signed with --secret if given) from --peers
+//!                   distinct made-up nodes, each heartbeating in turn
+//!
+//! options:
+//!   --group ADDR       multicast group (default 239.255.45.92)
+//!   --port PORT        UDP port (default 45892)
+//!   --interface ADDR   local interface address to join and send on (default: route)
+//!   --secret S         a secret (repeatable: first signs, any verifies)
+//!   --count N          listen: stop after N datagrams
+//!   --duration SECONDS listen/send: stop after this long (send default 10)
+//!   --capture-timeout SECONDS  replay/bitflip: how long to wait for a heartbeat (10)
+//!   --capture-name NAME        replay/bitflip: capture only this node's heartbeat
+//! ```
+//!
+//! Only ever point it at a network you own; the project's own tests run it inside
+//! network namespaces they create.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use native_gossip_core::driver::{bind_socket, join, Join};
+use native_gossip_core::wire::{self, Outgoing, MAX_PACKET};
+use native_gossip_core::{Config, Engine, Keyring, SocketConfig};
+
+struct Options {
+    command: String,
+    kind: Option<String>,
+    group: Ipv4Addr,
+    port: u16,
+    interface: Ipv4Addr,
+    secrets: Vec<Vec<u8>>,
+    rate: u64,
+    duration: Option<Duration>,
+    count: Option<u64>,
+    peers: u64,
+    capture_timeout: Duration,
+    capture_name: Option<String>,
+}
+
+const USAGE: &str = "usage: native-gossip-probe listen|send [--kind KIND] [--rate N] \
+[--duration S] [--count N] [--peers N] [--group ADDR] [--port PORT] [--interface ADDR] \
+[--secret S]... (see the crate docs for the kinds)";
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        command: args.first().cloned().ok_or(USAGE)?,
+        kind: None,
+        group: Ipv4Addr::new(239, 255, 45, 92),
+        port: 45892,
+        interface: Ipv4Addr::UNSPECIFIED,
+        secrets: Vec::new(),
+        rate: 1000,
+        duration: None,
+        count: None,
+        peers: 1000,
+        capture_timeout: Duration::from_secs(10),
+        capture_name: None,
+    };
+    let mut it = args[1..].iter();
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().cloned().ok_or(format!("{flag} needs a value"));
+        let bad = |f: &str, v: &str| format!("bad value for {f}: {v}");
+        match flag.as_str() {
+            "--kind" => o.kind = Some(value()?),
+            "--group" => {
+                let v = value()?;
+                o.group = v.parse().map_err(|_| bad(flag, &v))?
+            }
+            "--interface" => {
+                let v = value()?;
+                o.interface = v.parse().map_err(|_| bad(flag, &v))?
+            }
+            "--port" => {
+                let v = value()?;
+                o.port = v.parse().map_err(|_| bad(flag, &v))?
+            }
+            "--secret" => o.secrets.push(value()?.into_bytes()),
+            "--rate" => {
+                let v = value()?;
+                o.rate = v.parse().map_err(|_| bad(flag, &v))?
+            }
+            "--count" => {
+                let v = value()?;
+                o.count = Some(v.parse().map_err(|_| bad(flag, &v))?)
+            }
+            "--peers" => {
+                let v = value()?;
+                o.peers = v.parse().map_err(|_| bad(flag, &v))?
+            }
+            "--duration" => {
+                let v = value()?;
+                o.duration = Some(Duration::from_secs_f64(
+                    v.parse().map_err(|_| bad(flag, &v))?,
+                ))
+            }
+            "--capture-timeout" => {
+                let v = value()?;
+                o.capture_timeout = Duration::from_secs_f64(v.parse().map_err(|_| bad(flag, &v))?)
+            }
+            "--capture-name" => o.capture_name = Some(value()?),
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown option {other}\n{USAGE}")),
+        }
+    }
+    Ok(o)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = parse(&args).and_then(|o| match o.command.as_str() {
+        "listen" => listen(&o),
+        "send" => send(&o),
+        _ => Err(USAGE.into()),
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("native-gossip-probe: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn socket(o: &Options) -> Result<UdpSocket, String> {
+    let cfg = SocketConfig {
+        group: o.group,
+        port: o.port,
+        interface: o.interface,
+        ttl: 1,
+    };
+    let s = bind_socket(&cfg).map_err(|e| e.message().to_string())?;
+    if let Join::Failed(why) = join(&s, &cfg) {
+        return Err(why);
+    }
+    s.set_nonblocking(false).map_err(|e| e.to_string())?;
+    Ok(s)
+}
+
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// An engine that only listens: it applies every check a node applies (framing, MAC,
+/// name, replay) and so gives each datagram the verdict a node would.
+fn listener_engine(o: &Options) -> Engine {
+    let config = Config {
+        node_name: format!("native-gossip-probe-{}@listener", std::process::id()),
+        keys: Keyring::new(o.secrets.clone()),
+        heartbeat_interval: Duration::from_secs(3600),
+        lost_after: Duration::from_secs(3600),
+        forget_after: Duration::from_secs(3600),
+        max_peers: 1_000_000,
+        new_peer_rate: 1_000_000,
+        new_peer_burst: 1_000_000,
+    };
+    Engine::new(config, Instant::now(), 0, 0).expect("a valid probe name")
+}
+
+fn listen(o: &Options) -> Result<(), String> {
+    let s = socket(o)?;
+    let mut engine = listener_engine(o);
+    let start = Instant::now();
+    let mut buf = [0u8; 2048];
+    let mut n = 0u64;
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .map_err(|e| e.to_string())?;
+    loop {
+        if o.count.is_some_and(|c| n >= c) || o.duration.is_some_and(|d| start.elapsed() >= d) {
+            return Ok(());
+        }
+        let (len, from) = match s.recv_from(&mut buf) {
+            Ok(x) => x,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => continue,
+            Err(e) => return Err(e.to_string()),
+        };
+        n += 1;
+        let data = &buf[..len];
+        let at = start.elapsed().as_secs_f64();
+        let verdict = match engine.handle_datagram_verdict(data, from, Instant::now()) {
+            Ok(_) => {
+                let hb = wire::decode(data, &Keyring::new(o.secrets.clone()))
+                    .expect("accepted datagrams decode");
+                let mut flags = Vec::new();
+                if hb.joining {
+                    flags.push("joining");
+                }
+                if hb.leaving {
+                    flags.push("leaving");
+                }
+                format!(
+                    "accepted {} incarnation={} sequence={} flags=[{}]",
+                    hb.name,
+                    hb.incarnation,
+                    hb.sequence,
+                    flags.join(",")
+                )
+            }
+            Err(reason) => format!("dropped {}", reason.as_str()),
+        };
+        println!("{at:10.3} {from} {len:5} bytes  {verdict}");
+    }
+}
+
+/// xorshift64*: fast, non-cryptographic randomness for test traffic.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next() % n
+        }
+    }
+
+    fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let r = self.next().to_le_bytes();
+            chunk.copy_from_slice(&r[..chunk.len()]);
+        }
+    }
+}
+
+fn heartbeat(name: &str, incarnation: u64, sequence: u64, keys: &Keyring) -> Vec<u8> {
+    wire::encode(
+        &Outgoing {
+            name,
+            incarnation,
+            sequence,
+            timestamp_ms: wall_ms(),
+            leaving: false,
+            joining: false,
+        },
+        keys,
+    )
+    .expect("generated names are valid")
+}
+
+/// The first heartbeat of another node heard on the group, for replay and bitflip.
+fn capture(s: &UdpSocket, o: &Options) -> Result<Vec<u8>, String> {
+    let keys = Keyring::new(o.secrets.clone());
+    let deadline = Instant::now() + o.capture_timeout;
+    let mut buf = [0u8; 2048];
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .map_err(|e| e.to_string())?;
+    while Instant::now() < deadline {
+        if let Ok((len, _)) = s.recv_from(&mut buf) {
+            match wire::decode(&buf[..len], &keys) {
+                Ok(hb) if o.capture_name.as_deref().is_none_or(|n| n == hb.name) => {
+                    return Ok(buf[..len].to_vec())
+                }
+                _ => {}
+            }
+        }
+    }
+    Err("heard no heartbeat to capture (give the group's --secret if it has one)".into())
+}
+
+fn send(o: &Options) -> Result<(), String> {
+    let kind = o.kind.as_deref().ok_or("send needs --kind")?;
+    let s = socket(o)?;
+    let to = SocketAddr::V4(SocketAddrV4::new(o.group, o.port));
+    let duration = o.duration.unwrap_or(Duration::from_secs(10));
+    let mut rng = Rng(wall_ms() | 1);
+    let signing = Keyring::new(if o.secrets.is_empty() {
+        vec![b"not-the-secret".to_vec()]
+    } else {
+        o.secrets.clone()
+    });
+    let keys = Keyring::new(o.secrets.clone());
+    let captured = match kind {
+        "replay" | "bitflip" => Some(capture(&s, o)?),
+        "random" | "truncated" | "oversized" | "bad-mac" | "names" | "peers" => None,
+        other => return Err(format!("unknown --kind {other}\n{USAGE}")),
+    };
+    let incarnation = wall_ms() * 1000;
+    let mut buf = vec![0u8; 1472];
+    let start = Instant::now();
+    let (mut sent, mut errors) = (0u64, 0u64);
+    while start.elapsed() < duration {
+        // Pace in 1 ms steps: the number due by now, minus what was sent.
+        let due = (start.elapsed().as_secs_f64() * o.rate as f64) as u64;
+        if sent + errors >= due {
+            std::thread::sleep(Duration::from_micros(500));
+            continue;
+        }
+        let i = sent + errors;
+        let packet: Vec<u8> = match kind {
+            "random" => {
+                let len = rng.below(1473) as usize;
+                rng.fill(&mut buf[..len]);
+                buf[..len].to_vec()
+            }
+            "truncated" => {
+                let full = heartbeat(
+                    &format!("t{}@probe", i % 1000),
+                    incarnation,
+                    i + 1,
+                    &signing,
+                );
+                full[..rng.below(full.len() as u64) as usize].to_vec()
+            }
+            "oversized" => {
+                let len = MAX_PACKET + 1 + rng.below((1472 - MAX_PACKET) as u64) as usize;
+                rng.fill(&mut buf[..len]);
+                buf[..4].copy_from_slice(&wire::MAGIC);
+                buf[4] = wire::VERSION;
+                buf[..len].to_vec()
+            }
+            "bad-mac" => {
+                let mut p = heartbeat(
+                    &format!("m{}@probe", i % 1000),
+                    incarnation,
+                    i + 1,
+                    &signing,
+                );
+                let at = p.len() - 32;
+                rng.fill(&mut p[at..]);
+                p
+            }
+            "replay" => captured.clone().expect("captured"),
+            "bitflip" => {
+                let mut p = captured.clone().expect("captured");
+                let bit = rng.below(p.len() as u64 * 8) as usize;
+                p[bit / 8] ^= 1 << (bit % 8);
+                p
+            }
+            "names" => heartbeat(
+                &format!("fake{i}@made-up-host"),
+                incarnation,
+                1,
+                &Keyring::none(),
+            ),
+            "peers" => {
+                let peer = i % o.peers.max(1);
+                heartbeat(
+                    &format!("peer{peer}@probe"),
+                    incarnation,
+                    i / o.peers.max(1) + 1,
+                    &keys,
+                )
+            }
+            _ => unreachable!(),
+        };
+        match s.send_to(&packet, to) {
+            Ok(_) => sent += 1,
+            Err(_) => errors += 1,
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!(
+        "native-gossip-probe: sent {sent} {kind} datagrams in {secs:.1} s ({:.0}/s), {errors} send errors",
+        sent as f64 / secs
+    );
+    Ok(())
+}
