@@ -21,6 +21,7 @@ rust-test:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo test -p native_gossip_core
+	.ci/fuzz-smoke.sh
 
 elixir-lint:
 	MIX_ENV=test mix format --check-formatted
