@@ -39,6 +39,8 @@ bench: tools probe
 	MIX_ENV=test mix compile
 	MIX_ENV=test $(NETNS) mix run --no-start bench/join.exs
 	MIX_ENV=test $(NETNS) mix run --no-start bench/network.exs
+	MIX_ENV=test $(NETNS) mix run --no-start bench/flood.exs
+	cargo bench -p native_gossip_core --bench throughput
 
 demo: tools
 	MIX_ENV=test mix compile
