@@ -20,6 +20,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use parking_lot::Mutex;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
+use crate::batch::BatchReceiver;
 use crate::engine::{Config, Engine, Stats};
 use crate::peers::{Member, PeerEvent};
 
@@ -110,6 +111,9 @@ pub fn bind_socket(cfg: &SocketConfig) -> Result<UdpSocket, StartError> {
             ))
         })?;
     }
+    // Room for bursts: under a flood, heartbeats queued behind junk are not lost to a
+    // full buffer. The kernel caps it (net.core.rmem_max); a smaller buffer is fine.
+    let _ = socket.set_recv_buffer_size(RECV_BUFFER);
     socket
         .set_multicast_ttl_v4(cfg.ttl)
         .map_err(|e| other("IP_MULTICAST_TTL", e))?;
@@ -397,6 +401,9 @@ impl JoinState {
     }
 }
 
+/// Receive buffer asked for (bytes).
+const RECV_BUFFER: usize = 1 << 20;
+
 /// Datagrams read per wake-up before timers and commands get a turn.
 const RECV_BATCH: usize = 256;
 /// Longest sleep, so that a lost wake-up can never hang a stop for long.
@@ -425,7 +432,7 @@ impl Worker {
 
     fn serve(&mut self, sink: &mut impl EventSink) -> io::Result<()> {
         let mut events = Vec::new();
-        let mut buf = [0u8; 2048];
+        let mut batch = BatchReceiver::new();
         if self.join.unreported {
             self.join.unreported = false;
             sink.membership(Err(self.join.failure.as_deref().unwrap_or_default()));
@@ -447,7 +454,7 @@ impl Worker {
                 return Ok(());
             }
             if socket_ready {
-                self.receive(&mut buf, &mut events)?;
+                self.receive(&mut batch, &mut events)?;
             }
             let now = Instant::now();
             if now >= self.join.next_check {
@@ -564,24 +571,30 @@ impl Worker {
         }
     }
 
-    fn receive(&self, buf: &mut [u8], events: &mut Vec<PeerEvent>) -> io::Result<()> {
+    /// Reads what is waiting, up to RECV_BATCH datagrams, `BATCH` per system call.
+    fn receive(&self, batch: &mut BatchReceiver, events: &mut Vec<PeerEvent>) -> io::Result<()> {
         let mut engine = self.shared.engine.lock();
-        for _ in 0..RECV_BATCH {
-            match self.udp.recv_from(buf) {
-                Ok((n, from)) => {
-                    // A datagram larger than the buffer is truncated to it; it is still
-                    // over MAX_PACKET, so it is counted as too long.
-                    let now = Instant::now();
-                    if let Some(e) = engine.handle_datagram(&buf[..n], from, now) {
-                        events.push(e);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+        let mut read = 0;
+        while read < RECV_BATCH {
+            let n = match batch.recv(self.udp.as_raw_fd()) {
+                Ok(0) => break,
+                Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // ICMP errors from earlier sends surface here; they are not fatal.
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
                 Err(e) => return Err(e),
+            };
+            let now = Instant::now();
+            for i in 0..n {
+                // A datagram longer than a slot is cut to it; it is still over
+                // MAX_PACKET, so it is counted as too long.
+                if let (data, Some(from)) = batch.get(i) {
+                    if let Some(e) = engine.handle_datagram(data, from, now) {
+                        events.push(e);
+                    }
+                }
             }
+            read += n;
         }
         Ok(())
     }

@@ -9,9 +9,11 @@
 //! - [`peers`]: the peer table and the events it produces.
 //! - [`limiter`]: without a secret, a bound on new names per source address.
 //! - [`engine`]: the protocol as a state machine of (datagram, time) with no I/O.
-//! - [`driver`]: the socket and the OS thread that runs an engine.
+//! - [`driver`]: the socket and the OS thread that runs an engine; [`batch`]: its
+//!   `recvmmsg` receive path.
 
 pub mod auth;
+pub mod batch;
 pub mod driver;
 pub mod engine;
 pub mod limiter;
