@@ -28,6 +28,8 @@ else
 fi
 command -v unshare >/dev/null 2>&1 || need_pkg util-linux
 command -v ip >/dev/null 2>&1 || need_pkg iproute2
+# nft: packet loss in the multi-host tests and benchmarks (which run as root).
+command -v nft >/dev/null 2>&1 || need_pkg nftables
 command -v epmd >/dev/null 2>&1 || need_pkg erlang-nox
 
 if [ -n "$missing_pkgs" ]; then
