@@ -34,13 +34,11 @@ elixir-test: probe
 probe:
 	cargo build --release -p native_gossip_probe
 
-# Benchmarks (not part of make test); results and method: docs/BENCHMARKS.md.
+# Benchmarks (not part of make test): results to docs/BENCHMARK-RESULTS.md and
+# docs/formation.svg; method and reviewed figures: docs/BENCHMARKS.md.
 bench: tools probe
 	MIX_ENV=test mix compile
-	MIX_ENV=test $(NETNS) mix run --no-start bench/join.exs
-	MIX_ENV=test $(NETNS) mix run --no-start bench/network.exs
-	MIX_ENV=test $(NETNS) mix run --no-start bench/flood.exs
-	cargo bench -p native_gossip_core --bench throughput
+	bench/run.sh
 
 demo: tools
 	MIX_ENV=test mix compile

@@ -52,4 +52,10 @@ defmodule NativeGossip.BenchNetwork do
 
     "| #{label} | #{s.n} | #{f.(s.median)} | #{f.(s.p10)} | #{f.(s.p90)} | #{f.(s.min)} | #{f.(s.max)} |"
   end
+
+  @doc "Runs on a node: connects to every node of `others` at once, each in its own process."
+  def connect_all(others) do
+    for other <- others, do: spawn(fn -> Node.connect(other) end)
+    :ok
+  end
 end

@@ -7,28 +7,48 @@ defmodule NativeGossip.EventRecorder do
 
   @doc "Starts a recorder for the running topology `name`; returns its pid."
   def start(name) do
+    {_t0, pid} = spawn_recorder(fn -> :ok = NativeGossip.subscribe(name) end)
+    pid
+  end
+
+  @doc "Starts a recorder of distribution's nodeup/nodedown only (no topology)."
+  def start_nodes_only do
+    {_t0, pid} = spawn_recorder(fn -> :ok end)
+    pid
+  end
+
+  @doc """
+  Starts a recorder, then topology `opts` (under the application's supervisor) from
+  it, so that no connection made in the first milliseconds escapes the recorder's
+  node monitor. Returns `{wall_us_at_start, recorder}`.
+  """
+  def start_topology(opts) do
+    spawn_recorder(fn ->
+      {:ok, _} = Supervisor.start_child(NativeGossip.Supervisor, {NativeGossip, opts})
+      # Replays the peers already known: nothing is missed either.
+      :ok = NativeGossip.subscribe(opts[:name])
+    end)
+  end
+
+  # A recording process that monitors nodes first, then runs `setup` (timed from just
+  # before it); returns {wall_us_before_setup, pid} once setup is done.
+  defp spawn_recorder(setup) do
     caller = self()
 
     pid =
       spawn(fn ->
         :ok = :net_kernel.monitor_nodes(true)
-        :ok = NativeGossip.subscribe(name)
-        send(caller, {:recording, self()})
+        t0 = System.system_time(:microsecond)
+        setup.()
+        send(caller, {:recording, self(), t0})
         loop([])
       end)
 
     receive do
-      {:recording, ^pid} -> pid
+      {:recording, ^pid, t0} -> {t0, pid}
     after
       5_000 -> raise "recorder did not start"
     end
-  end
-
-  @doc "Starts topology `opts` (under the application's supervisor) and a recorder for it."
-  def start_topology(opts) do
-    t0 = System.system_time(:microsecond)
-    {:ok, _} = Supervisor.start_child(NativeGossip.Supervisor, {NativeGossip, opts})
-    {t0, start(opts[:name])}
   end
 
   @doc "The events so far, oldest first: `{event, node, wall_us}`."

@@ -4,13 +4,18 @@
 //! It is a pure function of (accepted heartbeat, time, state). It never forwards one
 //! message per packet: a peer produces an event when it appears, changes incarnation,
 //! comes back from silence, leaves, goes quiet or is forgotten, and a not-yet-connected
-//! peer is reported again at most once per `heard_gap`.
+//! peer is reported again after `heard_gap`, then after gaps that double up to
+//! `MAX_HEARD_GAP` while it stays unconnected (as the owner's connect backoff does), so a
+//! peer that can never be connected costs ever fewer messages.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::wire::{DropReason, Heartbeat};
+
+/// Longest gap between two `Heard` reports of a peer that stays unconnected.
+pub const MAX_HEARD_GAP: Duration = Duration::from_secs(30);
 
 /// What a peer is doing, as far as heartbeats tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +93,8 @@ struct Peer {
     sequence: u64,
     last_seen: Instant,
     last_event: Instant,
+    /// Gap before the next `Heard` report while unconnected (doubles after each).
+    heard_gap: Duration,
     state: PeerState,
     connected: bool,
 }
@@ -173,6 +180,7 @@ impl PeerTable {
                     sequence: hb.sequence,
                     last_seen: now,
                     last_event: now,
+                    heard_gap: self.timing.heard_gap,
                     state: PeerState::Alive,
                     connected: false,
                 },
@@ -195,11 +203,13 @@ impl PeerTable {
         } else if new_incarnation || previous == PeerState::Lost {
             peer.state = PeerState::Alive;
             peer.connected = false;
+            peer.heard_gap = self.timing.heard_gap;
             Some(EventKind::Discovered)
         } else if previous == PeerState::Left {
             // Same incarnation after its goodbye: a late packet. Stay away from it.
             None
-        } else if !peer.connected && now.duration_since(peer.last_event) >= self.timing.heard_gap {
+        } else if !peer.connected && now.duration_since(peer.last_event) >= peer.heard_gap {
+            peer.heard_gap = (peer.heard_gap * 2).min(MAX_HEARD_GAP);
             Some(EventKind::Heard)
         } else {
             None
@@ -222,6 +232,7 @@ impl PeerTable {
             Some(p) => {
                 if p.connected && !connected {
                     // Let the next heartbeat report it at once.
+                    p.heard_gap = self.timing.heard_gap;
                     p.last_event = now.checked_sub(self.timing.heard_gap).unwrap_or(now);
                 }
                 p.connected = connected;
@@ -361,6 +372,42 @@ mod tests {
             Ok(Some(EventKind::Heard))
         );
         assert!(!t.set_connected("nobody@h", true, t0));
+    }
+
+    #[test]
+    fn an_unconnected_peer_is_reported_ever_less_often() {
+        let mut t = table();
+        let t0 = Instant::now();
+        t.observe(&hb("a@h", 1, 1), addr(), t0).unwrap();
+        // Heartbeats every 10 ms for 5 s, never connected.
+        let mut reports = Vec::new();
+        for i in 1..500u64 {
+            let now = t0 + (10 * i as u32) * MS;
+            if let Ok(Some(e)) = t.observe(&hb("a@h", 1, i + 1), addr(), now) {
+                assert_eq!(e.kind, EventKind::Heard);
+                reports.push(now.duration_since(t0).as_millis());
+            }
+        }
+        // heard_gap 50 ms, then 100, 200, 400, 800, 1600 ...
+        assert_eq!(reports, [50, 150, 350, 750, 1550, 3150]);
+        // Connected, then disconnected: reported at once, and a new doubling series
+        // starts (so the next report is 100 ms on).
+        let now = t0 + 5000 * MS;
+        t.set_connected("a@h", true, now);
+        t.set_connected("a@h", false, now);
+        let e = t
+            .observe(&hb("a@h", 1, 1000), addr(), now)
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.kind, EventKind::Heard);
+        assert_eq!(
+            t.observe(&hb("a@h", 1, 1001), addr(), now + 99 * MS),
+            Ok(None)
+        );
+        assert!(t
+            .observe(&hb("a@h", 1, 1002), addr(), now + 100 * MS)
+            .unwrap()
+            .is_some());
     }
 
     #[test]

@@ -1,0 +1,169 @@
+# Formation: N nodes, N = 2, 4, 8, 16, 32, start their discovery together; measured
+# until every node is connected to all N - 1 others. Eight test hosts on a bridge,
+# nodes spread round-robin (up to four per host), each a BEAM VM with
+# `-connect_all false` (every connection is made by the strategy under test). Once with
+# NativeGossip, once with the pure-Elixir baseline (NativeGossip.BaselineGossip, the
+# libcluster Gossip approach), and NativeGossip again with 10 % and 30 % loss of gossip
+# datagrams on every host. Writes the table to stdout and the chart to
+# docs/formation.svg.
+#
+# Run with `make bench` (root; inside a private network namespace).
+
+alias NativeGossip.{BaselineGossip, EventRecorder, TestNet, TestRig}
+
+sizes =
+  System.get_env("SIZES", "2,4,8,16,32") |> String.split(",") |> Enum.map(&String.to_integer/1)
+
+trials = String.to_integer(System.get_env("TRIALS", "5"))
+hosts = 8
+
+defmodule Bench.Formation do
+  def now, do: System.system_time(:microsecond)
+
+  # Starts discovery on every node at once; returns ms until all are fully connected.
+  def trial(nodes, start_fun, stop_fun) do
+    started =
+      nodes
+      |> Enum.map(fn n -> Task.async(fn -> {n, start_fun.(n, Enum.map(nodes, & &1.node))} end) end)
+      |> Enum.map(&Task.await(&1, 30_000))
+
+    t0 = started |> Enum.map(fn {_, {t, _}} -> t end) |> Enum.min()
+    names = Enum.map(nodes, & &1.node)
+
+    done =
+      TestNet.wait_until(
+        fn ->
+          times =
+            for {n, {_, rec}} <- started do
+              ups =
+                :peer.call(n.peer, EventRecorder, :events, [rec])
+                |> Enum.filter(fn {e, _, _} -> e == :nodeup end)
+                |> Enum.uniq_by(fn {_, node, _} -> node end)
+
+              if length(ups) >= length(names) - 1,
+                do: ups |> Enum.map(&elem(&1, 2)) |> Enum.max(),
+                else: nil
+            end
+
+          Enum.all?(times) && Enum.max(times)
+        end,
+        60_000,
+        "formation of #{length(nodes)} nodes"
+      )
+
+    Enum.each(started, fn {n, _} -> stop_fun.(n) end)
+    apart(nodes)
+    (done - t0) / 1000
+  end
+
+  # Everyone disconnected from everyone, waiting out global's handshake first.
+  def apart(nodes) do
+    Process.sleep(300)
+
+    for n <- nodes do
+      :peer.call(n.peer, Enum, :each, [
+        :peer.call(n.peer, Node, :list, []),
+        &:erlang.disconnect_node/1
+      ])
+    end
+
+    TestNet.wait_until(
+      fn -> Enum.all?(nodes, &(:peer.call(&1.peer, Node, :list, []) == [])) end,
+      20_000,
+      "the nodes to be apart"
+    )
+  end
+end
+
+rig = TestRig.start!(hosts)
+
+try do
+  max_n = Enum.max(sizes)
+
+  nodes =
+    for k <- 1..max_n do
+      {peer, node} = TestRig.start_node!(rig, rem(k - 1, hosts) + 1, name: "f#{k}")
+      %{peer: peer, node: node}
+    end
+
+  id = {NativeGossip, :lan}
+  topology = [name: :lan, secret: "formation"]
+
+  ng_start = fn n, _names -> :peer.call(n.peer, EventRecorder, :start_topology, [topology]) end
+
+  ng_stop = fn n ->
+    :ok = :peer.call(n.peer, Supervisor, :terminate_child, [NativeGossip.Supervisor, id])
+    :ok = :peer.call(n.peer, Supervisor, :delete_child, [NativeGossip.Supervisor, id])
+  end
+
+  bl_start = fn n, _names ->
+    rec = :peer.call(n.peer, EventRecorder, :start_nodes_only, [])
+    t0 = Bench.Formation.now()
+    {:ok, _} = :peer.call(n.peer, BaselineGossip, :start, [])
+    {t0, rec}
+  end
+
+  bl_stop = fn n -> :peer.call(n.peer, BaselineGossip, :stop, []) end
+
+  # The floor: no discovery at all, every pair connected once, all at the same moment
+  # (each node connects to the nodes after it in the list; connecting both ways at
+  # once could have both attempts refused, and these do not retry).
+  direct_start = fn n, names ->
+    rec = :peer.call(n.peer, EventRecorder, :start_nodes_only, [])
+    t0 = Bench.Formation.now()
+    later = names |> Enum.drop_while(&(&1 != n.node)) |> tl()
+    :ok = :peer.call(n.peer, NativeGossip.BenchNetwork, :connect_all, [later])
+    {t0, rec}
+  end
+
+  # Warm every VM up once (first use loads the NIF and code), outside the measurements.
+  for n <- nodes do
+    {_, _} = ng_start.(n, [])
+    ng_stop.(n)
+    {_, _} = bl_start.(n, [])
+    bl_stop.(n)
+  end
+
+  Bench.Formation.apart(nodes)
+
+  run = fn label, start, stop, loss ->
+    for i <- 1..hosts, do: if(loss > 0, do: TestRig.loss(rig, i, loss), else: :ok)
+
+    pts =
+      for n <- sizes do
+        times = for _ <- 1..trials, do: Bench.Formation.trial(Enum.take(nodes, n), start, stop)
+        IO.puts(:stderr, "#{label}, #{n} nodes: #{inspect(times)}")
+        {n, NativeGossip.BenchNetwork.stats(times)}
+      end
+
+    for i <- 1..hosts, do: if(loss > 0, do: TestRig.loss(rig, i, 0), else: :ok)
+    pts
+  end
+
+  series = [
+    {"NativeGossip", "#1f77b4", run.("NativeGossip", ng_start, ng_stop, 0)},
+    {"NativeGossip, 10 % loss", "#2ca02c", run.("NativeGossip 10%", ng_start, ng_stop, 10)},
+    {"NativeGossip, 30 % loss", "#ff7f0e", run.("NativeGossip 30%", ng_start, ng_stop, 30)},
+    {"Elixir baseline", "#d62728", run.("baseline", bl_start, bl_stop, 0)},
+    {"direct connects, no discovery (floor)", "#7f7f7f",
+     run.("direct", direct_start, fn _ -> :ok end, 0)}
+  ]
+
+  File.write!("docs/formation.svg", NativeGossip.BenchChart.formation_svg(series, sizes))
+  f = fn v -> :erlang.float_to_binary(v / 1, decimals: 1) end
+
+  IO.puts("""
+  Formation: time until every node is connected to all others (ms; median [min-max] of #{trials} trials)
+
+  | nodes | #{Enum.map_join(series, " | ", &elem(&1, 0))} |
+  |---|#{Enum.map_join(series, "", fn _ -> "---|" end)}
+  #{Enum.map_join(sizes, "\n", fn n -> "| #{n} | " <> Enum.map_join(series, " | ", fn {_, _, pts} ->
+      s = Map.new(pts)[n]
+      "#{f.(s.median)} [#{f.(s.min)}-#{f.(s.max)}]"
+    end) <> " |" end)}
+
+  Chart: docs/formation.svg
+  """)
+after
+  TestRig.stop(rig)
+end

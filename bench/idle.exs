@@ -1,0 +1,106 @@
+# Idle cost: what a node pays to stay in a quiet cluster. Four test hosts; hosts 1-3
+# run peers with both NativeGossip and the pure-Elixir baseline (on separate groups and
+# ports), so the measured node on host 4 always has three peers of each kind around.
+# The measured node spends DURATION seconds (default 60) in each of three phases:
+# no discovery at all, a NativeGossip topology, and the baseline strategy. Per phase:
+# the CPU time of its whole OS process (every thread, the native one included) from
+# /proc/<pid>/stat; in the NativeGossip phase, the native thread's voluntary context
+# switches (its wake-ups) from /proc/<pid>/task/<tid>/status.
+#
+# Same heartbeat rate for both: NativeGossip at a 2500 ms interval, the mean of the
+# baseline's random 1-5000 ms.
+#
+# Run with `make bench` (root; inside a private network namespace).
+
+alias NativeGossip.{BaselineGossip, TestRig}
+
+duration = String.to_integer(System.get_env("DURATION", "60"))
+rig = TestRig.start!(4)
+
+try do
+  topology = [name: :lan, secret: "idle", heartbeat_interval: 2_500]
+
+  for i <- 1..3 do
+    {peer, _} = TestRig.start_node!(rig, i, name: "p#{i}")
+
+    {:ok, _} =
+      :peer.call(peer, Supervisor, :start_child, [
+        NativeGossip.Supervisor,
+        {NativeGossip, topology}
+      ])
+
+    {:ok, _} = :peer.call(peer, BaselineGossip, :start, [])
+  end
+
+  {m, _} = TestRig.start_node!(rig, 4, name: "measured")
+  os_pid = :peer.call(m, :os, :getpid, [])
+
+  ticks = fn ->
+    [u, s] = File.read!("/proc/#{os_pid}/stat") |> String.split() |> Enum.slice(13, 2)
+    String.to_integer(u) + String.to_integer(s)
+  end
+
+  gossip_thread_switches = fn ->
+    Enum.find_value(File.ls!("/proc/#{os_pid}/task"), fn tid ->
+      if File.read("/proc/#{os_pid}/task/#{tid}/comm") == {:ok, "native_gossip\n"} do
+        [_, n] =
+          Regex.run(
+            ~r/voluntary_ctxt_switches:\s+(\d+)/,
+            File.read!("/proc/#{os_pid}/task/#{tid}/status")
+          )
+
+        String.to_integer(n)
+      end
+    end)
+  end
+
+  phase = fn label, setup, teardown ->
+    setup.()
+    # Let the start settle (the joining burst, the first connects).
+    Process.sleep(5_000)
+    t0 = ticks.()
+    w0 = gossip_thread_switches.()
+    Process.sleep(duration * 1000)
+    cpu = (ticks.() - t0) / 100
+    w1 = gossip_thread_switches.()
+    teardown.()
+    wakeups = if w0 && w1, do: (w1 - w0) / duration, else: nil
+    IO.puts(:stderr, "#{label}: #{cpu} s CPU in #{duration} s, wake-ups/s #{inspect(wakeups)}")
+    {label, cpu, wakeups}
+  end
+
+  id = {NativeGossip, :lan}
+
+  results = [
+    phase.("no discovery", fn -> :ok end, fn -> :ok end),
+    phase.(
+      "NativeGossip (2500 ms interval)",
+      fn ->
+        {:ok, _} =
+          :peer.call(m, Supervisor, :start_child, [
+            NativeGossip.Supervisor,
+            {NativeGossip, topology}
+          ])
+      end,
+      fn -> :ok = :peer.call(m, Supervisor, :terminate_child, [NativeGossip.Supervisor, id]) end
+    ),
+    phase.(
+      "Elixir baseline (1-5000 ms)",
+      fn -> {:ok, _} = :peer.call(m, BaselineGossip, :start, []) end,
+      fn -> :ok = :peer.call(m, BaselineGossip, :stop, []) end
+    )
+  ]
+
+  [{_, idle, _} | _] = results
+  pct = fn s -> :erlang.float_to_binary(s / duration * 100, decimals: 3) end
+
+  IO.puts("""
+  Idle cost of a node with three peers, #{duration} s per phase (CPU of the whole OS process)
+
+  | phase | CPU (s) | % of one core | above no discovery (% of a core) | native thread wake-ups per second |
+  |---|---|---|---|---|
+  #{Enum.map_join(results, "\n", fn {label, cpu, w} -> "| #{label} | #{cpu} | #{pct.(cpu)} | #{pct.(cpu - idle)} | #{if w, do: :erlang.float_to_binary(w, decimals: 2), else: "-"} |" end)}
+  """)
+after
+  TestRig.stop(rig)
+end
