@@ -20,7 +20,7 @@ trap 'rm -f "$tmp"' EXIT
   echo
 } > "$tmp"
 
-for script in join network flood formation idle scale; do
+for script in join join_n network flood formation idle scale; do
   echo "==> bench/$script.exs" >&2
   MIX_ENV=test $netns mix run --no-start "bench/$script.exs" >> "$tmp"
   echo >> "$tmp"

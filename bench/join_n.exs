@@ -1,0 +1,151 @@
+# Join into a running cluster of N = 1, 4, 16 nodes: time from the moment a new node
+# starts its discovery until distribution reports it connected to all N. Eight test
+# hosts; the running nodes spread over hosts 1-7 (only the N of the cluster run any
+# discovery), the joining node on host 8; every VM
+# with `-connect_all false`. Three ways, interleaved trial by trial, in one run:
+#
+# - NativeGossip: the new node starts a topology (the running nodes run one too);
+# - the Elixir baseline (NativeGossip.BaselineGossip, libcluster Gossip's approach);
+# - bare connects: the new node calls Node.connect/1 to all N at once (the floor: what
+#   the connections alone cost, with no discovery).
+#
+# Run with `make bench` (root; inside a private network namespace).
+
+alias NativeGossip.{BaselineGossip, BenchNetwork, EventRecorder, TestNet, TestRig}
+
+sizes = System.get_env("SIZES", "1,4,16") |> String.split(",") |> Enum.map(&String.to_integer/1)
+trials = String.to_integer(System.get_env("TRIALS", "10"))
+rig = TestRig.start!(8)
+
+try do
+  topology = [name: :lan, secret: "join"]
+  id = {NativeGossip, :lan}
+
+  running =
+    for k <- 1..Enum.max(sizes) do
+      {peer, node} = TestRig.start_node!(rig, rem(k - 1, 7) + 1, name: "r#{k}")
+      %{peer: peer, node: node}
+    end
+
+  {j, _} = TestRig.start_node!(rig, 8, name: "joiner")
+
+  # Until the joiner's recorder has a nodeup for every one of `targets`.
+  connected_at = fn rec, targets ->
+    TestNet.wait_until(
+      fn ->
+        ups =
+          for {:nodeup, n, at} <- :peer.call(j, EventRecorder, :events, [rec]),
+              n in targets,
+              do: {n, at}
+
+        ups = Enum.uniq_by(ups, &elem(&1, 0))
+        length(ups) == length(targets) && ups |> Enum.map(&elem(&1, 1)) |> Enum.max()
+      end,
+      30_000,
+      "the joiner to be connected"
+    )
+  end
+
+  # Apart again; the running nodes stay connected among themselves only if they were
+  # (they are not: each trial measures the joiner alone).
+  apart = fn ->
+    Process.sleep(300)
+    :peer.call(j, Enum, :each, [:peer.call(j, Node, :list, []), &:erlang.disconnect_node/1])
+    TestNet.wait_until(fn -> :peer.call(j, Node, :list, []) == [] end, 20_000, "the joiner alone")
+  end
+
+  ways = [
+    {"NativeGossip",
+     fn _targets ->
+       :peer.call(j, EventRecorder, :start_topology, [topology])
+     end,
+     fn ->
+       :ok = :peer.call(j, Supervisor, :terminate_child, [NativeGossip.Supervisor, id])
+       :ok = :peer.call(j, Supervisor, :delete_child, [NativeGossip.Supervisor, id])
+     end},
+    {"Elixir baseline",
+     fn _targets ->
+       rec = :peer.call(j, EventRecorder, :start_nodes_only, [])
+       t0 = System.system_time(:microsecond)
+       {:ok, _} = :peer.call(j, BaselineGossip, :start, [])
+       {t0, rec}
+     end, fn -> :peer.call(j, BaselineGossip, :stop, []) end},
+    {"bare connects (floor)",
+     fn targets ->
+       rec = :peer.call(j, EventRecorder, :start_nodes_only, [])
+       t0 = System.system_time(:microsecond)
+       :ok = :peer.call(j, BenchNetwork, :connect_all, [targets])
+       {t0, rec}
+     end, fn -> :ok end}
+  ]
+
+  # The cluster is the first N running nodes: only they run discovery.
+  enlist = fn nodes ->
+    for %{peer: peer} <- nodes do
+      {:ok, _} =
+        :peer.call(peer, Supervisor, :start_child, [
+          NativeGossip.Supervisor,
+          {NativeGossip, topology}
+        ])
+
+      {:ok, _} = :peer.call(peer, BaselineGossip, :start, [])
+    end
+  end
+
+  enlist.([hd(running)])
+
+  # Warm-up of each way.
+  targets1 = [hd(running).node]
+
+  for {_, start, stop} <- ways,
+      do:
+        (
+          {t0, rec} = start.(targets1)
+          connected_at.(rec, targets1) - t0
+          stop.()
+          apart.()
+        )
+
+  results =
+    for n <- sizes do
+      # Sizes ascend: start discovery on the nodes this size adds, and let them settle.
+      enlist.(
+        running
+        |> Enum.take(n)
+        |> Enum.drop(1)
+        |> Enum.reject(&Process.get({:on, &1.node}))
+      )
+
+      for r <- Enum.take(running, n), do: Process.put({:on, r.node}, true)
+      Process.sleep(2_000)
+      targets = running |> Enum.take(n) |> Enum.map(& &1.node)
+
+      samples =
+        for _ <- 1..trials, {label, start, stop} <- ways do
+          {t0, rec} = start.(targets)
+          ms = (connected_at.(rec, targets) - t0) / 1000
+          stop.()
+          apart.()
+          {label, ms}
+        end
+
+      {n, Enum.group_by(samples, &elem(&1, 0), &elem(&1, 1))}
+    end
+
+  f = fn v -> :erlang.float_to_binary(v / 1, decimals: 2) end
+
+  cell = fn xs ->
+    s = BenchNetwork.stats(xs)
+    "#{f.(s.median)} [#{f.(s.p10)}-#{f.(s.p90)}]"
+  end
+
+  IO.puts("""
+  Join into a running cluster: start until connected to all N (ms; median [p10-p90] of #{trials})
+
+  | running nodes N | #{Enum.map_join(ways, " | ", &elem(&1, 0))} |
+  |---|#{Enum.map_join(ways, "", fn _ -> "---|" end)}
+  #{Enum.map_join(results, "\n", fn {n, by} -> "| #{n} | " <> Enum.map_join(ways, " | ", fn {label, _, _} -> cell.(by[label]) end) <> " |" end)}
+  """)
+after
+  TestRig.stop(rig)
+end
