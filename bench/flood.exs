@@ -24,11 +24,7 @@ defmodule Bench.Flood do
 
     os_pid = :peer.call(peer, :os, :getpid, [])
 
-    # CPU time of the receiving VM's OS process (all its threads), in clock ticks.
-    cpu = fn ->
-      [u, s] = File.read!("/proc/#{os_pid}/stat") |> String.split() |> Enum.slice(13, 2)
-      String.to_integer(u) + String.to_integer(s)
-    end
+    cpu = fn -> NativeGossip.BenchNetwork.cpu_ticks(os_pid) end
 
     {mem0, _} = sample.()
     cpu0 = cpu.()

@@ -35,10 +35,7 @@ try do
   {m, _} = TestRig.start_node!(rig, 4, name: "measured")
   os_pid = :peer.call(m, :os, :getpid, [])
 
-  ticks = fn ->
-    [u, s] = File.read!("/proc/#{os_pid}/stat") |> String.split() |> Enum.slice(13, 2)
-    String.to_integer(u) + String.to_integer(s)
-  end
+  ticks = fn -> NativeGossip.BenchNetwork.cpu_ticks(os_pid) end
 
   gossip_thread_switches = fn ->
     Enum.find_value(File.ls!("/proc/#{os_pid}/task"), fn tid ->

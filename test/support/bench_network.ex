@@ -58,4 +58,10 @@ defmodule NativeGossip.BenchNetwork do
     for other <- others, do: spawn(fn -> Node.connect(other) end)
     :ok
   end
+
+  @doc "CPU time of OS process `os_pid` (all its threads), in clock ticks (1/100 s)."
+  def cpu_ticks(os_pid) do
+    [utime, stime] = File.read!("/proc/#{os_pid}/stat") |> String.split() |> Enum.slice(13, 2)
+    String.to_integer(utime) + String.to_integer(stime)
+  end
 end

@@ -35,6 +35,12 @@ defmodule NativeGossip.TestRig do
   """
   @spec start!(pos_integer(), keyword()) :: t()
   def start!(n, opts \\ []) do
+    # Only inside test/support/private_net.sh: the rig's namespace names then live in a
+    # private /run/netns, and everything it starts dies with that namespace.
+    unless System.get_env("NATIVE_GOSSIP_NETNS") == "1" do
+      raise "test hosts are made only inside test/support/private_net.sh (make test, make bench)"
+    end
+
     down = Keyword.get(opts, :down, [])
     id = "ng#{rem(System.unique_integer([:positive]), 100)}"
     bridge = "#{id}br"
