@@ -20,7 +20,7 @@ test: tools rust-test elixir-lint elixir-test
 rust-test:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	cargo test -p native_gossip_core
+	$(NETNS) cargo test -p native_gossip_core
 	.ci/fuzz-smoke.sh
 
 elixir-lint:

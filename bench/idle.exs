@@ -23,13 +23,7 @@ try do
   for i <- 1..3 do
     {peer, _} = TestRig.start_node!(rig, i, name: "p#{i}")
 
-    {:ok, _} =
-      :peer.call(peer, Supervisor, :start_child, [
-        NativeGossip.Supervisor,
-        {NativeGossip, topology}
-      ])
-
-    {:ok, _} = :peer.call(peer, BaselineGossip, :start, [])
+    :ok = NativeGossip.BenchNetwork.start_strategies(peer, topology)
   end
 
   {m, _} = TestRig.start_node!(rig, 4, name: "measured")

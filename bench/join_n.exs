@@ -81,15 +81,8 @@ try do
 
   # The cluster is the first N running nodes: only they run discovery.
   enlist = fn nodes ->
-    for %{peer: peer} <- nodes do
-      {:ok, _} =
-        :peer.call(peer, Supervisor, :start_child, [
-          NativeGossip.Supervisor,
-          {NativeGossip, topology}
-        ])
-
-      {:ok, _} = :peer.call(peer, BaselineGossip, :start, [])
-    end
+    for %{peer: peer} <- nodes,
+        do: :ok = NativeGossip.BenchNetwork.start_strategies(peer, topology)
   end
 
   enlist.([hd(running)])

@@ -68,9 +68,6 @@ defmodule NativeGossip.Options do
   ]
 
   @doc false
-  def defaults, do: @defaults
-
-  @doc false
   def default_group, do: @default_group
 
   @spec validate(keyword()) :: {:ok, t()} | {:error, {:invalid_option, atom(), String.t()}}

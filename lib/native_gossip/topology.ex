@@ -332,9 +332,8 @@ defmodule NativeGossip.Topology do
     %{state | connector: Connector.maybe_attempt(state.connector, node, fun)}
   end
 
-  defp list_nodes(state), do: apply_mfa(state.options.list_nodes, nil)
+  defp list_nodes(%{options: %{list_nodes: {m, f, a}}}), do: apply(m, f, a)
 
-  defp apply_mfa({m, f, a}, nil), do: apply(m, f, a)
   defp apply_mfa({m, f, a}, node), do: apply(m, f, a ++ [node])
 
   defp log_failure(node, why, 1) do

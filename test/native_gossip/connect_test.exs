@@ -86,12 +86,24 @@ defmodule NativeGossip.ConnectTest do
 
   test "an unresolvable name fails fast and does not stop discovery" do
     port = unique_port()
-    {:ok, _} = NativeGossip.start_link(name: :unres, port: port, heartbeat_interval: 100)
+    {:ok, server} = NativeGossip.start_link(name: :unres, port: port, heartbeat_interval: 100)
     socket = HeartbeatPacket.sender()
     beat(socket, port, "ghost@no-such-host.invalid", 1)
     beat(socket, port, "other@no-such-host.invalid", 1)
 
     wait_until(fn -> length(NativeGossip.members(:unres)) == 2 end)
+    # Both attempts were made and have already failed (none hangs in flight).
+    wait_until(
+      fn ->
+        c = :sys.get_state(server).connector
+
+        NativeGossip.Connector.in_flight(c) == 0 and map_size(c.peers) == 2 and
+          Enum.all?(Map.values(c.peers), &(&1.failures >= 1))
+      end,
+      1_000,
+      "both connects to fail"
+    )
+
     assert Enum.all?(NativeGossip.members(:unres), &(not &1.connected?))
   end
 end

@@ -64,4 +64,16 @@ defmodule NativeGossip.BenchNetwork do
     [utime, stime] = File.read!("/proc/#{os_pid}/stat") |> String.split() |> Enum.slice(13, 2)
     String.to_integer(utime) + String.to_integer(stime)
   end
+
+  @doc "Starts, on a node, a NativeGossip topology and the pure-Elixir baseline beside it."
+  def start_strategies(peer, topology) do
+    {:ok, _} =
+      :peer.call(peer, Supervisor, :start_child, [
+        NativeGossip.Supervisor,
+        {NativeGossip, topology}
+      ])
+
+    {:ok, _} = :peer.call(peer, NativeGossip.BaselineGossip, :start, [])
+    :ok
+  end
 end

@@ -5,12 +5,6 @@ defmodule NativeGossip.EventRecorder do
   # nodes of one machine can be compared. It also records distribution's own
   # {:nodeup, node} and {:nodedown, node}, as events :nodeup and :nodedown.
 
-  @doc "Starts a recorder for the running topology `name`; returns its pid."
-  def start(name) do
-    {_t0, pid} = spawn_recorder(fn -> :ok = NativeGossip.subscribe(name) end)
-    pid
-  end
-
   @doc "Starts a recorder of distribution's nodeup/nodedown only (no topology)."
   def start_nodes_only do
     {_t0, pid} = spawn_recorder(fn -> :ok end)

@@ -197,7 +197,6 @@ pub struct Topology {
     commands: Sender<Command>,
     wake: UnixDatagram,
     thread: Mutex<Option<JoinHandle<()>>>,
-    local: SocketAddr,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -238,9 +237,7 @@ impl Topology {
             }
             Join::Failed(why) => Some(why),
         };
-        let local = udp
-            .local_addr()
-            .map_err(|e| StartError::Socket(format!("getsockname: {e}")))?;
+
         let (wake, wake_rx) =
             UnixDatagram::pair().map_err(|e| StartError::Socket(format!("socketpair: {e}")))?;
         for s in [&wake, &wake_rx] {
@@ -271,7 +268,6 @@ impl Topology {
             commands,
             wake,
             thread: Mutex::new(Some(thread)),
-            local,
         })
     }
 
@@ -336,11 +332,6 @@ impl Topology {
 
     pub fn incarnation(&self) -> u64 {
         self.shared.engine.lock().incarnation()
-    }
-
-    /// The address the socket is bound to (the group and the port).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local
     }
 }
 

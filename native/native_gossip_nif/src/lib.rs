@@ -220,34 +220,28 @@ fn running(resource: ResourceArc<TopologyResource>) -> bool {
 #[rustler::nif]
 fn members<'a>(env: Env<'a>, resource: ResourceArc<TopologyResource>) -> NifResult<Term<'a>> {
     let rows = resource.topology.members();
+    let key = |name: &str| Atom::from_str(env, name).map(|a| a.encode(env));
+    let keys = [
+        key("node")?,
+        key("address")?,
+        key("port")?,
+        key("incarnation")?,
+        key("state")?,
+        key("connected?")?,
+        key("last_seen")?,
+    ];
     let mut out = Vec::with_capacity(rows.len());
     for m in rows {
-        let state = Atom::from_str(env, m.state.as_str())?;
-        let pairs: [(Term<'a>, Term<'a>); 7] = [
-            (Atom::from_str(env, "node")?.encode(env), m.name.encode(env)),
-            (
-                Atom::from_str(env, "address")?.encode(env),
-                ip_tuple(env, &m.addr),
-            ),
-            (
-                Atom::from_str(env, "port")?.encode(env),
-                m.addr.port().encode(env),
-            ),
-            (
-                Atom::from_str(env, "incarnation")?.encode(env),
-                m.incarnation.encode(env),
-            ),
-            (Atom::from_str(env, "state")?.encode(env), state.encode(env)),
-            (
-                Atom::from_str(env, "connected?")?.encode(env),
-                m.connected.encode(env),
-            ),
-            (
-                Atom::from_str(env, "last_seen")?.encode(env),
-                m.last_seen_ms.encode(env),
-            ),
+        let values = [
+            m.name.encode(env),
+            ip_tuple(env, &m.addr),
+            m.addr.port().encode(env),
+            m.incarnation.encode(env),
+            Atom::from_str(env, m.state.as_str())?.encode(env),
+            m.connected.encode(env),
+            m.last_seen_ms.encode(env),
         ];
-        out.push(Term::map_from_pairs(env, &pairs)?);
+        out.push(Term::map_from_term_arrays(env, &keys, &values)?);
     }
     Ok(out.encode(env))
 }
