@@ -12,24 +12,51 @@ defmodule NativeGossip.Connector do
   defstruct attempts: %{}, peers: %{}
 
   # retry_at is nil when the peer is not backing off. (Monotonic time is usually
-  # negative on the BEAM, so no number can stand for "long ago".)
-  @type peer :: %{failures: non_neg_integer(), retry_at: integer() | nil}
+  # negative on the BEAM, so no number can stand for "long ago".) deferred is true once
+  # this side has let the other side connect first (see maybe_attempt/4), until the
+  # peer is connected.
+  @type peer :: %{failures: non_neg_integer(), retry_at: integer() | nil, deferred: boolean()}
   @type t :: %__MODULE__{
           attempts: %{reference() => node()},
           peers: %{node() => peer()}
         }
 
-  @doc "Starts an attempt unless one runs or the peer is backing off. `fun` does the connect."
-  @spec maybe_attempt(t(), node(), (() -> term())) :: t()
-  def maybe_attempt(%__MODULE__{} = c, node, fun) do
-    peer = Map.get(c.peers, node, %{failures: 0, retry_at: nil})
+  @doc """
+  Starts an attempt unless one runs or the peer is backing off. `fun` does the connect.
+
+  With `defer` > 0, the first attempt towards a peer that is not connected waits
+  `defer` ms: the calling process gets `{:native_gossip_deferred, node}` then, and
+  calls this again. This is the side of a pair that lets the other side connect
+  first; if the other side did, the peer is connected by then and no attempt is made.
+  """
+  @spec maybe_attempt(t(), node(), (() -> term()), non_neg_integer()) :: t()
+  def maybe_attempt(%__MODULE__{} = c, node, fun, defer \\ 0) do
+    peer = Map.get(c.peers, node, fresh())
 
     cond do
-      node in Map.values(c.attempts) -> c
-      peer.retry_at != nil and now() < peer.retry_at -> c
-      true -> start(c, node, peer, fun)
+      node in Map.values(c.attempts) ->
+        c
+
+      peer.retry_at != nil and now() < peer.retry_at ->
+        c
+
+      defer > 0 and not peer.deferred ->
+        Process.send_after(self(), {:native_gossip_deferred, node}, defer)
+        peer = %{peer | deferred: true, retry_at: now() + defer}
+        %{c | peers: Map.put(c.peers, node, peer)}
+
+      true ->
+        start(c, node, peer, fun)
     end
   end
+
+  @doc "The peer is connected (by us or by itself): its next disconnection starts afresh."
+  @spec connected(t(), node()) :: t()
+  def connected(%__MODULE__{} = c, node) do
+    if Map.has_key?(c.peers, node), do: %{c | peers: Map.put(c.peers, node, fresh())}, else: c
+  end
+
+  defp fresh, do: %{failures: 0, retry_at: nil, deferred: false}
 
   defp start(c, node, peer, fun) do
     # The exit reason carries the result, so one :DOWN tells success and failure. A
@@ -64,14 +91,14 @@ defmodule NativeGossip.Connector do
 
       {node, attempts} ->
         c = %{c | attempts: attempts}
-        peer = Map.get(c.peers, node, %{failures: 0, retry_at: nil})
+        peer = Map.get(c.peers, node, fresh())
 
         if success?(result) do
-          {node, :connected, %{c | peers: Map.put(c.peers, node, %{failures: 0, retry_at: nil})}}
+          {node, :connected, %{c | peers: Map.put(c.peers, node, fresh())}}
         else
           failures = peer.failures + 1
           backoff = min(@initial_backoff * Integer.pow(2, failures - 1), @max_backoff)
-          peer = %{failures: failures, retry_at: now() + backoff}
+          peer = %{peer | failures: failures, retry_at: now() + backoff}
           {node, {:failed, failure(result), failures}, %{c | peers: Map.put(c.peers, node, peer)}}
         end
     end

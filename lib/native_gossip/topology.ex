@@ -12,6 +12,16 @@ defmodule NativeGossip.Topology do
 
   @registry NativeGossip.Registry
 
+  # Of a pair of nodes that hear each other, the one with the smaller name connects at
+  # once and the other waits this long before it tries too. Two simultaneous connects
+  # between the same nodes cost both a handshake that net_kernel then throws away, and
+  # a new node that joins N others would otherwise make 2N handshakes, not N. Once the
+  # first side's handshake has reached the second, a connect from the second just
+  # waits for it, so this only needs to cover the time a handshake takes to arrive; it
+  # is also all a pair loses when the first side cannot connect (a name it cannot
+  # resolve, a connect function that refuses, a one-way multicast path).
+  @defer_ms 100
+
   # peers: node => :connected | :disconnected, for every peer the native table holds,
   # so that :connected/:disconnected are sent once per change.
   defstruct [
@@ -174,6 +184,15 @@ defmodule NativeGossip.Topology do
      }}
   end
 
+  def handle_info({:native_gossip_deferred, node}, state) do
+    # This side let the other connect first (see @defer_ms); connect now unless it did.
+    cond do
+      Map.get(state.peers, node) != :disconnected -> {:noreply, state}
+      node in list_nodes(state) -> {:noreply, connected(state, node)}
+      true -> {:noreply, attempt(state, node)}
+    end
+  end
+
   def handle_info({:native_gossip_membership, :joined}, state) do
     Logger.info("NativeGossip topology #{inspect(state.options.name)} joined its multicast group")
     {:noreply, state}
@@ -303,7 +322,9 @@ defmodule NativeGossip.Topology do
 
       %{^node => _} ->
         Native.set_connected(state.native, Atom.to_string(node), true)
-        notify(%{state | peers: Map.put(state.peers, node, :connected)}, :connected, node)
+        peers = Map.put(state.peers, node, :connected)
+        state = %{state | peers: peers, connector: Connector.connected(state.connector, node)}
+        notify(state, :connected, node)
 
       _ ->
         state
@@ -329,7 +350,9 @@ defmodule NativeGossip.Topology do
         fn -> apply_mfa(connect, node) end
       end
 
-    %{state | connector: Connector.maybe_attempt(state.connector, node, fun)}
+    # Atoms compare by their text, so both sides agree on which one goes first.
+    defer = if node() < node, do: 0, else: @defer_ms
+    %{state | connector: Connector.maybe_attempt(state.connector, node, fun, defer)}
   end
 
   defp list_nodes(%{options: %{list_nodes: {m, f, a}}}), do: apply(m, f, a)

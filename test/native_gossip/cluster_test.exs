@@ -55,6 +55,44 @@ defmodule NativeGossip.ClusterTest do
     end
   end
 
+  test "of a new pair only the node with the smaller name connects", %{port: port} do
+    opts = [
+      name: :lan,
+      port: port,
+      connect: {NativeGossip.RecordingConnect, :connect, [:connect]}
+    ]
+
+    # Started apart so that each first hears the other at its start, over several runs.
+    for round <- 1..3 do
+      peers = Enum.map([:"tie_a#{round}", :"tie_b#{round}"], &TestPeers.start!/1)
+      on_exit(fn -> Enum.each(peers, &safe_stop/1) end)
+      [{a, a_node}, {b, b_node}] = peers
+      for {peer, _} <- peers, do: TestPeers.call(peer, NativeGossip.RecordingConnect, :reset, [])
+      {:ok, _} = TestPeers.start_topology(b, opts)
+      {:ok, _} = TestPeers.start_topology(a, opts)
+      TestPeers.wait_for_mesh(peers)
+      # Long enough for a deferred attempt (100 ms) to have run had it been made.
+      Process.sleep(300)
+
+      assert [_ | _] = TestPeers.call(a, NativeGossip.RecordingConnect, :starts, [b_node])
+      assert [] == TestPeers.call(b, NativeGossip.RecordingConnect, :starts, [a_node])
+      Enum.each(peers, &safe_stop/1)
+    end
+  end
+
+  test "when the smaller name does not connect, the other side does", %{port: port} do
+    [{a, a_node}, {b, b_node}] = peers = Enum.map([:fall_a, :fall_b], &TestPeers.start!/1)
+    on_exit(fn -> Enum.each(peers, &safe_stop/1) end)
+    for {peer, _} <- peers, do: TestPeers.call(peer, NativeGossip.RecordingConnect, :reset, [])
+    connect = fn mode -> {NativeGossip.RecordingConnect, :connect, [mode]} end
+    {:ok, _} = TestPeers.start_topology(a, name: :lan, port: port, connect: connect.(:refuse))
+    {:ok, _} = TestPeers.start_topology(b, name: :lan, port: port, connect: connect.(:connect))
+    TestPeers.wait_for_mesh(peers)
+
+    assert [_ | _] = TestPeers.call(a, NativeGossip.RecordingConnect, :starts, [b_node])
+    assert [_ | _] = TestPeers.call(b, NativeGossip.RecordingConnect, :starts, [a_node])
+  end
+
   test "a node with another secret is never connected, and its packets are counted", %{port: port} do
     friends =
       start_peers([:sec_a, :sec_b],

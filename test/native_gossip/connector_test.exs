@@ -27,7 +27,7 @@ defmodule NativeGossip.ConnectorTest do
 
     Process.sleep(210)
     {:n@h, :connected, c} = run(c, :n@h, true)
-    assert c.peers[:n@h] == %{failures: 0, retry_at: nil}
+    assert c.peers[:n@h] == %{failures: 0, retry_at: nil, deferred: false}
   end
 
   test "one attempt per node at a time" do
@@ -50,6 +50,33 @@ defmodule NativeGossip.ConnectorTest do
 
     assert {:m@h, {:failed, {:crashed, {:error, %RuntimeError{message: "boom"}}}, 1}, _} =
              Connector.finished(c, ref, reason)
+  end
+
+  test "a deferred attempt waits, is announced once, then starts" do
+    c = Connector.maybe_attempt(%Connector{}, :n@h, fn -> flunk("attempted at once") end, 30)
+    assert Connector.in_flight(c) == 0
+    # Heard again meanwhile: still waiting, and no second timer.
+    assert Connector.maybe_attempt(c, :n@h, fn -> flunk("attempted early") end, 30) == c
+    assert_receive {:native_gossip_deferred, :n@h}, 1_000
+    refute_received {:native_gossip_deferred, :n@h}
+
+    c = Connector.maybe_attempt(c, :n@h, fn -> true end, 30)
+    assert Connector.in_flight(c) == 1
+    assert_receive {:DOWN, ref, :process, _, reason}
+    assert {:n@h, :connected, c} = Connector.finished(c, ref, reason)
+
+    # Connected, then dropped: the next attempt defers again.
+    c = Connector.maybe_attempt(c, :n@h, fn -> flunk("attempted at once") end, 30)
+    assert Connector.in_flight(c) == 0
+    assert_receive {:native_gossip_deferred, :n@h}, 1_000
+  end
+
+  test "a peer connected by the other side is not attempted after the deferral" do
+    c = Connector.maybe_attempt(%Connector{}, :n@h, fn -> flunk("attempted") end, 10_000)
+    c = Connector.connected(c, :n@h)
+    assert c.peers[:n@h].deferred == false
+    assert c.peers[:n@h].retry_at == nil
+    assert Connector.connected(c, :other@h) == c
   end
 
   test "a monitor that is not an attempt is unknown" do
