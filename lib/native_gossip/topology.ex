@@ -12,10 +12,11 @@ defmodule NativeGossip.Topology do
 
   @registry NativeGossip.Registry
 
-  # Of a pair of nodes that hear each other, the one with the smaller name connects at
-  # once and the other waits this long before it tries too. Two simultaneous connects
-  # between the same nodes cost both a handshake that net_kernel then throws away, and
-  # a new node that joins N others would otherwise make 2N handshakes, not N. Once the
+  # Of a pair of nodes that hear each other, one connects at once (the native side says
+  # which: a running node towards a newcomer, else the smaller name) and the other waits
+  # this long before it tries too. Two simultaneous connects between the same nodes
+  # cost both a handshake that net_kernel then throws away, and a new node that joins N
+  # others would otherwise make 2N handshakes, not N. Once the
   # first side's handshake has reached the second, a connect from the second just
   # waits for it, so this only needs to cover the time a handshake takes to arrive; it
   # is also all a pair loses when the first side cannot connect (a name it cannot
@@ -134,7 +135,7 @@ defmodule NativeGossip.Topology do
   end
 
   @impl true
-  def handle_info({:native_gossip, kind, name, {ip, _port}, _incarnation}, state)
+  def handle_info({:native_gossip, kind, name, {ip, _port}, _incarnation, lead}, state)
       when kind in [:discovered, :heard] do
     # The native side validated the name (and with a secret, authenticated it).
     node = String.to_atom(name)
@@ -151,20 +152,20 @@ defmodule NativeGossip.Topology do
 
     cond do
       node in list_nodes(state) -> {:noreply, connected(state, node)}
-      connectable?(node) -> {:noreply, attempt(state, node)}
+      connectable?(node) -> {:noreply, attempt(state, node, if(lead, do: 0, else: @defer_ms))}
       # Listed in members/1, but a connect could only fail (and make net_kernel log).
       true -> {:noreply, state}
     end
   end
 
-  def handle_info({:native_gossip, :left, name, _address, _incarnation}, state) do
+  def handle_info({:native_gossip, :left, name, _address, _incarnation, _lead}, state) do
     node = String.to_atom(name)
     Logger.info("NativeGossip: #{node} left topology #{inspect(state.options.name)}")
     state = %{state | connector: Connector.forget(state.connector, node)}
     {:noreply, notify(state, :left, node)}
   end
 
-  def handle_info({:native_gossip, :lost, name, _address, _incarnation}, state) do
+  def handle_info({:native_gossip, :lost, name, _address, _incarnation, _lead}, state) do
     Logger.info(
       "NativeGossip: no heartbeat from #{name} for #{state.options.lost_after} ms " <>
         "(topology #{inspect(state.options.name)})"
@@ -173,7 +174,7 @@ defmodule NativeGossip.Topology do
     {:noreply, notify(state, :lost, String.to_atom(name))}
   end
 
-  def handle_info({:native_gossip, :forgotten, name, _address, _incarnation}, state) do
+  def handle_info({:native_gossip, :forgotten, name, _address, _incarnation, _lead}, state) do
     node = String.to_atom(name)
 
     {:noreply,
@@ -189,7 +190,7 @@ defmodule NativeGossip.Topology do
     cond do
       Map.get(state.peers, node) != :disconnected -> {:noreply, state}
       node in list_nodes(state) -> {:noreply, connected(state, node)}
-      true -> {:noreply, attempt(state, node)}
+      true -> {:noreply, attempt(state, node, 0)}
     end
   end
 
@@ -339,7 +340,7 @@ defmodule NativeGossip.Topology do
     state
   end
 
-  defp attempt(state, node) do
+  defp attempt(state, node, defer) do
     %{connect: connect, list_nodes: list_nodes} = state.options
     libcluster = state.libcluster
 
@@ -350,8 +351,6 @@ defmodule NativeGossip.Topology do
         fn -> apply_mfa(connect, node) end
       end
 
-    # Atoms compare by their text, so both sides agree on which one goes first.
-    defer = if node() < node, do: 0, else: @defer_ms
     %{state | connector: Connector.maybe_attempt(state.connector, node, fun, defer)}
   end
 

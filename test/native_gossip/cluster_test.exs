@@ -3,7 +3,7 @@ defmodule NativeGossip.ClusterTest do
   use ExUnit.Case, async: false
 
   import NativeGossip.TestNet
-  alias NativeGossip.TestPeers
+  alias NativeGossip.{RecordingConnect, TestPeers}
 
   setup do
     {:ok, port: unique_port()}
@@ -55,42 +55,70 @@ defmodule NativeGossip.ClusterTest do
     end
   end
 
-  test "of a new pair only the node with the smaller name connects", %{port: port} do
+  # Whether each of a pair called its connect function, once they are connected.
+  defp who_connected(peers) do
+    [{a, a_node}, {b, b_node}] = peers
+    TestPeers.wait_for_mesh(peers)
+    # Long enough for a deferred attempt (100 ms) to have run had it been made.
+    Process.sleep(300)
+
+    {TestPeers.call(a, RecordingConnect, :starts, [b_node]) != [],
+     TestPeers.call(b, RecordingConnect, :starts, [a_node]) != []}
+  after
+    Enum.each(peers, &safe_stop/1)
+  end
+
+  defp recording_pair(names, port, interval \\ 200) do
+    peers = Enum.map(names, &TestPeers.start!/1)
+    on_exit(fn -> Enum.each(peers, &safe_stop/1) end)
+    for {peer, _} <- peers, do: TestPeers.call(peer, RecordingConnect, :reset, [])
+
     opts = [
       name: :lan,
       port: port,
-      connect: {NativeGossip.RecordingConnect, :connect, [:connect]}
+      heartbeat_interval: interval,
+      connect: {RecordingConnect, :connect, [:connect]}
     ]
 
-    # Started apart so that each first hears the other at its start, over several runs.
-    for round <- 1..3 do
-      peers = Enum.map([:"tie_a#{round}", :"tie_b#{round}"], &TestPeers.start!/1)
-      on_exit(fn -> Enum.each(peers, &safe_stop/1) end)
-      [{a, a_node}, {b, b_node}] = peers
-      for {peer, _} <- peers, do: TestPeers.call(peer, NativeGossip.RecordingConnect, :reset, [])
-      {:ok, _} = TestPeers.start_topology(b, opts)
-      {:ok, _} = TestPeers.start_topology(a, opts)
-      TestPeers.wait_for_mesh(peers)
-      # Long enough for a deferred attempt (100 ms) to have run had it been made.
-      Process.sleep(300)
+    {peers, opts}
+  end
 
-      assert [_ | _] = TestPeers.call(a, NativeGossip.RecordingConnect, :starts, [b_node])
-      assert [] == TestPeers.call(b, NativeGossip.RecordingConnect, :starts, [a_node])
-      Enum.each(peers, &safe_stop/1)
+  test "of a pair only one side connects: a running node towards a newcomer", %{port: port} do
+    for round <- 1..3 do
+      {[{a, _}, {b, _}] = peers, opts} =
+        recording_pair([:"new_a#{round}", :"run_b#{round}"], port)
+
+      # b has ended its joining burst (within one 200 ms interval) when a starts.
+      {:ok, _} = TestPeers.start_topology(b, opts)
+      Process.sleep(400)
+      {:ok, _} = TestPeers.start_topology(a, opts)
+      assert who_connected(peers) == {false, true}
     end
   end
 
-  test "when the smaller name does not connect, the other side does", %{port: port} do
-    [{a, a_node}, {b, b_node}] = peers = Enum.map([:fall_a, :fall_b], &TestPeers.start!/1)
-    on_exit(fn -> Enum.each(peers, &safe_stop/1) end)
-    for {peer, _} <- peers, do: TestPeers.call(peer, NativeGossip.RecordingConnect, :reset, [])
-    connect = fn mode -> {NativeGossip.RecordingConnect, :connect, [mode]} end
-    {:ok, _} = TestPeers.start_topology(a, name: :lan, port: port, connect: connect.(:refuse))
-    {:ok, _} = TestPeers.start_topology(b, name: :lan, port: port, connect: connect.(:connect))
-    TestPeers.wait_for_mesh(peers)
+  test "of a pair only one side connects: the smaller name among newcomers", %{port: port} do
+    for round <- 1..3 do
+      # Both within their joining burst (the first 1.26 s at the default interval).
+      {[{a, _}, {b, _}] = peers, opts} =
+        recording_pair([:"tie_a#{round}", :"tie_b#{round}"], port, 1_500)
 
-    assert [_ | _] = TestPeers.call(a, NativeGossip.RecordingConnect, :starts, [b_node])
-    assert [_ | _] = TestPeers.call(b, NativeGossip.RecordingConnect, :starts, [a_node])
+      {:ok, _} = TestPeers.start_topology(b, opts)
+      {:ok, _} = TestPeers.start_topology(a, opts)
+      assert who_connected(peers) == {true, false}
+    end
+  end
+
+  test "when the side that should connect does not, the other side does", %{port: port} do
+    {[{a, _}, {b, _}] = peers, opts} = recording_pair([:fall_a, :fall_b], port)
+
+    {:ok, _} =
+      TestPeers.start_topology(
+        a,
+        Keyword.put(opts, :connect, {RecordingConnect, :connect, [:refuse]})
+      )
+
+    {:ok, _} = TestPeers.start_topology(b, opts)
+    assert who_connected(peers) == {true, true}
   end
 
   test "a node with another secret is never connected, and its packets are counted", %{port: port} do

@@ -32,6 +32,7 @@ fn heartbeats(keys: &Keyring, peers: usize, per_peer: usize) -> Vec<Vec<u8>> {
                         timestamp_ms: 1_700_000_000_000,
                         leaving: false,
                         joining: false,
+                        newcomer: false,
                     },
                     keys,
                 )

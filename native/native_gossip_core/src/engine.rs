@@ -199,7 +199,10 @@ impl Engine {
         }
         match self.peers.observe(&hb, from, now) {
             Err(reason) => Err(reason),
-            Ok(event) => {
+            Ok(mut event) => {
+                if let Some(e) = &mut event {
+                    e.lead = self.leads(hb.newcomer || hb.joining, hb.name, now);
+                }
                 self.stats.accepted += 1;
                 if hb.joining && !hb.leaving && self.reply_at.is_none() {
                     self.reply_at =
@@ -211,6 +214,26 @@ impl Engine {
                 Ok(event)
             }
         }
+    }
+
+    /// Whether this node should connect to a peer at once when it hears it, or give the
+    /// peer the first go: two connects at once between the same pair cost two handshakes
+    /// and net_kernel keeps one. A node that is not new leads towards one that is (it heard
+    /// the newcomer's first heartbeat, while the newcomer only hears the answers);
+    /// otherwise the smaller name leads. Both sides reach the same answer as long as they
+    /// agree on who is new, which is what the NEWCOMER flag tells (on answers too).
+    fn leads(&self, peer_new: bool, peer_name: &str, now: Instant) -> bool {
+        let new = self.newcomer(now);
+        if peer_new != new {
+            peer_new
+        } else {
+            self.name.as_str() < peer_name
+        }
+    }
+
+    /// Within one interval of the start (or of a rejoin): what NEWCOMER says.
+    fn newcomer(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.started) < self.interval
     }
 
     /// Moves silent peers along (lost, forgotten), appending the events to `out`.
@@ -254,7 +277,8 @@ impl Engine {
         }
         // Only scheduled burst heartbeats ask for answers; an answer (or an announce)
         // never does, so two joining nodes cannot keep answering each other.
-        let joining = regular && now.duration_since(self.started) < self.interval;
+        let newcomer = self.newcomer(now);
+        let joining = regular && newcomer;
         if regular {
             self.next_heartbeat = now
                 + match self.burst_gap {
@@ -271,15 +295,15 @@ impl Engine {
         }
         // Any heartbeat answers a pending reply.
         self.reply_at = None;
-        Some(self.encode(false, joining, wall_ms))
+        Some(self.encode(false, joining, newcomer, wall_ms))
     }
 
     /// The goodbye heartbeat, sent when the topology stops cleanly.
     pub fn leave_packet(&mut self, wall_ms: u64) -> Vec<u8> {
-        self.encode(true, false, wall_ms)
+        self.encode(true, false, false, wall_ms)
     }
 
-    fn encode(&mut self, leaving: bool, joining: bool, wall_ms: u64) -> Vec<u8> {
+    fn encode(&mut self, leaving: bool, joining: bool, newcomer: bool, wall_ms: u64) -> Vec<u8> {
         self.sequence += 1;
         wire::encode(
             &Outgoing {
@@ -289,6 +313,7 @@ impl Engine {
                 timestamp_ms: wall_ms,
                 leaving,
                 joining,
+                newcomer,
             },
             &self.keys,
         )
@@ -317,7 +342,7 @@ impl Engine {
 mod tests {
     use super::*;
     use crate::peers::EventKind;
-    use crate::wire::{decode, FLAG_JOINING, FLAG_LEAVING};
+    use crate::wire::{decode, FLAG_JOINING, FLAG_LEAVING, FLAG_NEWCOMER};
 
     const MS: Duration = Duration::from_millis(1);
 
@@ -393,6 +418,49 @@ mod tests {
         assert!(a.poll_transmit(answer_at, 0).is_none());
         assert_eq!(a.stats().accepted, 1);
         assert_eq!(b.stats().accepted, 1);
+    }
+
+    #[test]
+    fn exactly_one_side_of_a_pair_leads_the_connect() {
+        let t0 = Instant::now();
+        // A running node leads towards a newcomer, whatever the names.
+        let mut z = Engine::new(config("z@h", None), t0, 1, 1).unwrap();
+        schedule(&mut z, t0, 4900 * MS);
+        let late = t0 + 5000 * MS;
+        let mut b = Engine::new(config("b@h", None), late, 2, 2).unwrap();
+        let hello = b.poll_transmit(late, 0).unwrap();
+        assert!(z.handle_datagram(&hello, from(), late).unwrap().lead);
+        let answer_at = z.next_deadline();
+        let answer = z.poll_transmit(answer_at, 0).unwrap();
+        assert!(!b.handle_datagram(&answer, from(), answer_at).unwrap().lead);
+
+        // Two newcomers: the smaller name leads, on both sides, also when one hears the
+        // other first through an answer (which does not ask for answers, so carries
+        // NEWCOMER without JOINING).
+        let mut a = Engine::new(config("a@h", None), late, 3, 3).unwrap();
+        schedule(&mut a, late, 200 * MS);
+        let later = late + 210 * MS;
+        let mut c = Engine::new(config("c@h", None), later, 4, 4).unwrap();
+        let from_c = c.poll_transmit(later, 0).unwrap();
+        assert!(a.handle_datagram(&from_c, from(), later).unwrap().lead);
+        let answer_at = a.next_deadline();
+        let answer = a.poll_transmit(answer_at, 0).unwrap();
+        assert_eq!(answer[5] & (FLAG_JOINING | FLAG_NEWCOMER), FLAG_NEWCOMER);
+        assert!(!c.handle_datagram(&answer, from(), answer_at).unwrap().lead);
+
+        // Two settled nodes that meet (a healed partition): the smaller name leads.
+        let t1 = late + 10_000 * MS;
+        let mut y = Engine::new(config("y@h", None), late, 5, 5).unwrap();
+        schedule(&mut y, late, 9000 * MS);
+        schedule(&mut z, late, 9000 * MS);
+        let from_y = y.poll_transmit(y.next_deadline().max(t1), 0).unwrap();
+        let from_z = z.poll_transmit(z.next_deadline().max(t1), 0).unwrap();
+        let at = t1 + 2000 * MS;
+        let heard_z = y.handle_datagram(&from_z, from(), at).unwrap();
+        let heard_y = z.handle_datagram(&from_y, from(), at).unwrap();
+        assert_eq!(heard_z.kind, EventKind::Discovered);
+        assert!(heard_z.lead);
+        assert!(!heard_y.lead);
     }
 
     #[test]

@@ -72,6 +72,9 @@ pub struct PeerEvent {
     pub name: String,
     pub addr: SocketAddr,
     pub incarnation: u64,
+    /// For `Discovered` and `Heard`: this node should connect at once, rather than give
+    /// the peer the first go (see `Engine`). Both sides of a pair agree on it.
+    pub lead: bool,
 }
 
 /// A row of `members`.
@@ -161,6 +164,7 @@ impl PeerTable {
                 name: hb.name.to_owned(),
                 addr: from,
                 incarnation: hb.incarnation,
+                lead: false,
             })
         };
         let lost_after = self.timing.lost_after;
@@ -263,6 +267,7 @@ impl PeerTable {
                     name: name.clone(),
                     addr: p.addr,
                     incarnation: p.incarnation,
+                    lead: false,
                 })
             };
             if silent >= forget_after {
@@ -328,6 +333,7 @@ mod tests {
             timestamp_ms: 0,
             leaving: false,
             joining: false,
+            newcomer: false,
         }
     }
 

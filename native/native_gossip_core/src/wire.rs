@@ -4,7 +4,8 @@
 //! offset size  field
 //!  0      4    magic "NGSP"
 //!  4      1    version (1)
-//!  5      1    flags: bit 0 LEAVING, bit 1 JOINING, bit 2 SIGNED; others 0 on send, ignored on receipt
+//!  5      1    flags: bit 0 LEAVING, bit 1 JOINING, bit 2 SIGNED, bit 3 NEWCOMER; others 0 on send,
+//!                ignored on receipt
 //!  6      1    N = length of the node name (1..=255)
 //!  7      1    reserved, 0 on send, ignored on receipt
 //!  8      8    incarnation (u64, big endian)
@@ -39,6 +40,9 @@ pub const FLAG_LEAVING: u8 = 0b001;
 pub const FLAG_JOINING: u8 = 0b010;
 /// An HMAC-SHA256 trailer is present.
 pub const FLAG_SIGNED: u8 = 0b100;
+/// The sender started (or rejoined its group) less than one interval ago. Unlike
+/// JOINING it is also set on answers, so both sides of a pair agree on who is new.
+pub const FLAG_NEWCOMER: u8 = 0b1000;
 
 /// A decoded, verified heartbeat. Borrows the name from the datagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +53,7 @@ pub struct Heartbeat<'a> {
     pub timestamp_ms: u64,
     pub leaving: bool,
     pub joining: bool,
+    pub newcomer: bool,
 }
 
 /// Why a datagram was not accepted. Every variant is a counter in the stats.
@@ -144,6 +149,7 @@ pub struct Outgoing<'a> {
     pub timestamp_ms: u64,
     pub leaving: bool,
     pub joining: bool,
+    pub newcomer: bool,
 }
 
 /// Encodes a heartbeat, signed with the keyring's first secret if it has one.
@@ -158,6 +164,9 @@ pub fn encode(msg: &Outgoing<'_>, keys: &Keyring) -> Result<Vec<u8>, NameError> 
     }
     if msg.joining {
         flags |= FLAG_JOINING;
+    }
+    if msg.newcomer {
+        flags |= FLAG_NEWCOMER;
     }
     if keys.is_signing() {
         flags |= FLAG_SIGNED;
@@ -236,6 +245,7 @@ pub fn decode<'a>(packet: &'a [u8], keys: &Keyring) -> Result<Heartbeat<'a>, Dro
         timestamp_ms: be_u64(packet, 24),
         leaving: flags & FLAG_LEAVING != 0,
         joining: flags & FLAG_JOINING != 0,
+        newcomer: flags & FLAG_NEWCOMER != 0,
     })
 }
 
@@ -267,6 +277,7 @@ mod tests {
             timestamp_ms: 1_700_000_000_000,
             leaving: false,
             joining: true,
+            newcomer: true,
         }
     }
 
@@ -285,6 +296,7 @@ mod tests {
         assert_eq!(hb.sequence, 42);
         assert_eq!(hb.timestamp_ms, 1_700_000_000_000);
         assert!(hb.joining);
+        assert!(hb.newcomer);
         assert!(!hb.leaving);
     }
 
@@ -294,12 +306,14 @@ mod tests {
         let mut m = msg("node_1@10.0.0.1");
         m.leaving = true;
         m.joining = false;
+        m.newcomer = false;
         let bytes = encode(&m, &k).unwrap();
         assert_eq!(bytes.len(), HEADER_LEN + 15 + MAC_LEN);
         assert_eq!(bytes[5] & FLAG_SIGNED, FLAG_SIGNED);
         let hb = decode(&bytes, &k).unwrap();
         assert!(hb.leaving);
         assert!(!hb.joining);
+        assert!(!hb.newcomer);
         assert_eq!(hb.name, "node_1@10.0.0.1");
     }
 
@@ -308,7 +322,7 @@ mod tests {
         let bytes = encode(&msg("a@b"), &Keyring::none()).unwrap();
         assert_eq!(&bytes[0..4], b"NGSP");
         assert_eq!(bytes[4], 1);
-        assert_eq!(bytes[5], FLAG_JOINING);
+        assert_eq!(bytes[5], FLAG_JOINING | FLAG_NEWCOMER);
         assert_eq!(bytes[6], 3);
         assert_eq!(bytes[7], 0);
         assert_eq!(&bytes[8..16], &[1, 2, 3, 4, 5, 6, 7, 8]);

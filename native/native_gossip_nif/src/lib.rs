@@ -3,8 +3,9 @@
 //!
 //! Messages sent to the owner (the process that called `start/1`):
 //!
-//! - `{:native_gossip, event, name :: binary, {ip_tuple, port}, incarnation}` with `event`
-//!   one of `:discovered`, `:heard`, `:left`, `:lost`, `:forgotten`;
+//! - `{:native_gossip, event, name :: binary, {ip_tuple, port}, incarnation, lead}` with
+//!   `event` one of `:discovered`, `:heard`, `:left`, `:lost`, `:forgotten`, and `lead`
+//!   true when this node should connect at once rather than let the peer go first;
 //! - `{:native_gossip_fault, message :: binary}` when the thread stops on a fault;
 //! - `{:native_gossip_membership, :joined | {:not_joined, message}}` when the socket's
 //!   group membership changes (it cannot join yet, or joined after all).
@@ -98,6 +99,7 @@ impl EventSink for Mailbox {
                     name,
                     (ip_tuple(env, &event.addr), event.addr.port()),
                     event.incarnation,
+                    event.lead,
                 )
                     .encode(env)
             })

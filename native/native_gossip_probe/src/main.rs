@@ -257,6 +257,7 @@ fn heartbeat(name: &str, incarnation: u64, sequence: u64, keys: &Keyring) -> Vec
             timestamp_ms: wall_ms(),
             leaving: false,
             joining: false,
+            newcomer: false,
         },
         keys,
     )

@@ -41,6 +41,7 @@ fuzz_target!(|data: &[u8]| {
                         timestamp_ms: hb.timestamp_ms,
                         leaving: hb.leaving,
                         joining: hb.joining,
+                        newcomer: hb.newcomer,
                     },
                     &keys,
                 )
