@@ -21,8 +21,11 @@ use crate::wire::{self, DropReason, Outgoing};
 
 /// First gap of the joining burst; each following gap doubles.
 pub const JOIN_BURST_FIRST_GAP: Duration = Duration::from_millis(20);
-/// Longest random delay before answering a joining peer.
-pub const MAX_REPLY_DELAY: Duration = Duration::from_millis(20);
+/// Answers to a joining peer go out after a random delay within this window (wider in
+/// larger groups: see `Engine::reply_window`).
+pub const REPLY_WINDOW: Duration = Duration::from_millis(20);
+/// Widening of the answer window per known peer (see `Engine::reply_window`).
+pub const REPLY_WINDOW_PER_PEER: Duration = Duration::from_millis(4);
 
 /// Settings of one topology's engine.
 #[derive(Debug, Clone)]
@@ -205,8 +208,7 @@ impl Engine {
                 }
                 self.stats.accepted += 1;
                 if hb.joining && !hb.leaving && self.reply_at.is_none() {
-                    self.reply_at =
-                        Some(now + self.jitter.upto(MAX_REPLY_DELAY.min(self.interval / 4)));
+                    self.reply_at = Some(now + self.jitter.upto(self.reply_window()));
                 }
                 if event.is_some() {
                     self.stats.events += 1;
@@ -229,6 +231,15 @@ impl Engine {
         } else {
             self.name.as_str() < peer_name
         }
+    }
+
+    /// How long answers to a newcomer are spread over: every member answers, and each
+    /// answer is multicast to all members, so a larger group spreads them wider (4 ms a
+    /// peer beyond the first 20 ms, at most a quarter interval). The newcomer's
+    /// connections do not wait for answers: its peers connect as soon as they hear it.
+    fn reply_window(&self) -> Duration {
+        let per_peer = REPLY_WINDOW_PER_PEER * self.peers.len().min(100_000) as u32;
+        REPLY_WINDOW.max(per_peer).min(self.interval / 4)
     }
 
     /// Within one interval of the start (or of a rejoin): what NEWCOMER says.
@@ -407,9 +418,9 @@ mod tests {
         let hello = b.poll_transmit(late, 0).unwrap();
         let ev = a.handle_datagram(&hello, from(), late).unwrap();
         assert_eq!((ev.kind, ev.name.as_str()), (EventKind::Discovered, "b@h"));
-        // a answers within MAX_REPLY_DELAY although its regular heartbeat is far away.
+        // a answers within REPLY_WINDOW although its regular heartbeat is far away.
         let answer_at = a.next_deadline();
-        assert!(answer_at <= late + MAX_REPLY_DELAY);
+        assert!(answer_at <= late + REPLY_WINDOW);
         let answer = a.poll_transmit(answer_at, 0).unwrap();
         assert_eq!(answer[5] & FLAG_JOINING, 0);
         let ev = b.handle_datagram(&answer, from(), answer_at).unwrap();
