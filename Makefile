@@ -34,8 +34,8 @@ elixir-test: probe
 probe:
 	cargo build --release -p native_gossip_probe
 
-# Benchmarks (not part of make test): results to docs/BENCHMARK-RESULTS.md and
-# docs/formation.svg; method and reviewed figures: docs/BENCHMARKS.md.
+# Benchmarks (not part of make test), about 25 minutes: docs/BENCHMARKS.md from the
+# template bench/BENCHMARKS.md.in, and the chart docs/formation.svg.
 bench: tools probe
 	MIX_ENV=test mix compile
 	bench/run.sh

@@ -118,6 +118,9 @@ try do
 
   A legitimate node started 3 s into the flood was connected #{:erlang.float_to_binary(ng.side, decimals: 1)} ms after its start.
   NativeGossip dropped: #{inspect(Map.reject(v_stats.dropped, fn {_, n} -> n == 0 end))}
+
+  Against the targets (NativeGossip):
+  #{NativeGossip.BenchNetwork.verdicts([{"flood rate reached, per second (at least #{rate})", div(ng.sent, seconds), {:at_least, rate}}, {"memory growth under 10 MB", ng.memory / 1_000_000, 10}, {"mailbox under 100 messages", ng.mailbox, 100}, {"a legitimate node connected within 1 s (ms)", ng.side, 1000}])}
   """)
 after
   TestRig.stop(rig)

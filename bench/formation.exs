@@ -163,6 +163,10 @@ try do
     end) <> " |" end)}
 
   Chart: docs/formation.svg
+
+  Against the target (median of NativeGossip at the largest size, #{Enum.max(sizes)} nodes):
+  #{NativeGossip.BenchNetwork.verdicts([{"under 1 s (ms)", Map.new(elem(hd(series), 2))[Enum.max(sizes)].median, 1000}])}
+  - the floor (direct connects alone) at #{Enum.max(sizes)} nodes: #{f.(Map.new(elem(List.last(series), 2))[Enum.max(sizes)].median)} ms
   """)
 after
   TestRig.stop(rig)

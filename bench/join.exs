@@ -63,6 +63,7 @@ try do
     "| #{label} | #{fmt.(s.median)} | #{fmt.(s.p10)} | #{fmt.(s.p90)} | #{fmt.(s.min)} | #{fmt.(s.max)} |"
   end
 
+  verdict = fn ok? -> if ok?, do: "**met**", else: "**missed**" end
   j = stats.(joins)
   c = stats.(connects)
 
@@ -74,7 +75,8 @@ try do
   #{row.("NativeGossip: start_link until connected", j)}
   #{row.("bare Node.connect/1", c)}
 
-  Median overhead of NativeGossip over a bare connect: #{fmt.(j.median - c.median)} ms
+  Median overhead of NativeGossip over a bare connect: #{fmt.(j.median - c.median)} ms.
+  Targets, within 5 ms of the bare connect and under 20 ms: #{verdict.(j.median - c.median < 5 and j.median < 20)}.
   """)
 after
   TestRig.stop(rig)

@@ -138,6 +138,12 @@ try do
   | running nodes N | #{Enum.map_join(ways, " | ", &elem(&1, 0))} |
   |---|#{Enum.map_join(ways, "", fn _ -> "---|" end)}
   #{Enum.map_join(results, "\n", fn {n, by} -> "| #{n} | " <> Enum.map_join(ways, " | ", fn {label, _, _} -> cell.(by[label]) end) <> " |" end)}
+
+  Target, median within 5 ms of the bare connects:
+  #{Enum.map_join(results, "\n", fn {n, by} ->
+    d = BenchNetwork.stats(by["NativeGossip"]).median - BenchNetwork.stats(by["bare connects (floor)"]).median
+    "- N = #{n}: #{if d >= 0, do: "+", else: ""}#{f.(d)} ms, " <> if(d <= 5, do: "**met**", else: "**missed**")
+  end)}
   """)
 after
   TestRig.stop(rig)

@@ -108,4 +108,7 @@ Behaviour across test hosts (ms; default heartbeat interval 1500 ms)
 #{row("partition: link down until peers report :lost", lost)}
 #{row("heal: link up until peers report :connected", rejoin)}
 #{row("leave: topology stop until peers report :left", left)}
+
+Against the targets:
+#{verdicts([{"join under 30 % loss, connected to every peer: p90 under 200 ms", stats(Enum.map(joins, &elem(&1, 0))).p90, 200}, {":lost within 3 intervals (4500 ms) of the cut: max", stats(lost).max, 4500}, {"connected again within 2 intervals (3000 ms) of the link's return: max", stats(rejoin).max, 3000}, {":left within 100 ms: max", stats(left).max, 100}])}
 """)

@@ -86,6 +86,9 @@ try do
   | messages into the BEAM, steady state | #{Float.round((e1 - e0) / 20, 1)} per second |
   | heartbeats received per second | #{rate} |
   | dropped | #{inspect(Map.reject(s.dropped, fn {_, n} -> n == 0 end))} |
+
+  Against the targets:
+  #{NativeGossip.BenchNetwork.verdicts([{"under 1 KB per peer, native and BEAM together (bytes)", per.(rss1 - rss0), 1024}, {"messages into the BEAM per second bounded by peers per interval (#{rate}/s)", Float.round((e1 - e0) / 20, 1), rate + 1}])}
   """)
 after
   TestRig.stop(rig)

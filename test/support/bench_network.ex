@@ -53,6 +53,23 @@ defmodule NativeGossip.BenchNetwork do
     "| #{label} | #{s.n} | #{f.(s.median)} | #{f.(s.p10)} | #{f.(s.p90)} | #{f.(s.min)} | #{f.(s.max)} |"
   end
 
+  @doc """
+  Bullet lines, one per target: `{label, value, limit}` is met when value < limit (or
+  value >= n for `{:at_least, n}`), said as **met** or **missed** with the value.
+  """
+  def verdicts(targets) do
+    Enum.map_join(targets, "\n", fn {label, value, limit} ->
+      ok? =
+        case limit do
+          {:at_least, n} -> value >= n
+          n -> value < n
+        end
+
+      shown = if is_float(value), do: :erlang.float_to_binary(value, decimals: 1), else: value
+      "- #{label}: #{shown}, #{if ok?, do: "**met**", else: "**missed**"}"
+    end)
+  end
+
   @doc "Runs on a node: connects to every node of `others` at once, each in its own process."
   def connect_all(others) do
     for other <- others, do: spawn(fn -> Node.connect(other) end)

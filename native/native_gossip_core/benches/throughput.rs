@@ -117,9 +117,9 @@ fn main() {
         );
     }
     rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let engine_hmac = rates[RUNS / 2];
     println!(
-        "| engine, HMAC, 4096 peers (decode, verify, replay check, table) | {:.0} |",
-        rates[RUNS / 2]
+        "| engine, HMAC, 4096 peers (decode, verify, replay check, table) | {engine_hmac:.0} |"
     );
     let now = Instant::now();
 
@@ -147,4 +147,9 @@ fn main() {
         black_box(e.handle_datagram(p, from, now));
     });
     println!("| engine, forged MAC rejected | {r:.0} |");
+    println!();
+    println!(
+        "- at least 1,000,000 per second per core with HMAC, through the whole engine: {engine_hmac:.0}, {}",
+        if engine_hmac >= 1_000_000.0 { "**met**" } else { "**missed**" }
+    );
 }
