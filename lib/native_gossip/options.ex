@@ -11,6 +11,9 @@ defmodule NativeGossip.Options do
     multicast_if: nil,
     if_addr: nil,
     multicast_ttl: 1,
+    broadcast: false,
+    seeds: [],
+    seed_refresh: 30_000,
     heartbeat_interval: 1_500,
     lost_after: nil,
     forget_after: nil,
@@ -29,9 +32,12 @@ defmodule NativeGossip.Options do
   @type t :: %__MODULE__{
           name: atom(),
           port: :inet.port_number(),
-          multicast_addr: :inet.ip4_address(),
-          multicast_if: :inet.ip4_address(),
+          multicast_addr: :inet.ip_address(),
+          multicast_if: interface(),
           multicast_ttl: 0..255,
+          broadcast: boolean(),
+          seeds: [{:inet.ip_address() | charlist(), :inet.port_number()}],
+          seed_refresh: pos_integer(),
           heartbeat_interval: pos_integer(),
           lost_after: pos_integer(),
           forget_after: pos_integer(),
@@ -47,6 +53,9 @@ defmodule NativeGossip.Options do
 
   @type mfa_like :: {module(), atom(), list()}
 
+  @typedoc "An interface: an address on it, its name, or (IPv6) its index; nil: the route's."
+  @type interface :: :inet.ip_address() | {:name, String.t()} | {:index, pos_integer()} | nil
+
   @enforce_keys [:name]
   defstruct [
     :name,
@@ -54,6 +63,9 @@ defmodule NativeGossip.Options do
     :multicast_addr,
     :multicast_if,
     :multicast_ttl,
+    :broadcast,
+    :seeds,
+    :seed_refresh,
     :heartbeat_interval,
     :lost_after,
     :forget_after,
@@ -77,10 +89,13 @@ defmodule NativeGossip.Options do
          opts = Keyword.merge(@defaults, opts),
          {:ok, name} <- check(opts, :name, &name/1),
          {:ok, port} <- check(opts, :port, &int_in(&1, 1, 65_535)),
-         {:ok, group} <- check(opts, :multicast_addr, &multicast/1),
-         {:ok, mif} <- check(opts, :multicast_if, &optional_ip/1),
-         {:ok, if_addr} <- check(opts, :if_addr, &optional_ip/1),
+         {:ok, broadcast} <- check(opts, :broadcast, &broadcast/1),
+         {:ok, group} <- group(opts, broadcast),
+         {:ok, mif} <- check(opts, :multicast_if, &interface(&1, group)),
+         {:ok, if_addr} <- check(opts, :if_addr, &interface(&1, group)),
          {:ok, ttl} <- check(opts, :multicast_ttl, &int_in(&1, 0, 255)),
+         {:ok, seeds} <- check(opts, :seeds, &seeds(&1, opts[:port], group)),
+         {:ok, seed_refresh} <- check(opts, :seed_refresh, &int_in(&1, 1_000, 86_400_000)),
          {:ok, interval} <- check(opts, :heartbeat_interval, &int_in(&1, 10, 3_600_000)),
          {:ok, lost} <- check(opts, :lost_after, &timeout_at_least(&1, interval, 3 * interval)),
          {:ok, forget} <-
@@ -98,8 +113,11 @@ defmodule NativeGossip.Options do
          name: name,
          port: port,
          multicast_addr: group,
-         multicast_if: mif || if_addr || {0, 0, 0, 0},
+         multicast_if: mif || if_addr,
          multicast_ttl: ttl,
+         broadcast: broadcast != false,
+         seeds: seeds,
+         seed_refresh: seed_refresh,
          heartbeat_interval: interval,
          lost_after: lost,
          forget_after: forget,
@@ -119,21 +137,119 @@ defmodule NativeGossip.Options do
     do: {:error, {:invalid_option, :opts, "expected a keyword list, got: #{inspect(other)}"}}
 
   @doc false
-  # The map `NativeGossip.Native.start/1` takes.
+  # The map `NativeGossip.Native.start/1` takes, with the interface resolved on this
+  # host now (a name to its address or index), or an error that says what is wrong.
+  # Seeds given as addresses go in at once; names are resolved later, off the server.
   def to_native(%__MODULE__{} = o, node_name) do
-    %{
-      node_name: node_name,
-      multicast_addr: o.multicast_addr,
-      multicast_if: o.multicast_if,
-      port: o.port,
-      multicast_ttl: o.multicast_ttl,
-      heartbeat_interval: o.heartbeat_interval,
-      lost_after: o.lost_after,
-      forget_after: o.forget_after,
-      max_peers: o.max_peers,
-      new_peer_rate: o.new_peer_rate,
-      secrets: o.secrets
-    }
+    with {:ok, if_v4, if_index} <- resolve_interface(o.multicast_if, o.multicast_addr) do
+      {:ok,
+       %{
+         node_name: node_name,
+         multicast_addr: o.multicast_addr |> :inet.ntoa() |> List.to_string(),
+         multicast_if: if_v4 |> :inet.ntoa() |> List.to_string(),
+         multicast_ifindex: if_index,
+         broadcast: o.broadcast,
+         seeds: o.seeds |> Enum.filter(&is_tuple(elem(&1, 0))) |> Enum.map(&seed_string/1),
+         unicast: o.seeds != [],
+         port: o.port,
+         multicast_ttl: o.multicast_ttl,
+         heartbeat_interval: o.heartbeat_interval,
+         lost_after: o.lost_after,
+         forget_after: o.forget_after,
+         max_peers: o.max_peers,
+         new_peer_rate: o.new_peer_rate,
+         secrets: o.secrets
+       }}
+    end
+  end
+
+  @doc false
+  # "ip:port", or "[ip]:port" for IPv6: what the native side parses.
+  def seed_string({{_, _, _, _} = ip, port}), do: "#{:inet.ntoa(ip)}:#{port}"
+  def seed_string({ip, port}), do: "[#{:inet.ntoa(ip)}]:#{port}"
+
+  @doc false
+  # Resolves the seeds given by name (DNS, /etc/hosts) to addresses of the group's
+  # family. It may block on DNS: call it off the topology server.
+  def resolve_seeds(%__MODULE__{seeds: seeds, multicast_addr: group}) do
+    family = if tuple_size(group) == 4, do: :inet, else: :inet6
+
+    Enum.flat_map(seeds, fn
+      {host, port} when is_list(host) ->
+        case :inet.getaddrs(host, family) do
+          {:ok, ips} -> Enum.map(ips, &{&1, port})
+          {:error, _} -> []
+        end
+
+      {ip, port} ->
+        [{ip, port}]
+    end)
+    |> Enum.uniq()
+  end
+
+  # {:ok, ipv4 interface address, ipv6 interface index}.
+  defp resolve_interface(nil, _group), do: {:ok, {0, 0, 0, 0}, 0}
+  defp resolve_interface({_, _, _, _} = ip, {_, _, _, _}), do: {:ok, ip, 0}
+  defp resolve_interface({:index, i}, _group), do: {:ok, {0, 0, 0, 0}, i}
+
+  defp resolve_interface({:name, name}, group) do
+    case {tuple_size(group), :net.if_name2index(String.to_charlist(name))} do
+      {_, {:error, _}} ->
+        {:error,
+         {:interface_unavailable,
+          "no interface named #{inspect(name)} on this host " <>
+            "(it has: #{Enum.join(interface_names(), ", ")})"}}
+
+      {8, {:ok, index}} ->
+        {:ok, {0, 0, 0, 0}, index}
+
+      {4, {:ok, _}} ->
+        case ipv4_of(name) do
+          nil ->
+            {:error,
+             {:interface_unavailable, "interface #{inspect(name)} has no IPv4 address (yet)"}}
+
+          ip ->
+            {:ok, ip, 0}
+        end
+    end
+  end
+
+  defp resolve_interface(ip, _v6_group) do
+    case interface_with(ip) do
+      nil ->
+        {:error,
+         {:interface_unavailable, "no interface of this host has the address #{:inet.ntoa(ip)}"}}
+
+      name ->
+        {:ok, index} = :net.if_name2index(String.to_charlist(name))
+        {:ok, {0, 0, 0, 0}, index}
+    end
+  end
+
+  defp interfaces do
+    case :inet.getifaddrs() do
+      {:ok, ifs} -> ifs
+      {:error, _} -> []
+    end
+  end
+
+  defp interface_names, do: Enum.map(interfaces(), &List.to_string(elem(&1, 0)))
+
+  defp ipv4_of(name) do
+    Enum.find_value(interfaces(), fn {n, opts} ->
+      List.to_string(n) == name &&
+        Enum.find_value(opts, fn
+          {:addr, {_, _, _, _} = ip} -> ip
+          _ -> nil
+        end)
+    end)
+  end
+
+  defp interface_with(ip) do
+    Enum.find_value(interfaces(), fn {n, opts} ->
+      {:addr, ip} in opts && List.to_string(n)
+    end)
   end
 
   defp check_keyword(opts) do
@@ -176,29 +292,116 @@ defmodule NativeGossip.Options do
   defp timeout_at_least(v, min, _default),
     do: {:error, "expected an integer of milliseconds, at least #{min}, got: #{inspect(v)}"}
 
+  # With broadcast, the group is the broadcast address (:broadcast's, or the default
+  # 255.255.255.255); :multicast_addr is not used.
+  defp group(_opts, {_, _, _, _} = broadcast), do: {:ok, broadcast}
+  defp group(opts, false), do: check(opts, :multicast_addr, &multicast/1)
+
+  defp broadcast(false), do: {:ok, false}
+  defp broadcast(true), do: {:ok, {255, 255, 255, 255}}
+
+  defp broadcast(v) do
+    case ip(v) do
+      {:ok, {_, _, _, _} = addr} -> {:ok, addr}
+      _ -> {:error, "expected false, true or an IPv4 broadcast address, got: #{inspect(v)}"}
+    end
+  end
+
   defp multicast(v) do
     case ip(v) do
       {:ok, {a, _, _, _} = addr} when a in 224..239 ->
         {:ok, addr}
 
-      {:ok, {_, _, _, _}} ->
-        {:error, "expected an IPv4 multicast address (224.0.0.0/4), got: #{inspect(v)}"}
+      {:ok, {a, _, _, _, _, _, _, _} = addr} when a in 0xFF00..0xFFFF ->
+        {:ok, addr}
 
-      {:ok, _v6} ->
-        {:error, "IPv6 groups are not supported yet; use an IPv4 group such as \"239.255.45.92\""}
+      {:ok, _} ->
+        {:error,
+         "expected a multicast address (IPv4 224.0.0.0/4, IPv6 ff00::/8), got: #{inspect(v)}"}
 
       {:error, reason} ->
         {:error, reason}
     end
   end
 
-  defp optional_ip(nil), do: {:ok, nil}
+  # An address, an interface name ("eth0"), or for IPv6 an interface index.
+  defp interface(nil, _group), do: {:ok, nil}
 
-  defp optional_ip(v) do
-    case ip(v) do
-      {:ok, {_, _, _, _} = addr} -> {:ok, addr}
-      {:ok, _v6} -> {:error, "IPv6 interfaces are not supported yet, got: #{inspect(v)}"}
-      {:error, reason} -> {:error, reason}
+  defp interface(i, {_, _, _, _, _, _, _, _}) when is_integer(i) and i > 0, do: {:ok, {:index, i}}
+
+  defp interface(v, group) when is_binary(v) or is_list(v) or is_tuple(v) do
+    case {ip(v), tuple_size(group)} do
+      {{:ok, addr}, n} when tuple_size(addr) == n ->
+        {:ok, addr}
+
+      {{:ok, addr}, _} ->
+        {:error,
+         "#{:inet.ntoa(addr)} is not of the group's address family (#{:inet.ntoa(group)})"}
+
+      {{:error, reason}, _} ->
+        # Not an address: a name such as "eth0" (at most 15 bytes on Linux).
+        if interface_name?(v), do: {:ok, {:name, v}}, else: {:error, reason}
+    end
+  end
+
+  defp interface(v, _group),
+    do:
+      {:error,
+       "expected an interface address, name (\"eth0\") or, for IPv6, index, got: #{inspect(v)}"}
+
+  defp interface_name?(v), do: is_binary(v) and byte_size(v) in 1..15
+
+  # Seeds: "host", "host:port", "[v6]:port", {host, port} or an address tuple; the
+  # topology's port when none is given. Kept as {address tuple | host charlist, port}.
+  defp seeds(list, port, group) when is_list(list) do
+    port = port || 45_892
+
+    Enum.reduce_while(list, {:ok, []}, fn entry, {:ok, acc} ->
+      case seed(entry, port, group) do
+        {:ok, s} -> {:cont, {:ok, acc ++ [s]}}
+        {:error, reason} -> {:halt, {:error, reason}}
+      end
+    end)
+  end
+
+  defp seeds(v, _port, _group),
+    do:
+      {:error,
+       "expected a list of hosts (\"10.0.0.5\", \"seed.local:45892\"), got: #{inspect(v)}"}
+
+  defp seed({host, p}, _port, group) when is_integer(p),
+    do: seed_host(host, p, group)
+
+  defp seed(s, port, group) when is_binary(s) do
+    case Regex.run(~r/^\[(.+)\]:(\d+)$|^([^:]+):(\d+)$/, s) do
+      [_, v6, p] -> seed_host(v6, String.to_integer(p), group)
+      [_, "", "", host, p] -> seed_host(host, String.to_integer(p), group)
+      nil -> seed_host(s, port, group)
+    end
+  end
+
+  defp seed(t, port, group) when is_tuple(t), do: seed_host(t, port, group)
+
+  defp seed(v, _port, _group),
+    do: {:error, "a seed must be a host or \"host:port\", got: #{inspect(v)}"}
+
+  defp seed_host(_host, p, _group) when p not in 1..65_535,
+    do: {:error, "a seed's port must be in 1..65535, got: #{p}"}
+
+  defp seed_host(host, p, group) do
+    case ip(host) do
+      {:ok, addr} when tuple_size(addr) == tuple_size(group) ->
+        {:ok, {addr, p}}
+
+      {:ok, addr} ->
+        {:error,
+         "seed #{:inet.ntoa(addr)} is not of the group's address family (#{:inet.ntoa(group)})"}
+
+      {:error, _} when is_binary(host) and byte_size(host) in 1..253 ->
+        {:ok, {String.to_charlist(host), p}}
+
+      {:error, _} ->
+        {:error, "a seed must be an address or a host name, got: #{inspect(host)}"}
     end
   end
 

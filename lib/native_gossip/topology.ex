@@ -33,7 +33,9 @@ defmodule NativeGossip.Topology do
     hosts: %{},
     dropped: %{},
     peers: %{},
-    subscribers: %{}
+    subscribers: %{},
+    seed_task: nil,
+    seeds: []
   ]
 
   @doc false
@@ -87,16 +89,30 @@ defmodule NativeGossip.Topology do
     # a clean shutdown sends the goodbye heartbeat.
     Process.flag(:trap_exit, true)
 
-    case Native.start(Options.to_native(options, Atom.to_string(node()))) do
-      {:ok, native} ->
-        {_, _} = Registry.update_value(@registry, options.name, fn _ -> native end)
-        :ok = :net_kernel.monitor_nodes(true, node_type: :all)
-        warn_if_unauthenticated(options)
-        Process.send_after(self(), :native_gossip_summary, options.log_interval)
-        {:ok, %__MODULE__{options: options, native: native, libcluster: libcluster}}
-
+    with {:ok, native_options} <- Options.to_native(options, Atom.to_string(node())),
+         {:ok, native} <- Native.start(native_options) do
+      {_, _} = Registry.update_value(@registry, options.name, fn _ -> native end)
+      :ok = :net_kernel.monitor_nodes(true, node_type: :all)
+      warn_if_unauthenticated(options)
+      Process.send_after(self(), :native_gossip_summary, options.log_interval)
+      state = %__MODULE__{options: options, native: native, libcluster: libcluster}
+      {:ok, resolve_seeds(state)}
+    else
       {:error, {kind, message}} ->
         {:stop, {kind, message}}
+    end
+  end
+
+  # Seeds given by name are resolved in a task (DNS can take seconds), now and every
+  # :seed_refresh ms, so that a headless service's changing addresses are followed.
+  defp resolve_seeds(%{options: %{seeds: []}} = state), do: state
+
+  defp resolve_seeds(%{options: options} = state) do
+    if Enum.any?(options.seeds, &is_list(elem(&1, 0))) do
+      task = Task.async(fn -> Options.resolve_seeds(options) end)
+      %{state | seed_task: task.ref}
+    else
+      state
     end
   end
 
@@ -194,6 +210,22 @@ defmodule NativeGossip.Topology do
     end
   end
 
+  def handle_info({ref, seeds}, %{seed_task: ref} = state) when is_reference(ref) do
+    Process.demonitor(ref, [:flush])
+    Process.send_after(self(), :native_gossip_resolve_seeds, state.options.seed_refresh)
+
+    if seeds != state.seeds do
+      Logger.debug("NativeGossip: seeds now #{inspect(seeds)}")
+      Native.set_seeds(state.native, Enum.map(seeds, &Options.seed_string/1))
+    end
+
+    {:noreply, %{state | seed_task: nil, seeds: seeds}}
+  end
+
+  def handle_info(:native_gossip_resolve_seeds, state) do
+    {:noreply, resolve_seeds(state)}
+  end
+
   def handle_info({:native_gossip_membership, :joined}, state) do
     Logger.info("NativeGossip topology #{inspect(state.options.name)} joined its multicast group")
     {:noreply, state}
@@ -212,12 +244,25 @@ defmodule NativeGossip.Topology do
     dropped = Native.stats(state.native).dropped
 
     # At most one line per reason per interval, never one per packet.
-    for {reason, count} <- dropped,
-        reason != :own_packet,
-        (delta = count - Map.get(state.dropped, reason, 0)) > 0 do
+    deltas =
+      for {reason, count} <- dropped,
+          reason != :own_packet,
+          (delta = count - Map.get(state.dropped, reason, 0)) > 0,
+          into: %{},
+          do: {reason, delta}
+
+    for {reason, delta} <- deltas do
       Logger.warning(
         "NativeGossip topology #{inspect(state.options.name)} dropped #{delta} datagram(s) " <>
           "in the last #{state.options.log_interval} ms: #{reason} (#{explain(reason)})"
+      )
+    end
+
+    if deltas != %{} do
+      NativeGossip.Telemetry.execute(
+        [:native_gossip, :packets, :dropped],
+        Map.put(deltas, :total, Enum.sum(Map.values(deltas))),
+        %{topology: state.options.name, interval: state.options.log_interval}
       )
     end
 
@@ -230,6 +275,12 @@ defmodule NativeGossip.Topology do
     )
 
     {:stop, {:native_fault, message}, state}
+  end
+
+  def handle_info({:DOWN, ref, :process, _pid, _reason}, %{seed_task: ref} = state) do
+    # The resolving task crashed: try again at the next refresh.
+    Process.send_after(self(), :native_gossip_resolve_seeds, state.options.seed_refresh)
+    {:noreply, %{state | seed_task: nil}}
   end
 
   def handle_info({:DOWN, ref, :process, pid, reason}, state) do
@@ -336,6 +387,12 @@ defmodule NativeGossip.Topology do
     for {pid, _ref} <- state.subscribers do
       send(pid, {:native_gossip, state.options.name, event, node})
     end
+
+    NativeGossip.Telemetry.execute(
+      [:native_gossip, :peer, event],
+      %{system_time: System.system_time()},
+      %{topology: state.options.name, node: node}
+    )
 
     state
   end

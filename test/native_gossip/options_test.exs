@@ -12,9 +12,19 @@ defmodule NativeGossip.OptionsTest do
       {[name: :lan, port: 70_000], :port, "1..65535"},
       {[name: :lan, multicast_addr: {10, 0, 0, 1}], :multicast_addr, "multicast"},
       {[name: :lan, multicast_addr: "not an address"], :multicast_addr, "IP address"},
-      {[name: :lan, multicast_addr: "ff15::1"], :multicast_addr, "IPv6"},
+      {[name: :lan, multicast_addr: "fd00::1"], :multicast_addr, "ff00::/8"},
       {[name: :lan, multicast_if: {1, 2, 3}], :multicast_if, "IP address"},
-      {[name: :lan, if_addr: :eth0], :if_addr, "IP address"},
+      {[name: :lan, if_addr: :eth0], :if_addr, "interface address, name"},
+      {[name: :lan, multicast_if: "a-name-longer-than-15"], :multicast_if, "IP address"},
+      {[name: :lan, multicast_if: "fd00::1"], :multicast_if, "address family"},
+      {[name: :lan, multicast_if: 3], :multicast_if, "for IPv6, index"},
+      {[name: :lan, broadcast: "ff15::1"], :broadcast, "IPv4 broadcast"},
+      {[name: :lan, broadcast: 1], :broadcast, "IPv4 broadcast"},
+      {[name: :lan, seeds: "10.0.0.1"], :seeds, "a list of hosts"},
+      {[name: :lan, seeds: [:host]], :seeds, "a host"},
+      {[name: :lan, seeds: ["fd00::1"]], :seeds, "address family"},
+      {[name: :lan, seeds: [{"h", 0}]], :seeds, "1..65535"},
+      {[name: :lan, seed_refresh: 10], :seed_refresh, "1000..86400000"},
       {[name: :lan, multicast_ttl: 256], :multicast_ttl, "0..255"},
       {[name: :lan, heartbeat_interval: 0], :heartbeat_interval, "10..3600000"},
       {[name: :lan, heartbeat_interval: 1.5], :heartbeat_interval, "integer"},
@@ -49,8 +59,11 @@ defmodule NativeGossip.OptionsTest do
     assert {:ok, o} = Options.validate(name: :lan)
     assert o.port == 45_892
     assert o.multicast_addr == {239, 255, 45, 92}
-    assert o.multicast_if == {0, 0, 0, 0}
+    assert o.multicast_if == nil
     assert o.multicast_ttl == 1
+    assert o.broadcast == false
+    assert o.seeds == []
+    assert o.seed_refresh == 30_000
     assert o.heartbeat_interval == 1_500
     assert o.lost_after == 4_500
     assert o.forget_after == 60_000
@@ -76,5 +89,72 @@ defmodule NativeGossip.OptionsTest do
     # :multicast_if wins over its libcluster-style alias :if_addr.
     assert {:ok, %{multicast_if: {127, 0, 0, 2}}} =
              Options.validate(name: :lan, if_addr: "127.0.0.1", multicast_if: "127.0.0.2")
+  end
+
+  test "IPv6 groups, interfaces by name or index, broadcast, seeds" do
+    assert {:ok, o} = Options.validate(name: :lan, multicast_addr: "ff02::4e47", multicast_if: 2)
+    assert o.multicast_addr == {0xFF02, 0, 0, 0, 0, 0, 0, 0x4E47}
+    assert o.multicast_if == {:index, 2}
+
+    assert {:ok, %{multicast_if: {:name, "eth0"}}} = Options.validate(name: :lan, if_addr: "eth0")
+
+    # broadcast: true is the limited broadcast address; the group is not used then.
+    assert {:ok, %{broadcast: true, multicast_addr: {255, 255, 255, 255}}} =
+             Options.validate(name: :lan, broadcast: true)
+
+    assert {:ok, %{broadcast: true, multicast_addr: {10, 0, 0, 255}}} =
+             Options.validate(name: :lan, broadcast: "10.0.0.255")
+
+    assert {:ok, %{seeds: seeds}} =
+             Options.validate(
+               name: :lan,
+               port: 5000,
+               seeds: [
+                 "10.0.0.1",
+                 "10.0.0.2:6000",
+                 "seed.example",
+                 "seed.example:7000",
+                 {{10, 0, 0, 3}, 8000}
+               ]
+             )
+
+    assert seeds == [
+             {{10, 0, 0, 1}, 5000},
+             {{10, 0, 0, 2}, 6000},
+             {~c"seed.example", 5000},
+             {~c"seed.example", 7000},
+             {{10, 0, 0, 3}, 8000}
+           ]
+
+    assert {:ok,
+            %{
+              seeds: [{{0xFD00, 0, 0, 0, 0, 0, 0, 1}, 45_892}, {{0xFD00, 0, 0, 0, 0, 0, 0, 2}, 9}]
+            }} =
+             Options.validate(
+               name: :lan,
+               multicast_addr: "ff15::1",
+               seeds: ["fd00::1", "[fd00::2]:9"]
+             )
+  end
+
+  test "at start: interfaces by name resolve on this host, seed names resolve off the server" do
+    {:ok, o} = Options.validate(name: :lan, multicast_if: "lo")
+    assert {:ok, %{multicast_if: "127.0.0.1", multicast_ifindex: 0}} = Options.to_native(o, "a@h")
+
+    {:ok, o} = Options.validate(name: :lan, multicast_addr: "ff15::1", multicast_if: "lo")
+    {:ok, index} = :net.if_name2index(~c"lo")
+
+    assert {:ok, %{multicast_if: "0.0.0.0", multicast_ifindex: ^index}} =
+             Options.to_native(o, "a@h")
+
+    {:ok, o} = Options.validate(name: :lan, multicast_if: "nosuch0")
+    assert {:error, {:interface_unavailable, message}} = Options.to_native(o, "a@h")
+    assert message =~ "no interface named"
+
+    {:ok, o} =
+      Options.validate(name: :lan, seeds: ["10.0.0.1:7", "localhost", "no-such-host.invalid"])
+
+    assert {:ok, %{seeds: ["10.0.0.1:7"], unicast: true}} = Options.to_native(o, "a@h")
+    assert Options.resolve_seeds(o) == [{{10, 0, 0, 1}, 7}, {{127, 0, 0, 1}, 45_892}]
   end
 end

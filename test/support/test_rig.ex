@@ -11,13 +11,15 @@ defmodule NativeGossip.TestRig do
   # its private /run/netns, and `stop/1` removes everything a rig made, including the
   # daemons (epmd) started inside the hosts. Call `stop/1` from on_exit.
 
-  defstruct [:id, :bridge, hosts: []]
+  defstruct [:id, :bridge, router: nil, hosts: []]
 
   @type host :: %{
           index: pos_integer(),
           netns: String.t(),
           veth: String.t(),
           address: :inet.ip4_address(),
+          address6: :inet.ip6_address(),
+          segment: 0 | 1,
           hostname: String.t()
         }
   @type t :: %__MODULE__{id: String.t(), bridge: String.t(), hosts: [host()]}
@@ -32,6 +34,11 @@ defmodule NativeGossip.TestRig do
   @doc """
   Makes `n` hosts on one bridge. `down: [i, ...]` leaves those hosts' links down and
   without a multicast route (an interface that comes up later: `link(rig, i, :up)`).
+
+  Every host also has an IPv6 address, `fd00:4e47::<i>` (`fd00:4e47:1::<i>` on the
+  second segment). `split: k` puts hosts 1..k on one segment (198.51.100.0/24) and the
+  others on a second bridge (203.0.113.0/24, `203.0.113.<i>`), joined by a router
+  namespace that forwards unicast only: no multicast crosses between the two.
   """
   @spec start!(pos_integer(), keyword()) :: t()
   def start!(n, opts \\ []) do
@@ -48,24 +55,69 @@ defmodule NativeGossip.TestRig do
     ip!(["-n", bridge, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0"])
     ip!(["-n", bridge, "link", "set", "br0", "up"])
     rig = %__MODULE__{id: id, bridge: bridge}
-    %{rig | hosts: Enum.map(1..n, &add_host(rig, &1, &1 not in down))}
+    split = Keyword.get(opts, :split)
+    rig = if split, do: add_router(rig), else: rig
+    segment = fn i -> if split && i > split, do: 1, else: 0 end
+    %{rig | hosts: Enum.map(1..n, &add_host(rig, &1, &1 not in down, segment.(&1)))}
   end
 
-  defp add_host(rig, i, up?) do
+  @segments [
+    %{bridge: "br0", v4: "198.51.100", v6: "fd00:4e47:"},
+    %{bridge: "br1", v4: "203.0.113", v6: "fd00:4e47:1:"}
+  ]
+
+  # A second bridge and a router namespace with a leg on each (.254), forwarding.
+  defp add_router(rig) do
+    router = "#{rig.id}rt"
+    ip!(["-n", rig.bridge, "link", "add", "br1", "type", "bridge", "mcast_snooping", "0"])
+    ip!(["-n", rig.bridge, "link", "set", "br1", "up"])
+    ip!(["netns", "add", router])
+
+    for {seg, k} <- Enum.with_index(@segments) do
+      leg = "#{rig.id}r#{k}"
+      port = "#{rig.id}q#{k}"
+      ip!(["link", "add", leg, "type", "veth", "peer", "name", port])
+      ip!(["link", "set", leg, "netns", router])
+      ip!(["link", "set", port, "netns", rig.bridge])
+      ip!(["-n", rig.bridge, "link", "set", port, "master", seg.bridge])
+      ip!(["-n", rig.bridge, "link", "set", port, "up"])
+      ip!(["-n", router, "addr", "add", "#{seg.v4}.254/24", "dev", leg])
+      ip!(["-n", router, "link", "set", leg, "up"])
+    end
+
+    cmd!("ip", ~w(netns exec #{router} sysctl -qw net.ipv4.ip_forward=1))
+    %{rig | router: router}
+  end
+
+  defp add_host(rig, i, up?, segment) do
+    seg = Enum.at(@segments, segment)
     netns = "#{rig.id}h#{i}"
     veth = "#{rig.id}v#{i}"
     port = "#{rig.id}p#{i}"
-    address = {198, 51, 100, i}
+    {:ok, address} = :inet.parse_address(~c"#{seg.v4}.#{i}")
+    {:ok, address6} = :inet.parse_address(~c"#{seg.v6}:#{i}")
     ip!(["netns", "add", netns])
     ip!(["link", "add", veth, "type", "veth", "peer", "name", port])
     ip!(["link", "set", veth, "netns", netns])
     ip!(["link", "set", port, "netns", rig.bridge])
-    ip!(["-n", rig.bridge, "link", "set", port, "master", "br0"])
+    ip!(["-n", rig.bridge, "link", "set", port, "master", seg.bridge])
     ip!(["-n", rig.bridge, "link", "set", port, "up"])
-    ip!(["-n", netns, "addr", "add", "198.51.100.#{i}/24", "dev", veth])
+    ip!(["-n", netns, "addr", "add", "#{seg.v4}.#{i}/24", "dev", veth])
+    ip!(["-n", netns, "-6", "addr", "add", "#{:inet.ntoa(address6)}/64", "dev", veth, "nodad"])
     ip!(["-n", netns, "link", "set", "lo", "up"])
-    host = %{index: i, netns: netns, veth: veth, address: address, hostname: "host#{i}"}
+
+    host = %{
+      index: i,
+      netns: netns,
+      veth: veth,
+      address: address,
+      address6: address6,
+      segment: segment,
+      hostname: "host#{i}"
+    }
+
     if up?, do: link_up(host)
+    if rig.router, do: ip!(["-n", netns, "route", "add", "default", "via", "#{seg.v4}.254"])
     host
   end
 
@@ -194,7 +246,7 @@ defmodule NativeGossip.TestRig do
 
   @doc "Removes every namespace, link and process the rig made. Idempotent."
   def stop(%__MODULE__{} = rig) do
-    for ns <- [rig.bridge | Enum.map(rig.hosts, & &1.netns)] do
+    for ns <- [rig.bridge | Enum.map(rig.hosts, & &1.netns)] ++ List.wrap(rig.router) do
       {pids, _} = System.cmd("ip", ["netns", "pids", ns], stderr_to_stdout: true)
 
       for pid <- String.split(pids), Integer.parse(pid) != :error do

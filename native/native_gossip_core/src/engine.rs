@@ -309,6 +309,13 @@ impl Engine {
         Some(self.encode(false, joining, newcomer, wall_ms))
     }
 
+    /// A heartbeat outside the schedule for one peer (an answer by unicast): it neither
+    /// asks for answers nor moves the schedule.
+    pub fn direct_packet(&mut self, now: Instant, wall_ms: u64) -> Vec<u8> {
+        let newcomer = self.newcomer(now);
+        self.encode(false, false, newcomer, wall_ms)
+    }
+
     /// The goodbye heartbeat, sent when the topology stops cleanly.
     pub fn leave_packet(&mut self, wall_ms: u64) -> Vec<u8> {
         self.encode(true, false, false, wall_ms)

@@ -40,8 +40,16 @@ mod atoms {
 #[derive(NifMap)]
 struct StartOptions<'a> {
     node_name: String,
-    multicast_addr: (u8, u8, u8, u8),
-    multicast_if: (u8, u8, u8, u8),
+    /// An IPv4 or IPv6 multicast group, or with `broadcast` an IPv4 broadcast address.
+    multicast_addr: String,
+    /// IPv4: the interface's address ("0.0.0.0": the multicast route's).
+    multicast_if: String,
+    /// IPv6: the interface's index (0: the multicast route's).
+    multicast_ifindex: u32,
+    broadcast: bool,
+    /// "ip:port" / "[ip]:port" strings, already resolved.
+    seeds: Vec<String>,
+    unicast: bool,
     port: u16,
     multicast_ttl: u32,
     heartbeat_interval: u64,
@@ -124,8 +132,17 @@ impl EventSink for Mailbox {
     }
 }
 
-fn v4((a, b, c, d): (u8, u8, u8, u8)) -> Ipv4Addr {
-    Ipv4Addr::new(a, b, c, d)
+fn bad_option<'a>(env: Env<'a>, what: &str, value: &str) -> Term<'a> {
+    start_error(
+        env,
+        &StartError::Socket(format!("{what} is not an address: {value:?}")),
+    )
+}
+
+/// Seeds as socket addresses; ones that do not parse are left out (the Elixir side
+/// only passes resolved addresses).
+fn parse_seeds(seeds: &[String]) -> Vec<SocketAddr> {
+    seeds.iter().filter_map(|s| s.parse().ok()).collect()
 }
 
 /// Opens the socket and starts the thread; the calling process becomes the owner and is
@@ -142,11 +159,21 @@ fn start<'a>(env: Env<'a>, opts: StartOptions<'a>) -> NifResult<Term<'a>> {
         new_peer_rate: opts.new_peer_rate,
         new_peer_burst: opts.new_peer_rate.saturating_mul(2),
     };
+    let Ok(group) = opts.multicast_addr.parse::<IpAddr>() else {
+        return Ok(bad_option(env, "multicast_addr", &opts.multicast_addr));
+    };
+    let Ok(interface) = opts.multicast_if.parse::<Ipv4Addr>() else {
+        return Ok(bad_option(env, "multicast_if", &opts.multicast_if));
+    };
     let socket = SocketConfig {
-        group: v4(opts.multicast_addr),
+        group,
         port: opts.port,
-        interface: v4(opts.multicast_if),
+        interface,
+        interface_index: opts.multicast_ifindex,
         ttl: opts.multicast_ttl,
+        broadcast: opts.broadcast,
+        seeds: parse_seeds(&opts.seeds),
+        unicast: opts.unicast,
     };
     let owner = env.pid();
     let mailbox = Mailbox {
@@ -190,6 +217,13 @@ fn stop(resource: ResourceArc<TopologyResource>, leave: bool) -> Atom {
 #[rustler::nif]
 fn announce(resource: ResourceArc<TopologyResource>) -> Atom {
     resource.topology.announce();
+    atoms::ok()
+}
+
+/// Replaces the unicast seeds ("ip:port" strings).
+#[rustler::nif]
+fn set_seeds(resource: ResourceArc<TopologyResource>, seeds: Vec<String>) -> Atom {
+    resource.topology.set_seeds(parse_seeds(&seeds));
     atoms::ok()
 }
 

@@ -139,12 +139,7 @@ fn main() -> ExitCode {
 }
 
 fn socket(o: &Options) -> Result<UdpSocket, String> {
-    let cfg = SocketConfig {
-        group: o.group,
-        port: o.port,
-        interface: o.interface,
-        ttl: 1,
-    };
+    let cfg = SocketConfig::multicast_v4(o.group, o.port, o.interface, 1);
     let s = bind_socket(&cfg).map_err(|e| e.message().to_string())?;
     if let Join::Failed(why) = join(&s, &cfg) {
         return Err(why);

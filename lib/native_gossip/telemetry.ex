@@ -1,0 +1,60 @@
+defmodule NativeGossip.Telemetry do
+  @moduledoc """
+  Telemetry events, emitted when the `:telemetry` library is loaded at run time
+  (NativeGossip has no compile-time dependency on it). Attach handlers with
+  `:telemetry.attach/4` or `:telemetry.attach_many/4`, or define metrics on them with
+  `Telemetry.Metrics`.
+
+  ## Peer events
+
+  `[:native_gossip, :peer, event]`, with `event` one of `:discovered`, `:connected`,
+  `:disconnected`, `:left` and `:lost` (the events of `NativeGossip.subscribe/1`, with
+  the same meaning), once per change, never per heartbeat.
+
+    * measurements: `%{system_time: integer}` (`System.system_time/0`, native units)
+    * metadata: `%{topology: atom, node: node}`
+
+  ## Dropped datagrams
+
+  `[:native_gossip, :packets, :dropped]`, at most once per `:log_interval` (default
+  10 s), and only when datagrams were dropped in it: counts by reason over the
+  interval, never one event per packet. The node's own heartbeats, looped back, are
+  not counted.
+
+    * measurements: `%{total: non_neg_integer}` plus one key per reason that occurred,
+      among `:too_short`, `:too_long`, `:bad_magic`, `:unsupported_version`,
+      `:malformed`, `:bad_name`, `:missing_signature`, `:bad_signature`,
+      `:unexpected_signature`, `:replay`, `:name_conflict`, `:peer_table_full`,
+      `:rate_limited` (see `NativeGossip.stats/1`)
+    * metadata: `%{topology: atom, interval: milliseconds}`
+
+  ## With libcluster
+
+  As a libcluster strategy (`NativeGossip.Strategy`), connections go through
+  `Cluster.Strategy.connect_nodes/4`, which emits libcluster's own
+  `[:libcluster, :connect_node, :ok | :error]` events.
+
+  ## Example
+
+      :telemetry.attach_many(
+        "log-native-gossip",
+        [[:native_gossip, :peer, :connected], [:native_gossip, :packets, :dropped]],
+        fn event, measurements, metadata, _config ->
+          IO.inspect({event, measurements, metadata})
+        end,
+        nil
+      )
+  """
+
+  @doc false
+  # Calls :telemetry.execute/3 if the library is there; a no-op otherwise. `apply/3`
+  # keeps the compiler from wanting the module at build time.
+  @spec execute([atom()], map(), map()) :: :ok
+  def execute(event, measurements, metadata) do
+    if Code.ensure_loaded?(:telemetry) do
+      apply(:telemetry, :execute, [event, measurements, metadata])
+    end
+
+    :ok
+  end
+end

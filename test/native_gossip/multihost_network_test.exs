@@ -1,0 +1,147 @@
+defmodule NativeGossip.MultihostNetworkTest do
+  # The networks users reach for, across test hosts (NativeGossip.TestRig): IPv6
+  # groups, interfaces by name, unicast seeds where no multicast crosses, broadcast.
+  use ExUnit.Case, async: false
+
+  import NativeGossip.TestNet
+  alias NativeGossip.TestRig
+
+  @moduletag :multihost
+  @moduletag timeout: 120_000
+
+  defp rig!(n, opts \\ []) do
+    rig = TestRig.start!(n, opts)
+    on_exit(fn -> TestRig.stop(rig) end)
+    rig
+  end
+
+  # Starts a node on each of `hosts` with the topology `opts_for.(host)` gives.
+  defp start_nodes(rig, hosts, opts_for) do
+    for i <- hosts do
+      {peer, node} = TestRig.start_node!(rig, i)
+      host = Enum.at(rig.hosts, i - 1)
+
+      {:ok, _} =
+        :peer.call(peer, Supervisor, :start_child, [
+          NativeGossip.Supervisor,
+          {NativeGossip, [name: :lan, heartbeat_interval: 200] ++ opts_for.(host)}
+        ])
+
+      %{i: i, peer: peer, node: node}
+    end
+  end
+
+  defp nodes(n), do: n.peer |> :peer.call(Node, :list, []) |> Enum.sort()
+  defp members(n), do: :peer.call(n.peer, NativeGossip, :members, [:lan])
+
+  defp wait_for_mesh(ns, timeout \\ 10_000) do
+    all = ns |> Enum.map(& &1.node) |> Enum.sort()
+
+    wait_until(
+      fn -> Enum.all?(ns, fn n -> nodes(n) == all -- [n.node] end) end,
+      timeout,
+      "a full mesh of #{inspect(all)}"
+    )
+  end
+
+  test "an IPv6 group of site scope, the interface given by name" do
+    rig = rig!(3)
+    ns = start_nodes(rig, 1..3, &[multicast_addr: "ff15::4e47", multicast_if: &1.veth])
+    wait_for_mesh(ns)
+
+    for n <- ns do
+      ms = members(n)
+      assert length(ms) == 2
+      # Heard over IPv6, from the hosts' own addresses.
+      others = for h <- rig.hosts, h.index != n.i, do: h.address6
+      assert Enum.sort(Enum.map(ms, & &1.address)) == Enum.sort(others)
+    end
+  end
+
+  test "an IPv6 link-local group needs the interface, and works with it" do
+    rig = rig!(2)
+
+    {peer, _} = TestRig.start_node!(rig, 1)
+
+    assert {:error, {:interface_unavailable, message}} =
+             :peer.call(peer, NativeGossip, :start_link, [
+               [name: :nolink, multicast_addr: "ff02::4e47"]
+             ])
+
+    assert message =~ "link-local"
+    :peer.stop(peer)
+
+    ns = start_nodes(rig, 1..2, &[multicast_addr: "ff02::4e47", multicast_if: &1.veth])
+    wait_for_mesh(ns)
+    # Link-local group: the source is the interface's link-local address.
+    for n <- ns, do: assert([%{address: {0xFE80, _, _, _, _, _, _, _}}] = members(n))
+  end
+
+  test "an IPv4 interface given by name, and a name this host lacks" do
+    rig = rig!(2)
+    ns = start_nodes(rig, 1..2, &[multicast_if: &1.veth])
+    wait_for_mesh(ns)
+
+    [n | _] = ns
+
+    assert {:error, {:interface_unavailable, message}} =
+             :peer.call(n.peer, NativeGossip, :start_link, [[name: :x, multicast_if: "nosuch0"]])
+
+    assert message =~ ~s(no interface named "nosuch0")
+    assert message =~ "lo"
+  end
+
+  test "two segments with no multicast path between them mesh through seeds" do
+    rig = rig!(4, split: 2)
+    seeds = Enum.map(rig.hosts, &to_string(:inet.ntoa(&1.address)))
+    ns = start_nodes(rig, 1..4, fn _ -> [seeds: seeds, secret: "seeds"] end)
+    wait_for_mesh(ns)
+
+    # Multicast alone does not cross: nodes without seeds on both segments only see
+    # their own segment.
+    lonely =
+      for i <- [1, 3] do
+        {peer, _} = TestRig.start_node!(rig, i, name: "m")
+
+        {:ok, _} =
+          :peer.call(peer, Supervisor, :start_child, [
+            NativeGossip.Supervisor,
+            {NativeGossip, name: :mc, port: 45_893, heartbeat_interval: 200}
+          ])
+
+        peer
+      end
+
+    Process.sleep(1_000)
+
+    for peer <- lonely do
+      assert [] = :peer.call(peer, NativeGossip, :members, [:mc])
+    end
+  end
+
+  test "a node answers an unknown unicast sender, and keeps it alive" do
+    rig = rig!(4, split: 2)
+    [h1, _h2, _h3, h4] = rig.hosts
+    addr = &to_string(:inet.ntoa(&1.address))
+    # Host 1 lists host 4 only (so it listens for unicast); host 3 lists host 1.
+    [a] = start_nodes(rig, [1], fn _ -> [seeds: [addr.(h4)]] end)
+    [c] = start_nodes(rig, [3], fn _ -> [seeds: [addr.(h1)]] end)
+    wait_for_mesh([a, c])
+
+    # Heard from each other for well over the 600 ms lost_after of a 200 ms interval:
+    # host 1 goes on sending to host 3, which it learned by unicast.
+    Process.sleep(1_500)
+
+    c_node = c.node
+    a_node = a.node
+    assert [%{node: ^c_node, state: :alive}] = members(a)
+    assert [%{node: ^a_node, state: :alive}] = members(c)
+  end
+
+  test "broadcast mode on a segment" do
+    rig = rig!(3)
+    ns = start_nodes(rig, 1..3, fn _ -> [broadcast: "198.51.100.255"] end)
+    wait_for_mesh(ns)
+    for n <- ns, do: assert(length(members(n)) == 2)
+  end
+end
