@@ -80,7 +80,11 @@ impl SocketConfig {
         match self.group {
             IpAddr::V4(g) => SocketAddr::V4(SocketAddrV4::new(g, self.port)),
             IpAddr::V6(g) => {
-                let scope = if needs_scope(&g) { self.interface_index } else { 0 };
+                let scope = if needs_scope(&g) {
+                    self.interface_index
+                } else {
+                    0
+                };
                 SocketAddr::V6(SocketAddrV6::new(g, self.port, 0, scope))
             }
         }
@@ -134,10 +138,9 @@ impl StartError {
 pub fn bind_socket(cfg: &SocketConfig) -> Result<UdpSocket, StartError> {
     let other = |what: &str, e: io::Error| StartError::Socket(format!("{what}: {e}"));
     let (domain, bind) = match (cfg.group, cfg.broadcast) {
-        (IpAddr::V4(g), false) if g.is_multicast() => (
-            Domain::IPV4,
-            SocketAddr::V4(SocketAddrV4::new(g, cfg.port)),
-        ),
+        (IpAddr::V4(g), false) if g.is_multicast() => {
+            (Domain::IPV4, SocketAddr::V4(SocketAddrV4::new(g, cfg.port)))
+        }
         (IpAddr::V6(g), false) if g.is_multicast() => {
             if needs_scope(&g) && cfg.interface_index == 0 {
                 return Err(StartError::InterfaceUnavailable(format!(
