@@ -220,6 +220,34 @@ fn announce(resource: ResourceArc<TopologyResource>) -> Atom {
     atoms::ok()
 }
 
+/// Decodes one datagram as a topology with `secrets` would, without any state (no
+/// replay check): `{:ok, {name, incarnation, sequence, flags}}` or `{:error, reason}`.
+/// For `mix native_gossip.listen`.
+#[rustler::nif]
+fn decode<'a>(env: Env<'a>, data: Binary<'a>, secrets: Vec<Binary<'a>>) -> NifResult<Term<'a>> {
+    let keys = Keyring::new(secrets.iter().map(|b| b.as_slice().to_vec()).collect());
+    match native_gossip_core::wire::decode(data.as_slice(), &keys) {
+        Ok(hb) => {
+            let mut flags = Vec::new();
+            for (on, flag) in [
+                (hb.joining, "joining"),
+                (hb.newcomer, "newcomer"),
+                (hb.leaving, "leaving"),
+                (
+                    data.as_slice()[5] & native_gossip_core::wire::FLAG_SIGNED != 0,
+                    "signed",
+                ),
+            ] {
+                if on {
+                    flags.push(Atom::from_str(env, flag)?);
+                }
+            }
+            Ok((atoms::ok(), (hb.name, hb.incarnation, hb.sequence, flags)).encode(env))
+        }
+        Err(reason) => Ok((atoms::error(), Atom::from_str(env, reason.as_str())?).encode(env)),
+    }
+}
+
 /// Replaces the unicast seeds ("ip:port" strings).
 #[rustler::nif]
 fn set_seeds(resource: ResourceArc<TopologyResource>, seeds: Vec<String>) -> Atom {

@@ -1,0 +1,170 @@
+defmodule Mix.Tasks.NativeGossip.Listen do
+  @shortdoc "Prints the NativeGossip heartbeats seen on a group, with each one's verdict"
+
+  @moduledoc """
+  Prints every datagram that arrives on a NativeGossip group and port: when, from
+  which address, and what a topology with the same secret would make of it: the node
+  it announces, or why it would be dropped.
+
+      $ mix native_gossip.listen
+      $ mix native_gossip.listen --group 239.255.45.92 --port 45892 --secret "$SECRET"
+      $ mix native_gossip.listen --if eth0 --seconds 30
+
+  Sample output:
+
+      10:41:07.112 198.51.100.2:45892 accepted a@host2 incarnation=1795321318845766 sequence=12 [newcomer,signed]
+      10:41:07.530 198.51.100.9:51234 dropped bad_signature
+
+  It only listens (it never sends a heartbeat), and shares the port with nodes running
+  on the same host. It decodes without memory, so a replayed heartbeat shows as
+  accepted here, while a node drops it as `replay`.
+
+  ## Options
+
+    * `--group` - the IPv4 multicast group (default `239.255.45.92`)
+    * `--port` - the UDP port (default `45892`)
+    * `--secret` - a topology secret; repeat it to try several (without one, signed
+      heartbeats show as `unexpected_signature`)
+    * `--if` - the interface to listen on: a name (`eth0`) or an IPv4 address
+      (default: the multicast route's)
+    * `--broadcast` - listen for broadcast heartbeats (`:broadcast` topologies)
+      instead of joining a group
+    * `--count` - stop after this many datagrams
+    * `--seconds` - stop after this many seconds
+
+  IPv6 groups are not supported by this task; `native-gossip-probe listen` (in the
+  repository) covers the IPv4 group too, from outside the BEAM.
+  """
+
+  use Mix.Task
+
+  @switches [
+    group: :string,
+    port: :integer,
+    secret: :keep,
+    if: :string,
+    broadcast: :boolean,
+    count: :integer,
+    seconds: :integer
+  ]
+
+  @impl Mix.Task
+  def run(argv) do
+    {opts, _, invalid} = OptionParser.parse(argv, strict: @switches)
+    if invalid != [], do: Mix.raise("unknown or invalid options: #{inspect(invalid)}")
+    Mix.Task.run("compile")
+    ensure_nif!()
+
+    port = Keyword.get(opts, :port, 45_892)
+    secrets = Keyword.get_values(opts, :secret)
+    socket = open!(opts, port)
+    deadline = if s = opts[:seconds], do: System.monotonic_time(:millisecond) + s * 1000
+
+    Mix.shell().info(
+      "listening on #{describe(opts)}:#{port}" <>
+        if(secrets == [], do: " (no secret)", else: " with #{length(secrets)} secret(s)")
+    )
+
+    loop(socket, secrets, opts[:count], deadline)
+  end
+
+  defp ensure_nif! do
+    if error = NativeGossip.Native.load_error(),
+      do: Mix.raise("the NativeGossip NIF could not be loaded: #{error}")
+  end
+
+  defp describe(opts) do
+    if opts[:broadcast], do: "broadcasts", else: Keyword.get(opts, :group, "239.255.45.92")
+  end
+
+  defp open!(opts, port) do
+    base = [:binary, active: false, reuseaddr: true]
+
+    socket_opts =
+      if opts[:broadcast] do
+        base ++ [broadcast: true]
+      else
+        group = parse_ip!(Keyword.get(opts, :group, "239.255.45.92"), "--group")
+        if tuple_size(group) != 4, do: Mix.raise("--group: only IPv4 groups are supported here")
+        base ++ [ip: group, add_membership: {group, interface!(opts[:if])}]
+      end
+
+    case :gen_udp.open(port, socket_opts) do
+      {:ok, socket} ->
+        socket
+
+      {:error, reason} ->
+        Mix.raise("cannot listen on UDP port #{port}: #{:inet.format_error(reason)}")
+    end
+  end
+
+  defp interface!(nil), do: {0, 0, 0, 0}
+
+  defp interface!(value) do
+    case :inet.parse_strict_address(String.to_charlist(value)) do
+      {:ok, {_, _, _, _} = ip} ->
+        ip
+
+      _ ->
+        {:ok, ifs} = :inet.getifaddrs()
+
+        Enum.find_value(ifs, fn {name, props} ->
+          List.to_string(name) == value &&
+            Enum.find_value(props, fn
+              {:addr, {_, _, _, _} = ip} -> ip
+              _ -> nil
+            end)
+        end) || Mix.raise("--if: no interface named #{inspect(value)} with an IPv4 address")
+    end
+  end
+
+  defp parse_ip!(value, flag) do
+    case :inet.parse_strict_address(String.to_charlist(value)) do
+      {:ok, ip} -> ip
+      {:error, _} -> Mix.raise("#{flag}: not an IP address: #{inspect(value)}")
+    end
+  end
+
+  defp loop(_socket, _secrets, 0, _deadline), do: :ok
+
+  defp loop(socket, secrets, count, deadline) do
+    timeout = if deadline, do: max(deadline - System.monotonic_time(:millisecond), 0), else: 1000
+
+    case :gen_udp.recv(socket, 2048, timeout) do
+      {:ok, {ip, port, data}} ->
+        Mix.shell().info(line(ip, port, data, secrets))
+        loop(socket, secrets, count && count - 1, deadline)
+
+      {:error, :timeout} ->
+        if deadline && System.monotonic_time(:millisecond) >= deadline,
+          do: :ok,
+          else: loop(socket, secrets, count, deadline)
+
+      {:error, reason} ->
+        Mix.raise("receive failed: #{:inet.format_error(reason)}")
+    end
+  end
+
+  @doc false
+  # One output line for a datagram from `ip`:`port`.
+  def line(ip, port, data, secrets) do
+    {{_, _, _}, {h, m, s}} = :calendar.local_time()
+    ms = rem(System.system_time(:millisecond), 1000)
+
+    at = :io_lib.format("~2..0B:~2..0B:~2..0B.~3..0B", [h, m, s, ms]) |> IO.iodata_to_binary()
+
+    from =
+      if tuple_size(ip) == 4, do: "#{:inet.ntoa(ip)}:#{port}", else: "[#{:inet.ntoa(ip)}]:#{port}"
+
+    verdict =
+      case NativeGossip.Native.decode(data, secrets) do
+        {:ok, {name, incarnation, sequence, flags}} ->
+          "accepted #{name} incarnation=#{incarnation} sequence=#{sequence} [#{Enum.join(flags, ",")}]"
+
+        {:error, reason} ->
+          "dropped #{reason}"
+      end
+
+    "#{at} #{from} #{verdict}"
+  end
+end
