@@ -4,7 +4,7 @@ defmodule NativeGossip.MixTasksTest do
   use ExUnit.Case, async: false
 
   import NativeGossip.TestNet
-  alias NativeGossip.HeartbeatPacket
+  alias NativeGossip.{HeartbeatPacket, TestPeers}
 
   setup do
     Mix.shell(Mix.Shell.Process)
@@ -49,5 +49,91 @@ defmodule NativeGossip.MixTasksTest do
     assert forged =~ "dropped bad_signature"
     assert plain =~ "dropped missing_signature"
     assert junk =~ "dropped bad_magic"
+  end
+
+  # A peer node like TestPeers.start!/1, with another cookie when asked.
+  defp peer_with_cookie(name, cookie) do
+    paths = Enum.flat_map(:code.get_path(), &[~c"-pa", &1])
+
+    {:ok, peer, node} =
+      :peer.start_link(%{
+        name: name,
+        host: ~c"127.0.0.1",
+        longnames: true,
+        connection: :standard_io,
+        args: [~c"-setcookie", cookie, ~c"-connect_all", ~c"false" | paths]
+      })
+
+    {:ok, _} = :peer.call(peer, Application, :ensure_all_started, [:native_gossip])
+    :ok = :peer.call(peer, Logger, :configure, [[level: :error]])
+    on_exit(fn -> TestPeers.stop(peer) end)
+    {peer, node}
+  end
+
+  defp doctor(args) do
+    result =
+      try do
+        Mix.Tasks.NativeGossip.Doctor.run(args)
+      rescue
+        e in Mix.Error -> {:raised, e.message}
+      end
+
+    {result, Enum.join(lines(), "\n")}
+  end
+
+  test "doctor: a healthy peer, and one with another cookie" do
+    port = unique_port()
+    {good, good_node} = TestPeers.start!(:doc_good)
+    on_exit(fn -> TestPeers.stop(good) end)
+    {bad, bad_node} = peer_with_cookie(:doc_bad, ~c"another-cookie")
+
+    # The two refuse each other's connections: keep their logs about it quiet.
+    for peer <- [good, bad], do: :ok = :peer.call(peer, Logger, :configure, [[level: :critical]])
+
+    for peer <- [good, bad],
+        do:
+          {:ok, _} =
+            TestPeers.start_topology(peer, name: :lan, port: port, heartbeat_interval: 200)
+
+    {result, out} = doctor(~w(--port #{port} --seconds 2))
+
+    assert out =~ "ok      this VM is distributed as #{node()}"
+    assert out =~ "ok      epmd is running"
+    assert out =~ "ok      can bind UDP port #{port}"
+    assert out =~ "ok      heard 2 node(s)"
+    assert out =~ "heard #{good_node} from 127.0.0.1 and connected to it"
+    assert out =~ "PROBLEM #{bad_node} is reachable"
+    assert out =~ "cookie mismatch"
+    assert {:raised, message} = result
+    assert message =~ "found 1 problem(s)", out
+  end
+
+  test "doctor: another secret, a port held without SO_REUSEADDR, silence" do
+    port = unique_port()
+    {peer, _} = TestPeers.start!(:doc_secret)
+    on_exit(fn -> TestPeers.stop(peer) end)
+
+    {:ok, _} =
+      TestPeers.start_topology(peer,
+        name: :lan,
+        port: port,
+        secret: "theirs",
+        heartbeat_interval: 200
+      )
+
+    {_, out} = doctor(~w(--port #{port} --secret ours --seconds 1))
+    assert out =~ ~r/PROBLEM \d+ datagram\(s\) would be dropped: bad_signature/
+    assert out =~ "set the same :secret everywhere"
+
+    held = unique_port()
+    {:ok, socket} = :gen_udp.open(held, reuseaddr: false)
+    on_exit(fn -> :gen_udp.close(socket) end)
+    {result, out} = doctor(~w(--port #{held} --seconds 1))
+    assert out =~ "PROBLEM UDP port #{held} is held by a program that did not set SO_REUSEADDR"
+    assert {:raised, _} = result
+
+    {_, out} = doctor(~w(--port #{unique_port()} --seconds 1))
+    assert out =~ "PROBLEM heard no datagram"
+    assert out =~ ":seeds"
   end
 end

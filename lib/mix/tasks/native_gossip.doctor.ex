@@ -1,0 +1,398 @@
+defmodule Mix.Tasks.NativeGossip.Doctor do
+  @shortdoc "Checks what usually keeps NativeGossip nodes from finding each other"
+
+  @moduledoc """
+  Checks, on this host, what usually goes wrong when nodes do not find each other, and
+  says how to fix each problem it finds:
+
+    * the VM is not distributed (then the connection checks are skipped);
+    * epmd is not running;
+    * this host's name does not resolve (what `--sname` nodes use);
+    * no interface that is up and can multicast, or no multicast route (the group
+      cannot be joined);
+    * the UDP port is held by a program that did not set SO_REUSEADDR;
+    * nothing heard on the group for a few seconds (a firewall dropping the port, a
+      network that does not carry multicast: use `:seeds`), or heartbeats dropped
+      (another secret, no secret, another protocol on the port);
+    * for each node heard: a name in the other style (`--sname` against `--name`), a
+      host part that does not resolve here, epmd or the distribution port unreachable
+      (a firewall), or a refused connection with both reachable (a cookie mismatch).
+
+  Run it distributed, with the cookie of your nodes, to check connections too:
+
+      $ elixir --sname doctor --cookie "$COOKIE" -S mix native_gossip.doctor
+      $ mix native_gossip.doctor --port 45892 --secret "$SECRET" --seconds 10
+      $ mix native_gossip.doctor --topology lan   # options of config :native_gossip, :topologies
+
+  It never sends a heartbeat. It exits with an error when it found a problem.
+
+  ## Options
+
+    * `--topology` - take group, port, interface and secret from this topology of
+      `config :native_gossip, :topologies`
+    * `--group`, `--port`, `--if`, `--secret` - as `mix native_gossip.listen`
+    * `--seconds` - how long to listen for heartbeats (default 5)
+  """
+
+  use Mix.Task
+
+  @switches [
+    topology: :string,
+    group: :string,
+    port: :integer,
+    if: :string,
+    secret: :keep,
+    seconds: :integer
+  ]
+
+  @impl Mix.Task
+  def run(argv) do
+    {opts, _, invalid} = OptionParser.parse(argv, strict: @switches)
+    if invalid != [], do: Mix.raise("unknown or invalid options: #{inspect(invalid)}")
+    Mix.Task.run("compile")
+    Mix.Task.run("app.config")
+
+    if error = NativeGossip.Native.load_error(),
+      do: Mix.raise("the NativeGossip NIF could not be loaded: #{error}")
+
+    settings = settings(opts)
+
+    problems =
+      [
+        &distribution/1,
+        &epmd/1,
+        &host_name/1,
+        &interfaces/1,
+        &group_and_port/1,
+        &heartbeats/1
+      ]
+      |> Enum.flat_map(& &1.(settings))
+      |> Enum.count(&(&1 == :problem))
+
+    if problems > 0 do
+      Mix.raise("mix native_gossip.doctor found #{problems} problem(s), described above")
+    else
+      info("no problem found")
+    end
+  end
+
+  defp settings(opts) do
+    topology =
+      case opts[:topology] do
+        nil ->
+          []
+
+        name ->
+          topologies = Application.get_env(:native_gossip, :topologies, [])
+
+          Keyword.get(topologies, String.to_atom(name)) ||
+            Mix.raise("no topology #{name} in config :native_gossip, :topologies")
+      end
+
+    secrets =
+      case Keyword.get_values(opts, :secret) do
+        [] -> topology |> Keyword.get(:secret) |> List.wrap()
+        given -> given
+      end
+
+    group = opts[:group] || to_string(topology[:multicast_addr] || "239.255.45.92")
+
+    %{
+      group: parse_group!(group),
+      port: opts[:port] || topology[:port] || 45_892,
+      interface: opts[:if] || topology[:multicast_if] || topology[:if_addr],
+      secrets: secrets,
+      seconds: opts[:seconds] || 5
+    }
+  end
+
+  defp parse_group!(group) when is_tuple(group), do: group
+
+  defp parse_group!(group) do
+    case :inet.parse_strict_address(String.to_charlist(group)) do
+      {:ok, {_, _, _, _} = ip} -> ip
+      _ -> Mix.raise("--group: expected an IPv4 multicast address, got: #{inspect(group)}")
+    end
+  end
+
+  defp info(text), do: Mix.shell().info(text)
+
+  defp ok(text), do: [info("ok      " <> text) && :ok]
+
+  defp problem(text, fix) do
+    info("PROBLEM " <> text)
+    info("        fix: " <> fix)
+    [:problem]
+  end
+
+  defp note(text), do: [info("note    " <> text) && :ok]
+
+  defp distribution(_s) do
+    if Node.alive?() do
+      ok("this VM is distributed as #{node()}")
+    else
+      note(
+        "this VM is not distributed, so connections are not checked; run " <>
+          "`elixir --sname doctor --cookie <your cookie> -S mix native_gossip.doctor`"
+      )
+    end
+  end
+
+  defp epmd(_s) do
+    case :erl_epmd.names() do
+      {:ok, names} ->
+        ok("epmd is running (#{length(names)} node name(s) registered on this host)")
+
+      {:error, reason} ->
+        problem(
+          "epmd is not running on this host (#{inspect(reason)})",
+          "it starts with the first node started with --sname/--name; start it with " <>
+            "`epmd -daemon`, or check that nodes are not started with -start_epmd false"
+        )
+    end
+  end
+
+  defp host_name(_s) do
+    {:ok, host} = :inet.gethostname()
+
+    case :inet.gethostbyname(host) do
+      {:ok, _} ->
+        ok("this host's name #{host} resolves")
+
+      {:error, _} ->
+        problem(
+          "this host's name #{host} does not resolve here",
+          "nodes started with --sname use it: add it to /etc/hosts, or start nodes with " <>
+            "--name <name>@<address>"
+        )
+    end
+  end
+
+  defp interfaces(s) do
+    {:ok, ifs} = :inet.getifaddrs()
+
+    usable =
+      for {name, props} <- ifs,
+          flags = Keyword.get(props, :flags, []),
+          :up in flags and :multicast in flags and :loopback not in flags,
+          do: List.to_string(name)
+
+    cond do
+      is_binary(s.interface) and s.interface not in Enum.map(ifs, &List.to_string(elem(&1, 0))) and
+          match?({:error, _}, :inet.parse_strict_address(String.to_charlist(s.interface))) ->
+        problem(
+          "no interface named #{s.interface} on this host",
+          "set :multicast_if to one of: #{Enum.map_join(ifs, ", ", &List.to_string(elem(&1, 0)))}"
+        )
+
+      usable == [] ->
+        note(
+          "no interface other than loopback is up and able to multicast: only nodes on " <>
+            "this host can be found (bring the network interface up with " <>
+            "`ip link set <interface> up`; without multicast, use :seeds)"
+        )
+
+      true ->
+        ok("interfaces up and able to multicast: #{Enum.join(usable, ", ")}")
+    end
+  end
+
+  defp group_and_port(s) do
+    case open(s) do
+      {:ok, socket} ->
+        :gen_udp.close(socket)
+        ok("can bind UDP port #{s.port} and join #{:inet.ntoa(s.group)}")
+
+      {:error, :eaddrinuse} ->
+        problem(
+          "UDP port #{s.port} is held by a program that did not set SO_REUSEADDR",
+          "find it with `ss -ulpn 'sport = :#{s.port}'`, or choose another :port"
+        )
+
+      {:error, reason} when reason in [:enodev, :eaddrnotavail, :enetunreach, :einval] ->
+        problem(
+          "cannot join #{:inet.ntoa(s.group)} (#{:inet.format_error(reason)}): no multicast " <>
+            "route, or the interface has no such address",
+          "add a route (`ip route add 224.0.0.0/4 dev <interface>`) or set :multicast_if " <>
+            "to the interface"
+        )
+
+      {:error, reason} ->
+        problem(
+          "cannot listen on #{:inet.ntoa(s.group)}:#{s.port}: #{:inet.format_error(reason)}",
+          "check the :multicast_addr, :port and :multicast_if options"
+        )
+    end
+  end
+
+  defp open(s) do
+    interface =
+      case s.interface do
+        nil -> {0, 0, 0, 0}
+        {_, _, _, _} = ip -> ip
+        name -> ipv4_of(to_string(name))
+      end
+
+    :gen_udp.open(s.port, [
+      :binary,
+      active: false,
+      reuseaddr: true,
+      ip: s.group,
+      add_membership: {s.group, interface}
+    ])
+  end
+
+  defp ipv4_of(name) do
+    case :inet.parse_strict_address(String.to_charlist(name)) do
+      {:ok, ip} ->
+        ip
+
+      _ ->
+        {:ok, ifs} = :inet.getifaddrs()
+
+        Enum.find_value(ifs, {0, 0, 0, 0}, fn {n, props} ->
+          List.to_string(n) == name &&
+            Enum.find_value(props, fn
+              {:addr, {_, _, _, _} = ip} -> ip
+              _ -> nil
+            end)
+        end)
+    end
+  end
+
+  defp heartbeats(s) do
+    case open(s) do
+      {:ok, socket} ->
+        info("...     listening on #{:inet.ntoa(s.group)}:#{s.port} for #{s.seconds} s")
+        heard = listen(socket, s, System.monotonic_time(:millisecond) + s.seconds * 1000, %{})
+        :gen_udp.close(socket)
+        verdicts(heard, s)
+
+      {:error, _} ->
+        # Already reported by group_and_port/1.
+        []
+    end
+  end
+
+  defp listen(socket, s, deadline, acc) do
+    left = deadline - System.monotonic_time(:millisecond)
+
+    with true <- left > 0,
+         {:ok, {ip, _port, data}} <- :gen_udp.recv(socket, 2048, left) do
+      key =
+        case NativeGossip.Native.decode(data, s.secrets) do
+          {:ok, {name, _, _, _}} -> {:node, name, ip}
+          {:error, reason} -> {:dropped, reason}
+        end
+
+      listen(socket, s, deadline, Map.update(acc, key, 1, &(&1 + 1)))
+    else
+      _ -> acc
+    end
+  end
+
+  @hints %{
+    bad_signature: "signed with a secret you did not give: set the same :secret everywhere",
+    missing_signature: "unsigned: some nodes have no :secret",
+    unexpected_signature: "signed: pass the nodes' secret with --secret (or --topology)",
+    bad_magic: "not NativeGossip: another program uses this group and port",
+    too_short: "not NativeGossip: another program uses this group and port",
+    too_long: "not NativeGossip: another program uses this group and port",
+    unsupported_version: "a NativeGossip version this one does not speak"
+  }
+
+  defp verdicts(heard, s) when map_size(heard) == 0 do
+    problem(
+      "heard no datagram on #{:inet.ntoa(s.group)}:#{s.port} in #{s.seconds} s",
+      "either no other node runs here, or a firewall drops UDP port #{s.port} " <>
+        "(`nft list ruleset`, `iptables -L`), or the network does not carry multicast " <>
+        "between hosts (switches with IGMP snooping and no querier, clouds, containers: " <>
+        "use :seeds, or :broadcast)"
+    )
+  end
+
+  defp verdicts(heard, _s) do
+    nodes = for {{:node, name, ip}, _} <- heard, do: {name, ip}
+    heard_ok = ok("heard #{length(Enum.uniq_by(nodes, &elem(&1, 0)))} node(s)")
+
+    drops =
+      for {{:dropped, reason}, n} <- heard do
+        problem(
+          "#{n} datagram(s) would be dropped: #{reason}",
+          Map.get(@hints, reason, "see NativeGossip.stats/1")
+        )
+      end
+
+    checks =
+      nodes
+      |> Enum.uniq_by(&elem(&1, 0))
+      |> Enum.take(20)
+      |> Enum.flat_map(fn {name, ip} -> check_node(name, ip) end)
+
+    List.flatten([heard_ok | drops] ++ checks)
+  end
+
+  defp check_node(name, ip) do
+    [short, host] = String.split(name, "@", parts: 2)
+    long? = String.contains?(host, ".") or String.contains?(host, ":")
+    from = :inet.ntoa(ip)
+
+    cond do
+      not Node.alive?() ->
+        note("heard #{name} from #{from}")
+
+      long? != :net_kernel.longnames() ->
+        problem(
+          "heard #{name}, named in the other style than this VM (#{if long?, do: "--name", else: "--sname"})",
+          "start every node with --sname, or every node with --name"
+        )
+
+      match?({:error, _}, :inet.gethostbyname(String.to_charlist(host))) ->
+        problem(
+          "heard #{name} from #{from}, but its host #{host} does not resolve here",
+          "add #{host} to DNS or /etc/hosts, or keep :resolve_short_names on (the default)"
+        )
+
+      true ->
+        reach(name, short, host, from)
+    end
+  end
+
+  defp reach(name, short, host, from) do
+    node = String.to_atom(name)
+
+    case :erl_epmd.port_please(String.to_charlist(short), String.to_charlist(host), 2000) do
+      {:port, port, _version} ->
+        cond do
+          Node.connect(node) ->
+            ok("heard #{name} from #{from} and connected to it")
+
+          match?({:ok, _}, tcp(host, port)) ->
+            problem(
+              "#{name} is reachable (epmd and its distribution port #{port}) but refused " <>
+                "the connection",
+              "a cookie mismatch: start every node with the same --cookie (or RELEASE_COOKIE)"
+            )
+
+          true ->
+            problem(
+              "#{name}'s distribution port #{port} is not reachable from here",
+              "a firewall drops it: open the distribution ports (inet_dist_listen_min/max)"
+            )
+        end
+
+      _ ->
+        problem(
+          "heard #{name} from #{from}, but epmd on #{host} (TCP 4369) does not answer for it",
+          "a firewall drops TCP 4369, or the node is not running any more"
+        )
+    end
+  end
+
+  defp tcp(host, port) do
+    with {:ok, s} <- :gen_tcp.connect(String.to_charlist(host), port, [], 2000) do
+      :gen_tcp.close(s)
+      {:ok, port}
+    end
+  end
+end
