@@ -35,20 +35,57 @@ defmodule NativeGossip do
 
   `NativeGossip.Strategy` is a libcluster strategy; see its documentation.
 
+  ## From environment variables (releases)
+
+  `options_from_env/1` reads the options a deployment usually sets from `NATIVE_GOSSIP_*`
+  variables, for `config/runtime.exs`:
+
+      # config/runtime.exs
+      import Config
+
+      config :native_gossip,
+        topologies: [lan: NativeGossip.options_from_env()]
+
+  With `NATIVE_GOSSIP_SECRET=... NATIVE_GOSSIP_SEEDS=cluster.ns.svc` set, that is
+  `[secret: "...", seeds: ["cluster.ns.svc"]]`. See `options_from_env/1` for the list.
+
+  ## Telemetry
+
+  When the `:telemetry` library is loaded, peer events and dropped-datagram counts are
+  emitted as telemetry events: see `NativeGossip.Telemetry`.
+
   ## Options
 
     * `:name` - the topology's name, an atom (required).
     * `:port` - UDP port, default `45892`.
     * `:multicast_addr` - the group, default `"239.255.45.92"` (administratively
       scoped; deliberately not libcluster's `233.252.1.32`, so the two never read each
-      other's packets). A tuple or a string.
-    * `:multicast_if` - address of the local interface to join and send on. Default:
-      the interface of the multicast route. `:if_addr` is accepted as an alias (it is
-      libcluster's name for the bind address; NativeGossip binds to the group itself).
-    * `:multicast_ttl` - default `1` (the local network only).
+      other's packets). A tuple or a string. An IPv6 group (`"ff15::4e47"`, site
+      scope; `"ff02::4e47"`, link scope) makes the topology IPv6.
+    * `:multicast_if` - the local interface to join and send on: its name (`"eth0"`,
+      resolved when the topology starts), an address on it, or for IPv6 its index.
+      Default: the interface of the multicast route; link-scope IPv6 groups (`ff02::`)
+      need it. `:if_addr` is accepted as an alias (it is libcluster's name for the bind
+      address; NativeGossip binds to the group itself).
+    * `:multicast_ttl` - default `1` (the local network only); the hop limit for IPv6.
+    * `:broadcast` - `false` (default), `true` (255.255.255.255) or an IPv4 broadcast
+      address such as `"10.0.0.255"`: broadcast heartbeats instead of multicast, for
+      networks without IGMP (libcluster's `broadcast_only`). `:multicast_addr` is then
+      not used.
+    * `:seeds` - hosts that heartbeats are also sent to by unicast, for networks that
+      drop multicast (clouds, containers): `"10.0.0.5"`, `"10.0.0.5:45892"`,
+      `"[fd00::5]:45892"`, `{host, port}`, or a DNS name, which stands for all its
+      addresses (a Kubernetes headless service, say) and is resolved again every
+      `:seed_refresh` ms (default `30_000`) off the server. Seeds of the group's
+      address family only; default port `:port`. With seeds, the node also listens
+      for unicast heartbeats on `:port`; a peer it did not know that reaches it by
+      unicast gets an answer at once and heartbeats from then on, so both sides learn
+      each other even when only one lists the other. Unicast to a host that runs
+      several nodes on one port reaches one of them.
     * `:heartbeat_interval` - milliseconds between heartbeats, default `1_500`,
-      jittered by ±25 %. A starting node also sends a short burst (0, 50, 150, 350,
-      750 ms) and nodes answer it at once, which is why joining takes milliseconds.
+      jittered by ±25 %. A starting node also sends a short burst (0, 20, 60, 140, 300,
+      620, 1260 ms) and nodes answer it at once, which is why joining takes
+      milliseconds.
     * `:lost_after` - a peer silent this long is reported lost, default 3 heartbeat
       intervals.
     * `:forget_after` - a silent peer is forgotten after this long, default 60 s (or
@@ -200,6 +237,74 @@ defmodule NativeGossip do
   @doc "Stops the caller's subscription to the topology's events."
   @spec unsubscribe(name()) :: :ok
   def unsubscribe(name), do: GenServer.call(Topology.server!(name), :unsubscribe)
+
+  @env [
+    {"SECRET", :secret, :secrets},
+    {"PORT", :port, :integer},
+    {"MULTICAST_ADDR", :multicast_addr, :string},
+    {"MULTICAST_IF", :multicast_if, :string},
+    {"MULTICAST_TTL", :multicast_ttl, :integer},
+    {"BROADCAST", :broadcast, :broadcast},
+    {"SEEDS", :seeds, :list},
+    {"HEARTBEAT_INTERVAL", :heartbeat_interval, :integer}
+  ]
+
+  @doc """
+  Topology options from environment variables, for `config/runtime.exs` in releases.
+  Only the variables that are set (and not empty) become options; merge your own on
+  top, or pass the result to `Keyword.merge/2` with defaults.
+
+  | variable | option | form |
+  |---|---|---|
+  | `NATIVE_GOSSIP_SECRET` | `:secret` | a string; several, separated by commas, for a rotation (the first signs) |
+  | `NATIVE_GOSSIP_PORT` | `:port` | an integer |
+  | `NATIVE_GOSSIP_MULTICAST_ADDR` | `:multicast_addr` | an IPv4 or IPv6 group |
+  | `NATIVE_GOSSIP_MULTICAST_IF` | `:multicast_if` | an interface name or address |
+  | `NATIVE_GOSSIP_MULTICAST_TTL` | `:multicast_ttl` | an integer |
+  | `NATIVE_GOSSIP_BROADCAST` | `:broadcast` | `true`, `false` or a broadcast address |
+  | `NATIVE_GOSSIP_SEEDS` | `:seeds` | hosts separated by commas: `10.0.0.5,seed.local:45892` |
+  | `NATIVE_GOSSIP_HEARTBEAT_INTERVAL` | `:heartbeat_interval` | milliseconds |
+
+  A value that does not parse raises `ArgumentError` naming the variable, so a release
+  with a typo fails at boot rather than running without discovery.
+
+      iex> System.put_env("NATIVE_GOSSIP_PORT", "45900")
+      iex> NativeGossip.options_from_env()
+      [port: 45900]
+      iex> System.delete_env("NATIVE_GOSSIP_PORT")
+      :ok
+  """
+  @spec options_from_env(String.t()) :: keyword()
+  def options_from_env(prefix \\ "NATIVE_GOSSIP_") do
+    for {suffix, key, form} <- @env,
+        value = System.get_env(prefix <> suffix),
+        value not in [nil, ""] do
+      {key, env_value(prefix <> suffix, value, form)}
+    end
+  end
+
+  defp env_value(_var, value, :string), do: value
+
+  defp env_value(var, value, :integer) do
+    case Integer.parse(value) do
+      {n, ""} -> n
+      _ -> raise ArgumentError, "#{var} must be an integer, got: #{inspect(value)}"
+    end
+  end
+
+  defp env_value(_var, value, :secrets) do
+    case String.split(value, ",", trim: true) do
+      [one] -> one
+      many -> many
+    end
+  end
+
+  defp env_value(_var, value, :list),
+    do: value |> String.split(",", trim: true) |> Enum.map(&String.trim/1)
+
+  defp env_value(_var, "true", :broadcast), do: true
+  defp env_value(_var, "false", :broadcast), do: false
+  defp env_value(_var, value, :broadcast), do: value
 
   @doc "Sends a heartbeat now, on top of the regular ones."
   @spec announce(name()) :: :ok

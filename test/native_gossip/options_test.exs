@@ -157,4 +157,44 @@ defmodule NativeGossip.OptionsTest do
     assert {:ok, %{seeds: ["10.0.0.1:7"], unicast: true}} = Options.to_native(o, "a@h")
     assert Options.resolve_seeds(o) == [{{10, 0, 0, 1}, 7}, {{127, 0, 0, 1}, 45_892}]
   end
+
+  describe "options_from_env/1" do
+    doctest NativeGossip, only: [options_from_env: 1]
+
+    test "every variable, and what a release would start with" do
+      vars = %{
+        "T_SECRET" => "new,old",
+        "T_PORT" => "45900",
+        "T_MULTICAST_ADDR" => "239.1.2.3",
+        "T_MULTICAST_IF" => "eth0",
+        "T_MULTICAST_TTL" => "2",
+        "T_BROADCAST" => "",
+        "T_SEEDS" => "10.0.0.5, seed.local:45892",
+        "T_HEARTBEAT_INTERVAL" => "500"
+      }
+
+      for {k, v} <- vars, do: System.put_env(k, v)
+      on_exit(fn -> Enum.each(Map.keys(vars), &System.delete_env/1) end)
+      opts = NativeGossip.options_from_env("T_")
+
+      assert opts == [
+               secret: ["new", "old"],
+               port: 45_900,
+               multicast_addr: "239.1.2.3",
+               multicast_if: "eth0",
+               multicast_ttl: 2,
+               seeds: ["10.0.0.5", "seed.local:45892"],
+               heartbeat_interval: 500
+             ]
+
+      assert {:ok, o} = Options.validate([name: :lan] ++ opts)
+      assert o.seeds == [{{10, 0, 0, 5}, 45_900}, {~c"seed.local", 45_892}]
+
+      System.put_env("T_PORT", "fourty")
+
+      assert_raise ArgumentError, ~r/T_PORT must be an integer/, fn ->
+        NativeGossip.options_from_env("T_")
+      end
+    end
+  end
 end
