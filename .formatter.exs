@@ -1,3 +1,8 @@
 [
-  inputs: ["{mix,.formatter}.exs", "{config,lib,test,bench}/**/*.{ex,exs}"]
+  inputs: [
+    "{mix,.formatter}.exs",
+    "{config,lib,test,bench}/**/*.{ex,exs}",
+    "examples/*/mix.exs",
+    "examples/*/{config,lib}/**/*.{ex,exs}"
+  ]
 ]

@@ -1,0 +1,21 @@
+defmodule ClusterDemo.MixProject do
+  use Mix.Project
+
+  # An application that clusters with NativeGossip and spreads work over the nodes it
+  # found, with OTP alone (:pg and GenServer calls). It depends on the library by path,
+  # as an application in this repository would on the hex package.
+  def project do
+    [
+      app: :cluster_demo,
+      version: "0.1.0",
+      elixir: "~> 1.14",
+      start_permanent: Mix.env() == :prod,
+      deps: [{:native_gossip, path: "../.."}],
+      releases: [cluster_demo: [include_executables_for: [:unix]]]
+    ]
+  end
+
+  def application do
+    [extra_applications: [:logger], mod: {ClusterDemo.Application, []}]
+  end
+end
