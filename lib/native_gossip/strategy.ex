@@ -5,7 +5,8 @@ defmodule NativeGossip.Strategy do
 
   It replaces `Cluster.Strategy.Gossip` in a topology. The options under `config:` are
   those of `NativeGossip` (`:port`, `:multicast_addr`, `:multicast_if`/`:if_addr`,
-  `:multicast_ttl`, `:secret`, `:heartbeat_interval`, …); the topology's name is the
+  `:multicast_ttl`, `:secret`, `:heartbeat_interval`, `:seeds`, `:broadcast`, …; Gossip's
+  `broadcast_only: true` is accepted as `broadcast: true`); the topology's name is the
   libcluster topology name, and its `connect:`, `disconnect:` and `list_nodes:` are used
   as libcluster defines them.
 

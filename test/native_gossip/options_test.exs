@@ -37,7 +37,8 @@ defmodule NativeGossip.OptionsTest do
       {[name: :lan, connect: &String.upcase/1], :connect, "{module, function, args}"},
       {[name: :lan, list_nodes: {:erlang, :nodes}], :list_nodes, "{module, function, args}"},
       {[name: :lan, disconnect: {"m", :f, []}], :disconnect, "{module, function, args}"},
-      {[name: :lan, broadcast_only: true], :broadcast_only, "unknown option"}
+      {[name: :lan, broadcast_only: 1], :broadcast_only, "true or false"},
+      {[name: :lan, no_such_option: true], :no_such_option, "unknown option"}
     ]
 
     for {{opts, key, text}, i} <- Enum.with_index(@cases) do
@@ -101,6 +102,10 @@ defmodule NativeGossip.OptionsTest do
     # broadcast: true is the limited broadcast address; the group is not used then.
     assert {:ok, %{broadcast: true, multicast_addr: {255, 255, 255, 255}}} =
              Options.validate(name: :lan, broadcast: true)
+
+    # libcluster's name for it.
+    assert {:ok, %{broadcast: true, multicast_addr: {255, 255, 255, 255}}} =
+             Options.validate(name: :lan, broadcast_only: true)
 
     assert {:ok, %{broadcast: true, multicast_addr: {10, 0, 0, 255}}} =
              Options.validate(name: :lan, broadcast: "10.0.0.255")
