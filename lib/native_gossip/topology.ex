@@ -109,8 +109,11 @@ defmodule NativeGossip.Topology do
 
   defp resolve_seeds(%{options: options} = state) do
     if Enum.any?(options.seeds, &is_list(elem(&1, 0))) do
-      task = Task.async(fn -> Options.resolve_seeds(options) end)
-      %{state | seed_task: task.ref}
+      # Monitored, not linked: this server traps exits and stops on a linked exit.
+      {_pid, ref} =
+        spawn_monitor(fn -> exit({:native_gossip_seeds, Options.resolve_seeds(options)}) end)
+
+      %{state | seed_task: ref}
     else
       state
     end
@@ -210,8 +213,10 @@ defmodule NativeGossip.Topology do
     end
   end
 
-  def handle_info({ref, seeds}, %{seed_task: ref} = state) when is_reference(ref) do
-    Process.demonitor(ref, [:flush])
+  def handle_info(
+        {:DOWN, ref, :process, _, {:native_gossip_seeds, seeds}},
+        %{seed_task: ref} = state
+      ) do
     Process.send_after(self(), :native_gossip_resolve_seeds, state.options.seed_refresh)
 
     if seeds != state.seeds do

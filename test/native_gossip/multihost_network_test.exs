@@ -141,10 +141,39 @@ defmodule NativeGossip.MultihostNetworkTest do
     assert [%{node: ^a_node, state: :alive}] = members(c)
   end
 
+  test "seeds given by name are resolved again, and a new address is used" do
+    rig = rig!(4, split: 2)
+    [h1, _h2, h3, _h4] = rig.hosts
+    # Host 1 listens for unicast (it has a seed, which leads nowhere).
+    [a] = start_nodes(rig, [1], fn _ -> [seeds: ["203.0.113.250"]] end)
+
+    # On host 3, "seedhost" resolves (in the VM's own resolver) to an address where no
+    # node runs, then to host 1's.
+    {peer, _} = TestRig.start_node!(rig, 3)
+    hosts = fn ip -> :peer.call(peer, :inet_db, :add_host, [ip, [~c"seedhost"]]) end
+    :ok = :peer.call(peer, :inet_db, :set_lookup, [[:file, :native]])
+    :ok = hosts.({203, 0, 113, 251})
+
+    {:ok, _} =
+      :peer.call(peer, Supervisor, :start_child, [
+        NativeGossip.Supervisor,
+        {NativeGossip,
+         name: :lan, heartbeat_interval: 200, seeds: ["seedhost"], seed_refresh: 1_000}
+      ])
+
+    c = %{i: 3, peer: peer, node: :"n@#{:inet.ntoa(h3.address)}"}
+    Process.sleep(1_500)
+    assert members(a) == [] and members(c) == []
+
+    :ok = :peer.call(peer, :inet_db, :del_host, [{203, 0, 113, 251}])
+    :ok = hosts.(h1.address)
+    wait_for_mesh([a, c], 5_000)
+  end
+
   test "broadcast mode on a segment" do
     rig = rig!(3)
     ns = start_nodes(rig, 1..3, fn _ -> [broadcast: "198.51.100.255"] end)
     wait_for_mesh(ns)
-    for n <- ns, do: assert(length(members(n)) == 2)
+    for n <- ns, do: wait_until(fn -> length(members(n)) == 2 end)
   end
 end
