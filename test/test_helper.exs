@@ -4,7 +4,18 @@
 NativeGossip.TestNet.ensure_private!()
 
 {_, 0} = System.cmd("epmd", ["-daemon"])
-{:ok, _} = Node.start(:"runner@127.0.0.1", :longnames)
+# epmd -daemon returns before epmd listens: give it a moment if the first try fails.
+{:ok, _} =
+  Enum.reduce_while(1..50, nil, fn _, _ ->
+    case Node.start(:"runner@127.0.0.1", :longnames) do
+      {:ok, pid} ->
+        {:halt, {:ok, pid}}
+
+      error ->
+        Process.sleep(100)
+        {:cont, error}
+    end
+  end)
 
 # Tests across test hosts need root inside that namespace (to make more namespaces).
 exclude =

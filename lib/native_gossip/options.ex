@@ -15,6 +15,7 @@ defmodule NativeGossip.Options do
     broadcast_only: false,
     seeds: [],
     seed_refresh: 30_000,
+    compat: nil,
     heartbeat_interval: 1_500,
     lost_after: nil,
     forget_after: nil,
@@ -39,6 +40,7 @@ defmodule NativeGossip.Options do
           broadcast: boolean(),
           seeds: [{:inet.ip_address() | charlist(), :inet.port_number()}],
           seed_refresh: pos_integer(),
+          compat: :libcluster | nil,
           heartbeat_interval: pos_integer(),
           lost_after: pos_integer(),
           forget_after: pos_integer(),
@@ -67,6 +69,7 @@ defmodule NativeGossip.Options do
     :broadcast,
     :seeds,
     :seed_refresh,
+    :compat,
     :heartbeat_interval,
     :lost_after,
     :forget_after,
@@ -80,6 +83,10 @@ defmodule NativeGossip.Options do
     :list_nodes
   ]
 
+  # libcluster's Gossip default group (3.3.0 and later): with compat: :libcluster and no
+  # :multicast_addr, the group a libcluster topology with default options uses.
+  @libcluster_group {233, 252, 1, 32}
+
   @doc false
   def default_group, do: @default_group
 
@@ -87,7 +94,8 @@ defmodule NativeGossip.Options do
   def validate(opts) when is_list(opts) do
     with :ok <- check_keyword(opts),
          :ok <- check_unknown(opts),
-         opts = Keyword.merge(@defaults, opts),
+         {:ok, compat} <- check(opts, :compat, &compat/1),
+         opts = Keyword.merge(@defaults, libcluster_group(opts, compat)),
          {:ok, name} <- check(opts, :name, &name/1),
          {:ok, port} <- check(opts, :port, &int_in(&1, 1, 65_535)),
          {:ok, only} <- check(opts, :broadcast_only, &boolean/1),
@@ -120,6 +128,7 @@ defmodule NativeGossip.Options do
          broadcast: broadcast != false,
          seeds: seeds,
          seed_refresh: seed_refresh,
+         compat: compat,
          heartbeat_interval: interval,
          lost_after: lost,
          forget_after: forget,
@@ -160,7 +169,8 @@ defmodule NativeGossip.Options do
          forget_after: o.forget_after,
          max_peers: o.max_peers,
          new_peer_rate: o.new_peer_rate,
-         secrets: o.secrets
+         secrets: o.secrets,
+         compat_libcluster: o.compat == :libcluster
        }}
     end
   end
@@ -350,6 +360,19 @@ defmodule NativeGossip.Options do
     do:
       {:error,
        "expected an interface address, name (\"eth0\") or, for IPv6, index, got: #{inspect(v)}"}
+
+  defp compat(nil), do: {:ok, nil}
+  defp compat(false), do: {:ok, nil}
+  defp compat(:libcluster), do: {:ok, :libcluster}
+  defp compat(v), do: {:error, "expected :libcluster or nil, got: #{inspect(v)}"}
+
+  defp libcluster_group(opts, :libcluster) do
+    if Keyword.has_key?(opts, :multicast_addr) or Keyword.get(opts, :broadcast, false) != false,
+      do: opts,
+      else: Keyword.put(opts, :multicast_addr, @libcluster_group)
+  end
+
+  defp libcluster_group(opts, nil), do: opts
 
   defp interface_name?(v), do: is_binary(v) and byte_size(v) in 1..15
 

@@ -25,7 +25,8 @@ defmodule NativeGossip.Telemetry do
       among `:too_short`, `:too_long`, `:bad_magic`, `:unsupported_version`,
       `:malformed`, `:bad_name`, `:missing_signature`, `:bad_signature`,
       `:unexpected_signature`, `:replay`, `:name_conflict`, `:peer_table_full`,
-      `:rate_limited` (see `NativeGossip.stats/1`)
+      `:rate_limited`, `:legacy_bad_term`, `:legacy_bad_ciphertext` (see
+      `NativeGossip.stats/1`)
     * metadata: `%{topology: atom, interval: milliseconds}`
 
   ## With libcluster

@@ -94,6 +94,7 @@ defmodule NativeGossip.Topology do
       {_, _} = Registry.update_value(@registry, options.name, fn _ -> native end)
       :ok = :net_kernel.monitor_nodes(true, node_type: :all)
       warn_if_unauthenticated(options)
+      warn_if_compat(options)
       Process.send_after(self(), :native_gossip_summary, options.log_interval)
       state = %__MODULE__{options: options, native: native, libcluster: libcluster}
       {:ok, resolve_seeds(state)}
@@ -128,6 +129,16 @@ defmodule NativeGossip.Topology do
   end
 
   defp warn_if_unauthenticated(_), do: :ok
+
+  defp warn_if_compat(%Options{compat: :libcluster} = o) do
+    Logger.warning(
+      "NativeGossip topology #{inspect(o.name)} also speaks libcluster's Gossip format " <>
+        "(compat: :libcluster), which has no MAC and no replay protection. Remove :compat " <>
+        "once the last libcluster node is gone."
+    )
+  end
+
+  defp warn_if_compat(_), do: :ok
 
   @impl true
   def handle_call(:subscribe, {pid, _}, state) do
@@ -348,7 +359,12 @@ defmodule NativeGossip.Topology do
     replay: "an old heartbeat again: duplicated on the network, or replayed",
     name_conflict: "another node announces this node's name",
     peer_table_full: "a new peer while the table holds :max_peers peers",
-    rate_limited: "too many new names from one host (no :secret): see :new_peer_rate"
+    rate_limited: "too many new names from one host (no :secret): see :new_peer_rate",
+    legacy_bad_term:
+      "a libcluster-format heartbeat whose term is not %{node: atom} (compat: :libcluster)",
+    legacy_bad_ciphertext:
+      "not NativeGossip, and not a libcluster heartbeat encrypted with this :secret " <>
+        "(compat: :libcluster): another secret, or junk"
   }
 
   defp explain(reason), do: Map.get(@explanations, reason, "see NativeGossip.stats/1")

@@ -71,6 +71,7 @@ fn engine(keys: Keyring) -> Engine {
         max_peers: 100_000,
         new_peer_rate: 1_000_000,
         new_peer_burst: 1_000_000,
+        compat_libcluster: false,
     };
     Engine::new(config, Instant::now(), 1, 1).unwrap()
 }

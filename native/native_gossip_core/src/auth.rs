@@ -16,6 +16,8 @@ type HmacSha256 = Hmac<Sha256>;
 pub struct Keyring {
     // Keyed MAC states, prepared once: cloning one is cheaper than re-keying per packet.
     macs: Vec<HmacSha256>,
+    // AES-256 keys of libcluster's format (SHA-256 of each secret), same order.
+    legacy: Vec<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -28,17 +30,27 @@ impl std::fmt::Debug for Keyring {
 impl Keyring {
     /// A keyring from secrets, first one signing. Empty secrets are ignored.
     pub fn new(secrets: Vec<Vec<u8>>) -> Self {
+        let secrets: Vec<&Vec<u8>> = secrets.iter().filter(|s| !s.is_empty()).collect();
         let macs = secrets
             .iter()
-            .filter(|s| !s.is_empty())
             .map(|s| HmacSha256::new_from_slice(s).expect("HMAC takes keys of any length"))
             .collect();
-        Keyring { macs }
+        let legacy = secrets.iter().map(|s| crate::compat::key(s)).collect();
+        Keyring { macs, legacy }
     }
 
     /// No secrets: packets are neither signed nor verified.
     pub fn none() -> Self {
-        Keyring { macs: Vec::new() }
+        Keyring {
+            macs: Vec::new(),
+            legacy: Vec::new(),
+        }
+    }
+
+    /// The AES-256 keys of libcluster's heartbeat format, one per secret, the first
+    /// one encrypting (see `compat`).
+    pub fn legacy_keys(&self) -> &[[u8; 32]] {
+        &self.legacy
     }
 
     /// Whether this node signs (and therefore requires signatures).

@@ -686,6 +686,11 @@ impl Worker {
                     let ok = self.udp.send_to(&packet, self.destination).is_ok();
                     engine.record_send(ok);
                     self.send_unicast(&packet, &mut engine);
+                    // compat: :libcluster: its format too, beside each native heartbeat.
+                    if let Some(legacy) = engine.legacy_packet() {
+                        let ok = self.udp.send_to(&legacy, self.destination).is_ok();
+                        engine.record_send(ok);
+                    }
                 }
             }
             for e in &events {

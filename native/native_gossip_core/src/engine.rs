@@ -17,6 +17,7 @@ use crate::auth::Keyring;
 use crate::limiter::NewPeerLimiter;
 use crate::name::{self, NameError};
 use crate::peers::{Member, PeerEvent, PeerTable, Timing};
+use crate::compat;
 use crate::wire::{self, DropReason, Outgoing};
 
 /// First gap of the joining burst; each following gap doubles.
@@ -41,6 +42,8 @@ pub struct Config {
     /// burst allowed. Ignored with a secret (names are then authenticated).
     pub new_peer_rate: u32,
     pub new_peer_burst: u32,
+    /// Also read and send libcluster Gossip heartbeats (see `compat`).
+    pub compat_libcluster: bool,
 }
 
 /// Counters. `received == accepted + sum(dropped)` always holds.
@@ -104,6 +107,12 @@ pub struct Engine {
     limiter: Option<NewPeerLimiter>,
     stats: Stats,
     jitter: Jitter,
+    /// libcluster's format is read and sent too.
+    legacy: bool,
+    /// Stands in for the sequence number libcluster heartbeats lack: grows with each
+    /// one accepted, so they are never taken for replays (the format has no replay
+    /// protection to offer).
+    legacy_sequence: u64,
 }
 
 impl Engine {
@@ -140,6 +149,8 @@ impl Engine {
             limiter,
             stats: Stats::default(),
             jitter: Jitter(seed),
+            legacy: config.compat_libcluster,
+            legacy_sequence: 0,
         })
     }
 
@@ -187,6 +198,9 @@ impl Engine {
         from: SocketAddr,
         now: Instant,
     ) -> Result<Option<PeerEvent>, DropReason> {
+        if self.legacy && !data.starts_with(&wire::MAGIC) {
+            return self.accept_legacy(data, from, now);
+        }
         let hb = wire::decode(data, &self.keys)?;
         if hb.name == self.name {
             return Err(if hb.incarnation == self.incarnation {
@@ -216,6 +230,72 @@ impl Engine {
                 Ok(event)
             }
         }
+    }
+
+    /// A libcluster Gossip heartbeat: plaintext without a secret, encrypted with one.
+    fn accept_legacy(
+        &mut self,
+        data: &[u8],
+        from: SocketAddr,
+        now: Instant,
+    ) -> Result<Option<PeerEvent>, DropReason> {
+        let name = if self.keys.is_signing() {
+            compat::decode_encrypted(data, self.keys.legacy_keys())?
+        } else {
+            compat::decode_plain(data)?.to_owned()
+        };
+        if name == self.name {
+            return Err(DropReason::OwnPacket);
+        }
+        // A node that also sends native heartbeats is known by those, which carry its
+        // incarnation and liveness: its libcluster heartbeats add nothing.
+        if self.peers.incarnation(&name).is_some_and(|i| i > 0) {
+            self.stats.accepted += 1;
+            return Ok(None);
+        }
+        if let Some(limiter) = &mut self.limiter {
+            if !self.peers.contains(&name) && !limiter.admit(from.ip(), now) {
+                return Err(DropReason::RateLimited);
+            }
+        }
+        self.legacy_sequence += 1;
+        let hb = wire::Heartbeat {
+            name: &name,
+            incarnation: 0,
+            sequence: self.legacy_sequence,
+            timestamp_ms: 0,
+            leaving: false,
+            joining: false,
+            newcomer: false,
+        };
+        let mut event = self.peers.observe(&hb, from, now)?;
+        self.stats.accepted += 1;
+        if let Some(e) = &mut event {
+            // A libcluster node connects whenever it hears us: no tie-break to wait for.
+            e.lead = true;
+            self.stats.events += 1;
+        }
+        Ok(event)
+    }
+
+    /// The libcluster Gossip heartbeat to send beside each native one, when this
+    /// engine speaks that format: encrypted under the first secret if there is one,
+    /// with an IV derived by HMAC from this incarnation and a counter (unpredictable
+    /// without the secret, never repeated).
+    pub fn legacy_packet(&mut self) -> Option<Vec<u8>> {
+        if !self.legacy {
+            return None;
+        }
+        let Some(key) = self.keys.legacy_keys().first() else {
+            return Some(compat::encode_plain(&self.name));
+        };
+        self.sequence += 1;
+        let mut input = b"native_gossip legacy iv".to_vec();
+        input.extend_from_slice(&self.incarnation.to_be_bytes());
+        input.extend_from_slice(&self.sequence.to_be_bytes());
+        let mac = self.keys.sign(&input).expect("a key implies a signing secret");
+        let iv: [u8; 16] = mac[..16].try_into().expect("16 of 32 bytes");
+        Some(compat::encode_encrypted(&self.name, key, &iv))
     }
 
     /// Whether this node should connect to a peer at once when it hears it, or give the
@@ -374,6 +454,7 @@ mod tests {
             max_peers: 100,
             new_peer_rate: 5,
             new_peer_burst: 10,
+            compat_libcluster: false,
         }
     }
 

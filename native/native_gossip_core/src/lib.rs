@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod batch;
+pub mod compat;
 pub mod driver;
 pub mod engine;
 pub mod limiter;

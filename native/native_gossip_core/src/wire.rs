@@ -87,11 +87,17 @@ pub enum DropReason {
     PeerTableFull,
     /// Without a secret: a new name from a source that announced too many new names.
     RateLimited,
+    /// With `compat: :libcluster`: a libcluster heartbeat whose term is anything but a
+    /// map of the one atom key `node` to an atom.
+    LegacyBadTerm,
+    /// With `compat: :libcluster` and a secret: not a NativeGossip packet, and it does
+    /// not decrypt to a padded plaintext under any secret.
+    LegacyBadCiphertext,
 }
 
 impl DropReason {
     /// Every reason, in a stable order (used for the stats array).
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 16] = [
         DropReason::TooShort,
         DropReason::TooLong,
         DropReason::BadMagic,
@@ -106,6 +112,8 @@ impl DropReason {
         DropReason::NameConflict,
         DropReason::PeerTableFull,
         DropReason::RateLimited,
+        DropReason::LegacyBadTerm,
+        DropReason::LegacyBadCiphertext,
     ];
 
     /// Stable snake_case name, used as the atom on the Elixir side and in logs.
@@ -125,6 +133,8 @@ impl DropReason {
             DropReason::NameConflict => "name_conflict",
             DropReason::PeerTableFull => "peer_table_full",
             DropReason::RateLimited => "rate_limited",
+            DropReason::LegacyBadTerm => "legacy_bad_term",
+            DropReason::LegacyBadCiphertext => "legacy_bad_ciphertext",
         }
     }
 

@@ -58,6 +58,7 @@ struct StartOptions<'a> {
     max_peers: usize,
     new_peer_rate: u32,
     secrets: Vec<Binary<'a>>,
+    compat_libcluster: bool,
 }
 
 struct TopologyResource {
@@ -158,6 +159,7 @@ fn start<'a>(env: Env<'a>, opts: StartOptions<'a>) -> NifResult<Term<'a>> {
         max_peers: opts.max_peers,
         new_peer_rate: opts.new_peer_rate,
         new_peer_burst: opts.new_peer_rate.saturating_mul(2),
+        compat_libcluster: opts.compat_libcluster,
     };
     let Ok(group) = opts.multicast_addr.parse::<IpAddr>() else {
         return Ok(bad_option(env, "multicast_addr", &opts.multicast_addr));

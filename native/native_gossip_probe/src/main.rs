@@ -166,6 +166,7 @@ fn listener_engine(o: &Options) -> Engine {
         max_peers: 1_000_000,
         new_peer_rate: 1_000_000,
         new_peer_burst: 1_000_000,
+        compat_libcluster: false,
     };
     Engine::new(config, Instant::now(), 0, 0).expect("a valid probe name")
 }

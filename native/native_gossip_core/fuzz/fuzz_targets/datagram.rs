@@ -2,17 +2,21 @@
 //! secret, so both the MAC path and the unauthenticated path with its rate limit are
 //! exercised). Nothing may panic, and every datagram must be accepted or counted under
 //! exactly one drop reason. A datagram the decoder accepts must encode back to itself
-//! when it carries no options.
+//! when it carries no options. Engines that also read libcluster's format (plaintext
+//! and encrypted) get the same datagrams, and its strict term decoder must either find
+//! a valid name or refuse.
 #![no_main]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
+use native_gossip_core::compat;
+use native_gossip_core::name;
 use native_gossip_core::wire::{self, Outgoing};
 use native_gossip_core::{Config, Engine, Keyring};
 
-fn engine(secret: Option<&[u8]>, now: Instant) -> Engine {
+fn engine(secret: Option<&[u8]>, compat: bool, now: Instant) -> Engine {
     let config = Config {
         node_name: "fuzz@target".into(),
         keys: secret.map_or(Keyring::none(), |s| Keyring::new(vec![s.to_vec()])),
@@ -22,6 +26,7 @@ fn engine(secret: Option<&[u8]>, now: Instant) -> Engine {
         max_peers: 64,
         new_peer_rate: 5,
         new_peer_burst: 10,
+        compat_libcluster: compat,
     };
     Engine::new(config, now, 1, 1).unwrap()
 }
@@ -32,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
     for keys in [Keyring::none(), Keyring::new(vec![b"fuzz".to_vec()])] {
         if let Ok(hb) = wire::decode(data, &keys) {
             let options_len = u16::from_be_bytes([data[32], data[33]]);
-            if options_len == 0 && data[7] == 0 && data[5] & !0b111 == 0 {
+            if options_len == 0 && data[7] == 0 && data[5] & !0b1111 == 0 {
                 let again = wire::encode(
                     &Outgoing {
                         name: hb.name,
@@ -50,8 +55,18 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    for secret in [None, Some(&b"fuzz"[..])] {
-        let mut e = engine(secret, now);
+    if let Ok(n) = compat::decode_plain(data) {
+        assert!(name::validate(n.as_bytes()).is_ok());
+        assert_eq!(compat::decode_plain(&compat::encode_plain(n)), Ok(n));
+    }
+    let _ = compat::decode_encrypted(data, &[compat::key(b"fuzz")]);
+    for (secret, legacy) in [
+        (None, false),
+        (Some(&b"fuzz"[..]), false),
+        (None, true),
+        (Some(&b"fuzz"[..]), true),
+    ] {
+        let mut e = engine(secret, legacy, now);
         // Twice: the second time exercises the replay path for accepted heartbeats.
         for i in 0..2u64 {
             e.handle_datagram(data, from, now + Duration::from_millis(i));
