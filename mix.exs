@@ -102,7 +102,21 @@ defmodule NativeGossip.MixProject do
         "Zero-configuration BEAM clustering by UDP multicast heartbeats, " <>
           "with the socket in a Rust NIF thread. A libcluster strategy and a standalone service.",
       package: package(),
-      docs: [main: "NativeGossip", extras: ["README.md", "docs/PROTOCOL.md"]]
+      # For `mix docs` (ex_doc is a hex package: add it where hex is reachable).
+      docs: [
+        main: "NativeGossip",
+        extras: [
+          "README.md",
+          "docs/DEPLOYMENT.md",
+          "docs/MIGRATING.md",
+          "docs/PROTOCOL.md",
+          "docs/BENCHMARKS.md"
+        ],
+        groups_for_modules: [
+          "Running a topology": [NativeGossip, NativeGossip.Strategy],
+          Observability: [NativeGossip.Telemetry]
+        ]
+      ]
     ]
   end
 

@@ -2,6 +2,8 @@ defmodule ClusterDemo.Worker do
   @moduledoc "Runs tasks sent to it from any node of the cluster; one per node."
   use GenServer
 
+  @doc "Starts the node's worker and joins it to the `:workers` group."
+  @spec start_link(term()) :: GenServer.on_start()
   def start_link(_), do: GenServer.start_link(__MODULE__, nil, name: __MODULE__)
 
   @impl true
