@@ -22,9 +22,15 @@ defmodule Bench.Formation do
 
   # Starts discovery on every node at once; returns ms until all are fully connected.
   def trial(nodes, start_fun, stop_fun) do
+    # A moment for the direct connects' recorders to be all in place first (their
+    # connects are instant: a node whose recorder started late would miss a nodeup).
+    go = now() + 300_000
+
     started =
       nodes
-      |> Enum.map(fn n -> Task.async(fn -> {n, start_fun.(n, Enum.map(nodes, & &1.node))} end) end)
+      |> Enum.map(fn n ->
+        Task.async(fn -> {n, start_fun.(n, {Enum.map(nodes, & &1.node), go})} end)
+      end)
       |> Enum.map(&Task.await(&1, 30_000))
 
     t0 = started |> Enum.map(fn {_, {t, _}} -> t end) |> Enum.min()
@@ -107,9 +113,10 @@ try do
 
   # The floor: no discovery at all, every pair connected once, all at the same moment
   # (each node connects to the nodes after it in the list; connecting both ways at
-  # once could have both attempts refused, and these do not retry).
-  direct_start = fn n, names ->
+  # once could have both attempts refused; a failed one is retried).
+  direct_start = fn n, {names, go} ->
     rec = :peer.call(n.peer, EventRecorder, :start_nodes_only, [])
+    Process.sleep(max(0, div(go - Bench.Formation.now(), 1000)))
     t0 = Bench.Formation.now()
     later = names |> Enum.drop_while(&(&1 != n.node)) |> tl()
     :ok = :peer.call(n.peer, NativeGossip.BenchNetwork, :connect_all, [later])
