@@ -61,9 +61,7 @@ pub fn decode_plain(packet: &[u8]) -> Result<&str, DropReason> {
     let term = packet
         .strip_prefix(PREFIX)
         .ok_or(DropReason::LegacyBadTerm)?;
-    let (header, rest) = term
-        .split_at_checked(6)
-        .ok_or(DropReason::LegacyBadTerm)?;
+    let (header, rest) = term.split_at_checked(6).ok_or(DropReason::LegacyBadTerm)?;
     if header != [VERSION_MAGIC, MAP_EXT, 0, 0, 0, 1] {
         return Err(DropReason::LegacyBadTerm);
     }
@@ -82,14 +80,15 @@ pub fn decode_plain(packet: &[u8]) -> Result<&str, DropReason> {
 /// it announces. A datagram that no key decrypts to a padded plaintext is
 /// `LegacyBadCiphertext`; one that does, but is no heartbeat, `LegacyBadTerm`.
 pub fn decode_encrypted(packet: &[u8], keys: &[[u8; 32]]) -> Result<String, DropReason> {
-    if packet.len() < 2 * BLOCK || packet.len() % BLOCK != 0 {
+    if packet.len() < 2 * BLOCK || !packet.len().is_multiple_of(BLOCK) {
         return Err(DropReason::LegacyBadCiphertext);
     }
     let (iv, ciphertext) = packet.split_at(BLOCK);
     let mut outcome = Err(DropReason::LegacyBadCiphertext);
     for key in keys {
         let mut buf = ciphertext.to_vec();
-        let Ok(plain) = Aes256CbcDec::new(key.into(), iv.into()).decrypt_padded_mut::<Pkcs7>(&mut buf)
+        let Ok(plain) =
+            Aes256CbcDec::new(key.into(), iv.into()).decrypt_padded_mut::<Pkcs7>(&mut buf)
         else {
             continue;
         };
@@ -213,7 +212,7 @@ mod tests {
         let k = key(b"libcluster secret");
         let iv = [7u8; 16];
         let packet = encode_encrypted("a@h", &k, &iv);
-        assert_eq!(packet.len() % 16, 0);
+        assert!(packet.len().is_multiple_of(16));
         assert_eq!(&packet[..16], &iv);
         let other = key(b"another");
         assert_eq!(decode_encrypted(&packet, &[other, k]).as_deref(), Ok("a@h"));

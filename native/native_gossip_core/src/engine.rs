@@ -14,10 +14,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::auth::Keyring;
+use crate::compat;
 use crate::limiter::NewPeerLimiter;
 use crate::name::{self, NameError};
 use crate::peers::{Member, PeerEvent, PeerTable, Timing};
-use crate::compat;
 use crate::wire::{self, DropReason, Outgoing};
 
 /// First gap of the joining burst; each following gap doubles.
@@ -293,7 +293,10 @@ impl Engine {
         let mut input = b"native_gossip legacy iv".to_vec();
         input.extend_from_slice(&self.incarnation.to_be_bytes());
         input.extend_from_slice(&self.sequence.to_be_bytes());
-        let mac = self.keys.sign(&input).expect("a key implies a signing secret");
+        let mac = self
+            .keys
+            .sign(&input)
+            .expect("a key implies a signing secret");
         let iv: [u8; 16] = mac[..16].try_into().expect("16 of 32 bytes");
         Some(compat::encode_encrypted(&self.name, key, &iv))
     }
