@@ -1,6 +1,6 @@
 # Behaviour on a real (virtual) network, across test hosts (NativeGossip.TestRig):
 #
-#   1. join under 30 % loss: a new node joins a running 3-node cluster, every host
+#   1. join under 10 % and 30 % loss: a new node joins a running 3-node cluster, every host
 #      dropping 30 % of incoming gossip at random (nftables); 20 joins;
 #   2. partition: a host's link goes down for 10 s: time until its peers report it
 #      :lost, and, after the link is back, until they report it :connected again;
