@@ -221,7 +221,13 @@ impl Engine {
                     e.lead = self.leads(hb.newcomer || hb.joining, hb.name, now);
                 }
                 self.stats.accepted += 1;
-                if hb.joining && !hb.leaving && self.reply_at.is_none() {
+                // One answer covers every joining packet until it leaves; a newcomer's
+                // burst gets a few (see peers::MAX_ANSWERS), not one per packet.
+                if hb.joining
+                    && !hb.leaving
+                    && self.reply_at.is_none()
+                    && self.peers.take_answer(hb.name)
+                {
                     self.reply_at = Some(now + self.jitter.upto(self.reply_window()));
                 }
                 if event.is_some() {
@@ -520,6 +526,31 @@ mod tests {
         assert!(a.poll_transmit(answer_at, 0).is_none());
         assert_eq!(a.stats().accepted, 1);
         assert_eq!(b.stats().accepted, 1);
+    }
+
+    #[test]
+    fn a_newcomers_burst_gets_at_most_three_answers() {
+        let t0 = Instant::now();
+        let mut a = Engine::new(config("a@h", None), t0, 1, 1).unwrap();
+        schedule(&mut a, t0, 4900 * MS);
+        let late = t0 + 5000 * MS;
+        let mut b = Engine::new(config("b@h", None), late, 2, 2).unwrap();
+        let mut answers = 0;
+        let mut now = late;
+        while now < late + 1500 * MS {
+            while let Some(p) = b.poll_transmit(now, 0) {
+                a.handle_datagram(&p, from(), now);
+            }
+            while let Some(p) = a.poll_transmit(now, 0) {
+                if now < late + 1500 * MS && p[5] & FLAG_JOINING == 0 {
+                    answers += 1;
+                }
+            }
+            now = b.next_deadline().min(a.next_deadline()).max(now + MS);
+        }
+        // Six joining packets in the burst, three answers (and a's own regular
+        // heartbeat, at most one, in this window).
+        assert!((3..=4).contains(&answers), "{answers} answers");
     }
 
     #[test]

@@ -100,7 +100,15 @@ struct Peer {
     heard_gap: Duration,
     state: PeerState,
     connected: bool,
+    /// Answers sent to this incarnation's joining burst (see `take_answer`).
+    answers: u8,
 }
+
+/// Most answers a peer's joining burst gets from this node: the newcomer needs one to
+/// get through, and its burst has seven packets; three answers survive 30 % loss with
+/// 97 % probability, while answering all seven, multicast to every member, would
+/// multiply the traffic of a cluster that starts at once.
+pub const MAX_ANSWERS: u8 = 3;
 
 /// Timing of the table.
 #[derive(Debug, Clone, Copy)]
@@ -131,6 +139,18 @@ impl PeerTable {
 
     pub fn len(&self) -> usize {
         self.peers.len()
+    }
+
+    /// Whether a joining heartbeat of `name` gets an answer: true for the first
+    /// `MAX_ANSWERS` of its incarnation.
+    pub fn take_answer(&mut self, name: &str) -> bool {
+        match self.peers.get_mut(name) {
+            Some(p) if p.answers < MAX_ANSWERS => {
+                p.answers += 1;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The incarnation of a peer in the table.
@@ -192,6 +212,7 @@ impl PeerTable {
                     heard_gap: self.timing.heard_gap,
                     state: PeerState::Alive,
                     connected: false,
+                    answers: 0,
                 },
             );
             self.arm(now + lost_after);
@@ -213,6 +234,7 @@ impl PeerTable {
             peer.state = PeerState::Alive;
             peer.connected = false;
             peer.heard_gap = self.timing.heard_gap;
+            peer.answers = 0;
             Some(EventKind::Discovered)
         } else if previous == PeerState::Left {
             // Same incarnation after its goodbye: a late packet. Stay away from it.
