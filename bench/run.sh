@@ -23,7 +23,7 @@ for name in ${ONLY:-$all}; do
       ;;
     throughput)
       cargo bench -q -p native_gossip_core --bench throughput > "$out/throughput.raw"
-      grep -E '^(\||- )' "$out/throughput.raw" > "$out/$name.tmp"
+      grep -E '^(\||- |$)' "$out/throughput.raw" | cat -s > "$out/$name.tmp"
       ;;
     *)
       MIX_ENV=test $netns mix run --no-start "bench/$name.exs" > "$out/$name.tmp"

@@ -81,8 +81,8 @@ try do
   | measure | value |
   |---|---|
   | peers in the table | #{s.peers} |
-  | native memory per peer (RSS growth minus BEAM growth) | #{per.(rss1 - rss0 - (beam1 - beam0))} bytes |
-  | BEAM memory per peer (:erlang.memory(:total) growth) | #{per.(beam1 - beam0)} bytes |
+  | whole OS process per peer (VmRSS growth) | #{per.(rss1 - rss0)} bytes |
+  | BEAM memory allocated per peer (:erlang.memory(:total) growth) | #{per.(beam1 - beam0)} bytes |
   | messages into the BEAM, steady state | #{Float.round((e1 - e0) / 20, 1)} per second |
   | heartbeats received per second | #{rate} |
   | dropped | #{inspect(Map.reject(s.dropped, fn {_, n} -> n == 0 end))} |

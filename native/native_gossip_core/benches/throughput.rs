@@ -6,12 +6,47 @@
 //! are made before the clock starts; `black_box` keeps the work from being optimised
 //! away. Run: `cargo bench -p native_gossip_core --bench throughput`.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use native_gossip_core::wire::{self, Outgoing};
 use native_gossip_core::{Config, Engine, Keyring};
+
+/// Counts the bytes allocated through it, for the memory per peer of the engine.
+struct Counting;
+
+static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is passed on to the system allocator unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            ALLOCATED.fetch_add(layout.size(), Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(p, layout) };
+        ALLOCATED.fetch_sub(layout.size(), Relaxed);
+    }
+
+    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let q = unsafe { System.realloc(p, layout, new_size) };
+        if !q.is_null() {
+            ALLOCATED.fetch_add(new_size, Relaxed);
+            ALLOCATED.fetch_sub(layout.size(), Relaxed);
+        }
+        q
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 const RUN: Duration = Duration::from_millis(1500);
 const RUNS: usize = 5;
@@ -148,6 +183,23 @@ fn main() {
         black_box(e.handle_datagram(p, from, now));
     });
     println!("| engine, forged MAC rejected | {r:.0} |");
+    // Memory: bytes the engine holds for 10,000 authenticated peers (the peer table,
+    // names included), counted by the allocator, as in bench/scale.exs.
+    let peers = 10_000;
+    let hellos = heartbeats(&keyed, peers, 1);
+    let before = ALLOCATED.load(Relaxed);
+    let mut e = engine(keyed.clone());
+    let now = Instant::now();
+    for p in &hellos {
+        e.handle_datagram(p, from, now);
+    }
+    assert_eq!(e.peer_count(), peers);
+    let per_peer = (ALLOCATED.load(Relaxed) - before) / peers;
+    println!();
+    println!("| native memory | bytes per peer |");
+    println!("|---|---|");
+    println!("| engine with {peers} peers (table and names), counted by the allocator | {per_peer} |");
+    drop(e);
     println!();
     println!(
         "- at least 1,000,000 per second per core with HMAC, through the whole engine: {engine_hmac:.0}, {}",
