@@ -20,11 +20,13 @@ hosts = 8
 defmodule Bench.Formation do
   def now, do: System.system_time(:microsecond)
 
+  # Sleeps until the wall-clock time `go` (µs).
+  def wait(go), do: Process.sleep(max(0, div(go - now(), 1000)))
+
   # Starts discovery on every node at once; returns ms until all are fully connected.
   def trial(nodes, start_fun, stop_fun) do
-    # A moment for the direct connects' recorders to be all in place first (their
-    # connects are instant: a node whose recorder started late would miss a nodeup).
-    go = now() + 300_000
+    # A moment for every node's preparations (recorders) first; all start at `go`.
+    go = now() + 500_000
 
     started =
       nodes
@@ -95,15 +97,21 @@ try do
   id = {NativeGossip, :lan}
   topology = [name: :lan, secret: "formation"]
 
-  ng_start = fn n, _names -> :peer.call(n.peer, EventRecorder, :start_topology, [topology]) end
+  # Every way starts at the same moment `go` on all nodes (the controller's tasks wait
+  # for it), so that no series gains or loses by how fast 32 calls get through.
+  ng_start = fn n, {_names, go} ->
+    Bench.Formation.wait(go)
+    :peer.call(n.peer, EventRecorder, :start_topology, [topology])
+  end
 
   ng_stop = fn n ->
     :ok = :peer.call(n.peer, Supervisor, :terminate_child, [NativeGossip.Supervisor, id])
     :ok = :peer.call(n.peer, Supervisor, :delete_child, [NativeGossip.Supervisor, id])
   end
 
-  bl_start = fn n, _names ->
+  bl_start = fn n, {_names, go} ->
     rec = :peer.call(n.peer, EventRecorder, :start_nodes_only, [])
+    Bench.Formation.wait(go)
     t0 = Bench.Formation.now()
     {:ok, _} = :peer.call(n.peer, BaselineGossip, :start, [])
     {t0, rec}
@@ -116,7 +124,7 @@ try do
   # once could have both attempts refused; a failed one is retried).
   direct_start = fn n, {names, go} ->
     rec = :peer.call(n.peer, EventRecorder, :start_nodes_only, [])
-    Process.sleep(max(0, div(go - Bench.Formation.now(), 1000)))
+    Bench.Formation.wait(go)
     t0 = Bench.Formation.now()
     later = names |> Enum.drop_while(&(&1 != n.node)) |> tl()
     :ok = :peer.call(n.peer, NativeGossip.BenchNetwork, :connect_all, [later])
@@ -125,9 +133,9 @@ try do
 
   # Warm every VM up once (first use loads the NIF and code), outside the measurements.
   for n <- nodes do
-    {_, _} = ng_start.(n, [])
+    {_, _} = ng_start.(n, {[], 0})
     ng_stop.(n)
-    {_, _} = bl_start.(n, [])
+    {_, _} = bl_start.(n, {[], 0})
     bl_stop.(n)
   end
 
