@@ -198,7 +198,9 @@ fn main() {
     println!();
     println!("| native memory | bytes per peer |");
     println!("|---|---|");
-    println!("| engine with {peers} peers (table and names), counted by the allocator | {per_peer} |");
+    println!(
+        "| engine with {peers} peers (table and names), counted by the allocator | {per_peer} |"
+    );
     drop(e);
     println!();
     println!(
