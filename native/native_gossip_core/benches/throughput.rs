@@ -178,7 +178,7 @@ fn main() {
     println!("| engine, random junk rejected | {r:.0} |");
 
     let forged: Vec<Vec<u8>> = heartbeats(&Keyring::new(vec![b"wrong".to_vec()]), 64, 16);
-    let mut e = engine(keyed);
+    let mut e = engine(keyed.clone());
     let r = rate(&forged, |p| {
         black_box(e.handle_datagram(p, from, now));
     });
