@@ -248,6 +248,16 @@ defmodule NativeGossip.Options do
 
   defp interface_names, do: Enum.map(interfaces(), &List.to_string(elem(&1, 0)))
 
+  @doc false
+  # An IPv4 address given as such, or the first IPv4 address of the interface so named
+  # (for the mix tasks); nil when there is none.
+  def ipv4_interface(value) do
+    case :inet.parse_strict_address(String.to_charlist(value)) do
+      {:ok, {_, _, _, _} = ip} -> ip
+      _ -> ipv4_of(value)
+    end
+  end
+
   defp ipv4_of(name) do
     Enum.find_value(interfaces(), fn {n, opts} ->
       List.to_string(n) == name &&

@@ -47,13 +47,8 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
 
   @impl Mix.Task
   def run(argv) do
-    {opts, _, invalid} = OptionParser.parse(argv, strict: @switches)
-    if invalid != [], do: Mix.raise("unknown or invalid options: #{inspect(invalid)}")
-    Mix.Task.run("compile")
+    opts = NativeGossip.MixTask.prepare!(argv, @switches)
     Mix.Task.run("app.config")
-
-    if error = NativeGossip.Native.load_error(),
-      do: Mix.raise("the NativeGossip NIF could not be loaded: #{error}")
 
     settings = settings(opts)
 
@@ -242,23 +237,7 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
     ])
   end
 
-  defp ipv4_of(name) do
-    case :inet.parse_strict_address(String.to_charlist(name)) do
-      {:ok, ip} ->
-        ip
-
-      _ ->
-        {:ok, ifs} = :inet.getifaddrs()
-
-        Enum.find_value(ifs, {0, 0, 0, 0}, fn {n, props} ->
-          List.to_string(n) == name &&
-            Enum.find_value(props, fn
-              {:addr, {_, _, _, _} = ip} -> ip
-              _ -> nil
-            end)
-        end)
-    end
-  end
+  defp ipv4_of(name), do: NativeGossip.Options.ipv4_interface(name) || {0, 0, 0, 0}
 
   defp heartbeats(s) do
     case open(s) do

@@ -50,10 +50,7 @@ defmodule Mix.Tasks.NativeGossip.Listen do
 
   @impl Mix.Task
   def run(argv) do
-    {opts, _, invalid} = OptionParser.parse(argv, strict: @switches)
-    if invalid != [], do: Mix.raise("unknown or invalid options: #{inspect(invalid)}")
-    Mix.Task.run("compile")
-    ensure_nif!()
+    opts = NativeGossip.MixTask.prepare!(argv, @switches)
 
     port = Keyword.get(opts, :port, 45_892)
     secrets = Keyword.get_values(opts, :secret)
@@ -66,11 +63,6 @@ defmodule Mix.Tasks.NativeGossip.Listen do
     )
 
     loop(socket, secrets, opts[:count], deadline)
-  end
-
-  defp ensure_nif! do
-    if error = NativeGossip.Native.load_error(),
-      do: Mix.raise("the NativeGossip NIF could not be loaded: #{error}")
   end
 
   defp describe(opts) do
@@ -101,21 +93,8 @@ defmodule Mix.Tasks.NativeGossip.Listen do
   defp interface!(nil), do: {0, 0, 0, 0}
 
   defp interface!(value) do
-    case :inet.parse_strict_address(String.to_charlist(value)) do
-      {:ok, {_, _, _, _} = ip} ->
-        ip
-
-      _ ->
-        {:ok, ifs} = :inet.getifaddrs()
-
-        Enum.find_value(ifs, fn {name, props} ->
-          List.to_string(name) == value &&
-            Enum.find_value(props, fn
-              {:addr, {_, _, _, _} = ip} -> ip
-              _ -> nil
-            end)
-        end) || Mix.raise("--if: no interface named #{inspect(value)} with an IPv4 address")
-    end
+    NativeGossip.Options.ipv4_interface(value) ||
+      Mix.raise("--if: no interface named #{inspect(value)} with an IPv4 address")
   end
 
   defp parse_ip!(value, flag) do

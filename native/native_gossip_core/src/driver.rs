@@ -164,22 +164,7 @@ pub fn bind_socket(cfg: &SocketConfig) -> Result<UdpSocket, StartError> {
             )))
         }
     };
-    let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))
-        .map_err(|e| other("cannot create a UDP socket", e))?;
-    socket
-        .set_reuse_address(true)
-        .map_err(|e| other("SO_REUSEADDR", e))?;
-    socket
-        .set_reuse_port(true)
-        .map_err(|e| other("SO_REUSEPORT", e))?;
-    socket
-        .set_cloexec(true)
-        .map_err(|e| other("FD_CLOEXEC", e))?;
-    if domain == Domain::IPV6 {
-        socket
-            .set_only_v6(true)
-            .map_err(|e| other("IPV6_V6ONLY", e))?;
-    }
+    let socket = shared_udp_socket(domain)?;
     if cfg.broadcast {
         socket
             .set_broadcast(true)
@@ -249,23 +234,7 @@ pub fn bind_socket(cfg: &SocketConfig) -> Result<UdpSocket, StartError> {
 pub fn bind_unicast_socket(cfg: &SocketConfig) -> Result<UdpSocket, StartError> {
     let other = |what: &str, e: io::Error| StartError::Socket(format!("{what}: {e}"));
     let v6 = cfg.group.is_ipv6();
-    let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
-    let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))
-        .map_err(|e| other("cannot create a UDP socket", e))?;
-    if v6 {
-        socket
-            .set_only_v6(true)
-            .map_err(|e| other("IPV6_V6ONLY", e))?;
-    }
-    socket
-        .set_reuse_address(true)
-        .map_err(|e| other("SO_REUSEADDR", e))?;
-    socket
-        .set_reuse_port(true)
-        .map_err(|e| other("SO_REUSEPORT", e))?;
-    socket
-        .set_cloexec(true)
-        .map_err(|e| other("FD_CLOEXEC", e))?;
+    let socket = shared_udp_socket(if v6 { Domain::IPV6 } else { Domain::IPV4 })?;
     set_multicast_all(&socket, false, v6);
     let bind = if v6 {
         SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, cfg.port, 0, 0))
@@ -280,6 +249,29 @@ pub fn bind_unicast_socket(cfg: &SocketConfig) -> Result<UdpSocket, StartError> 
         .set_nonblocking(true)
         .map_err(|e| other("O_NONBLOCK", e))?;
     Ok(socket.into())
+}
+
+/// A UDP socket that shares its port with the other nodes of the host (SO_REUSEADDR,
+/// SO_REUSEPORT), closed on exec, IPv6-only for IPv6.
+fn shared_udp_socket(domain: Domain) -> Result<Socket, StartError> {
+    let other = |what: &str, e: io::Error| StartError::Socket(format!("{what}: {e}"));
+    let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))
+        .map_err(|e| other("cannot create a UDP socket", e))?;
+    socket
+        .set_reuse_address(true)
+        .map_err(|e| other("SO_REUSEADDR", e))?;
+    socket
+        .set_reuse_port(true)
+        .map_err(|e| other("SO_REUSEPORT", e))?;
+    socket
+        .set_cloexec(true)
+        .map_err(|e| other("FD_CLOEXEC", e))?;
+    if domain == Domain::IPV6 {
+        socket
+            .set_only_v6(true)
+            .map_err(|e| other("IPV6_V6ONLY", e))?;
+    }
+    Ok(socket)
 }
 
 /// IP_MULTICAST_ALL / IPV6_MULTICAST_ALL: whether a socket bound to a wildcard address
