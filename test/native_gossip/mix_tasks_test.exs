@@ -51,25 +51,6 @@ defmodule NativeGossip.MixTasksTest do
     assert junk =~ "dropped bad_magic"
   end
 
-  # A peer node like TestPeers.start!/1, with another cookie when asked.
-  defp peer_with_cookie(name, cookie) do
-    paths = Enum.flat_map(:code.get_path(), &[~c"-pa", &1])
-
-    {:ok, peer, node} =
-      :peer.start_link(%{
-        name: name,
-        host: ~c"127.0.0.1",
-        longnames: true,
-        connection: :standard_io,
-        args: [~c"-setcookie", cookie, ~c"-connect_all", ~c"false" | paths]
-      })
-
-    {:ok, _} = :peer.call(peer, Application, :ensure_all_started, [:native_gossip])
-    :ok = :peer.call(peer, Logger, :configure, [[level: :error]])
-    on_exit(fn -> TestPeers.stop(peer) end)
-    {peer, node}
-  end
-
   defp doctor(args) do
     result =
       try do
@@ -85,7 +66,8 @@ defmodule NativeGossip.MixTasksTest do
     port = unique_port()
     {good, good_node} = TestPeers.start!(:doc_good)
     on_exit(fn -> TestPeers.stop(good) end)
-    {bad, bad_node} = peer_with_cookie(:doc_bad, ~c"another-cookie")
+    {bad, bad_node} = TestPeers.start!(:doc_bad, [~c"-setcookie", ~c"another-cookie"])
+    on_exit(fn -> TestPeers.stop(bad) end)
 
     # The two refuse each other's connections: keep their logs about it quiet.
     for peer <- [good, bad], do: :ok = :peer.call(peer, Logger, :configure, [[level: :critical]])

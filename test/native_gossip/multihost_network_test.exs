@@ -31,18 +31,8 @@ defmodule NativeGossip.MultihostNetworkTest do
     end
   end
 
-  defp nodes(n), do: n.peer |> :peer.call(Node, :list, []) |> Enum.sort()
   defp members(n), do: :peer.call(n.peer, NativeGossip, :members, [:lan])
-
-  defp wait_for_mesh(ns, timeout \\ 10_000) do
-    all = ns |> Enum.map(& &1.node) |> Enum.sort()
-
-    wait_until(
-      fn -> Enum.all?(ns, fn n -> nodes(n) == all -- [n.node] end) end,
-      timeout,
-      "a full mesh of #{inspect(all)}"
-    )
-  end
+  defp wait_for_mesh(ns, timeout \\ 10_000), do: TestRig.wait_for_mesh(ns, timeout)
 
   test "an IPv6 group of site scope, the interface given by name" do
     rig = rig!(3)

@@ -25,17 +25,8 @@ defmodule NativeGossip.MultihostTest do
     end
   end
 
-  defp nodes(n), do: n.peer |> :peer.call(Node, :list, []) |> Enum.sort()
-
-  defp wait_for_mesh(ns, timeout \\ 10_000) do
-    all = ns |> Enum.map(& &1.node) |> Enum.sort()
-
-    wait_until(
-      fn -> Enum.all?(ns, fn n -> nodes(n) == all -- [n.node] end) end,
-      timeout,
-      "a full mesh of #{inspect(all)}"
-    )
-  end
+  defp nodes(n), do: TestRig.nodes(n)
+  defp wait_for_mesh(ns, timeout \\ 10_000), do: TestRig.wait_for_mesh(ns, timeout)
 
   defp events(n, event, node) do
     for {^event, ^node, at} <- :peer.call(n.peer, EventRecorder, :events, [n.recorder]), do: at

@@ -6,7 +6,7 @@ defmodule NativeGossip.TestPeers do
   # made by NativeGossip.
 
   @doc "Starts a peer node `name@127.0.0.1` with this project's code; returns {peer, node}."
-  def start!(name) do
+  def start!(name, extra_args \\ []) do
     paths = Enum.flat_map(:code.get_path(), &[~c"-pa", &1])
 
     {:ok, peer, node} =
@@ -15,7 +15,7 @@ defmodule NativeGossip.TestPeers do
         host: ~c"127.0.0.1",
         longnames: true,
         connection: :standard_io,
-        args: [~c"-connect_all", ~c"false" | paths]
+        args: extra_args ++ [~c"-connect_all", ~c"false" | paths]
       })
 
     {:ok, _} = :peer.call(peer, Application, :ensure_all_started, [:native_gossip])

@@ -175,6 +175,20 @@ defmodule NativeGossip.TestRig do
     {peer, node}
   end
 
+  @doc "The nodes `n` (a map with `:peer`) is connected to, sorted."
+  def nodes(n), do: n.peer |> :peer.call(Node, :list, []) |> Enum.sort()
+
+  @doc "Waits until each of `ns` (maps with `:peer` and `:node`) is connected to all others."
+  def wait_for_mesh(ns, timeout \\ 10_000) do
+    all = ns |> Enum.map(& &1.node) |> Enum.sort()
+
+    NativeGossip.TestNet.wait_until(
+      fn -> Enum.all?(ns, fn n -> nodes(n) == all -- [n.node] end) end,
+      timeout,
+      "a full mesh of #{inspect(all)}"
+    )
+  end
+
   @doc "Takes host `i`'s link down (a partition) or back up."
   def link(%__MODULE__{} = rig, i, :down) do
     host = Enum.at(rig.hosts, i - 1)
