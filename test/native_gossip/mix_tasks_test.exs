@@ -117,5 +117,9 @@ defmodule NativeGossip.MixTasksTest do
     {_, out} = doctor(~w(--port #{unique_port()} --seconds 1))
     assert out =~ "PROBLEM heard no datagram"
     assert out =~ ":seeds"
+
+    {_, out} = doctor(~w(--port #{unique_port()} --if nosuch0 --seconds 1))
+    assert out =~ "PROBLEM no interface named nosuch0 on this host"
+    assert out =~ "set :multicast_if to one of: lo"
   end
 end
