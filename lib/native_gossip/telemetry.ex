@@ -48,11 +48,18 @@ defmodule NativeGossip.Telemetry do
   """
 
   @doc false
-  # Calls :telemetry.execute/3 if the library is there; a no-op otherwise. `apply/3`
-  # keeps the compiler from wanting the module at build time.
+  # Loads :telemetry if it is on the code path (once, when a topology starts: looking
+  # for a module that is not there searches the whole code path).
+  @spec load() :: boolean()
+  def load, do: Code.ensure_loaded?(:telemetry)
+
+  @doc false
+  # Calls :telemetry.execute/3 if the library is loaded (a cheap check, unlike
+  # Code.ensure_loaded?/1); a no-op otherwise. `apply/3` keeps the compiler from
+  # wanting the module at build time.
   @spec execute([atom()], map(), map()) :: :ok
   def execute(event, measurements, metadata) do
-    if Code.ensure_loaded?(:telemetry) do
+    if function_exported?(:telemetry, :execute, 3) do
       apply(:telemetry, :execute, [event, measurements, metadata])
     end
 

@@ -95,6 +95,7 @@ defmodule NativeGossip.Topology do
       :ok = :net_kernel.monitor_nodes(true, node_type: :all)
       warn_if_unauthenticated(options)
       warn_if_compat(options)
+      _ = NativeGossip.Telemetry.load()
       Process.send_after(self(), :native_gossip_summary, options.log_interval)
       state = %__MODULE__{options: options, native: native, libcluster: libcluster}
       {:ok, resolve_seeds(state)}
