@@ -4,7 +4,9 @@
 # active mode (NativeGossip.BaselineReceiver, the approach of the pure-Elixir
 # strategies). Sampled every 100 ms on both VMs: total memory and the receiving
 # process's mailbox. 3 s into the flood, a legitimate node on a third host starts a
-# topology; measured: time until it is connected to the NativeGossip node.
+# topology; measured: time until it is connected to the NativeGossip node. Last, the
+# sender alone for 3 s, to a port nobody listens on: what it reaches without a VM to
+# feed.
 #
 # Run with `make bench` (root; inside a private network namespace).
 
@@ -102,6 +104,14 @@ try do
   # (Its backlog is drained before it can answer.)
   bl_received = :peer.call(b, GenServer, :call, [baseline, :received, 120_000], 130_000)
 
+  # Phase 3: the sender alone, to a port no VM listens on (its rate with nothing else
+  # to do on the machine but deliver to the kernel).
+  alone =
+    div(
+      TestRig.probe!(rig, 2, ~w(send --kind random --rate #{rate} --duration 3 --port 45999)),
+      3
+    )
+
   mb = fn bytes -> :erlang.float_to_binary(bytes / 1_000_000, decimals: 1) end
 
   lost = fn sent, received ->
@@ -116,6 +126,7 @@ try do
   | NativeGossip (native thread, secret) | #{ng.sent} (#{div(ng.sent, seconds)}) | #{ng_received} | #{lost.(ng.sent, ng_received)} | #{ng.cpu} | #{mb.(ng.memory)} | #{ng.mailbox} |
   | gen_udp active mode (Elixir baseline) | #{bl.sent} (#{div(bl.sent, seconds)}) | #{bl_received} | #{lost.(bl.sent, bl_received)} | #{bl.cpu} | #{mb.(bl.memory)} | #{bl.mailbox} |
 
+  The same sender alone (3 s to a port no VM listens on): #{alone} datagrams per second.
   A legitimate node started 3 s into the flood was connected #{:erlang.float_to_binary(ng.side, decimals: 1)} ms after its start.
   NativeGossip dropped: #{inspect(Map.reject(v_stats.dropped, fn {_, n} -> n == 0 end))}
 

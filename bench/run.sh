@@ -30,20 +30,22 @@ for name in ${ONLY:-$all}; do
       ;;
   esac
   mv "$out/$name.tmp" "$out/$name.md"
+  date -u '+%Y-%m-%d %H:%M UTC' > "$out/$name.when"
 done
-
-{
-  echo "Run on $(date -u '+%Y-%m-%d %H:%M UTC'): $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'),"
-  echo "$(free -g | awk '/Mem:/ {print $2}') GiB, Linux $(uname -r), OTP $(erl -noshell -eval 'io:format("~s", [erlang:system_info(otp_release)]), halt().'), Elixir $(elixir -e 'IO.write(System.version())'), $(rustc --version)."
-  if [ -n "${ONLY:-}" ]; then
-    echo "This run re-ran: $ONLY; the other sections are from earlier runs on this machine."
-  fi
-} > "$out/machine.md"
 
 # Every section must have its output before the document is written.
 for name in $all; do
-  [ -s "$out/$name.md" ] || { echo "missing output of $name: run bench/run.sh without ONLY" >&2; exit 1; }
+  [ -s "$out/$name.md" ] && [ -s "$out/$name.when" ] ||
+    { echo "missing output of $name: run bench/run.sh without ONLY" >&2; exit 1; }
 done
+
+{
+  echo "Run on $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'),"
+  echo "$(free -g | awk '/Mem:/ {print $2}') GiB, Linux $(uname -r), OTP $(erl -noshell -eval 'io:format("~s", [erlang:system_info(otp_release)]), halt().'), Elixir $(elixir -e 'IO.write(System.version())'), $(rustc --version)."
+  echo "Each section finished at (ONLY= re-runs some of them):"
+  echo
+  for name in $all; do echo "- $name: $(cat "$out/$name.when")"; done
+} > "$out/machine.md"
 
 awk -v dir="$out" '
   /^<!--/ { skip = 1 }

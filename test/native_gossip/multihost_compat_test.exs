@@ -16,8 +16,7 @@ defmodule NativeGossip.MultihostCompatTest do
   for {mode, secret} <- [plaintext: nil, encrypted: "migration secret"] do
     test "a libcluster node and two upgraded nodes form one cluster (#{mode})" do
       secret = unquote(secret)
-      rig = TestRig.start!(3)
-      on_exit(fn -> TestRig.stop(rig) end)
+      rig = TestRig.start_in_test!(3)
 
       {old, old_node} = TestRig.start_node!(rig, 1)
       {:ok, _} = :peer.call(old, LegacyGossip, :start, [[secret: secret]])

@@ -9,12 +9,6 @@ defmodule NativeGossip.MultihostHostileTest do
   @moduletag :multihost
   @moduletag timeout: 180_000
 
-  defp rig!(n) do
-    rig = TestRig.start!(n)
-    on_exit(fn -> TestRig.stop(rig) end)
-    rig
-  end
-
   defp start_node(rig, i, topology) do
     {peer, node} = TestRig.start_node!(rig, i)
     {_t0, recorder} = :peer.call(peer, EventRecorder, :start_topology, [topology])
@@ -61,7 +55,7 @@ defmodule NativeGossip.MultihostHostileTest do
   ]
 
   test "with a secret: every kind of hostile traffic is dropped and counted, nothing crashes, no atom is made" do
-    rig = rig!(3)
+    rig = TestRig.start_in_test!(3)
     topology = [name: :lan, secret: "s", log_interval: 3_600_000]
     victim = start_node(rig, 1, topology)
     legit = start_node(rig, 3, topology)
@@ -126,7 +120,7 @@ defmodule NativeGossip.MultihostHostileTest do
   end
 
   test "without a secret: made-up names become peers at a bounded rate; a legitimate node still joins" do
-    rig = rig!(3)
+    rig = TestRig.start_in_test!(3)
     topology = [name: :lan, log_interval: 3_600_000, heartbeat_interval: 500]
     victim = start_node(rig, 1, topology)
     legit = start_node(rig, 3, topology)
@@ -163,7 +157,7 @@ defmodule NativeGossip.MultihostHostileTest do
   end
 
   test "an interface removed at run time: the topology goes on, reports it, and does not spin" do
-    rig = rig!(2)
+    rig = TestRig.start_in_test!(2)
     topology = [name: :lan, secret: "i", heartbeat_interval: 200]
     [a, b] = for i <- 1..2, do: start_node(rig, i, topology)
     wait_until(fn -> call(a, Node, :list, []) == [b.node] end)

@@ -9,12 +9,6 @@ defmodule NativeGossip.MultihostNetworkTest do
   @moduletag :multihost
   @moduletag timeout: 120_000
 
-  defp rig!(n, opts \\ []) do
-    rig = TestRig.start!(n, opts)
-    on_exit(fn -> TestRig.stop(rig) end)
-    rig
-  end
-
   # Starts a node on each of `hosts` with the topology `opts_for.(host)` gives.
   defp start_nodes(rig, hosts, opts_for) do
     for i <- hosts do
@@ -35,7 +29,7 @@ defmodule NativeGossip.MultihostNetworkTest do
   defp wait_for_mesh(ns, timeout \\ 10_000), do: TestRig.wait_for_mesh(ns, timeout)
 
   test "an IPv6 group of site scope, the interface given by name" do
-    rig = rig!(3)
+    rig = TestRig.start_in_test!(3)
     ns = start_nodes(rig, 1..3, &[multicast_addr: "ff15::4e47", multicast_if: &1.veth])
     wait_for_mesh(ns)
 
@@ -49,7 +43,7 @@ defmodule NativeGossip.MultihostNetworkTest do
   end
 
   test "an IPv6 link-local group needs the interface, and works with it" do
-    rig = rig!(2)
+    rig = TestRig.start_in_test!(2)
 
     {peer, _} = TestRig.start_node!(rig, 1)
 
@@ -71,7 +65,7 @@ defmodule NativeGossip.MultihostNetworkTest do
   end
 
   test "an IPv4 interface given by name, and a name this host lacks" do
-    rig = rig!(2)
+    rig = TestRig.start_in_test!(2)
     ns = start_nodes(rig, 1..2, &[multicast_if: &1.veth])
     wait_for_mesh(ns)
 
@@ -85,7 +79,7 @@ defmodule NativeGossip.MultihostNetworkTest do
   end
 
   test "two segments with no multicast path between them mesh through seeds" do
-    rig = rig!(4, split: 2)
+    rig = TestRig.start_in_test!(4, split: 2)
     seeds = Enum.map(rig.hosts, &to_string(:inet.ntoa(&1.address)))
     ns = start_nodes(rig, 1..4, fn _ -> [seeds: seeds, secret: "seeds"] end)
     wait_for_mesh(ns)
@@ -113,7 +107,7 @@ defmodule NativeGossip.MultihostNetworkTest do
   end
 
   test "a node answers an unknown unicast sender, and keeps it alive" do
-    rig = rig!(4, split: 2)
+    rig = TestRig.start_in_test!(4, split: 2)
     [h1, _h2, _h3, h4] = rig.hosts
     addr = &to_string(:inet.ntoa(&1.address))
     # Host 1 lists host 4 only (so it listens for unicast); host 3 lists host 1.
@@ -132,7 +126,7 @@ defmodule NativeGossip.MultihostNetworkTest do
   end
 
   test "seeds given by name are resolved again, and a new address is used" do
-    rig = rig!(4, split: 2)
+    rig = TestRig.start_in_test!(4, split: 2)
     [h1, _h2, h3, _h4] = rig.hosts
     # Host 1 listens for unicast (it has a seed, which leads nowhere).
     [a] = start_nodes(rig, [1], fn _ -> [seeds: ["203.0.113.250"]] end)
@@ -161,7 +155,7 @@ defmodule NativeGossip.MultihostNetworkTest do
   end
 
   test "broadcast mode on a segment" do
-    rig = rig!(3)
+    rig = TestRig.start_in_test!(3)
     ns = start_nodes(rig, 1..3, fn _ -> [broadcast: "198.51.100.255"] end)
     wait_for_mesh(ns)
     for n <- ns, do: wait_until(fn -> length(members(n)) == 2 end)

@@ -10,12 +10,6 @@ defmodule NativeGossip.MultihostTest do
   @moduletag :multihost
   @moduletag timeout: 120_000
 
-  defp rig!(n, opts \\ []) do
-    rig = TestRig.start!(n, opts)
-    on_exit(fn -> TestRig.stop(rig) end)
-    rig
-  end
-
   # Starts a node with a recording topology on each of `hosts`.
   defp start_nodes(rig, hosts, topology, node_opts \\ []) do
     for i <- hosts do
@@ -41,7 +35,7 @@ defmodule NativeGossip.MultihostTest do
   end
 
   test "five hosts, nodes named n@<address>: full mesh" do
-    rig = rig!(5)
+    rig = TestRig.start_in_test!(5)
     ns = start_nodes(rig, 1..5, name: :lan, secret: "five")
     wait_for_mesh(ns)
 
@@ -54,7 +48,7 @@ defmodule NativeGossip.MultihostTest do
   end
 
   test "three hosts, --sname, no DNS: host names are learned from authenticated heartbeats" do
-    rig = rig!(3)
+    rig = TestRig.start_in_test!(3)
     [n1, _, n3] = ns = start_nodes(rig, 1..3, [name: :lan, secret: "s"], names: :short)
     assert Enum.map(ns, & &1.node) == [:n@host1, :n@host2, :n@host3]
     wait_for_mesh(ns)
@@ -78,7 +72,7 @@ defmodule NativeGossip.MultihostTest do
   end
 
   test "with resolve_short_names: false, short names on other hosts do not resolve" do
-    rig = rig!(2)
+    rig = TestRig.start_in_test!(2)
 
     [n1, n2] =
       start_nodes(rig, 1..2, [name: :lan, resolve_short_names: false, heartbeat_interval: 100],
@@ -95,7 +89,7 @@ defmodule NativeGossip.MultihostTest do
   end
 
   test "30 % loss of gossip on every host: a new node still joins a running cluster" do
-    rig = rig!(4)
+    rig = TestRig.start_in_test!(4)
     for i <- 1..4, do: TestRig.loss(rig, i, 30)
     old = start_nodes(rig, 1..3, name: :lan, secret: "lossy")
     wait_for_mesh(old)
@@ -107,7 +101,7 @@ defmodule NativeGossip.MultihostTest do
   end
 
   test "a host cut off for 10 s is reported lost, then connected again when the link is back" do
-    rig = rig!(3)
+    rig = TestRig.start_in_test!(3)
     [a, b, c] = ns = start_nodes(rig, 1..3, name: :lan, secret: "p", heartbeat_interval: 500)
     wait_for_mesh(ns)
 
@@ -129,7 +123,7 @@ defmodule NativeGossip.MultihostTest do
   end
 
   test "a node whose interface comes up 5 s after it started joins without a restart" do
-    rig = rig!(3, down: [3])
+    rig = TestRig.start_in_test!(3, down: [3])
     old = start_nodes(rig, 1..2, name: :lan, secret: "late")
     wait_for_mesh(old)
 
@@ -144,7 +138,7 @@ defmodule NativeGossip.MultihostTest do
   end
 
   test "a node that stops cleanly is reported left and not reconnected; back, it is connected again" do
-    rig = rig!(3)
+    rig = TestRig.start_in_test!(3)
     [a, b, c] = ns = start_nodes(rig, 1..3, name: :lan, secret: "l", heartbeat_interval: 300)
     wait_for_mesh(ns)
     id = {NativeGossip, :lan}
@@ -167,7 +161,7 @@ defmodule NativeGossip.MultihostTest do
   end
 
   test "a node killed with kill -9: disconnected at once, lost, then forgotten; the rest unaffected" do
-    rig = rig!(3)
+    rig = TestRig.start_in_test!(3)
 
     topology = [
       name: :lan,

@@ -43,8 +43,7 @@ defmodule NativeGossip.ReleaseTest do
   end
 
   test "two release nodes on two hosts cluster and spread work" do
-    rig = TestRig.start!(2)
-    on_exit(fn -> TestRig.stop(rig) end)
+    rig = TestRig.start_in_test!(2)
     [h1, h2] = rig.hosts
 
     # `start` runs in the foreground: one task per node, ended by TestRig.stop/1.

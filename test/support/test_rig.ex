@@ -66,6 +66,22 @@ defmodule NativeGossip.TestRig do
     %{bridge: "br1", v4: "203.0.113", v6: "fd00:4e47:1:"}
   ]
 
+  @doc "Like `start!/2`, from a test: the rig is stopped when the test ends."
+  def start_in_test!(n, opts \\ []) do
+    rig = start!(n, opts)
+    ExUnit.Callbacks.on_exit(fn -> stop(rig) end)
+    rig
+  end
+
+  # A veth pair: `inner` moved into namespace `netns`, `outer` plugged into `bridge`.
+  defp plug(rig, netns, inner, outer, bridge) do
+    ip!(["link", "add", inner, "type", "veth", "peer", "name", outer])
+    ip!(["link", "set", inner, "netns", netns])
+    ip!(["link", "set", outer, "netns", rig.bridge])
+    ip!(["-n", rig.bridge, "link", "set", outer, "master", bridge])
+    ip!(["-n", rig.bridge, "link", "set", outer, "up"])
+  end
+
   # A second bridge and a router namespace with a leg on each (.254), forwarding.
   defp add_router(rig) do
     router = "#{rig.id}rt"
@@ -75,12 +91,7 @@ defmodule NativeGossip.TestRig do
 
     for {seg, k} <- Enum.with_index(@segments) do
       leg = "#{rig.id}r#{k}"
-      port = "#{rig.id}q#{k}"
-      ip!(["link", "add", leg, "type", "veth", "peer", "name", port])
-      ip!(["link", "set", leg, "netns", router])
-      ip!(["link", "set", port, "netns", rig.bridge])
-      ip!(["-n", rig.bridge, "link", "set", port, "master", seg.bridge])
-      ip!(["-n", rig.bridge, "link", "set", port, "up"])
+      plug(rig, router, leg, "#{rig.id}q#{k}", seg.bridge)
       ip!(["-n", router, "addr", "add", "#{seg.v4}.254/24", "dev", leg])
       ip!(["-n", router, "link", "set", leg, "up"])
     end
@@ -93,15 +104,10 @@ defmodule NativeGossip.TestRig do
     seg = Enum.at(@segments, segment)
     netns = "#{rig.id}h#{i}"
     veth = "#{rig.id}v#{i}"
-    port = "#{rig.id}p#{i}"
     {:ok, address} = :inet.parse_address(~c"#{seg.v4}.#{i}")
     {:ok, address6} = :inet.parse_address(~c"#{seg.v6}:#{i}")
     ip!(["netns", "add", netns])
-    ip!(["link", "add", veth, "type", "veth", "peer", "name", port])
-    ip!(["link", "set", veth, "netns", netns])
-    ip!(["link", "set", port, "netns", rig.bridge])
-    ip!(["-n", rig.bridge, "link", "set", port, "master", seg.bridge])
-    ip!(["-n", rig.bridge, "link", "set", port, "up"])
+    plug(rig, netns, veth, "#{rig.id}p#{i}", seg.bridge)
     ip!(["-n", netns, "addr", "add", "#{seg.v4}.#{i}/24", "dev", veth])
     ip!(["-n", netns, "-6", "addr", "add", "#{:inet.ntoa(address6)}/64", "dev", veth, "nodad"])
     ip!(["-n", netns, "link", "set", "lo", "up"])

@@ -182,9 +182,6 @@ pub fn bind_socket(cfg: &SocketConfig) -> Result<UdpSocket, StartError> {
             other(&format!("cannot bind {bind}"), e)
         }
     })?;
-    // Room for bursts: under a flood, heartbeats queued behind junk are not lost to a
-    // full buffer. The kernel caps it (net.core.rmem_max); a smaller buffer is fine.
-    let _ = socket.set_recv_buffer_size(RECV_BUFFER);
     match cfg.group {
         IpAddr::V4(_) if cfg.broadcast => {}
         IpAddr::V4(_) => {
@@ -222,9 +219,6 @@ pub fn bind_socket(cfg: &SocketConfig) -> Result<UdpSocket, StartError> {
                 .map_err(|e| other("IPV6_MULTICAST_LOOP", e))?;
         }
     }
-    socket
-        .set_nonblocking(true)
-        .map_err(|e| other("O_NONBLOCK", e))?;
     Ok(socket.into())
 }
 
@@ -244,15 +238,12 @@ pub fn bind_unicast_socket(cfg: &SocketConfig) -> Result<UdpSocket, StartError> 
     socket
         .bind(&SockAddr::from(bind))
         .map_err(|e| other(&format!("cannot bind {bind} for seeds"), e))?;
-    let _ = socket.set_recv_buffer_size(RECV_BUFFER);
-    socket
-        .set_nonblocking(true)
-        .map_err(|e| other("O_NONBLOCK", e))?;
     Ok(socket.into())
 }
 
 /// A UDP socket that shares its port with the other nodes of the host (SO_REUSEADDR,
-/// SO_REUSEPORT), closed on exec, IPv6-only for IPv6.
+/// SO_REUSEPORT), closed on exec, non-blocking, with a large receive buffer, and
+/// IPv6-only for IPv6.
 fn shared_udp_socket(domain: Domain) -> Result<Socket, StartError> {
     let other = |what: &str, e: io::Error| StartError::Socket(format!("{what}: {e}"));
     let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))
@@ -271,6 +262,12 @@ fn shared_udp_socket(domain: Domain) -> Result<Socket, StartError> {
             .set_only_v6(true)
             .map_err(|e| other("IPV6_V6ONLY", e))?;
     }
+    socket
+        .set_nonblocking(true)
+        .map_err(|e| other("O_NONBLOCK", e))?;
+    // Room for bursts: under a flood, heartbeats queued behind junk are not lost to a
+    // full buffer. The kernel caps it (net.core.rmem_max); a smaller buffer is fine.
+    let _ = socket.set_recv_buffer_size(RECV_BUFFER);
     Ok(socket)
 }
 
