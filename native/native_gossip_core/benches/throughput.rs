@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use native_gossip_core::wire::{self, Outgoing};
-use native_gossip_core::{Config, Engine, Keyring};
+use native_gossip_core::{Config, Engine, Keyring, Via};
 
 /// Counts the bytes allocated through it, for the memory per peer of the engine.
 struct Counting;
@@ -107,6 +107,7 @@ fn engine(keys: Keyring) -> Engine {
         new_peer_rate: 1_000_000,
         new_peer_burst: 1_000_000,
         compat_libcluster: false,
+        seeds: Vec::new(),
     };
     Engine::new(config, Instant::now(), 1, 1).unwrap()
 }
@@ -143,7 +144,7 @@ fn main() {
         let now = Instant::now();
         let start = Instant::now();
         for p in &many {
-            black_box(e.handle_datagram(black_box(p), from, now));
+            black_box(e.handle_datagram(black_box(p), from, Via::Group, now));
         }
         rates.push(many.len() as f64 / start.elapsed().as_secs_f64());
         assert_eq!(
@@ -173,14 +174,14 @@ fn main() {
     }
     let mut e = engine(keyed.clone());
     let r = rate(&junk, |p| {
-        black_box(e.handle_datagram(p, from, now));
+        black_box(e.handle_datagram(p, from, Via::Group, now));
     });
     println!("| engine, random junk rejected | {r:.0} |");
 
     let forged: Vec<Vec<u8>> = heartbeats(&Keyring::new(vec![b"wrong".to_vec()]), 64, 16);
     let mut e = engine(keyed.clone());
     let r = rate(&forged, |p| {
-        black_box(e.handle_datagram(p, from, now));
+        black_box(e.handle_datagram(p, from, Via::Group, now));
     });
     println!("| engine, forged MAC rejected | {r:.0} |");
     // Memory: bytes the engine holds for 10,000 authenticated peers (the peer table,
@@ -191,7 +192,7 @@ fn main() {
     let mut e = engine(keyed.clone());
     let now = Instant::now();
     for p in &hellos {
-        e.handle_datagram(p, from, now);
+        e.handle_datagram(p, from, Via::Group, now);
     }
     assert_eq!(e.peer_count(), peers);
     let per_peer = (ALLOCATED.load(Relaxed) - before) / peers;

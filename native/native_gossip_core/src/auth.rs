@@ -16,8 +16,9 @@ type HmacSha256 = Hmac<Sha256>;
 pub struct Keyring {
     // Keyed MAC states, prepared once: cloning one is cheaper than re-keying per packet.
     macs: Vec<HmacSha256>,
-    // AES-256 keys of libcluster's format (SHA-256 of each secret), same order.
-    legacy: Vec<[u8; 32]>,
+    // The secrets themselves, same order, for the formats that derive keys of their
+    // own from them (`compat`).
+    secrets: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -30,27 +31,25 @@ impl std::fmt::Debug for Keyring {
 impl Keyring {
     /// A keyring from secrets, first one signing. Empty secrets are ignored.
     pub fn new(secrets: Vec<Vec<u8>>) -> Self {
-        let secrets: Vec<&Vec<u8>> = secrets.iter().filter(|s| !s.is_empty()).collect();
+        let secrets: Vec<Vec<u8>> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
         let macs = secrets
             .iter()
             .map(|s| HmacSha256::new_from_slice(s).expect("HMAC takes keys of any length"))
             .collect();
-        let legacy = secrets.iter().map(|s| crate::compat::key(s)).collect();
-        Keyring { macs, legacy }
+        Keyring { macs, secrets }
     }
 
     /// No secrets: packets are neither signed nor verified.
     pub fn none() -> Self {
         Keyring {
             macs: Vec::new(),
-            legacy: Vec::new(),
+            secrets: Vec::new(),
         }
     }
 
-    /// The AES-256 keys of libcluster's heartbeat format, one per secret, the first
-    /// one encrypting (see `compat`).
-    pub fn legacy_keys(&self) -> &[[u8; 32]] {
-        &self.legacy
+    /// The secrets, the signing one first.
+    pub fn secrets(&self) -> &[Vec<u8>] {
+        &self.secrets
     }
 
     /// Whether this node signs (and therefore requires signatures).

@@ -16,8 +16,9 @@
 use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, BlockEncryptMut, KeyIvInit};
 use sha2::{Digest, Sha256};
 
+use crate::auth::Keyring;
 use crate::name;
-use crate::wire::DropReason;
+use crate::reason::DropReason;
 
 /// What every libcluster Gossip plaintext starts with.
 pub const PREFIX: &[u8] = b"heartbeat::";
@@ -37,6 +38,11 @@ type Aes256CbcDec = cbc::Decryptor<aes::Aes256>;
 /// The AES-256 key libcluster derives from a secret: SHA-256 of it.
 pub fn key(secret: &[u8]) -> [u8; 32] {
     Sha256::digest(secret).into()
+}
+
+/// The keys of a keyring's secrets, in its order (the first one encrypts).
+pub fn keys(keyring: &Keyring) -> Vec<[u8; 32]> {
+    keyring.secrets().iter().map(|s| key(s)).collect()
 }
 
 /// Reads one atom at the start of `bytes`: its text and the rest.

@@ -4,12 +4,18 @@
 //! send, events for the owner and the instant it next needs to be woken. Every
 //! behaviour is therefore a deterministic unit test.
 //!
+//! It also decides where every datagram goes ([`Transmit`]): the group, the seeds,
+//! peers first heard by unicast (which may not have this node among their seeds), a
+//! unicast answer to a sender it has just discovered that way, and in `compat:
+//! :libcluster` mode a libcluster-format copy of each heartbeat. The driver only sends.
+//!
 //! Heartbeat schedule: one at once on start, then a joining burst at 20, 60, 140, 300,
 //! … ms (doubling gaps) until one interval has passed, flagged JOINING; then every
 //! interval with ±25 % jitter. A node that hears a JOINING heartbeat answers with one of
 //! its own after a short random delay (coalesced), so a newcomer learns everyone within
 //! milliseconds without each node flooding the group.
 
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -17,8 +23,9 @@ use crate::auth::Keyring;
 use crate::compat;
 use crate::limiter::NewPeerLimiter;
 use crate::name::{self, NameError};
-use crate::peers::{Member, PeerEvent, PeerTable, Timing};
-use crate::wire::{self, DropReason, Outgoing};
+use crate::peers::{EventKind, Member, PeerEvent, PeerTable, Timing};
+use crate::reason::DropReason;
+use crate::wire::{self, Outgoing};
 
 /// First gap of the joining burst; each following gap doubles.
 pub const JOIN_BURST_FIRST_GAP: Duration = Duration::from_millis(20);
@@ -27,6 +34,35 @@ pub const JOIN_BURST_FIRST_GAP: Duration = Duration::from_millis(20);
 pub const REPLY_WINDOW: Duration = Duration::from_millis(20);
 /// Widening of the answer window per known peer (see `Engine::reply_window`).
 pub const REPLY_WINDOW_PER_PEER: Duration = Duration::from_millis(4);
+
+/// Most peers first heard by unicast that are sent heartbeats by unicast in return.
+pub const MAX_LEARNED: usize = 1024;
+
+/// How a datagram arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// On the group socket: multicast (or broadcast) to every member.
+    Group,
+    /// On a socket that hears unicast (the seeds' socket, or a broadcast socket with
+    /// seeds): its sender can be answered, and sent heartbeats, directly.
+    Unicast,
+}
+
+/// Where a datagram goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// The multicast group (or the broadcast address), from the group socket.
+    Group,
+    /// One address by unicast (a seed, a peer heard by unicast, an answer).
+    Unicast(SocketAddr),
+}
+
+/// One datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub to: Destination,
+    pub bytes: Vec<u8>,
+}
 
 /// Settings of one topology's engine.
 #[derive(Debug, Clone)]
@@ -44,6 +80,8 @@ pub struct Config {
     pub new_peer_burst: u32,
     /// Also read and send libcluster Gossip heartbeats (see `compat`).
     pub compat_libcluster: bool,
+    /// Addresses every heartbeat also goes to by unicast (replaced by `set_seeds`).
+    pub seeds: Vec<SocketAddr>,
 }
 
 /// Counters. `received == accepted + sum(dropped)` always holds.
@@ -107,8 +145,20 @@ pub struct Engine {
     limiter: Option<NewPeerLimiter>,
     stats: Stats,
     jitter: Jitter,
-    /// libcluster's format is read and sent too.
-    legacy: bool,
+    /// Unicast destinations: the seeds, and peers first heard by unicast, by name,
+    /// while they are alive.
+    seeds: Vec<SocketAddr>,
+    learned: HashMap<String, SocketAddr>,
+    /// Senders heard by unicast and just discovered: each gets one heartbeat back at
+    /// once, so that it learns this node too.
+    answer_to: Vec<SocketAddr>,
+    /// Datagrams decided and not yet handed out by `poll_transmit`.
+    queue: VecDeque<Transmit>,
+    /// `leave` was called: nothing but the goodbyes goes out any more.
+    left: bool,
+    /// With `compat: :libcluster`: libcluster's AES keys, one per secret (none without
+    /// a secret: plaintext).
+    legacy: Option<Vec<[u8; 32]>>,
     /// Stands in for the sequence number libcluster heartbeats lack: grows with each
     /// one accepted, so they are never taken for replays (the format has no replay
     /// protection to offer).
@@ -128,6 +178,7 @@ impl Engine {
         let interval = config.heartbeat_interval.max(Duration::from_millis(1));
         let limiter = (!config.keys.is_signing())
             .then(|| NewPeerLimiter::new(config.new_peer_rate, config.new_peer_burst));
+        let legacy = config.compat_libcluster.then(|| compat::keys(&config.keys));
         Ok(Engine {
             name: config.node_name,
             keys: config.keys,
@@ -149,7 +200,12 @@ impl Engine {
             limiter,
             stats: Stats::default(),
             jitter: Jitter(seed),
-            legacy: config.compat_libcluster,
+            seeds: config.seeds,
+            learned: HashMap::new(),
+            answer_to: Vec::new(),
+            queue: VecDeque::new(),
+            left: false,
+            legacy,
             legacy_sequence: 0,
         })
     }
@@ -171,9 +227,12 @@ impl Engine {
         &mut self,
         data: &[u8],
         from: SocketAddr,
+        via: Via,
         now: Instant,
     ) -> Option<PeerEvent> {
-        self.handle_datagram_verdict(data, from, now).ok().flatten()
+        self.handle_datagram_verdict(data, from, via, now)
+            .ok()
+            .flatten()
     }
 
     /// As `handle_datagram`, also telling why a datagram was dropped (for tools).
@@ -181,15 +240,47 @@ impl Engine {
         &mut self,
         data: &[u8],
         from: SocketAddr,
+        via: Via,
         now: Instant,
     ) -> Result<Option<PeerEvent>, DropReason> {
         self.stats.received += 1;
-        let reason = match self.accept(data, from, now) {
-            Ok(event) => return Ok(event),
-            Err(reason) => reason,
-        };
-        self.stats.dropped[reason.index()] += 1;
-        Err(reason)
+        match self.accept(data, from, now) {
+            Ok(event) => {
+                if let Some(e) = &event {
+                    self.route(e, via, from);
+                }
+                Ok(event)
+            }
+            Err(reason) => {
+                self.stats.dropped[reason.index()] += 1;
+                Err(reason)
+            }
+        }
+    }
+
+    /// Keeps the unicast destinations in step with an event: a peer heard by unicast
+    /// is sent heartbeats that way while it lives (and answered at once when new); one
+    /// that is lost, left or forgotten is not any more.
+    fn route(&mut self, e: &PeerEvent, via: Via, from: SocketAddr) {
+        match e.kind {
+            EventKind::Discovered | EventKind::Heard if via == Via::Unicast => {
+                if e.kind == EventKind::Discovered && !self.seeds.contains(&from) {
+                    self.answer_to.push(from);
+                }
+                if self.learned.len() < MAX_LEARNED || self.learned.contains_key(&e.name) {
+                    self.learned.insert(e.name.clone(), from);
+                }
+            }
+            EventKind::Lost | EventKind::Left | EventKind::Forgotten => {
+                self.learned.remove(&e.name);
+            }
+            _ => {}
+        }
+    }
+
+    /// Replaces the seeds.
+    pub fn set_seeds(&mut self, seeds: Vec<SocketAddr>) {
+        self.seeds = seeds;
     }
 
     fn accept(
@@ -198,7 +289,7 @@ impl Engine {
         from: SocketAddr,
         now: Instant,
     ) -> Result<Option<PeerEvent>, DropReason> {
-        if self.legacy && !data.starts_with(&wire::MAGIC) {
+        if self.legacy.is_some() && !data.starts_with(&wire::MAGIC) {
             return self.accept_legacy(data, from, now);
         }
         let hb = wire::decode(data, &self.keys)?;
@@ -245,8 +336,9 @@ impl Engine {
         from: SocketAddr,
         now: Instant,
     ) -> Result<Option<PeerEvent>, DropReason> {
-        let name = if self.keys.is_signing() {
-            compat::decode_encrypted(data, self.keys.legacy_keys())?
+        let keys = self.legacy.as_deref().unwrap_or_default();
+        let name = if !keys.is_empty() {
+            compat::decode_encrypted(data, keys)?
         } else {
             compat::decode_plain(data)?.to_owned()
         };
@@ -288,11 +380,8 @@ impl Engine {
     /// engine speaks that format: encrypted under the first secret if there is one,
     /// with an IV derived by HMAC from this incarnation and a counter (unpredictable
     /// without the secret, never repeated).
-    pub fn legacy_packet(&mut self) -> Option<Vec<u8>> {
-        if !self.legacy {
-            return None;
-        }
-        let Some(key) = self.keys.legacy_keys().first() else {
+    fn legacy_packet(&mut self) -> Option<Vec<u8>> {
+        let Some(&key) = self.legacy.as_ref()?.first() else {
             return Some(compat::encode_plain(&self.name));
         };
         self.sequence += 1;
@@ -304,7 +393,7 @@ impl Engine {
             .sign(&input)
             .expect("a key implies a signing secret");
         let iv: [u8; 16] = mac[..16].try_into().expect("16 of 32 bytes");
-        Some(compat::encode_encrypted(&self.name, key, &iv))
+        Some(compat::encode_encrypted(&self.name, &key, &iv))
     }
 
     /// Whether this node should connect to a peer at once when it hears it, or give the
@@ -341,10 +430,17 @@ impl Engine {
         let before = out.len();
         self.peers.sweep(now, out);
         self.stats.events += (out.len() - before) as u64;
+        for e in &out[before..] {
+            self.learned.remove(&e.name);
+        }
     }
 
     /// The earliest instant at which `poll_transmit` or `handle_timeout` has work.
     pub fn next_deadline(&self) -> Instant {
+        if !self.queue.is_empty() || !self.answer_to.is_empty() {
+            // Already due (no instant before `started` is ever passed in).
+            return self.started;
+        }
         let mut t = self.next_heartbeat;
         if let Some(r) = self.reply_at {
             t = t.min(r);
@@ -368,8 +464,58 @@ impl Engine {
         self.reply_at = Some(now);
     }
 
-    /// The heartbeat to send now, if one is due. Call until it returns `None`.
-    pub fn poll_transmit(&mut self, now: Instant, wall_ms: u64) -> Option<Vec<u8>> {
+    /// The next datagram to send now, if any: answers to peers just discovered by
+    /// unicast, then a due heartbeat to the group, to every seed and learned peer, and
+    /// its libcluster copy. Call until it returns `None`.
+    pub fn poll_transmit(&mut self, now: Instant, wall_ms: u64) -> Option<Transmit> {
+        if self.queue.is_empty() {
+            self.decide(now, wall_ms);
+        }
+        self.queue.pop_front()
+    }
+
+    fn decide(&mut self, now: Instant, wall_ms: u64) {
+        if self.left {
+            return;
+        }
+        for to in std::mem::take(&mut self.answer_to) {
+            // Outside the schedule for one peer: it neither asks for answers nor moves
+            // the schedule.
+            let newcomer = self.newcomer(now);
+            let bytes = self.encode(false, false, newcomer, wall_ms);
+            self.queue.push_back(Transmit {
+                to: Destination::Unicast(to),
+                bytes,
+            });
+        }
+        if let Some(bytes) = self.due_heartbeat(now, wall_ms) {
+            self.queue_for_everyone(bytes);
+            if let Some(legacy) = self.legacy_packet() {
+                self.queue.push_back(Transmit {
+                    to: Destination::Group,
+                    bytes: legacy,
+                });
+            }
+        }
+    }
+
+    /// Queues `bytes` for the group, every seed and every peer learned by unicast.
+    fn queue_for_everyone(&mut self, bytes: Vec<u8>) {
+        let learned = self.learned.values().filter(|a| !self.seeds.contains(a));
+        let unicast: Vec<Destination> = self
+            .seeds
+            .iter()
+            .chain(learned)
+            .map(|&a| Destination::Unicast(a))
+            .collect();
+        for to in std::iter::once(Destination::Group).chain(unicast) {
+            let bytes = bytes.clone();
+            self.queue.push_back(Transmit { to, bytes });
+        }
+    }
+
+    /// The heartbeat due now (regular, burst or answer to a joining peer), if one is.
+    fn due_heartbeat(&mut self, now: Instant, wall_ms: u64) -> Option<Vec<u8>> {
         let regular = self.next_heartbeat <= now;
         let reply = self.reply_at.is_some_and(|r| r <= now);
         if !regular && !reply {
@@ -398,16 +544,15 @@ impl Engine {
         Some(self.encode(false, joining, newcomer, wall_ms))
     }
 
-    /// A heartbeat outside the schedule for one peer (an answer by unicast): it neither
-    /// asks for answers nor moves the schedule.
-    pub fn direct_packet(&mut self, now: Instant, wall_ms: u64) -> Vec<u8> {
-        let newcomer = self.newcomer(now);
-        self.encode(false, false, newcomer, wall_ms)
-    }
-
-    /// The goodbye heartbeat, sent when the topology stops cleanly.
-    pub fn leave_packet(&mut self, wall_ms: u64) -> Vec<u8> {
-        self.encode(true, false, false, wall_ms)
+    /// Queues the goodbye, for when the topology stops cleanly: twice, so that one lost
+    /// datagram does not leave peers waiting for a timeout, to everyone a heartbeat
+    /// goes to. `poll_transmit` hands it out.
+    pub fn leave(&mut self, wall_ms: u64) {
+        self.left = true;
+        for _ in 0..2 {
+            let bytes = self.encode(true, false, false, wall_ms);
+            self.queue_for_everyone(bytes);
+        }
     }
 
     fn encode(&mut self, leaving: bool, joining: bool, newcomer: bool, wall_ms: u64) -> Vec<u8> {
@@ -464,6 +609,7 @@ mod tests {
             new_peer_rate: 5,
             new_peer_burst: 10,
             compat_libcluster: false,
+            seeds: Vec::new(),
         }
     }
 
@@ -477,7 +623,7 @@ mod tests {
         let mut now = t0;
         while now <= t0 + span {
             while let Some(p) = engine.poll_transmit(now, 0) {
-                sent.push((now.duration_since(t0).as_millis(), p[5]));
+                sent.push((now.duration_since(t0).as_millis(), p.bytes[5]));
             }
             now = engine.next_deadline().max(now + MS);
         }
@@ -512,15 +658,17 @@ mod tests {
         // a runs alone for a while.
         schedule(&mut a, t0, 4900 * MS);
         // b's first heartbeat reaches a.
-        let hello = b.poll_transmit(late, 0).unwrap();
-        let ev = a.handle_datagram(&hello, from(), late).unwrap();
+        let hello = b.poll_transmit(late, 0).unwrap().bytes;
+        let ev = a.handle_datagram(&hello, from(), Via::Group, late).unwrap();
         assert_eq!((ev.kind, ev.name.as_str()), (EventKind::Discovered, "b@h"));
         // a answers within REPLY_WINDOW although its regular heartbeat is far away.
         let answer_at = a.next_deadline();
         assert!(answer_at <= late + REPLY_WINDOW);
-        let answer = a.poll_transmit(answer_at, 0).unwrap();
+        let answer = a.poll_transmit(answer_at, 0).unwrap().bytes;
         assert_eq!(answer[5] & FLAG_JOINING, 0);
-        let ev = b.handle_datagram(&answer, from(), answer_at).unwrap();
+        let ev = b
+            .handle_datagram(&answer, from(), Via::Group, answer_at)
+            .unwrap();
         assert_eq!((ev.kind, ev.name.as_str()), (EventKind::Discovered, "a@h"));
         // b's own joining burst does not make a answer more than once per joining packet.
         assert!(a.poll_transmit(answer_at, 0).is_none());
@@ -539,10 +687,10 @@ mod tests {
         let mut now = late;
         while now < late + 1500 * MS {
             while let Some(p) = b.poll_transmit(now, 0) {
-                a.handle_datagram(&p, from(), now);
+                a.handle_datagram(&p.bytes, from(), Via::Group, now);
             }
             while let Some(p) = a.poll_transmit(now, 0) {
-                if now < late + 1500 * MS && p[5] & FLAG_JOINING == 0 {
+                if now < late + 1500 * MS && p.bytes[5] & FLAG_JOINING == 0 {
                     answers += 1;
                 }
             }
@@ -561,11 +709,19 @@ mod tests {
         schedule(&mut z, t0, 4900 * MS);
         let late = t0 + 5000 * MS;
         let mut b = Engine::new(config("b@h", None), late, 2, 2).unwrap();
-        let hello = b.poll_transmit(late, 0).unwrap();
-        assert!(z.handle_datagram(&hello, from(), late).unwrap().lead);
+        let hello = b.poll_transmit(late, 0).unwrap().bytes;
+        assert!(
+            z.handle_datagram(&hello, from(), Via::Group, late)
+                .unwrap()
+                .lead
+        );
         let answer_at = z.next_deadline();
-        let answer = z.poll_transmit(answer_at, 0).unwrap();
-        assert!(!b.handle_datagram(&answer, from(), answer_at).unwrap().lead);
+        let answer = z.poll_transmit(answer_at, 0).unwrap().bytes;
+        assert!(
+            !b.handle_datagram(&answer, from(), Via::Group, answer_at)
+                .unwrap()
+                .lead
+        );
 
         // Two newcomers: the smaller name leads, on both sides, also when one hears the
         // other first through an answer (which does not ask for answers, so carries
@@ -574,23 +730,31 @@ mod tests {
         schedule(&mut a, late, 200 * MS);
         let later = late + 210 * MS;
         let mut c = Engine::new(config("c@h", None), later, 4, 4).unwrap();
-        let from_c = c.poll_transmit(later, 0).unwrap();
-        assert!(a.handle_datagram(&from_c, from(), later).unwrap().lead);
+        let from_c = c.poll_transmit(later, 0).unwrap().bytes;
+        assert!(
+            a.handle_datagram(&from_c, from(), Via::Group, later)
+                .unwrap()
+                .lead
+        );
         let answer_at = a.next_deadline();
-        let answer = a.poll_transmit(answer_at, 0).unwrap();
+        let answer = a.poll_transmit(answer_at, 0).unwrap().bytes;
         assert_eq!(answer[5] & (FLAG_JOINING | FLAG_NEWCOMER), FLAG_NEWCOMER);
-        assert!(!c.handle_datagram(&answer, from(), answer_at).unwrap().lead);
+        assert!(
+            !c.handle_datagram(&answer, from(), Via::Group, answer_at)
+                .unwrap()
+                .lead
+        );
 
         // Two settled nodes that meet (a healed partition): the smaller name leads.
         let t1 = late + 10_000 * MS;
         let mut y = Engine::new(config("y@h", None), late, 5, 5).unwrap();
         schedule(&mut y, late, 9000 * MS);
         schedule(&mut z, late, 9000 * MS);
-        let from_y = y.poll_transmit(y.next_deadline().max(t1), 0).unwrap();
-        let from_z = z.poll_transmit(z.next_deadline().max(t1), 0).unwrap();
+        let from_y = y.poll_transmit(y.next_deadline().max(t1), 0).unwrap().bytes;
+        let from_z = z.poll_transmit(z.next_deadline().max(t1), 0).unwrap().bytes;
         let at = t1 + 2000 * MS;
-        let heard_z = y.handle_datagram(&from_z, from(), at).unwrap();
-        let heard_y = z.handle_datagram(&from_y, from(), at).unwrap();
+        let heard_z = y.handle_datagram(&from_z, from(), Via::Group, at).unwrap();
+        let heard_y = z.handle_datagram(&from_y, from(), Via::Group, at).unwrap();
         assert_eq!(heard_z.kind, EventKind::Discovered);
         assert!(heard_z.lead);
         assert!(!heard_y.lead);
@@ -607,12 +771,12 @@ mod tests {
         while now < t0 + 3000 * MS {
             while let Some(p) = a.poll_transmit(now, 0) {
                 sent_a += 1;
-                b.handle_datagram(&p, from(), now);
+                b.handle_datagram(&p.bytes, from(), Via::Group, now);
             }
             if now >= t0 + 3 * MS {
                 while let Some(p) = b.poll_transmit(now, 0) {
                     sent_b += 1;
-                    a.handle_datagram(&p, from(), now);
+                    a.handle_datagram(&p.bytes, from(), Via::Group, now);
                 }
             }
             now = a.next_deadline().min(b.next_deadline()).max(now + MS);
@@ -631,11 +795,11 @@ mod tests {
     fn own_packets_and_name_conflicts_are_counted_not_reported() {
         let t0 = Instant::now();
         let mut a = Engine::new(config("a@h", None), t0, 1, 1).unwrap();
-        let own = a.poll_transmit(t0, 0).unwrap();
-        assert_eq!(a.handle_datagram(&own, from(), t0), None);
+        let own = a.poll_transmit(t0, 0).unwrap().bytes;
+        assert_eq!(a.handle_datagram(&own, from(), Via::Group, t0), None);
         let mut imposter = Engine::new(config("a@h", None), t0, 99, 1).unwrap();
-        let other = imposter.poll_transmit(t0, 0).unwrap();
-        assert_eq!(a.handle_datagram(&other, from(), t0), None);
+        let other = imposter.poll_transmit(t0, 0).unwrap().bytes;
+        assert_eq!(a.handle_datagram(&other, from(), Via::Group, t0), None);
         assert_eq!(a.stats().dropped(DropReason::OwnPacket), 1);
         assert_eq!(a.stats().dropped(DropReason::NameConflict), 1);
         assert_eq!(a.stats().received, 2);
@@ -648,8 +812,8 @@ mod tests {
         let mut a = Engine::new(config("a@h", Some(b"k")), t0, 1, 1).unwrap();
         let mut b = Engine::new(config("b@h", Some(b"k")), t0, 1, 1).unwrap();
         let mut stranger = Engine::new(config("c@h", Some(b"other")), t0, 1, 1).unwrap();
-        let good = b.poll_transmit(t0, 0).unwrap();
-        let foreign = stranger.poll_transmit(t0, 0).unwrap();
+        let good = b.poll_transmit(t0, 0).unwrap().bytes;
+        let foreign = stranger.poll_transmit(t0, 0).unwrap().bytes;
         let inputs: Vec<Vec<u8>> = vec![
             vec![],
             vec![0; 2000],
@@ -659,7 +823,7 @@ mod tests {
             good,
         ];
         for p in &inputs {
-            a.handle_datagram(p, from(), t0);
+            a.handle_datagram(p, from(), Via::Group, t0);
         }
         let s = a.stats();
         assert_eq!(s.received, 6);
@@ -682,7 +846,8 @@ mod tests {
         a.announce(later);
         assert_eq!(a.next_deadline(), later);
         assert!(a.poll_transmit(later, 0).is_some());
-        let bye = a.leave_packet(0);
+        a.leave(0);
+        let bye = a.poll_transmit(later, 0).unwrap().bytes;
         assert_eq!(bye[5] & FLAG_LEAVING, FLAG_LEAVING);
         let hb = decode(&bye, &Keyring::none()).unwrap();
         assert_eq!(hb.sequence, 3);
@@ -693,8 +858,8 @@ mod tests {
         let t0 = Instant::now();
         let mut a = Engine::new(config("a@h", None), t0, 1, 1).unwrap();
         let mut b = Engine::new(config("b@h", None), t0, 1, 1).unwrap();
-        let hb = b.poll_transmit(t0, 0).unwrap();
-        a.handle_datagram(&hb, from(), t0);
+        let hb = b.poll_transmit(t0, 0).unwrap().bytes;
+        a.handle_datagram(&hb, from(), Via::Group, t0);
         let mut out = Vec::new();
         // Drain a's own heartbeats for 5 s; the lost deadline must come up on its own.
         let mut now = t0;
@@ -720,8 +885,8 @@ mod tests {
         for i in 0..1000 {
             let name = format!("fake{i}@h");
             let mut e = Engine::new(config(&name, None), t0, 1, 1).unwrap();
-            let p = e.poll_transmit(t0, 0).unwrap();
-            events += a.handle_datagram(&p, flooder, t0).is_some() as usize;
+            let p = e.poll_transmit(t0, 0).unwrap().bytes;
+            events += a.handle_datagram(&p, flooder, Via::Group, t0).is_some() as usize;
         }
         assert_eq!(events, 10, "the burst");
         assert_eq!(a.stats().dropped(DropReason::RateLimited), 990);
@@ -732,7 +897,7 @@ mod tests {
             let p = b.poll_transmit(t0 + 2000 * MS, 0);
             b.announce(t0 + 2000 * MS);
             if let Some(p) = p {
-                a.handle_datagram(&p, from(), t0 + 2000 * MS);
+                a.handle_datagram(&p.bytes, from(), Via::Group, t0 + 2000 * MS);
             }
         }
         assert_eq!(a.peer_count(), 11);
@@ -742,8 +907,8 @@ mod tests {
         for i in 0..50 {
             let name = format!("real{i}@h");
             let mut e = Engine::new(config(&name, Some(b"k")), t0, 1, 1).unwrap();
-            let p = e.poll_transmit(t0, 0).unwrap();
-            s.handle_datagram(&p, flooder, t0);
+            let p = e.poll_transmit(t0, 0).unwrap().bytes;
+            s.handle_datagram(&p, flooder, Via::Group, t0);
         }
         assert_eq!(s.peer_count(), 50);
     }
@@ -751,5 +916,169 @@ mod tests {
     #[test]
     fn invalid_own_name_is_refused() {
         assert!(Engine::new(config("no host", None), Instant::now(), 1, 1).is_err());
+    }
+    // Where datagrams go: every decision the driver used to make, with a fake clock.
+
+    fn seed() -> SocketAddr {
+        "198.51.100.20:45892".parse().unwrap()
+    }
+
+    /// Everything `e` sends at `now`: (destination, flags).
+    fn drain(e: &mut Engine, now: Instant) -> Vec<(Destination, u8)> {
+        std::iter::from_fn(|| e.poll_transmit(now, 0))
+            .map(|t| (t.to, t.bytes[5]))
+            .collect()
+    }
+
+    fn to(a: SocketAddr) -> Destination {
+        Destination::Unicast(a)
+    }
+
+    #[test]
+    fn the_joining_burst_and_every_heartbeat_go_to_the_group_and_every_seed() {
+        let t0 = Instant::now();
+        let mut cfg = config("a@h", None);
+        cfg.seeds = vec![seed()];
+        let mut a = Engine::new(cfg, t0, 1, 1).unwrap();
+        let mut now = t0;
+        let mut sent = Vec::new();
+        while now < t0 + 3000 * MS {
+            sent.push(drain(&mut a, now));
+            now = a.next_deadline().max(now + MS);
+        }
+        let sent: Vec<_> = sent.into_iter().filter(|s| !s.is_empty()).collect();
+        assert!(sent.len() >= 8, "{} heartbeats", sent.len());
+        for (i, s) in sent.iter().enumerate() {
+            let joining = i < 6;
+            let flags = s[0].1;
+            assert_eq!(flags & FLAG_JOINING != 0, joining, "heartbeat {i}");
+            // One heartbeat, the same bytes, to both destinations, group first.
+            assert_eq!(s, &vec![(Destination::Group, flags), (to(seed()), flags)]);
+        }
+        // Replaced seeds take effect with the next heartbeat.
+        let other: SocketAddr = "198.51.100.21:45892".parse().unwrap();
+        a.set_seeds(vec![other]);
+        a.announce(now);
+        let dest: Vec<_> = drain(&mut a, now).into_iter().map(|d| d.0).collect();
+        assert_eq!(dest, vec![Destination::Group, to(other)]);
+    }
+
+    #[test]
+    fn a_new_sender_heard_by_unicast_is_answered_at_once_and_kept_until_it_goes() {
+        let t0 = Instant::now();
+        let mut a = Engine::new(config("a@h", None), t0, 1, 1).unwrap();
+        schedule(&mut a, t0, 4000 * MS);
+        // b's first heartbeat arrives just after a's regular one.
+        let late = a.next_deadline();
+        drain(&mut a, late);
+        let mut b = Engine::new(config("b@h", None), late, 2, 2).unwrap();
+        let hello = b.poll_transmit(late, 0).unwrap().bytes;
+        let b_addr: SocketAddr = "198.51.100.30:45892".parse().unwrap();
+        a.handle_datagram(&hello, b_addr, Via::Unicast, late)
+            .unwrap();
+        // The answer goes at once, by unicast, and asks for no answers itself; a's
+        // answer to the JOINING flag follows later, to the group and to b.
+        assert_eq!(a.next_deadline(), t0);
+        let now = drain(&mut a, late);
+        assert_eq!(now.len(), 1);
+        assert_eq!(now[0].0, to(b_addr));
+        assert_eq!(now[0].1 & FLAG_JOINING, 0);
+        let reply_at = a.next_deadline();
+        let dest: Vec<_> = drain(&mut a, reply_at).into_iter().map(|d| d.0).collect();
+        assert_eq!(dest, vec![Destination::Group, to(b_addr)]);
+        // Heard again: no second answer.
+        let again = b.poll_transmit(late + 20 * MS, 0).unwrap().bytes;
+        a.handle_datagram(&again, b_addr, Via::Unicast, late + 20 * MS);
+        assert!(drain(&mut a, late + 20 * MS).is_empty());
+        // Silent: once lost, no more unicast heartbeats to it.
+        let mut out = Vec::new();
+        a.handle_timeout(late + 3100 * MS, &mut out);
+        assert_eq!(out[0].kind, EventKind::Lost);
+        a.announce(late + 3100 * MS);
+        let dest: Vec<_> = drain(&mut a, late + 3100 * MS)
+            .into_iter()
+            .map(|d| d.0)
+            .collect();
+        assert_eq!(dest, vec![Destination::Group]);
+    }
+
+    #[test]
+    fn group_senders_and_seeds_get_no_unicast_answer() {
+        let t0 = Instant::now();
+        let mut cfg = config("a@h", None);
+        cfg.seeds = vec![seed()];
+        let mut a = Engine::new(cfg, t0, 1, 1).unwrap();
+        drain(&mut a, t0);
+        let mut b = Engine::new(config("b@h", None), t0, 2, 2).unwrap();
+        let mut c = Engine::new(config("c@h", None), t0, 3, 3).unwrap();
+        let from_b = b.poll_transmit(t0, 0).unwrap().bytes;
+        let from_c = c.poll_transmit(t0, 0).unwrap().bytes;
+        // b by multicast: not learned, not answered by unicast.
+        a.handle_datagram(&from_b, from(), Via::Group, t0).unwrap();
+        // c from the seed's address: a seed already gets every heartbeat.
+        a.handle_datagram(&from_c, seed(), Via::Unicast, t0)
+            .unwrap();
+        assert!(drain(&mut a, t0).is_empty());
+        a.announce(t0 + MS);
+        let dest: Vec<_> = drain(&mut a, t0 + MS).into_iter().map(|d| d.0).collect();
+        assert_eq!(dest, vec![Destination::Group, to(seed())]);
+    }
+
+    #[test]
+    fn learned_peers_are_bounded_and_a_goodbye_reaches_them_twice() {
+        let t0 = Instant::now();
+        let mut cfg = config("a@h", None);
+        cfg.max_peers = 2 * MAX_LEARNED;
+        cfg.new_peer_burst = u32::MAX;
+        let mut a = Engine::new(cfg, t0, 1, 1).unwrap();
+        drain(&mut a, t0);
+        for i in 0..MAX_LEARNED + 10 {
+            let mut p = Engine::new(config(&format!("p{i}@h"), None), t0, 1, 1).unwrap();
+            let hb = p.poll_transmit(t0, 0).unwrap().bytes;
+            let addr = SocketAddr::new([198, 51, 100, 1].into(), 1000 + i as u16);
+            a.handle_datagram(&hb, addr, Via::Unicast, t0).unwrap();
+        }
+        assert_eq!(a.peer_count(), MAX_LEARNED + 10);
+        let answers = drain(&mut a, t0);
+        assert_eq!(answers.len(), MAX_LEARNED + 10, "every new one is answered");
+        a.leave(0);
+        let bye = drain(&mut a, t0 + MS);
+        // Two goodbyes, each to the group and to the learned peers (at most MAX_LEARNED).
+        assert_eq!(bye.len(), 2 * (1 + MAX_LEARNED));
+        assert!(bye.iter().all(|b| b.1 & FLAG_LEAVING != 0));
+        let groups = bye.iter().filter(|b| b.0 == Destination::Group).count();
+        assert_eq!(groups, 2);
+    }
+
+    #[test]
+    fn in_libcluster_mode_each_heartbeat_has_a_libcluster_copy_for_the_group() {
+        let t0 = Instant::now();
+        for secret in [None, Some(&b"k"[..])] {
+            let mut cfg = config("a@h", secret);
+            cfg.compat_libcluster = true;
+            cfg.seeds = vec![seed()];
+            let mut a = Engine::new(cfg, t0, 1, 1).unwrap();
+            let sent: Vec<Transmit> = std::iter::from_fn(|| a.poll_transmit(t0, 0)).collect();
+            let dest: Vec<_> = sent.iter().map(|t| t.to).collect();
+            assert_eq!(
+                dest,
+                vec![Destination::Group, to(seed()), Destination::Group]
+            );
+            assert_eq!(&sent[0].bytes[..4], &wire::MAGIC);
+            let legacy = &sent[2].bytes;
+            let name = match secret {
+                None => compat::decode_plain(legacy).unwrap().to_owned(),
+                Some(s) => compat::decode_encrypted(legacy, &[compat::key(s)]).unwrap(),
+            };
+            assert_eq!(name, "a@h");
+            // A unicast answer has no libcluster copy.
+            let mut b = Engine::new(config("b@h", secret), t0, 2, 2).unwrap();
+            let hb = b.poll_transmit(t0, 0).unwrap().bytes;
+            let b_addr: SocketAddr = "198.51.100.31:45892".parse().unwrap();
+            a.handle_datagram(&hb, b_addr, Via::Unicast, t0 + MS)
+                .unwrap();
+            let dest: Vec<_> = drain(&mut a, t0 + MS).into_iter().map(|d| d.0).collect();
+            assert_eq!(dest, vec![to(b_addr)]);
+        }
     }
 }

@@ -12,7 +12,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::wire::{DropReason, Heartbeat};
+use crate::reason::DropReason;
+use crate::wire::Heartbeat;
 
 /// Longest gap between two `Heard` reports of a peer that stays unconnected.
 pub const MAX_HEARD_GAP: Duration = Duration::from_secs(30);

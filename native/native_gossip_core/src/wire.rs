@@ -22,6 +22,7 @@
 
 use crate::auth::{Keyring, MAC_LEN};
 use crate::name::{self, NameError};
+use crate::reason::DropReason;
 
 /// The four bytes every v1 packet starts with.
 pub const MAGIC: [u8; 4] = *b"NGSP";
@@ -54,100 +55,6 @@ pub struct Heartbeat<'a> {
     pub leaving: bool,
     pub joining: bool,
     pub newcomer: bool,
-}
-
-/// Why a datagram was not accepted. Every variant is a counter in the stats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum DropReason {
-    /// Shorter than the smallest valid packet.
-    TooShort,
-    /// Longer than `MAX_PACKET`.
-    TooLong,
-    /// Does not start with the magic: not ours (or another protocol on the port).
-    BadMagic,
-    /// Our magic with a version we do not speak.
-    UnsupportedVersion,
-    /// Length fields or options that do not add up.
-    Malformed,
-    /// The node name is not a conservative `name@host`.
-    BadName,
-    /// We have a secret and the packet carries no MAC.
-    MissingSignature,
-    /// The MAC does not verify under any of our secrets.
-    BadSignature,
-    /// The packet is signed but this node has no secret.
-    UnexpectedSignature,
-    /// (incarnation, sequence) not newer than what we have seen from that name.
-    Replay,
-    /// Our own heartbeat, looped back by the kernel.
-    OwnPacket,
-    /// Another node claims our name (a different incarnation).
-    NameConflict,
-    /// A new peer while the peer table is full.
-    PeerTableFull,
-    /// Without a secret: a new name from a source that announced too many new names.
-    RateLimited,
-    /// With `compat: :libcluster`: a libcluster heartbeat whose term is anything but a
-    /// map of the one atom key `node` to an atom.
-    LegacyBadTerm,
-    /// With `compat: :libcluster` and a secret: not a NativeGossip packet, and it does
-    /// not decrypt to a padded plaintext under any secret.
-    LegacyBadCiphertext,
-}
-
-impl DropReason {
-    /// Every reason, in a stable order (used for the stats array).
-    pub const ALL: [DropReason; 16] = [
-        DropReason::TooShort,
-        DropReason::TooLong,
-        DropReason::BadMagic,
-        DropReason::UnsupportedVersion,
-        DropReason::Malformed,
-        DropReason::BadName,
-        DropReason::MissingSignature,
-        DropReason::BadSignature,
-        DropReason::UnexpectedSignature,
-        DropReason::Replay,
-        DropReason::OwnPacket,
-        DropReason::NameConflict,
-        DropReason::PeerTableFull,
-        DropReason::RateLimited,
-        DropReason::LegacyBadTerm,
-        DropReason::LegacyBadCiphertext,
-    ];
-
-    /// Stable snake_case name, used as the atom on the Elixir side and in logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DropReason::TooShort => "too_short",
-            DropReason::TooLong => "too_long",
-            DropReason::BadMagic => "bad_magic",
-            DropReason::UnsupportedVersion => "unsupported_version",
-            DropReason::Malformed => "malformed",
-            DropReason::BadName => "bad_name",
-            DropReason::MissingSignature => "missing_signature",
-            DropReason::BadSignature => "bad_signature",
-            DropReason::UnexpectedSignature => "unexpected_signature",
-            DropReason::Replay => "replay",
-            DropReason::OwnPacket => "own_packet",
-            DropReason::NameConflict => "name_conflict",
-            DropReason::PeerTableFull => "peer_table_full",
-            DropReason::RateLimited => "rate_limited",
-            DropReason::LegacyBadTerm => "legacy_bad_term",
-            DropReason::LegacyBadCiphertext => "legacy_bad_ciphertext",
-        }
-    }
-
-    /// Index into `ALL`.
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl From<NameError> for DropReason {
-    fn from(_: NameError) -> Self {
-        DropReason::BadName
-    }
 }
 
 /// What to put in an outgoing heartbeat.

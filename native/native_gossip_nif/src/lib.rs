@@ -160,6 +160,7 @@ fn start<'a>(env: Env<'a>, opts: StartOptions<'a>) -> NifResult<Term<'a>> {
         new_peer_rate: opts.new_peer_rate,
         new_peer_burst: opts.new_peer_rate.saturating_mul(2),
         compat_libcluster: opts.compat_libcluster,
+        seeds: parse_seeds(&opts.seeds),
     };
     let Ok(group) = opts.multicast_addr.parse::<IpAddr>() else {
         return Ok(bad_option(env, "multicast_addr", &opts.multicast_addr));
@@ -174,7 +175,6 @@ fn start<'a>(env: Env<'a>, opts: StartOptions<'a>) -> NifResult<Term<'a>> {
         interface_index: opts.multicast_ifindex,
         ttl: opts.multicast_ttl,
         broadcast: opts.broadcast,
-        seeds: parse_seeds(&opts.seeds),
         unicast: opts.unicast,
     };
     let owner = env.pid();
@@ -316,7 +316,7 @@ fn members<'a>(env: Env<'a>, resource: ResourceArc<TopologyResource>) -> NifResu
 fn stats<'a>(env: Env<'a>, resource: ResourceArc<TopologyResource>) -> NifResult<Term<'a>> {
     let (s, peers) = resource.topology.stats();
     let mut dropped = Vec::with_capacity(DropReason::ALL.len());
-    for r in DropReason::ALL {
+    for &r in DropReason::ALL {
         dropped.push((Atom::from_str(env, r.as_str())?, s.dropped(r)));
     }
     let dropped = Term::map_from_pairs(env, &dropped)?;
@@ -336,6 +336,16 @@ fn stats<'a>(env: Env<'a>, resource: ResourceArc<TopologyResource>) -> NifResult
         keyed.push((Atom::from_str(env, k)?, v));
     }
     Term::map_from_pairs(env, &keyed)
+}
+
+/// Every drop reason with the sentence that explains it, in the stats' order:
+/// `[{atom, text}]`. `NativeGossip.DropReason` is checked against it.
+#[rustler::nif]
+fn drop_reasons(env: Env<'_>) -> NifResult<Vec<(Atom, &'static str)>> {
+    DropReason::ALL
+        .iter()
+        .map(|r| Ok((Atom::from_str(env, r.as_str())?, r.explanation())))
+        .collect()
 }
 
 rustler::init!("Elixir.NativeGossip.Native");

@@ -35,9 +35,9 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use native_gossip_core::driver::{bind_socket, join, Join};
+use native_gossip_core::socket::{bind_socket, join, Join};
 use native_gossip_core::wire::{self, Outgoing, MAX_PACKET};
-use native_gossip_core::{Config, Engine, Keyring, SocketConfig};
+use native_gossip_core::{Config, Engine, Keyring, SocketConfig, Via};
 
 struct Options {
     command: String,
@@ -167,6 +167,7 @@ fn listener_engine(o: &Options) -> Engine {
         new_peer_rate: 1_000_000,
         new_peer_burst: 1_000_000,
         compat_libcluster: false,
+        seeds: Vec::new(),
     };
     Engine::new(config, Instant::now(), 0, 0).expect("a valid probe name")
 }
@@ -192,7 +193,7 @@ fn listen(o: &Options) -> Result<(), String> {
         n += 1;
         let data = &buf[..len];
         let at = start.elapsed().as_secs_f64();
-        let verdict = match engine.handle_datagram_verdict(data, from, Instant::now()) {
+        let verdict = match engine.handle_datagram_verdict(data, from, Via::Group, Instant::now()) {
             Ok(_) => {
                 let hb = wire::decode(data, &Keyring::new(o.secrets.clone()))
                     .expect("accepted datagrams decode");

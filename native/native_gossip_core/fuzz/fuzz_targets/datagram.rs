@@ -14,7 +14,7 @@ use libfuzzer_sys::fuzz_target;
 use native_gossip_core::compat;
 use native_gossip_core::name;
 use native_gossip_core::wire::{self, Outgoing};
-use native_gossip_core::{Config, Engine, Keyring};
+use native_gossip_core::{Config, Engine, Keyring, Via};
 
 fn engine(secret: Option<&[u8]>, compat: bool, now: Instant) -> Engine {
     let config = Config {
@@ -27,6 +27,7 @@ fn engine(secret: Option<&[u8]>, compat: bool, now: Instant) -> Engine {
         new_peer_rate: 5,
         new_peer_burst: 10,
         compat_libcluster: compat,
+        seeds: Vec::new(),
     };
     Engine::new(config, now, 1, 1).unwrap()
 }
@@ -69,7 +70,7 @@ fuzz_target!(|data: &[u8]| {
         let mut e = engine(secret, legacy, now);
         // Twice: the second time exercises the replay path for accepted heartbeats.
         for i in 0..2u64 {
-            e.handle_datagram(data, from, now + Duration::from_millis(i));
+            e.handle_datagram(data, from, Via::Group, now + Duration::from_millis(i));
         }
         let mut events = Vec::new();
         e.handle_timeout(now + Duration::from_secs(2), &mut events);
