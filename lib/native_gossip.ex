@@ -56,9 +56,50 @@ defmodule NativeGossip do
 
   ## Options
 
+  A topology takes the options of `t:option/0`: only `:name` is required.
+
+  ## Errors
+
+  `start_link/1` returns:
+
+    * `{:error, {:invalid_option, key, reason}}` for a bad option, without starting
+      anything;
+    * `{:error, {:port_in_use, message}}` when another program holds the port
+      without `SO_REUSEADDR`;
+    * `{:error, {:interface_unavailable, message}}` when `:multicast_if` names an
+      address this host does not have. With the default interface, a group that cannot
+      be joined yet (a link that is down, no multicast route) is not an error: the
+      topology starts, logs a warning, and keeps trying in the background (every
+      0.25–2 s); once joined it logs so, and announces itself as a newcomer. A joined
+      topology also checks every 5 s that it still is a member (an interface that went
+      away and came back has lost its memberships) and joins again if not;
+    * `{:error, {:socket_error, message}}` for anything else the OS refuses;
+    * `:ignore` (with a warning) when the node is not distributed.
+
+  A peer named in the other style than this node (a short name such as `a@host` while
+  this node was started with `--name`, or the reverse) is listed by `members/1` but
+  never connected: distribution refuses such connections.
+
+  Nothing received from the network can crash the server: every packet that is not a
+  valid heartbeat is dropped in native code and counted by reason (see `stats/1`).
+  """
+
+  alias NativeGossip.{Native, Options, Topology}
+
+  @typedoc "A topology's name."
+  @type name :: atom()
+
+  @defaults Options.defaults()
+
+  @typedoc """
+  An option of a topology (`start_link/1`, `child_spec/1`, `config :native_gossip,
+  :topologies`, and `NativeGossip.Strategy`'s `:config`). Each is validated once, when
+  the topology starts; a bad one is `{:error, {:invalid_option, key, reason}}`.
+
+
     * `:name` - the topology's name, an atom (required).
-    * `:port` - UDP port, default `45892`.
-    * `:multicast_addr` - the group, default `"239.255.45.92"` (administratively
+    * `:port` - UDP port, default `#{@defaults[:port]}`.
+    * `:multicast_addr` - the group, default `"#{:inet.ntoa(@defaults[:multicast_addr])}"` (administratively
       scoped; deliberately not libcluster's `233.252.1.32`, so the two never read each
       other's packets). A tuple or a string. An IPv6 group (`"ff15::4e47"`, site
       scope; `"ff02::4e47"`, link scope) makes the topology IPv6.
@@ -73,8 +114,8 @@ defmodule NativeGossip do
       networks without IGMP (libcluster's `broadcast_only`). `:multicast_addr` is then
       not used.
     * `:seeds` - hosts that heartbeats are also sent to by unicast, for networks that
-      drop multicast (clouds, containers): `"10.0.0.5"`, `"10.0.0.5:45892"`,
-      `"[fd00::5]:45892"`, `{host, port}`, or a DNS name, which stands for all its
+      drop multicast (clouds, containers): `"10.0.0.5"`, `"10.0.0.5:#{@defaults[:port]}"`,
+      `"[fd00::5]:#{@defaults[:port]}"`, `{host, port}`, or a DNS name, which stands for all its
       addresses (a Kubernetes headless service, say) and is resolved again every
       `:seed_refresh` ms (default `30_000`) off the server. Seeds of the group's
       address family only; default port `:port`. With seeds, the node also listens
@@ -82,6 +123,8 @@ defmodule NativeGossip do
       unicast gets an answer at once and heartbeats from then on, so both sides learn
       each other even when only one lists the other. Unicast to a host that runs
       several nodes on one port reaches one of them.
+    * `:compat` - `:libcluster` to also read and send libcluster Gossip heartbeats,
+      for a rolling migration (see docs/MIGRATING.md); default `nil`.
     * `:heartbeat_interval` - milliseconds between heartbeats, default `1_500`,
       jittered by ±25 %. A starting node also sends a short burst (0, 20, 60, 140, 300,
       620, 1260 ms) and nodes answer it at once, which is why joining takes
@@ -115,37 +158,34 @@ defmodule NativeGossip do
       `{:erlang, :disconnect_node, []}`, `{:erlang, :nodes, [:connected]}`); the node is
       appended to `args`. NativeGossip never disconnects a node on its own (like
       libcluster's Gossip strategy), so `:disconnect` is accepted for compatibility.
-
-  ## Errors
-
-  `start_link/1` returns:
-
-    * `{:error, {:invalid_option, key, reason}}` for a bad option, without starting
-      anything;
-    * `{:error, {:port_in_use, message}}` when another program holds the port
-      without `SO_REUSEADDR`;
-    * `{:error, {:interface_unavailable, message}}` when `:multicast_if` names an
-      address this host does not have. With the default interface, a group that cannot
-      be joined yet (a link that is down, no multicast route) is not an error: the
-      topology starts, logs a warning, and keeps trying in the background (every
-      0.25–2 s); once joined it logs so, and announces itself as a newcomer. A joined
-      topology also checks every 5 s that it still is a member (an interface that went
-      away and came back has lost its memberships) and joins again if not;
-    * `{:error, {:socket_error, message}}` for anything else the OS refuses;
-    * `:ignore` (with a warning) when the node is not distributed.
-
-  A peer named in the other style than this node (a short name such as `a@host` while
-  this node was started with `--name`, or the reverse) is listed by `members/1` but
-  never connected: distribution refuses such connections.
-
-  Nothing received from the network can crash the server: every packet that is not a
-  valid heartbeat is dropped in native code and counted by reason (see `stats/1`).
   """
+  @type option ::
+          {:name, name()}
+          | {:port, :inet.port_number()}
+          | {:multicast_addr, :inet.ip_address() | String.t()}
+          | {:multicast_if, String.t() | :inet.ip_address() | pos_integer()}
+          | {:if_addr, String.t() | :inet.ip_address()}
+          | {:multicast_ttl, 0..255}
+          | {:broadcast, boolean() | String.t() | :inet.ip4_address()}
+          | {:broadcast_only, boolean()}
+          | {:seeds, [seed()]}
+          | {:seed_refresh, pos_integer()}
+          | {:compat, :libcluster | nil}
+          | {:heartbeat_interval, pos_integer()}
+          | {:lost_after, pos_integer()}
+          | {:forget_after, pos_integer()}
+          | {:max_peers, pos_integer()}
+          | {:secret, binary() | [binary()]}
+          | {:resolve_short_names, boolean()}
+          | {:new_peer_rate, pos_integer()}
+          | {:log_interval, pos_integer()}
+          | {:connect | :disconnect | :list_nodes, {module(), atom(), list()}}
 
-  alias NativeGossip.{Native, Options, Topology}
-
-  @typedoc "A topology's name."
-  @type name :: atom()
+  @typedoc "A seed: `\"host\"`, `\"host:port\"`, `\"[v6]:port\"`, an address, or `{host, port}`."
+  @type seed ::
+          String.t()
+          | :inet.ip_address()
+          | {String.t() | charlist() | :inet.ip_address(), :inet.port_number()}
 
   @typedoc "A row of `members/1`."
   @type member :: %{
@@ -175,7 +215,7 @@ defmodule NativeGossip do
   Starts a topology linked to the caller. See the module documentation for options
   and errors.
   """
-  @spec start_link(keyword()) :: GenServer.on_start()
+  @spec start_link([option()]) :: GenServer.on_start()
   def start_link(opts) do
     with {:ok, options} <- Options.validate(opts) do
       Topology.start_link(options)
@@ -186,7 +226,7 @@ defmodule NativeGossip do
   A child specification; the child's id is `{NativeGossip, name}`, so several
   topologies can share a supervisor.
   """
-  @spec child_spec(keyword()) :: Supervisor.child_spec()
+  @spec child_spec([option()]) :: Supervisor.child_spec()
   def child_spec(opts) do
     %{
       id: {__MODULE__, Keyword.get(opts, :name)},
@@ -262,7 +302,7 @@ defmodule NativeGossip do
   | `NATIVE_GOSSIP_MULTICAST_IF` | `:multicast_if` | an interface name or address |
   | `NATIVE_GOSSIP_MULTICAST_TTL` | `:multicast_ttl` | an integer |
   | `NATIVE_GOSSIP_BROADCAST` | `:broadcast` | `true`, `false` or a broadcast address |
-  | `NATIVE_GOSSIP_SEEDS` | `:seeds` | hosts separated by commas: `10.0.0.5,seed.local:45892` |
+  | `NATIVE_GOSSIP_SEEDS` | `:seeds` | hosts separated by commas: `10.0.0.5,seed.local:#{@defaults[:port]}` |
   | `NATIVE_GOSSIP_HEARTBEAT_INTERVAL` | `:heartbeat_interval` | milliseconds |
 
   A value that does not parse raises `ArgumentError` naming the variable, so a release
@@ -316,10 +356,8 @@ defmodule NativeGossip do
   the size of the peer table, and whether the socket is a member of the group right
   now (`joined`: false while it cannot join, see the errors above).
 
-  Drop reasons: `:too_short`, `:too_long`, `:bad_magic`, `:unsupported_version`,
-  `:malformed`, `:bad_name`, `:missing_signature`, `:bad_signature`,
-  `:unexpected_signature`, `:replay`, `:own_packet` (our own heartbeat looped back),
-  `:name_conflict` (another node uses our name), `:peer_table_full`, `:rate_limited`.
+  `dropped` has one counter per reason of `NativeGossip.DropReason`, where each is
+  explained.
   """
   @spec stats(name()) :: stats()
   def stats(name), do: name |> Topology.native!() |> Native.stats()

@@ -1,25 +1,205 @@
 defmodule NativeGossip.Connector do
   @moduledoc false
-  # Connection attempts, kept off the topology server: each attempt runs in its own
-  # monitored process, so a name that does not resolve or a host that drops SYNs never
-  # delays anything else. A failed peer is retried with exponential backoff, but only
-  # when it is heard again (the native side reports unconnected peers at most twice per
-  # heartbeat interval), so a peer that went away is not retried forever.
+  # Who to connect, and when: the one owner of that decision. The native side reports
+  # peers (discovered, heard again while unconnected, left, lost, forgotten); this
+  # module decides whether to connect, waits its turn in the tie-break, makes the
+  # attempt, backs off after a failure and tells the native side when to report the
+  # peer again (so there is one backoff, this one), and keeps each peer's connection
+  # status so that :connected/:disconnected are announced once per change.
+  #
+  # Each attempt runs in its own monitored process, so a name that does not resolve or
+  # a host that drops SYNs never delays the topology server. A failed peer is retried
+  # only when it is heard again after its backoff, so a peer that went away is not
+  # retried forever.
+
+  require Logger
+
+  alias NativeGossip.{Native, NodeName}
 
   @initial_backoff 100
   @max_backoff 30_000
 
-  defstruct attempts: %{}, peers: %{}
+  # Of a pair of nodes that hear each other, one connects at once (the native side says
+  # which: a running node towards a newcomer, else the smaller name) and the other waits
+  # this long before it tries too. Two simultaneous connects between the same nodes
+  # cost both a handshake that net_kernel then throws away, and a new node that joins N
+  # others would otherwise make 2N handshakes, not N. Once the first side's handshake
+  # has reached the second, a connect from the second just waits for it, so this only
+  # needs to cover the time a handshake takes to arrive; it is also all a pair loses
+  # when the first side cannot connect (a name it cannot resolve, a connect function
+  # that refuses, a one-way multicast path).
+  @defer_ms 100
 
-  # retry_at is nil when the peer is not backing off. (Monotonic time is usually
-  # negative on the BEAM, so no number can stand for "long ago".) deferred is true once
-  # this side has let the other side connect first (see maybe_attempt/4), until the
-  # peer is connected.
+  defstruct native: nil,
+            connect: nil,
+            list_nodes: {:erlang, :nodes, [:connected]},
+            attempts: %{},
+            peers: %{},
+            status: %{}
+
+  # peers: the backoff of each peer attempted. retry_at is nil when the peer is not
+  # backing off (monotonic time is usually negative on the BEAM, so no number can stand
+  # for "long ago"); deferred is true once this side has let the other side connect
+  # first, until the peer is connected.
+  # status: every peer the native table holds, :connected or :disconnected.
   @type peer :: %{failures: non_neg_integer(), retry_at: integer() | nil, deferred: boolean()}
   @type t :: %__MODULE__{
+          native: reference() | nil,
+          connect: (node() -> term()) | nil,
+          list_nodes: {module(), atom(), list()},
           attempts: %{reference() => node()},
-          peers: %{node() => peer()}
+          peers: %{node() => peer()},
+          status: %{node() => :connected | :disconnected}
         }
+
+  @typedoc "Peer events for subscribers and telemetry, in order."
+  @type events :: [{:discovered | :connected | :disconnected | :left | :lost, node()}]
+
+  @doc """
+  A connector for a topology's native resource and options; with a libcluster topology
+  state, attempts go through `Cluster.Strategy.connect_nodes/4`.
+  """
+  @spec new(reference(), NativeGossip.Options.t(), term()) :: t()
+  def new(native, %{connect: connect, list_nodes: list_nodes}, libcluster) do
+    fun =
+      if libcluster && Code.ensure_loaded?(Cluster.Strategy) do
+        &NativeGossip.Strategy.connect(libcluster, connect, list_nodes, &1)
+      else
+        fn node -> apply_mfa(connect, node) end
+      end
+
+    %__MODULE__{native: native, connect: fun, list_nodes: list_nodes}
+  end
+
+  @doc "Every known peer and whether it is connected."
+  @spec status(t()) :: %{node() => :connected | :disconnected}
+  def status(%__MODULE__{status: status}), do: status
+
+  @doc """
+  A peer was reported `:discovered` (new, back from lost, or a new incarnation: the
+  native side starts it as not connected, and so does this) or `:heard` again while
+  not connected. `lead` says whether this side connects first.
+  """
+  @spec heard(t(), node(), :discovered | :heard, boolean()) :: {events(), t()}
+  def heard(c, node, kind, lead) do
+    {events, c} =
+      if kind == :discovered,
+        do: {[discovered: node], put_status(c, node, :disconnected)},
+        else: {[], %{c | status: Map.put_new(c.status, node, :disconnected)}}
+
+    {more, c} = consider(c, node, if(lead, do: 0, else: @defer_ms))
+    {events ++ more, c}
+  end
+
+  @doc "This side's turn in the tie-break has come: connect unless the other side did."
+  @spec deferred(t(), node()) :: {events(), t()}
+  def deferred(c, node) do
+    if Map.get(c.status, node) == :disconnected, do: consider(c, node, 0), else: {[], c}
+  end
+
+  defp consider(c, node, defer) do
+    cond do
+      node in list_nodes(c) ->
+        mark_connected(c, node)
+
+      NodeName.connectable?(node) ->
+        {[], maybe_attempt(c, node, fn -> c.connect.(node) end, defer)}
+
+      true ->
+        # Listed in members/1, but a connect could only fail (and make net_kernel
+        # log): the native side need not report it often.
+        report_after(c, node, @max_backoff)
+        {[], c}
+    end
+  end
+
+  @doc "The peer said goodbye: not reconnected until it comes back."
+  @spec left(t(), node()) :: {events(), t()}
+  def left(c, node), do: {[left: node], forget(c, node)}
+
+  @doc "The peer went silent."
+  @spec lost(t(), node()) :: {events(), t()}
+  def lost(c, node), do: {[lost: node], c}
+
+  @doc "The native side forgot the peer."
+  @spec forgotten(t(), node()) :: {events(), t()}
+  def forgotten(c, node), do: {[], %{forget(c, node) | status: Map.delete(c.status, node)}}
+
+  @doc "A node came up (by our attempt or its own)."
+  @spec nodeup(t(), node()) :: {events(), t()}
+  def nodeup(c, node), do: mark_connected(c, node)
+
+  @doc "A node went down: a known peer is announced disconnected and reported again."
+  @spec nodedown(t(), node()) :: {events(), t()}
+  def nodedown(c, node) do
+    case c.status do
+      %{^node => :connected} ->
+        Native.set_connected(c.native, Atom.to_string(node), false)
+        {[disconnected: node], put_status(c, node, :disconnected)}
+
+      _ ->
+        {[], c}
+    end
+  end
+
+  @doc """
+  A monitored process ended: `:unknown` if it was not an attempt; otherwise the
+  events it causes. A failure is logged (the first one as a warning) and backs off.
+  """
+  @spec down(t(), reference(), term()) :: :unknown | {events(), t()}
+  def down(c, ref, reason) do
+    case finished(c, ref, reason) do
+      :unknown ->
+        :unknown
+
+      {node, :connected, c} ->
+        Logger.debug("NativeGossip: connected to #{node}")
+        mark_connected(c, node)
+
+      {node, {:failed, why, failures}, c} ->
+        log_failure(node, why, failures)
+        report_after(c, node, c.peers[node].retry_at - now())
+        {[], c}
+    end
+  end
+
+  defp mark_connected(c, node) do
+    case c.status do
+      %{^node => :connected} ->
+        {[], c}
+
+      %{^node => _} ->
+        Native.set_connected(c.native, Atom.to_string(node), true)
+        {[connected: node], connected(put_status(c, node, :connected), node)}
+
+      _ ->
+        {[], c}
+    end
+  end
+
+  defp put_status(c, node, status), do: %{c | status: Map.put(c.status, node, status)}
+
+  defp report_after(%{native: nil}, _node, _ms), do: :ok
+
+  defp report_after(c, node, ms),
+    do: Native.report_after(c.native, Atom.to_string(node), max(ms, 0))
+
+  defp list_nodes(%{list_nodes: {m, f, a}}), do: apply(m, f, a)
+
+  defp apply_mfa({m, f, a}, node), do: apply(m, f, a ++ [node])
+
+  defp log_failure(node, why, 1) do
+    Logger.warning(
+      "NativeGossip: could not connect to #{node} (#{inspect(why)}); retrying with backoff " <>
+        "while it keeps sending heartbeats"
+    )
+  end
+
+  defp log_failure(node, why, failures) do
+    Logger.debug("NativeGossip: connect to #{node} failed #{failures} times: #{inspect(why)}")
+  end
+
+  # The attempt bookkeeping itself.
 
   @doc """
   Starts an attempt unless one runs or the peer is backing off. `fun` does the connect.

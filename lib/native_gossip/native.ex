@@ -28,6 +28,8 @@ defmodule NativeGossip.Native do
   def announce(_ref), do: :erlang.nif_error(:nif_not_loaded)
   def set_connected(_ref, _name, _connected?), do: :erlang.nif_error(:nif_not_loaded)
   def set_seeds(_ref, _seeds), do: :erlang.nif_error(:nif_not_loaded)
+  def report_after(_ref, _name, _ms), do: :erlang.nif_error(:nif_not_loaded)
+  def drop_reasons, do: :erlang.nif_error(:nif_not_loaded)
   def decode(_data, _secrets), do: :erlang.nif_error(:nif_not_loaded)
   def running(_ref), do: :erlang.nif_error(:nif_not_loaded)
   def panic_for_test(_ref, _place), do: :erlang.nif_error(:nif_not_loaded)

@@ -90,6 +90,10 @@ defmodule NativeGossip.Options do
   @doc false
   def default_group, do: @default_group
 
+  @doc false
+  # The defaults, for the docs and the mix tasks.
+  def defaults, do: @defaults
+
   @spec validate(keyword()) :: {:ok, t()} | {:error, {:invalid_option, atom(), String.t()}}
   def validate(opts) when is_list(opts) do
     with :ok <- check_keyword(opts),
@@ -389,7 +393,7 @@ defmodule NativeGossip.Options do
   # Seeds: "host", "host:port", "[v6]:port", {host, port} or an address tuple; the
   # topology's port when none is given. Kept as {address tuple | host charlist, port}.
   defp seeds(list, port, group) when is_list(list) do
-    port = port || 45_892
+    port = port || @defaults[:port]
 
     Enum.reduce_while(list, {:ok, []}, fn entry, {:ok, acc} ->
       case seed(entry, port, group) do
@@ -402,7 +406,7 @@ defmodule NativeGossip.Options do
   defp seeds(v, _port, _group),
     do:
       {:error,
-       "expected a list of hosts (\"10.0.0.5\", \"seed.local:45892\"), got: #{inspect(v)}"}
+       "expected a list of hosts (\"10.0.0.5\", \"seed.local:#{@defaults[:port]}\"), got: #{inspect(v)}"}
 
   defp seed({host, p}, _port, group) when is_integer(p),
     do: seed_host(host, p, group)

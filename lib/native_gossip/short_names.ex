@@ -17,8 +17,9 @@ defmodule NativeGossip.ShortNames do
   @doc "Learns `node`'s host from `address` if it is a short name; returns the new map."
   @spec learn(t(), node(), :inet.ip_address()) :: t()
   def learn(hosts, node, address) do
-    with [_, host] <- String.split(Atom.to_string(node), "@", parts: 2),
-         true <- short?(host),
+    host = NativeGossip.NodeName.host(node)
+
+    with true <- NativeGossip.NodeName.short_host?(host),
          false <- Map.get(hosts, host) == address do
       ensure_file_lookup()
       old = Map.get(hosts, host)
@@ -29,11 +30,6 @@ defmodule NativeGossip.ShortNames do
     else
       _ -> hosts
     end
-  end
-
-  defp short?(host) do
-    not String.contains?(host, ".") and
-      match?({:error, _}, :inet.parse_address(String.to_charlist(host)))
   end
 
   # inet_db keeps one entry per address: rewrite it with every name we map to it.

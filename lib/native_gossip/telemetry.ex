@@ -22,11 +22,7 @@ defmodule NativeGossip.Telemetry do
   not counted.
 
     * measurements: `%{total: non_neg_integer}` plus one key per reason that occurred,
-      among `:too_short`, `:too_long`, `:bad_magic`, `:unsupported_version`,
-      `:malformed`, `:bad_name`, `:missing_signature`, `:bad_signature`,
-      `:unexpected_signature`, `:replay`, `:name_conflict`, `:peer_table_full`,
-      `:rate_limited`, `:legacy_bad_term`, `:legacy_bad_ciphertext` (see
-      `NativeGossip.stats/1`)
+      among those of `NativeGossip.DropReason` (`:own_packet` excepted)
     * metadata: `%{topology: atom, interval: milliseconds}`
 
   ## With libcluster
@@ -47,11 +43,57 @@ defmodule NativeGossip.Telemetry do
       )
   """
 
+  require Logger
+
+  alias NativeGossip.DropReason
+
   @doc false
   # Loads :telemetry if it is on the code path (once, when a topology starts: looking
   # for a module that is not there searches the whole code path).
   @spec load() :: boolean()
   def load, do: Code.ensure_loaded?(:telemetry)
+
+  @doc false
+  # A peer event of a topology: `[:native_gossip, :peer, event]`.
+  @spec peer(atom(), atom(), node()) :: :ok
+  def peer(topology, event, node) do
+    execute(
+      [:native_gossip, :peer, event],
+      %{system_time: System.system_time()},
+      %{topology: topology, node: node}
+    )
+  end
+
+  @doc false
+  # The drop summary of one :log_interval: one warning per reason that occurred (never
+  # one line per packet) and one telemetry event with the counts, from the counters
+  # `previous` (at the last summary) and `current`. Returns `current`.
+  @spec drop_summary(atom(), pos_integer(), map(), map()) :: map()
+  def drop_summary(topology, interval, previous, current) do
+    deltas =
+      for {reason, count} <- current,
+          reason != :own_packet,
+          (delta = count - Map.get(previous, reason, 0)) > 0,
+          into: %{},
+          do: {reason, delta}
+
+    for {reason, delta} <- deltas do
+      Logger.warning(
+        "NativeGossip topology #{inspect(topology)} dropped #{delta} datagram(s) " <>
+          "in the last #{interval} ms: #{reason} (#{DropReason.explain(reason)})"
+      )
+    end
+
+    if deltas != %{} do
+      execute(
+        [:native_gossip, :packets, :dropped],
+        Map.put(deltas, :total, Enum.sum(Map.values(deltas))),
+        %{topology: topology, interval: interval}
+      )
+    end
+
+    current
+  end
 
   @doc false
   # Calls :telemetry.execute/3 if the library is loaded (a cheap check, unlike

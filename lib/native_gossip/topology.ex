@@ -1,38 +1,24 @@
 defmodule NativeGossip.Topology do
   @moduledoc false
   # The thin server around one native topology. It owns the native resource (the
-  # native thread watches it with a monitor and stops when it dies), turns peer events
-  # into connection attempts that never block it, and tells the native side which peers
-  # are connected so that connected peers cost no messages at all.
+  # native thread watches it with a monitor and stops when it dies) and routes what
+  # arrives: peer reports and distribution events to NativeGossip.Connector (who to
+  # connect, and when), the peer events that result to subscribers and telemetry, the
+  # drop counters to NativeGossip.Telemetry's summary, and seed names to a resolver.
 
   use GenServer
   require Logger
 
-  alias NativeGossip.{Connector, Native, Options, ShortNames}
+  alias NativeGossip.{Connector, Native, Options, ShortNames, Telemetry}
 
   @registry NativeGossip.Registry
 
-  # Of a pair of nodes that hear each other, one connects at once (the native side says
-  # which: a running node towards a newcomer, else the smaller name) and the other waits
-  # this long before it tries too. Two simultaneous connects between the same nodes
-  # cost both a handshake that net_kernel then throws away, and a new node that joins N
-  # others would otherwise make 2N handshakes, not N. Once the
-  # first side's handshake has reached the second, a connect from the second just
-  # waits for it, so this only needs to cover the time a handshake takes to arrive; it
-  # is also all a pair loses when the first side cannot connect (a name it cannot
-  # resolve, a connect function that refuses, a one-way multicast path).
-  @defer_ms 100
-
-  # peers: node => :connected | :disconnected, for every peer the native table holds,
-  # so that :connected/:disconnected are sent once per change.
   defstruct [
     :options,
     :native,
-    :libcluster,
-    connector: %Connector{},
+    :connector,
     hosts: %{},
     dropped: %{},
-    peers: %{},
     subscribers: %{},
     seed_task: nil,
     seeds: []
@@ -95,9 +81,10 @@ defmodule NativeGossip.Topology do
       :ok = :net_kernel.monitor_nodes(true, node_type: :all)
       warn_if_unauthenticated(options)
       warn_if_compat(options)
-      _ = NativeGossip.Telemetry.load()
+      _ = Telemetry.load()
       Process.send_after(self(), :native_gossip_summary, options.log_interval)
-      state = %__MODULE__{options: options, native: native, libcluster: libcluster}
+      connector = Connector.new(native, options, libcluster)
+      state = %__MODULE__{options: options, native: native, connector: connector}
       {:ok, resolve_seeds(state)}
     else
       {:error, {kind, message}} ->
@@ -146,7 +133,7 @@ defmodule NativeGossip.Topology do
     unless Map.has_key?(state.subscribers, pid) do
       # Replay what is already known: a subscriber always comes after the topology's
       # start, and peers may have been heard in between.
-      for {node, status} <- state.peers do
+      for {node, status} <- Connector.status(state.connector) do
         send(pid, {:native_gossip, state.options.name, :discovered, node})
 
         if status == :connected,
@@ -166,124 +153,76 @@ defmodule NativeGossip.Topology do
   end
 
   @impl true
-  def handle_info({:native_gossip, kind, name, {ip, _port}, _incarnation, lead}, state)
-      when kind in [:discovered, :heard] do
-    # The native side validated the name (and with a secret, authenticated it).
+  def handle_info({:native_gossip, kind, name, {ip, _port}, _incarnation, lead}, state) do
+    # The native side validated the name (and with a secret, authenticated it), and
+    # reports a name at most a few times per heartbeat interval.
     node = String.to_atom(name)
-    state = learn_host(state, node, ip)
+    c = state.connector
 
-    state =
-      if kind == :discovered do
-        # New, back from lost, or a new incarnation: the native side starts it as not
-        # connected, and so do we, so that the two agree and :connected is sent again.
-        notify(%{state | peers: Map.put(state.peers, node, :disconnected)}, :discovered, node)
-      else
-        %{state | peers: Map.put_new(state.peers, node, :disconnected)}
-      end
-
-    cond do
-      node in list_nodes(state) -> {:noreply, connected(state, node)}
-      connectable?(node) -> {:noreply, attempt(state, node, if(lead, do: 0, else: @defer_ms))}
-      # Listed in members/1, but a connect could only fail (and make net_kernel log).
-      true -> {:noreply, state}
+    case kind do
+      :discovered -> route(learn_host(state, node, ip), Connector.heard(c, node, kind, lead))
+      :heard -> route(learn_host(state, node, ip), Connector.heard(c, node, kind, lead))
+      :left -> route(state, Connector.left(c, node))
+      :lost -> route(state, Connector.lost(c, node))
+      :forgotten -> route(state, Connector.forgotten(c, node))
     end
   end
 
-  def handle_info({:native_gossip, :left, name, _address, _incarnation, _lead}, state) do
-    node = String.to_atom(name)
-    Logger.info("NativeGossip: #{node} left topology #{inspect(state.options.name)}")
-    state = %{state | connector: Connector.forget(state.connector, node)}
-    {:noreply, notify(state, :left, node)}
-  end
+  def handle_info({:native_gossip_deferred, node}, state),
+    do: route(state, Connector.deferred(state.connector, node))
 
-  def handle_info({:native_gossip, :lost, name, _address, _incarnation, _lead}, state) do
-    Logger.info(
-      "NativeGossip: no heartbeat from #{name} for #{state.options.lost_after} ms " <>
-        "(topology #{inspect(state.options.name)})"
-    )
+  def handle_info({:nodeup, node, _info}, state),
+    do: route(state, Connector.nodeup(state.connector, node))
 
-    {:noreply, notify(state, :lost, String.to_atom(name))}
-  end
+  def handle_info({:nodedown, node, _info}, state),
+    do: route(state, Connector.nodedown(state.connector, node))
 
-  def handle_info({:native_gossip, :forgotten, name, _address, _incarnation, _lead}, state) do
-    node = String.to_atom(name)
-
-    {:noreply,
-     %{
-       state
-       | connector: Connector.forget(state.connector, node),
-         peers: Map.delete(state.peers, node)
-     }}
-  end
-
-  def handle_info({:native_gossip_deferred, node}, state) do
-    # This side let the other connect first (see @defer_ms); connect now unless it did.
-    cond do
-      Map.get(state.peers, node) != :disconnected -> {:noreply, state}
-      node in list_nodes(state) -> {:noreply, connected(state, node)}
-      true -> {:noreply, attempt(state, node, 0)}
-    end
-  end
-
-  def handle_info(
-        {:DOWN, ref, :process, _, {:native_gossip_seeds, seeds}},
-        %{seed_task: ref} = state
-      ) do
+  def handle_info({:DOWN, ref, :process, _, reason}, %{seed_task: ref} = state) do
+    # The resolver's result (or its crash): seeds now, and again at the next refresh.
     Process.send_after(self(), :native_gossip_resolve_seeds, state.options.seed_refresh)
 
-    if seeds != state.seeds do
-      Logger.debug("NativeGossip: seeds now #{inspect(seeds)}")
-      Native.set_seeds(state.native, Enum.map(seeds, &Options.seed_string/1))
+    case reason do
+      {:native_gossip_seeds, seeds} when seeds != state.seeds ->
+        Logger.debug("NativeGossip: seeds now #{inspect(seeds)}")
+        Native.set_seeds(state.native, Enum.map(seeds, &Options.seed_string/1))
+        {:noreply, %{state | seed_task: nil, seeds: seeds}}
+
+      _ ->
+        {:noreply, %{state | seed_task: nil}}
+    end
+  end
+
+  def handle_info({:DOWN, ref, :process, pid, reason}, state) do
+    case Connector.down(state.connector, ref, reason) do
+      :unknown -> {:noreply, %{state | subscribers: Map.delete(state.subscribers, pid)}}
+      result -> route(state, result)
+    end
+  end
+
+  def handle_info(:native_gossip_resolve_seeds, state), do: {:noreply, resolve_seeds(state)}
+
+  def handle_info({:native_gossip_membership, status}, state) do
+    case status do
+      :joined ->
+        Logger.info(
+          "NativeGossip topology #{inspect(state.options.name)} joined its multicast group"
+        )
+
+      {:not_joined, message} ->
+        Logger.warning(
+          "NativeGossip topology #{inspect(state.options.name)}: #{message}; retrying in the background"
+        )
     end
 
-    {:noreply, %{state | seed_task: nil, seeds: seeds}}
-  end
-
-  def handle_info(:native_gossip_resolve_seeds, state) do
-    {:noreply, resolve_seeds(state)}
-  end
-
-  def handle_info({:native_gossip_membership, :joined}, state) do
-    Logger.info("NativeGossip topology #{inspect(state.options.name)} joined its multicast group")
     {:noreply, state}
   end
 
-  def handle_info({:native_gossip_membership, {:not_joined, message}}, state) do
-    Logger.warning(
-      "NativeGossip topology #{inspect(state.options.name)}: #{message}; retrying in the background"
-    )
+  def handle_info(:native_gossip_summary, %{options: o} = state) do
+    Process.send_after(self(), :native_gossip_summary, o.log_interval)
+    current = Native.stats(state.native).dropped
 
-    {:noreply, state}
-  end
-
-  def handle_info(:native_gossip_summary, state) do
-    Process.send_after(self(), :native_gossip_summary, state.options.log_interval)
-    dropped = Native.stats(state.native).dropped
-
-    # At most one line per reason per interval, never one per packet.
-    deltas =
-      for {reason, count} <- dropped,
-          reason != :own_packet,
-          (delta = count - Map.get(state.dropped, reason, 0)) > 0,
-          into: %{},
-          do: {reason, delta}
-
-    for {reason, delta} <- deltas do
-      Logger.warning(
-        "NativeGossip topology #{inspect(state.options.name)} dropped #{delta} datagram(s) " <>
-          "in the last #{state.options.log_interval} ms: #{reason} (#{explain(reason)})"
-      )
-    end
-
-    if deltas != %{} do
-      NativeGossip.Telemetry.execute(
-        [:native_gossip, :packets, :dropped],
-        Map.put(deltas, :total, Enum.sum(Map.values(deltas))),
-        %{topology: state.options.name, interval: state.options.log_interval}
-      )
-    end
-
-    {:noreply, %{state | dropped: dropped}}
+    {:noreply,
+     %{state | dropped: Telemetry.drop_summary(o.name, o.log_interval, state.dropped, current)}}
   end
 
   def handle_info({:native_gossip_fault, message}, state) do
@@ -294,50 +233,34 @@ defmodule NativeGossip.Topology do
     {:stop, {:native_fault, message}, state}
   end
 
-  def handle_info({:DOWN, ref, :process, _pid, _reason}, %{seed_task: ref} = state) do
-    # The resolving task crashed: try again at the next refresh.
-    Process.send_after(self(), :native_gossip_resolve_seeds, state.options.seed_refresh)
-    {:noreply, %{state | seed_task: nil}}
-  end
-
-  def handle_info({:DOWN, ref, :process, pid, reason}, state) do
-    case Connector.finished(state.connector, ref, reason) do
-      :unknown ->
-        {:noreply, %{state | subscribers: Map.delete(state.subscribers, pid)}}
-
-      {node, :connected, connector} ->
-        Logger.debug("NativeGossip: connected to #{node}")
-        {:noreply, connected(%{state | connector: connector}, node)}
-
-      {node, {:failed, why, failures}, connector} ->
-        log_failure(node, why, failures)
-        {:noreply, %{state | connector: connector}}
-    end
-  end
-
-  def handle_info({:nodeup, node, _info}, state) do
-    if Map.has_key?(state.peers, node),
-      do: {:noreply, connected(state, node)},
-      else: {:noreply, state}
-  end
-
-  def handle_info({:nodedown, node, _info}, state) do
-    case state.peers do
-      %{^node => :connected} ->
-        Native.set_connected(state.native, Atom.to_string(node), false)
-        state = %{state | peers: Map.put(state.peers, node, :disconnected)}
-        {:noreply, notify(state, :disconnected, node)}
-
-      _ ->
-        {:noreply, state}
-    end
-  end
-
-  def handle_info({:EXIT, _pid, reason}, state) do
-    {:stop, reason, state}
-  end
+  def handle_info({:EXIT, _pid, reason}, state), do: {:stop, reason, state}
 
   def handle_info(_other, state), do: {:noreply, state}
+
+  # The connector's new state, and its events to subscribers, telemetry and the log.
+  defp route(state, {events, connector}) do
+    for {event, node} <- events, do: notify(state, event, node)
+    {:noreply, %{state | connector: connector}}
+  end
+
+  defp notify(%{options: %{name: name}} = state, event, node) do
+    case event do
+      :left ->
+        Logger.info("NativeGossip: #{node} left topology #{inspect(name)}")
+
+      :lost ->
+        Logger.info(
+          "NativeGossip: no heartbeat from #{node} for #{state.options.lost_after} ms " <>
+            "(topology #{inspect(name)})"
+        )
+
+      _ ->
+        :ok
+    end
+
+    for {pid, _ref} <- state.subscribers, do: send(pid, {:native_gossip, name, event, node})
+    Telemetry.peer(name, event, node)
+  end
 
   @impl true
   def terminate(reason, %__MODULE__{native: native}) do
@@ -346,29 +269,6 @@ defmodule NativeGossip.Topology do
   end
 
   def terminate(_reason, _state), do: :ok
-
-  @explanations %{
-    too_short: "shorter than any heartbeat: another protocol on this port, or junk",
-    too_long: "longer than any heartbeat: another protocol on this port, or junk",
-    bad_magic: "not a NativeGossip packet: another protocol on this group and port",
-    unsupported_version: "a NativeGossip version this node does not speak",
-    malformed: "a NativeGossip header whose lengths do not add up: corrupted or forged",
-    bad_name: "a node name outside the accepted rules",
-    missing_signature: "unsigned, and this topology has a :secret: a node without one",
-    bad_signature: "signed with a secret this topology does not have, or forged",
-    unexpected_signature: "signed, and this topology has no :secret: a node with one",
-    replay: "an old heartbeat again: duplicated on the network, or replayed",
-    name_conflict: "another node announces this node's name",
-    peer_table_full: "a new peer while the table holds :max_peers peers",
-    rate_limited: "too many new names from one host (no :secret): see :new_peer_rate",
-    legacy_bad_term:
-      "a libcluster-format heartbeat whose term is not %{node: atom} (compat: :libcluster)",
-    legacy_bad_ciphertext:
-      "not NativeGossip, and not a libcluster heartbeat encrypted with this :secret " <>
-        "(compat: :libcluster): another secret, or junk"
-  }
-
-  defp explain(reason), do: Map.get(@explanations, reason, "see NativeGossip.stats/1")
 
   defp clean?(:normal), do: true
   defp clean?(:shutdown), do: true
@@ -379,72 +279,4 @@ defmodule NativeGossip.Topology do
     do: %{state | hosts: ShortNames.learn(state.hosts, node, ip)}
 
   defp learn_host(state, _node, _ip), do: state
-
-  # Distribution connects only nodes named like this one: a short name (`a@host`)
-  # when this node uses long names (`--name`), or a long one (`a@host.domain`,
-  # `a@10.0.0.1`) when it uses short names, is refused by net_kernel.
-  defp connectable?(node) do
-    [_, host] = node |> Atom.to_string() |> String.split("@", parts: 2)
-    long? = String.contains?(host, ".") or String.contains?(host, ":")
-    long? == :net_kernel.longnames()
-  end
-
-  defp connected(state, node) do
-    case state.peers do
-      %{^node => :connected} ->
-        state
-
-      %{^node => _} ->
-        Native.set_connected(state.native, Atom.to_string(node), true)
-        peers = Map.put(state.peers, node, :connected)
-        state = %{state | peers: peers, connector: Connector.connected(state.connector, node)}
-        notify(state, :connected, node)
-
-      _ ->
-        state
-    end
-  end
-
-  defp notify(state, event, node) do
-    for {pid, _ref} <- state.subscribers do
-      send(pid, {:native_gossip, state.options.name, event, node})
-    end
-
-    NativeGossip.Telemetry.execute(
-      [:native_gossip, :peer, event],
-      %{system_time: System.system_time()},
-      %{topology: state.options.name, node: node}
-    )
-
-    state
-  end
-
-  defp attempt(state, node, defer) do
-    %{connect: connect, list_nodes: list_nodes} = state.options
-    libcluster = state.libcluster
-
-    fun =
-      if libcluster && Code.ensure_loaded?(Cluster.Strategy) do
-        fn -> NativeGossip.Strategy.connect(libcluster, connect, list_nodes, node) end
-      else
-        fn -> apply_mfa(connect, node) end
-      end
-
-    %{state | connector: Connector.maybe_attempt(state.connector, node, fun, defer)}
-  end
-
-  defp list_nodes(%{options: %{list_nodes: {m, f, a}}}), do: apply(m, f, a)
-
-  defp apply_mfa({m, f, a}, node), do: apply(m, f, a ++ [node])
-
-  defp log_failure(node, why, 1) do
-    Logger.warning(
-      "NativeGossip: could not connect to #{node} (#{inspect(why)}); retrying with backoff " <>
-        "while it keeps sending heartbeats"
-    )
-  end
-
-  defp log_failure(node, why, failures) do
-    Logger.debug("NativeGossip: connect to #{node} failed #{failures} times: #{inspect(why)}")
-  end
 end

@@ -21,7 +21,7 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
   Run it distributed, with the cookie of your nodes, to check connections too:
 
       $ elixir --sname doctor --cookie "$COOKIE" -S mix native_gossip.doctor
-      $ mix native_gossip.doctor --port 45892 --secret "$SECRET" --seconds 10
+      $ mix native_gossip.doctor --port #{NativeGossip.Options.defaults()[:port]} --secret "$SECRET" --seconds 10
       $ mix native_gossip.doctor --topology lan   # options of config :native_gossip, :topologies
 
   It never sends a heartbeat. It exits with an error when it found a problem.
@@ -84,30 +84,18 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
             Mix.raise("no topology #{name} in config :native_gossip, :topologies")
       end
 
-    secrets =
-      case Keyword.get_values(opts, :secret) do
-        [] -> topology |> Keyword.get(:secret) |> List.wrap()
-        given -> given
-      end
+    o = NativeGossip.MixTask.options!(opts, topology)
 
-    group = opts[:group] || to_string(topology[:multicast_addr] || "239.255.45.92")
+    if tuple_size(o.multicast_addr) != 4,
+      do: Mix.raise("--group: only IPv4 groups are checked by this task")
 
     %{
-      group: parse_group!(group),
-      port: opts[:port] || topology[:port] || 45_892,
-      interface: opts[:if] || topology[:multicast_if] || topology[:if_addr],
-      secrets: secrets,
+      group: o.multicast_addr,
+      port: o.port,
+      interface: o.multicast_if,
+      secrets: o.secrets,
       seconds: opts[:seconds] || 5
     }
-  end
-
-  defp parse_group!(group) when is_tuple(group), do: group
-
-  defp parse_group!(group) do
-    case :inet.parse_strict_address(String.to_charlist(group)) do
-      {:ok, {_, _, _, _} = ip} -> ip
-      _ -> Mix.raise("--group: expected an IPv4 multicast address, got: #{inspect(group)}")
-    end
   end
 
   defp info(text), do: Mix.shell().info(text)
@@ -173,10 +161,10 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
           do: List.to_string(name)
 
     cond do
-      is_binary(s.interface) and s.interface not in Enum.map(ifs, &List.to_string(elem(&1, 0))) and
-          match?({:error, _}, :inet.parse_strict_address(String.to_charlist(s.interface))) ->
+      match?({:name, _}, s.interface) and
+          elem(s.interface, 1) not in Enum.map(ifs, &List.to_string(elem(&1, 0))) ->
         problem(
-          "no interface named #{s.interface} on this host",
+          "no interface named #{elem(s.interface, 1)} on this host",
           "set :multicast_if to one of: #{Enum.map_join(ifs, ", ", &List.to_string(elem(&1, 0)))}"
         )
 
@@ -223,9 +211,8 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
   defp open(s) do
     interface =
       case s.interface do
-        nil -> {0, 0, 0, 0}
-        {_, _, _, _} = ip -> ip
-        name -> ipv4_of(to_string(name))
+        {:name, name} -> NativeGossip.Options.ipv4_interface(name) || {0, 0, 0, 0}
+        other -> Mix.Tasks.NativeGossip.Listen.interface!(other)
       end
 
     :gen_udp.open(s.port, [
@@ -236,8 +223,6 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
       add_membership: {s.group, interface}
     ])
   end
-
-  defp ipv4_of(name), do: NativeGossip.Options.ipv4_interface(name) || {0, 0, 0, 0}
 
   defp heartbeats(s) do
     case open(s) do
@@ -270,16 +255,6 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
     end
   end
 
-  @hints %{
-    bad_signature: "signed with a secret you did not give: set the same :secret everywhere",
-    missing_signature: "unsigned: some nodes have no :secret",
-    unexpected_signature: "signed: pass the nodes' secret with --secret (or --topology)",
-    bad_magic: "not NativeGossip: another program uses this group and port",
-    too_short: "not NativeGossip: another program uses this group and port",
-    too_long: "not NativeGossip: another program uses this group and port",
-    unsupported_version: "a NativeGossip version this one does not speak"
-  }
-
   defp verdicts(heard, s) when map_size(heard) == 0 do
     problem(
       "heard no datagram on #{:inet.ntoa(s.group)}:#{s.port} in #{s.seconds} s",
@@ -298,7 +273,7 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
       for {{:dropped, reason}, n} <- heard do
         problem(
           "#{n} datagram(s) would be dropped: #{reason}",
-          Map.get(@hints, reason, "see NativeGossip.stats/1")
+          NativeGossip.DropReason.explain(reason)
         )
       end
 
@@ -313,16 +288,17 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
 
   defp check_node(name, ip) do
     [short, host] = String.split(name, "@", parts: 2)
-    long? = String.contains?(host, ".") or String.contains?(host, ":")
     from = :inet.ntoa(ip)
 
     cond do
       not Node.alive?() ->
         note("heard #{name} from #{from}")
 
-      long? != :net_kernel.longnames() ->
+      not NativeGossip.NodeName.connectable?(name) ->
+        style = if NativeGossip.NodeName.long_host?(host), do: "--name", else: "--sname"
+
         problem(
-          "heard #{name}, named in the other style than this VM (#{if long?, do: "--name", else: "--sname"})",
+          "heard #{name}, named in the other style than this VM (#{style})",
           "start every node with --sname, or every node with --name"
         )
 

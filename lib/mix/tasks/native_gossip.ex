@@ -1,6 +1,9 @@
 defmodule NativeGossip.MixTask do
   @moduledoc false
-  # What the mix tasks share: their arguments, the project compiled, the NIF loaded.
+  # What the mix tasks share: their arguments, the project compiled, the NIF loaded,
+  # and their settings built by NativeGossip.Options (so the defaults exist once).
+
+  alias NativeGossip.Options
 
   @doc "Parses `argv` strictly, compiles, checks the NIF; returns the options."
   @spec prepare!([String.t()], keyword()) :: keyword()
@@ -13,5 +16,35 @@ defmodule NativeGossip.MixTask do
       do: Mix.raise("the NativeGossip NIF could not be loaded: #{error}")
 
     opts
+  end
+
+  # Flags of the tasks and the topology options they set.
+  @flags [group: :multicast_addr, port: :port, if: :multicast_if, broadcast: :broadcast]
+
+  @doc """
+  The validated options of a topology made of `topology` (options from config, or
+  `[]`) with the task's flags on top: `--group`, `--port`, `--if`, `--broadcast`, and
+  every `--secret`.
+  """
+  @spec options!(keyword(), keyword()) :: Options.t()
+  def options!(flags, topology \\ []) do
+    given = for {flag, key} <- @flags, Keyword.has_key?(flags, flag), do: {key, flags[flag]}
+
+    given =
+      case Keyword.get_values(flags, :secret) do
+        [] -> given
+        secrets -> [{:secret, secrets} | given]
+      end
+
+    opts = topology |> Keyword.merge(given) |> Keyword.put(:name, :mix_task)
+
+    case Options.validate(opts) do
+      {:ok, options} ->
+        options
+
+      {:error, {:invalid_option, key, reason}} ->
+        flag = Enum.find_value(@flags, key, fn {f, k} -> k == key && f end)
+        Mix.raise("--#{flag}: #{reason}")
+    end
   end
 end

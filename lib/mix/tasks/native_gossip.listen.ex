@@ -1,13 +1,15 @@
 defmodule Mix.Tasks.NativeGossip.Listen do
   @shortdoc "Prints the NativeGossip heartbeats seen on a group, with each one's verdict"
 
+  @defaults NativeGossip.Options.defaults()
+
   @moduledoc """
   Prints every datagram that arrives on a NativeGossip group and port: when, from
   which address, and what a topology with the same secret would make of it: the node
   it announces, or why it would be dropped.
 
       $ mix native_gossip.listen
-      $ mix native_gossip.listen --group 239.255.45.92 --port 45892 --secret "$SECRET"
+      $ mix native_gossip.listen --group 239.255.45.92 --port #{@defaults[:port]} --secret "$SECRET"
       $ mix native_gossip.listen --if eth0 --seconds 30
 
   Sample output:
@@ -21,8 +23,8 @@ defmodule Mix.Tasks.NativeGossip.Listen do
 
   ## Options
 
-    * `--group` - the IPv4 multicast group (default `239.255.45.92`)
-    * `--port` - the UDP port (default `45892`)
+    * `--group` - the IPv4 multicast group (default `#{:inet.ntoa(@defaults[:multicast_addr])}`)
+    * `--port` - the UDP port (default `#{@defaults[:port]}`)
     * `--secret` - a topology secret; repeat it to try several (without one, signed
       heartbeats show as `unexpected_signature`)
     * `--if` - the interface to listen on: a name (`eth0`) or an IPv4 address
@@ -51,34 +53,36 @@ defmodule Mix.Tasks.NativeGossip.Listen do
   @impl Mix.Task
   def run(argv) do
     opts = NativeGossip.MixTask.prepare!(argv, @switches)
-
-    port = Keyword.get(opts, :port, 45_892)
-    secrets = Keyword.get_values(opts, :secret)
-    socket = open!(opts, port)
+    o = NativeGossip.MixTask.options!(opts)
+    socket = open!(o)
     deadline = if s = opts[:seconds], do: System.monotonic_time(:millisecond) + s * 1000
+    what = if o.broadcast, do: "broadcasts", else: :inet.ntoa(o.multicast_addr)
 
     Mix.shell().info(
-      "listening on #{describe(opts)}:#{port}" <>
-        if(secrets == [], do: " (no secret)", else: " with #{length(secrets)} secret(s)")
+      "listening on #{what}:#{o.port}" <>
+        if(o.secrets == [],
+          do: " (no secret)",
+          else: " with #{length(o.secrets)} secret(s)"
+        )
     )
 
-    loop(socket, secrets, opts[:count], deadline)
+    loop(socket, o.secrets, opts[:count], deadline)
   end
 
-  defp describe(opts) do
-    if opts[:broadcast], do: "broadcasts", else: Keyword.get(opts, :group, "239.255.45.92")
-  end
-
-  defp open!(opts, port) do
+  defp open!(%{port: port} = o) do
     base = [:binary, active: false, reuseaddr: true]
 
     socket_opts =
-      if opts[:broadcast] do
-        base ++ [broadcast: true]
-      else
-        group = parse_ip!(Keyword.get(opts, :group, "239.255.45.92"), "--group")
-        if tuple_size(group) != 4, do: Mix.raise("--group: only IPv4 groups are supported here")
-        base ++ [ip: group, add_membership: {group, interface!(opts[:if])}]
+      cond do
+        o.broadcast ->
+          base ++ [broadcast: true]
+
+        tuple_size(o.multicast_addr) != 4 ->
+          Mix.raise("--group: only IPv4 groups are supported here")
+
+        true ->
+          group = o.multicast_addr
+          base ++ [ip: group, add_membership: {group, interface!(o.multicast_if)}]
       end
 
     case :gen_udp.open(port, socket_opts) do
@@ -90,18 +94,14 @@ defmodule Mix.Tasks.NativeGossip.Listen do
     end
   end
 
-  defp interface!(nil), do: {0, 0, 0, 0}
+  @doc false
+  # The IPv4 address to join the group on, for an interface of Options.
+  def interface!(nil), do: {0, 0, 0, 0}
+  def interface!({_, _, _, _} = ip), do: ip
 
-  defp interface!(value) do
-    NativeGossip.Options.ipv4_interface(value) ||
-      Mix.raise("--if: no interface named #{inspect(value)} with an IPv4 address")
-  end
-
-  defp parse_ip!(value, flag) do
-    case :inet.parse_strict_address(String.to_charlist(value)) do
-      {:ok, ip} -> ip
-      {:error, _} -> Mix.raise("#{flag}: not an IP address: #{inspect(value)}")
-    end
+  def interface!({:name, name}) do
+    NativeGossip.Options.ipv4_interface(name) ||
+      Mix.raise("--if: no interface named #{inspect(name)} with an IPv4 address")
   end
 
   defp loop(_socket, _secrets, 0, _deadline), do: :ok

@@ -41,6 +41,7 @@ enum Command {
     /// Test hook: panic on the thread (proves a native panic never takes the VM down).
     Panic,
     SetConnected(String, bool),
+    Hold(String, Duration),
     SetSeeds(Vec<SocketAddr>),
     Stop {
         leave: bool,
@@ -153,6 +154,12 @@ impl Topology {
     /// Tells the engine whether a peer is connected (it stops reporting connected peers).
     pub fn set_connected(&self, name: &str, connected: bool) {
         self.command(Command::SetConnected(name.to_owned(), connected));
+    }
+
+    /// Reports `name` again, while it stays unconnected, no sooner than `after` from
+    /// now (the owner's connect backoff).
+    pub fn hold(&self, name: &str, after: Duration) {
+        self.command(Command::Hold(name.to_owned(), after));
     }
 
     /// Asks the thread to stop without waiting for it.
@@ -393,6 +400,9 @@ impl Worker {
                 Command::Panic => panic!("panic requested by the test hook"),
                 Command::SetConnected(name, connected) => {
                     engine.set_connected(&name, connected, Instant::now());
+                }
+                Command::Hold(name, after) => {
+                    engine.hold(&name, after, Instant::now());
                 }
                 Command::SetSeeds(seeds) => engine.set_seeds(same_family(seeds, &self.socket)),
                 Command::Stop { leave } => {

@@ -585,6 +585,12 @@ impl Engine {
         self.peers.set_connected(name, connected, now)
     }
 
+    /// Reports `name` again (while it stays unconnected) no sooner than `after` from
+    /// `now`: the owner's connect backoff.
+    pub fn hold(&mut self, name: &str, after: Duration, now: Instant) -> bool {
+        self.peers.hold(name, now + after)
+    }
+
     pub fn members(&self, now: Instant, wall_now_ms: u64) -> Vec<Member> {
         self.peers.members(now, wall_now_ms)
     }

@@ -4,9 +4,10 @@
 //! It is a pure function of (accepted heartbeat, time, state). It never forwards one
 //! message per packet: a peer produces an event when it appears, changes incarnation,
 //! comes back from silence, leaves, goes quiet or is forgotten, and a not-yet-connected
-//! peer is reported again after `heard_gap`, then after gaps that double up to
-//! `MAX_HEARD_GAP` while it stays unconnected (as the owner's connect backoff does), so a
-//! peer that can never be connected costs ever fewer messages.
+//! peer is reported again at most every `heard_gap`, or later when the owner says so
+//! (`hold`): the owner decides when to try a peer again (its connect backoff), the
+//! table only stays quiet until then, so a peer that cannot be connected costs ever
+//! fewer messages.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,9 +15,6 @@ use std::time::{Duration, Instant};
 
 use crate::reason::DropReason;
 use crate::wire::Heartbeat;
-
-/// Longest gap between two `Heard` reports of a peer that stays unconnected.
-pub const MAX_HEARD_GAP: Duration = Duration::from_secs(30);
 
 /// What a peer is doing, as far as heartbeats tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,8 +95,8 @@ struct Peer {
     sequence: u64,
     last_seen: Instant,
     last_event: Instant,
-    /// Gap before the next `Heard` report while unconnected (doubles after each).
-    heard_gap: Duration,
+    /// No `Heard` report before this instant (the owner's backoff; see `hold`).
+    held_until: Option<Instant>,
     state: PeerState,
     connected: bool,
     /// Answers sent to this incarnation's joining burst (see `take_answer`).
@@ -210,7 +208,7 @@ impl PeerTable {
                     sequence: hb.sequence,
                     last_seen: now,
                     last_event: now,
-                    heard_gap: self.timing.heard_gap,
+                    held_until: None,
                     state: PeerState::Alive,
                     connected: false,
                     answers: 0,
@@ -234,14 +232,16 @@ impl PeerTable {
         } else if new_incarnation || previous == PeerState::Lost {
             peer.state = PeerState::Alive;
             peer.connected = false;
-            peer.heard_gap = self.timing.heard_gap;
+            peer.held_until = None;
             peer.answers = 0;
             Some(EventKind::Discovered)
         } else if previous == PeerState::Left {
             // Same incarnation after its goodbye: a late packet. Stay away from it.
             None
-        } else if !peer.connected && now.duration_since(peer.last_event) >= peer.heard_gap {
-            peer.heard_gap = (peer.heard_gap * 2).min(MAX_HEARD_GAP);
+        } else if !peer.connected
+            && now.duration_since(peer.last_event) >= self.timing.heard_gap
+            && peer.held_until.is_none_or(|t| now >= t)
+        {
             Some(EventKind::Heard)
         } else {
             None
@@ -264,10 +264,23 @@ impl PeerTable {
             Some(p) => {
                 if p.connected && !connected {
                     // Let the next heartbeat report it at once.
-                    p.heard_gap = self.timing.heard_gap;
+                    p.held_until = None;
                     p.last_event = now.checked_sub(self.timing.heard_gap).unwrap_or(now);
                 }
                 p.connected = connected;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Reports a peer that stays unconnected no sooner than `until` (the owner retries
+    /// it then, and not before). A new incarnation, a return from silence or a
+    /// disconnection lifts the hold. Returns false for an unknown name.
+    pub fn hold(&mut self, name: &str, until: Instant) -> bool {
+        match self.peers.get_mut(name) {
+            Some(p) => {
+                p.held_until = Some(until);
                 true
             }
             None => false,
@@ -409,39 +422,42 @@ mod tests {
     }
 
     #[test]
-    fn an_unconnected_peer_is_reported_ever_less_often() {
+    fn an_unconnected_peer_is_reported_every_heard_gap_until_the_owner_holds_it() {
         let mut t = table();
         let t0 = Instant::now();
         t.observe(&hb("a@h", 1, 1), addr(), t0).unwrap();
-        // Heartbeats every 10 ms for 5 s, never connected.
-        let mut reports = Vec::new();
-        for i in 1..500u64 {
-            let now = t0 + (10 * i as u32) * MS;
-            if let Ok(Some(e)) = t.observe(&hb("a@h", 1, i + 1), addr(), now) {
-                assert_eq!(e.kind, EventKind::Heard);
-                reports.push(now.duration_since(t0).as_millis());
+        let mut seq = 1;
+        let mut reports = |t: &mut PeerTable, from_ms: u32, to_ms: u32| {
+            let mut at = Vec::new();
+            for ms in (from_ms..to_ms).step_by(10) {
+                seq += 1;
+                let now = t0 + ms * MS;
+                if let Ok(Some(e)) = t.observe(&hb("a@h", 1, seq), addr(), now) {
+                    assert_eq!(e.kind, EventKind::Heard);
+                    at.push(ms);
+                }
             }
-        }
-        // heard_gap 50 ms, then 100, 200, 400, 800, 1600 ...
-        assert_eq!(reports, [50, 150, 350, 750, 1550, 3150]);
-        // Connected, then disconnected: reported at once, and a new doubling series
-        // starts (so the next report is 100 ms on).
-        let now = t0 + 5000 * MS;
-        t.set_connected("a@h", true, now);
-        t.set_connected("a@h", false, now);
-        let e = t
-            .observe(&hb("a@h", 1, 1000), addr(), now)
-            .unwrap()
-            .unwrap();
-        assert_eq!(e.kind, EventKind::Heard);
+            at
+        };
+        // Heartbeats every 10 ms, never connected: one report per heard_gap (50 ms).
+        assert_eq!(reports(&mut t, 10, 260), [50, 100, 150, 200, 250]);
+        // The owner backs off: quiet until the hold ends, then every heard_gap again.
+        assert!(t.hold("a@h", t0 + 1000 * MS));
+        assert!(!t.hold("nobody@h", t0));
+        assert_eq!(reports(&mut t, 260, 1110), [1000, 1050, 1100]);
+        // A disconnection lifts the hold: reported at once.
+        t.hold("a@h", t0 + 60_000 * MS);
+        t.set_connected("a@h", true, t0 + 1110 * MS);
+        t.set_connected("a@h", false, t0 + 1110 * MS);
+        assert_eq!(reports(&mut t, 1110, 1120), [1110]);
+        // So does a new incarnation (reported as discovered).
+        t.hold("a@h", t0 + 60_000 * MS);
+        let e = t.observe(&hb("a@h", 2, 1), addr(), t0 + 1200 * MS);
+        assert_eq!(kind(e), Ok(Some(EventKind::Discovered)));
         assert_eq!(
-            t.observe(&hb("a@h", 1, 1001), addr(), now + 99 * MS),
-            Ok(None)
+            kind(t.observe(&hb("a@h", 2, 2), addr(), t0 + 1250 * MS)),
+            Ok(Some(EventKind::Heard))
         );
-        assert!(t
-            .observe(&hb("a@h", 1, 1002), addr(), now + 100 * MS)
-            .unwrap()
-            .is_some());
     }
 
     #[test]

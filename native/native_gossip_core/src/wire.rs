@@ -45,8 +45,9 @@ pub const FLAG_SIGNED: u8 = 0b100;
 /// JOINING it is also set on answers, so both sides of a pair agree on who is new.
 pub const FLAG_NEWCOMER: u8 = 0b1000;
 
-/// A decoded, verified heartbeat. Borrows the name from the datagram.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A heartbeat: decoded and verified (borrowing the name from the datagram), or to
+/// encode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Heartbeat<'a> {
     pub name: &'a str,
     pub incarnation: u64,
@@ -57,17 +58,8 @@ pub struct Heartbeat<'a> {
     pub newcomer: bool,
 }
 
-/// What to put in an outgoing heartbeat.
-#[derive(Debug, Clone, Copy)]
-pub struct Outgoing<'a> {
-    pub name: &'a str,
-    pub incarnation: u64,
-    pub sequence: u64,
-    pub timestamp_ms: u64,
-    pub leaving: bool,
-    pub joining: bool,
-    pub newcomer: bool,
-}
+/// What to put in an outgoing heartbeat: the same fields.
+pub type Outgoing<'a> = Heartbeat<'a>;
 
 /// Encodes a heartbeat, signed with the keyring's first secret if it has one.
 ///

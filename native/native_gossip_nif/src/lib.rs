@@ -265,6 +265,16 @@ fn set_connected(resource: ResourceArc<TopologyResource>, name: Binary, connecte
     atoms::ok()
 }
 
+/// Reports a peer again, while it stays unconnected, no sooner than `ms` from now: the
+/// connect backoff of `NativeGossip.Connector`.
+#[rustler::nif]
+fn report_after(resource: ResourceArc<TopologyResource>, name: Binary, ms: u64) -> Atom {
+    if let Ok(name) = std::str::from_utf8(name.as_slice()) {
+        resource.topology.hold(name, Duration::from_millis(ms));
+    }
+    atoms::ok()
+}
+
 /// Test hooks: `:thread` makes the topology's thread panic (caught there: the owner
 /// gets a fault message); `:nif` panics inside this NIF call (rustler turns it into an
 /// exception in the caller). Either way the VM goes on.

@@ -18,8 +18,8 @@
 //!                   distinct made-up nodes, each heartbeating in turn
 //!
 //! options:
-//!   --group ADDR       multicast group (default 239.255.45.92)
-//!   --port PORT        UDP port (default 45892)
+//!   --group ADDR       multicast group (default 239.255.45.92, the core's DEFAULT_GROUP)
+//!   --port PORT        UDP port (default 45892, the core's DEFAULT_PORT)
 //!   --interface ADDR   local interface address to join and send on (default: route)
 //!   --secret S         a secret (repeatable: first signs, any verifies)
 //!   --count N          listen: stop after N datagrams
@@ -35,7 +35,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use native_gossip_core::socket::{bind_socket, join, Join};
+use native_gossip_core::socket::{bind_socket, join, Join, DEFAULT_GROUP, DEFAULT_PORT};
 use native_gossip_core::wire::{self, Outgoing, MAX_PACKET};
 use native_gossip_core::{Config, Engine, Keyring, SocketConfig, Via};
 
@@ -62,8 +62,8 @@ fn parse(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
         command: args.first().cloned().ok_or(USAGE)?,
         kind: None,
-        group: Ipv4Addr::new(239, 255, 45, 92),
-        port: 45892,
+        group: DEFAULT_GROUP,
+        port: DEFAULT_PORT,
         interface: Ipv4Addr::UNSPECIFIED,
         secrets: Vec::new(),
         rate: 1000,
