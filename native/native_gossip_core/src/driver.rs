@@ -1,229 +1,32 @@
-//! The I/O driver: one OS thread per topology that owns its sockets and runs the
-//! engine. The loop only waits, reads a batch, hands it to the engine, sends what the
-//! engine returns and delivers events: every decision is the engine's, every socket
-//! call is in `socket`. It sleeps in `poll(2)` on the sockets and a wake-up socket until
-//! a datagram, a command or the engine's next deadline, so an idle topology wakes only
-//! to send and receive heartbeats.
-//!
-//! The thread holds an `Arc` of the shared state, never anything that owns the thread,
-//! so dropping the last `Topology` stops it. `stop` joins; `Drop` only signals.
+//! The I/O driver: the OS thread that runs one topology's engine over its sockets. The
+//! loop only waits, reads a batch, hands it to the engine, sends what the engine
+//! returns and delivers events: every decision is the engine's, every socket call is in
+//! `socket`. It sleeps in `poll(2)` on the sockets and a wake-up socket until a
+//! datagram, a command or the engine's next deadline, so an idle topology wakes only to
+//! send and receive heartbeats.
 
 use std::io;
-use std::net::SocketAddr;
 use std::os::unix::net::UnixDatagram;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
-use parking_lot::Mutex;
+use crossbeam_channel::{Receiver, TryRecvError};
 
-use crate::engine::{Config, Engine, Stats, Transmit};
-use crate::peers::{Member, PeerEvent};
-use crate::socket::{wake_pair, BatchReceiver, Join, SocketConfig, Sockets, StartError};
+use crate::engine::Transmit;
+use crate::peers::PeerEvent;
+use crate::socket::{BatchReceiver, Join, SocketConfig, Sockets};
+use crate::topology::{same_family, wall_ms, Command, EventSink, Shared};
 
-/// Where the thread delivers events. The NIF implements it with `OwnedEnv`; tests
-/// with a channel.
-pub trait EventSink: Send + 'static {
-    /// Delivers one event; returns false when nobody listens any more (the thread stops).
-    fn deliver(&mut self, event: &PeerEvent) -> bool;
-    /// The thread is stopping because of a fault (a panic, a dead socket).
-    fn fault(&mut self, reason: &str);
-    /// Group membership changed: `Ok(())` joined (again), `Err(why)` not a member and
-    /// retrying. Sent on changes only.
-    fn membership(&mut self, status: Result<(), &str>);
-}
-
-enum Command {
-    Announce,
-    /// Test hook: panic on the thread (proves a native panic never takes the VM down).
-    Panic,
-    SetConnected(String, bool),
-    Hold(String, Duration),
-    SetSeeds(Vec<SocketAddr>),
-    Stop {
-        leave: bool,
-    },
-}
-
-struct Shared {
-    engine: Mutex<Engine>,
-    /// Whether the socket is a member of the group right now.
-    joined: AtomicBool,
-}
-
-/// A running topology. Cloning is not offered: the owner holds it (in the NIF, inside
-/// a resource) and the thread holds only `Shared`.
-pub struct Topology {
-    shared: Arc<Shared>,
-    commands: Sender<Command>,
-    wake: UnixDatagram,
-    thread: Mutex<Option<JoinHandle<()>>>,
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn wall_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-fn wall_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
-}
-
-impl Topology {
-    /// Opens the socket and starts the thread. The first heartbeat leaves at once.
-    pub fn start(
-        config: Config,
-        socket: SocketConfig,
-        sink: impl EventSink,
-    ) -> Result<Topology, StartError> {
-        let now = Instant::now();
-        // Grows across restarts as long as the clock does; a restarted node is then
-        // told apart from its past self by every peer.
-        let incarnation = wall_us();
-        let seed = incarnation ^ (std::process::id() as u64) << 32;
-        let mut config = config;
-        config.seeds = same_family(std::mem::take(&mut config.seeds), &socket);
-        let engine = Engine::new(config, now, incarnation, seed).map_err(|e| {
-            StartError::InvalidNodeName(format!("this node's name cannot be announced: {e:?}"))
-        })?;
-        let sockets = Sockets::open(&socket)?;
-        let joined = match sockets.join(&socket) {
-            Join::Joined | Join::AlreadyMember => None,
-            // An interface the user named and this host does not have is a mistake to
-            // report now; the default interface may just not be up yet: keep retrying.
-            Join::Failed(why) if socket.interface_chosen() => {
-                return Err(StartError::InterfaceUnavailable(why))
-            }
-            Join::Failed(why) => Some(why),
-        };
-        let (wake, wake_rx) = wake_pair()?;
-        let (commands, commands_rx) = crossbeam_channel::unbounded();
-        let shared = Arc::new(Shared {
-            engine: Mutex::new(engine),
-            joined: AtomicBool::new(joined.is_none()),
-        });
-        let worker = Worker {
-            shared: Arc::clone(&shared),
-            sockets,
-            wake_rx,
-            commands: commands_rx,
-            socket,
-            join: JoinState::new(now, joined),
-        };
-        let thread = std::thread::Builder::new()
-            .name("native_gossip".into())
-            .spawn(move || worker.run(sink))
-            .map_err(|e| StartError::Socket(format!("cannot spawn the gossip thread: {e}")))?;
-        Ok(Topology {
-            shared,
-            commands,
-            wake,
-            thread: Mutex::new(Some(thread)),
-        })
-    }
-
-    fn command(&self, c: Command) {
-        // Both fail only when the thread has already exited: nothing to do then.
-        let _ = self.commands.send(c);
-        let _ = self.wake.send(&[0]);
-    }
-
-    /// Sends a heartbeat now.
-    pub fn announce(&self) {
-        self.command(Command::Announce);
-    }
-
-    /// Test hook: makes the thread panic. The panic is caught, the owner is told of a
-    /// fault, and the thread exits; nothing else is affected.
-    pub fn panic_for_test(&self) {
-        self.command(Command::Panic);
-    }
-
-    /// Replaces the addresses heartbeats are also sent to by unicast.
-    pub fn set_seeds(&self, seeds: Vec<SocketAddr>) {
-        self.command(Command::SetSeeds(seeds));
-    }
-
-    /// Tells the engine whether a peer is connected (it stops reporting connected peers).
-    pub fn set_connected(&self, name: &str, connected: bool) {
-        self.command(Command::SetConnected(name.to_owned(), connected));
-    }
-
-    /// Reports `name` again, while it stays unconnected, no sooner than `after` from
-    /// now (the owner's connect backoff).
-    pub fn hold(&self, name: &str, after: Duration) {
-        self.command(Command::Hold(name.to_owned(), after));
-    }
-
-    /// Asks the thread to stop without waiting for it.
-    pub fn signal_stop(&self, leave: bool) {
-        self.command(Command::Stop { leave });
-    }
-
-    /// Stops the thread and waits for it: on return the socket is closed and the port
-    /// is free. Never call it from the thread itself.
-    pub fn stop(&self, leave: bool) {
-        self.signal_stop(leave);
-        if let Some(t) = self.thread.lock().take() {
-            let _ = t.join();
-        }
-    }
-
-    /// Whether the thread is still running.
-    pub fn is_running(&self) -> bool {
-        self.thread
-            .lock()
-            .as_ref()
-            .is_some_and(|t| !t.is_finished())
-    }
-
-    pub fn members(&self) -> Vec<Member> {
-        let now = Instant::now();
-        self.shared.engine.lock().members(now, wall_ms())
-    }
-
-    pub fn stats(&self) -> (Stats, usize) {
-        let e = self.shared.engine.lock();
-        (e.stats().clone(), e.peer_count())
-    }
-
-    /// Whether the socket is a member of the group (false while it cannot join).
-    pub fn joined(&self) -> bool {
-        self.shared.joined.load(Ordering::Relaxed)
-    }
-
-    pub fn incarnation(&self) -> u64 {
-        self.shared.engine.lock().incarnation()
-    }
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        // Never join here: drop may run on a BEAM scheduler. The thread exits on its own.
-        self.signal_stop(false);
-    }
-}
-
-struct Worker {
+pub(crate) struct Worker {
     shared: Arc<Shared>,
     sockets: Sockets,
     wake_rx: UnixDatagram,
     commands: Receiver<Command>,
     socket: SocketConfig,
     join: JoinState,
-}
-
-/// Seeds of the group's address family only (the sockets speak no other).
-fn same_family(seeds: Vec<SocketAddr>, socket: &SocketConfig) -> Vec<SocketAddr> {
-    let v4 = socket.group.is_ipv4();
-    seeds.into_iter().filter(|s| s.is_ipv4() == v4).collect()
 }
 
 /// First retry of a failed join; each next one doubles, up to `JOIN_RETRY_MAX`.
@@ -234,7 +37,7 @@ const JOIN_RETRY_MAX: Duration = Duration::from_secs(2);
 const JOIN_REFRESH: Duration = Duration::from_secs(5);
 
 /// Membership bookkeeping of the thread.
-struct JoinState {
+pub(crate) struct JoinState {
     /// `None` when joined; otherwise why not (reported once per change).
     failure: Option<String>,
     next_check: Instant,
@@ -244,7 +47,7 @@ struct JoinState {
 }
 
 impl JoinState {
-    fn new(now: Instant, failure: Option<String>) -> Self {
+    pub(crate) fn new(now: Instant, failure: Option<String>) -> Self {
         let unreported = failure.is_some();
         let first = if unreported {
             JOIN_RETRY_FIRST
@@ -277,6 +80,31 @@ enum Flow {
 }
 
 impl Worker {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        sockets: Sockets,
+        wake_rx: UnixDatagram,
+        commands: Receiver<Command>,
+        socket: SocketConfig,
+        join: JoinState,
+    ) -> Self {
+        Worker {
+            shared,
+            sockets,
+            wake_rx,
+            commands,
+            socket,
+            join,
+        }
+    }
+
+    /// Starts the thread.
+    pub(crate) fn spawn(self, sink: impl EventSink) -> io::Result<JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("native_gossip".into())
+            .spawn(move || self.run(sink))
+    }
+
     fn run(mut self, mut sink: impl EventSink) {
         match catch_unwind(AssertUnwindSafe(|| self.serve(&mut sink))) {
             Ok(Ok(())) => {}

@@ -13,7 +13,8 @@
 //! - [`engine`]: the protocol as a state machine of (datagram, time) with no I/O: it
 //!   decides every datagram sent and where it goes.
 //! - [`socket`]: every socket call, and the only platform-specific code.
-//! - [`driver`]: the OS thread that runs an engine over the sockets.
+//! - [`driver`]: the OS thread that runs an engine over the sockets; [`topology`]: the
+//!   handle its owner holds, which starts it and passes commands to it.
 
 pub mod auth;
 pub mod compat;
@@ -24,11 +25,12 @@ pub mod name;
 pub mod peers;
 pub mod reason;
 pub mod socket;
+pub mod topology;
 pub mod wire;
 
 pub use auth::Keyring;
-pub use driver::{EventSink, Topology};
 pub use engine::{Config, Destination, Engine, Stats, Transmit, Via};
 pub use peers::{EventKind, Member, PeerEvent, PeerState};
 pub use reason::DropReason;
 pub use socket::{SocketConfig, StartError};
+pub use topology::{EventSink, Topology};
