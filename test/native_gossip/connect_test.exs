@@ -84,6 +84,34 @@ defmodule NativeGossip.ConnectTest do
     assert length(RecordingConnect.starts(:"refuser@127.0.0.1")) == count
   end
 
+  test "the backoff holds the native reports too: a failing peer costs few messages" do
+    port = unique_port()
+    RecordingConnect.reset()
+
+    {:ok, _} =
+      NativeGossip.start_link(
+        name: :held,
+        port: port,
+        heartbeat_interval: 100,
+        connect: {RecordingConnect, :connect, [:refuse]}
+      )
+
+    socket = HeartbeatPacket.sender()
+
+    # 75 heartbeats over 1.5 s from a node that refuses every connect. Reported at
+    # every heard gap (50 ms), that would be about 30 messages into the BEAM; held by
+    # the connector's backoff, it is one per attempt.
+    for seq <- 1..75 do
+      beat(socket, port, "held@127.0.0.1", seq)
+      Process.sleep(20)
+    end
+
+    attempts = length(RecordingConnect.starts(:"held@127.0.0.1"))
+    events = NativeGossip.stats(:held).events
+    assert attempts in 3..8
+    assert events <= attempts + 2, "#{events} events for #{attempts} attempts"
+  end
+
   test "an unresolvable name fails fast and does not stop discovery" do
     port = unique_port()
     {:ok, server} = NativeGossip.start_link(name: :unres, port: port, heartbeat_interval: 100)

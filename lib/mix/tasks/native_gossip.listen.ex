@@ -9,7 +9,7 @@ defmodule Mix.Tasks.NativeGossip.Listen do
   it announces, or why it would be dropped.
 
       $ mix native_gossip.listen
-      $ mix native_gossip.listen --group 239.255.45.92 --port #{@defaults[:port]} --secret "$SECRET"
+      $ mix native_gossip.listen --group #{:inet.ntoa(@defaults[:multicast_addr])} --port #{@defaults[:port]} --secret "$SECRET"
       $ mix native_gossip.listen --if eth0 --seconds 30
 
   Sample output:
