@@ -20,13 +20,14 @@ use crate::peers::PeerEvent;
 use crate::socket::{BatchReceiver, Join, SocketConfig, Sockets};
 use crate::topology::{same_family, wall_ms, Command, EventSink, Shared};
 
+/// The thread's state; built by `Topology::start`.
 pub(crate) struct Worker {
-    shared: Arc<Shared>,
-    sockets: Sockets,
-    wake_rx: UnixDatagram,
-    commands: Receiver<Command>,
-    socket: SocketConfig,
-    join: JoinState,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) sockets: Sockets,
+    pub(crate) wake_rx: UnixDatagram,
+    pub(crate) commands: Receiver<Command>,
+    pub(crate) socket: SocketConfig,
+    pub(crate) join: JoinState,
 }
 
 /// First retry of a failed join; each next one doubles, up to `JOIN_RETRY_MAX`.
@@ -80,24 +81,6 @@ enum Flow {
 }
 
 impl Worker {
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        sockets: Sockets,
-        wake_rx: UnixDatagram,
-        commands: Receiver<Command>,
-        socket: SocketConfig,
-        join: JoinState,
-    ) -> Self {
-        Worker {
-            shared,
-            sockets,
-            wake_rx,
-            commands,
-            socket,
-            join,
-        }
-    }
-
     /// Starts the thread.
     pub(crate) fn spawn(self, sink: impl EventSink) -> io::Result<JoinHandle<()>> {
         std::thread::Builder::new()

@@ -105,15 +105,14 @@ impl Topology {
             engine: Mutex::new(engine),
             joined: AtomicBool::new(joined.is_none()),
         });
-        let join = JoinState::new(now, joined);
-        let worker = Worker::new(
-            Arc::clone(&shared),
+        let worker = Worker {
+            shared: Arc::clone(&shared),
             sockets,
             wake_rx,
-            commands_rx,
+            commands: commands_rx,
             socket,
-            join,
-        );
+            join: JoinState::new(now, joined),
+        };
         let thread = worker
             .spawn(sink)
             .map_err(|e| StartError::Socket(format!("cannot spawn the gossip thread: {e}")))?;
