@@ -8,20 +8,36 @@
 SHELL := /bin/sh
 NETNS := test/support/private_net.sh
 
-.PHONY: all tools test rust-test elixir-lint elixir-test probe demo bench clean
+.PHONY: all tools test rust-test elixir-portable elixir-lint elixir-test probe demo bench nif-artifact clean
+
+# This repository builds the NIF from source (rustler; config/config.exs says so, and
+# this for examples/ that depend on it), never downloads it: users of a release get it
+# precompiled (rustler_precompiled; see RELEASING.md).
+export NATIVE_GOSSIP_BUILD = 1
 
 all: test
 
 tools:
 	@.ci/ensure-tools.sh
 
-test: tools rust-test elixir-lint elixir-test
+test: tools rust-test elixir-portable elixir-lint elixir-test
 
 rust-test:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(NETNS) cargo test -p native_gossip_core
+	$(NETNS) cargo test -p native_gossip_core --features portable
+	cargo clippy -p native_gossip_core -p native_gossip_nif --features native_gossip_core/portable -- -D warnings
 	.ci/fuzz-smoke.sh
+
+# The socket paths of macOS and the BSDs (recvfrom, no IP_MULTICAST_ALL), forced on
+# Linux: joins across test hosts by multicast and by seeds. Built apart (_build/portable);
+# elixir-lint rebuilds the regular NIF after it.
+elixir-portable: probe
+	NATIVE_GOSSIP_PORTABLE=1 MIX_ENV=test MIX_BUILD_PATH=_build/portable mix compile --force
+	NATIVE_GOSSIP_PORTABLE=1 MIX_ENV=test MIX_BUILD_PATH=_build/portable $(NETNS) mix test \
+	  test/native_gossip/multihost_test.exs:37 test/native_gossip/multihost_test.exs:50 \
+	  test/native_gossip/multihost_network_test.exs:81 test/native_gossip/multihost_network_test.exs:109
 
 elixir-lint:
 	MIX_ENV=test mix format --check-formatted
@@ -30,6 +46,11 @@ elixir-lint:
 # The multi-host tests use native-gossip-probe as an attacker.
 elixir-test: probe
 	MIX_ENV=test $(NETNS) mix test
+
+# The release tarball of the NIF for this machine, as the release workflow makes it,
+# and its checksum file: _artifacts/ and checksum-Elixir.NativeGossip.Native.exs.
+nif-artifact:
+	.ci/nif-artifact.sh
 
 probe:
 	cargo build --release -p native_gossip_probe
@@ -45,4 +66,4 @@ demo: tools
 	MIX_ENV=test $(NETNS) mix run --no-start test/support/demo.exs
 
 clean:
-	rm -rf _build target priv/native/*.so
+	rm -rf _build target priv/native/*.so _artifacts

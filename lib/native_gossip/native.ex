@@ -1,27 +1,48 @@
 defmodule NativeGossip.Native do
   @moduledoc false
-  # One-line stubs for the NIFs in native/native_gossip_nif. The library loads from
-  # priv/native/; if it cannot, `load_error/0` says why and topologies refuse to start
+  # One-line stubs for the NIFs in native/native_gossip_nif.
+  #
+  # The library comes precompiled for the targets below (rustler_precompiled): at
+  # compile time the tarball for this machine is downloaded from the GitHub release of
+  # this version (or from NATIVE_GOSSIP_BASE_URL, for mirrors and tests), its checksum
+  # checked against checksum-Elixir.NativeGossip.Native.exs, and it is unpacked into
+  # priv/native. With NATIVE_GOSSIP_BUILD=1 (or true), `config :rustler_precompiled,
+  # :force_build, native_gossip: true` (this repository's own config), or a version
+  # ending in -dev, it is built from source by rustler (cargo needed). NATIVE_GOSSIP_PORTABLE=1 also
+  # builds the socket paths of macOS and the BSDs on Linux (tests).
+  #
+  # If the library does not load, this module does not either:
+  # NativeGossip.Native.Status.load_error/0 says so, and topologies refuse to start
   # with that message instead of raising deep inside a call.
 
-  @on_load :load_nif
+  version = Mix.Project.config()[:version]
+  source_url = Mix.Project.config()[:source_url]
 
-  @doc false
-  def load_nif do
-    with dir when is_list(dir) <- :code.priv_dir(:native_gossip),
-         path = :filename.join(dir, ~c"native/libnative_gossip_nif"),
-         :ok <- :erlang.load_nif(path, 0) do
-      :persistent_term.erase({__MODULE__, :load_error})
-      :ok
-    else
-      error ->
-        :persistent_term.put({__MODULE__, :load_error}, inspect(error))
-        :ok
-    end
-  end
-
-  @doc false
-  def load_error, do: :persistent_term.get({__MODULE__, :load_error}, nil)
+  use RustlerPrecompiled,
+    otp_app: :native_gossip,
+    crate: "native_gossip_nif",
+    version: version,
+    # A trailing slash, so that a bare host ("http://mirror:8080") has a path.
+    base_url:
+      String.trim_trailing(
+        System.get_env("NATIVE_GOSSIP_BASE_URL") ||
+          "#{source_url}/releases/download/v#{version}",
+        "/"
+      ) <> "/",
+    force_build:
+      System.get_env("NATIVE_GOSSIP_BUILD") in ["1", "true"] or
+        Application.compile_env(:rustler_precompiled, [:force_build, :native_gossip], false),
+    features:
+      if(System.get_env("NATIVE_GOSSIP_PORTABLE") in ["1", "true"], do: ["portable"], else: []),
+    nif_versions: ["2.15"],
+    targets: ~w(
+      aarch64-apple-darwin
+      x86_64-apple-darwin
+      aarch64-unknown-linux-gnu
+      x86_64-unknown-linux-gnu
+      aarch64-unknown-linux-musl
+      x86_64-unknown-linux-musl
+    )
 
   def start(_opts), do: :erlang.nif_error(:nif_not_loaded)
   def stop(_ref, _leave?), do: :erlang.nif_error(:nif_not_loaded)
@@ -35,4 +56,22 @@ defmodule NativeGossip.Native do
   def panic_for_test(_ref, _place), do: :erlang.nif_error(:nif_not_loaded)
   def members(_ref), do: :erlang.nif_error(:nif_not_loaded)
   def stats(_ref), do: :erlang.nif_error(:nif_not_loaded)
+end
+
+defmodule NativeGossip.Native.Status do
+  @moduledoc false
+
+  @doc "nil when the NIF is loaded; otherwise why not, in a sentence."
+  @spec load_error() :: String.t() | nil
+  def load_error do
+    case Code.ensure_loaded(NativeGossip.Native) do
+      {:module, _} ->
+        nil
+
+      {:error, reason} ->
+        "NativeGossip.Native did not load (#{inspect(reason)}): its NIF library in " <>
+          "#{Application.app_dir(:native_gossip, "priv/native")} is missing or does not " <>
+          "load on this system (the VM logged why)"
+    end
+  end
 end

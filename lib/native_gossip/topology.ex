@@ -54,7 +54,7 @@ defmodule NativeGossip.Topology do
     Logger.metadata(native_gossip: options.name)
 
     cond do
-      error = Native.load_error() ->
+      error = Native.Status.load_error() ->
         {:stop, {:nif_not_loaded, "the NativeGossip NIF could not be loaded: #{error}"}}
 
       not Node.alive?() ->

@@ -12,7 +12,7 @@ defmodule NativeGossip.MixTask do
     if invalid != [], do: Mix.raise("unknown or invalid options: #{inspect(invalid)}")
     Mix.Task.run("compile")
 
-    if error = NativeGossip.Native.load_error(),
+    if error = NativeGossip.Native.Status.load_error(),
       do: Mix.raise("the NativeGossip NIF could not be loaded: #{error}")
 
     opts

@@ -6,6 +6,22 @@
 //! topology has a socket bound to its group, so that only the group's datagrams reach
 //! it, and with seeds a second one bound to the wildcard address for unicast. A
 //! broadcast topology has one socket, bound to the wildcard address, that hears both.
+//!
+//! Two things are Linux-only and have a portable path beside them, which the cargo
+//! feature `portable` forces on Linux too (so `make test` runs it):
+//!
+//! - receiving: `recvmmsg(2)`, up to `BATCH` datagrams per call; portably, `recvfrom(2)`
+//!   in a loop, one datagram per call;
+//! - `IP_MULTICAST_ALL`/`IPV6_MULTICAST_ALL` off on wildcard-bound sockets, so that
+//!   the seeds' socket gets no group traffic; portably there is no such option (macOS
+//!   and the BSDs), and such a socket also receives the group's datagrams on its port:
+//!   the engine drops those copies as `replay` (the group socket had them first).
+
+#[cfg(windows)]
+compile_error!(
+    "NativeGossip does not support Windows: it needs Unix sockets and poll(2). \
+     It builds on Linux, macOS and the BSDs."
+);
 
 use std::io;
 use std::mem::{size_of, zeroed};
@@ -267,7 +283,11 @@ fn shared_udp_socket(domain: Domain) -> Result<Socket, StartError> {
 
 /// IP_MULTICAST_ALL / IPV6_MULTICAST_ALL: whether a socket bound to a wildcard address
 /// also gets datagrams of groups that other sockets of the host joined. Off for ours;
-/// best effort (kernels before 4.20 lack the IPv6 one).
+/// best effort (kernels before 4.20 lack the IPv6 one). Linux only (see the module doc).
+#[cfg(not(all(target_os = "linux", not(feature = "portable"))))]
+fn set_multicast_all(_socket: &Socket, _on: bool, _v6: bool) {}
+
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
 fn set_multicast_all(socket: &Socket, on: bool, v6: bool) {
     let value: libc::c_int = on.into();
     let (level, name) = if v6 {
@@ -498,8 +518,46 @@ impl BatchReceiver {
         }
     }
 
-    /// Reads up to `BATCH` datagrams without blocking; returns how many (0 when none
-    /// was waiting).
+    /// Reads up to `BATCH` datagrams without blocking, one `recvfrom(2)` each; returns
+    /// how many (0 when none was waiting). The portable path.
+    #[cfg(not(all(target_os = "linux", not(feature = "portable"))))]
+    pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+        self.filled = 0;
+        while self.filled < BATCH {
+            let i = self.filled;
+            let mut addr_len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            // SAFETY: the buffer and the address storage are valid for their lengths
+            // for the duration of the call.
+            let n = unsafe {
+                libc::recvfrom(
+                    fd,
+                    self.bufs[i].as_mut_ptr().cast(),
+                    SLOT,
+                    libc::MSG_DONTWAIT,
+                    (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast(),
+                    &mut addr_len,
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                return match e.kind() {
+                    io::ErrorKind::WouldBlock => Ok(self.filled),
+                    // What was read so far is handed out; the error comes again.
+                    _ if self.filled > 0 => Ok(self.filled),
+                    _ => Err(e),
+                };
+            }
+            // recvfrom reports at most SLOT (it truncates): a longer datagram reads as
+            // SLOT bytes, still over MAX_PACKET.
+            self.lens[i] = (n as usize).min(SLOT);
+            self.filled += 1;
+        }
+        Ok(self.filled)
+    }
+
+    /// Reads up to `BATCH` datagrams without blocking, with one `recvmmsg(2)`; returns
+    /// how many (0 when none was waiting).
+    #[cfg(all(target_os = "linux", not(feature = "portable")))]
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
         // SAFETY: zeroed iovec/mmsghdr are valid; every pointer set below points into
         // self.bufs / self.addrs, which outlive the call and are not otherwise borrowed.
