@@ -78,6 +78,8 @@ defmodule NativeGossip.MultihostNetworkTest do
     assert message =~ "lo"
   end
 
+  # Also run on the portable socket paths (make elixir-portable).
+  @tag :portable
   test "two segments with no multicast path between them mesh through seeds" do
     rig = TestRig.start_in_test!(4, split: 2)
     seeds = Enum.map(rig.hosts, &to_string(:inet.ntoa(&1.address)))
@@ -106,6 +108,8 @@ defmodule NativeGossip.MultihostNetworkTest do
     end
   end
 
+  # Also run on the portable socket paths (make elixir-portable).
+  @tag :portable
   test "a node answers an unknown unicast sender, and keeps it alive" do
     rig = TestRig.start_in_test!(4, split: 2)
     [h1, _h2, _h3, h4] = rig.hosts

@@ -34,6 +34,8 @@ defmodule NativeGossip.MultihostTest do
     )
   end
 
+  # Also run on the portable socket paths (make elixir-portable).
+  @tag :portable
   test "five hosts, nodes named n@<address>: full mesh" do
     rig = TestRig.start_in_test!(5)
     ns = start_nodes(rig, 1..5, name: :lan, secret: "five")
@@ -47,6 +49,8 @@ defmodule NativeGossip.MultihostTest do
     end
   end
 
+  # Also run on the portable socket paths (make elixir-portable).
+  @tag :portable
   test "three hosts, --sname, no DNS: host names are learned from authenticated heartbeats" do
     rig = TestRig.start_in_test!(3)
     [n1, _, n3] = ns = start_nodes(rig, 1..3, [name: :lan, secret: "s"], names: :short)
