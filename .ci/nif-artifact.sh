@@ -5,7 +5,8 @@
 #
 #   _artifacts/libnative_gossip_nif-v<version>-nif-2.15-<target>.so.tar.gz
 #
-# NATIVE_GOSSIP_TARGET overrides the target (default: rustc's host triple).
+# NATIVE_GOSSIP_TARGET overrides the target (default: rustc's host triple); CARGO=cross
+# cross-compiles (the release workflow).
 set -eu
 cd "$(dirname "$0")/.."
 version=$(sed -n 's/^  @version "\(.*\)"$/\1/p' mix.exs)
@@ -14,10 +15,10 @@ target=${NATIVE_GOSSIP_TARGET:-$(rustc -vV | sed -n 's/^host: //p')}
 nif=2.15
 
 if [ -n "${NATIVE_GOSSIP_TARGET:-}" ]; then
-  cargo build --release -p native_gossip_nif --target "$target"
+  "${CARGO:-cargo}" build --release -p native_gossip_nif --target "$target"
   out=${CARGO_TARGET_DIR:-target}/$target/release
 else
-  cargo build --release -p native_gossip_nif
+  "${CARGO:-cargo}" build --release -p native_gossip_nif
   out=${CARGO_TARGET_DIR:-target}/release
 fi
 case "$target" in
@@ -33,11 +34,16 @@ cp "$built" "$stage/$name"
 mkdir -p _artifacts
 tar -czf "_artifacts/$name.tar.gz" -C "$stage" "$name"
 
+# sha256sum on Linux, shasum on macOS.
+sha256() {
+  if command -v sha256sum >/dev/null 2>&1; then sha256sum "$1"; else shasum -a 256 "$1"; fi | cut -d' ' -f1
+}
+
 # rustler_precompiled's checksum file: a map of tarball name to "sha256:<hex>".
 {
   echo "%{"
   for f in _artifacts/*.tar.gz; do
-    printf '  "%s" => "sha256:%s",\n' "$(basename "$f")" "$(sha256sum "$f" | cut -d' ' -f1)"
+    printf '  "%s" => "sha256:%s",\n' "$(basename "$f")" "$(sha256 "$f")"
   done
   echo "}"
 } > checksum-Elixir.NativeGossip.Native.exs
