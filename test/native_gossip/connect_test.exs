@@ -52,13 +52,14 @@ defmodule NativeGossip.ConnectTest do
     assert ghost_done == nil or good_done < ghost_done
   end
 
-  test "a failing peer is retried with backoff while it keeps sending heartbeats" do
+  # A topology whose connects are all refused, and 75 heartbeats over 1.5 s from `name`.
+  defp refused_for_1500_ms(topology, name) do
     port = unique_port()
     RecordingConnect.reset()
 
     {:ok, _} =
       NativeGossip.start_link(
-        name: :retry,
+        name: topology,
         port: port,
         heartbeat_interval: 100,
         connect: {RecordingConnect, :connect, [:refuse]}
@@ -66,11 +67,14 @@ defmodule NativeGossip.ConnectTest do
 
     socket = HeartbeatPacket.sender()
 
-    # 75 heartbeats over 1.5 s from a node that refuses every connect.
     for seq <- 1..75 do
-      beat(socket, port, "refuser@127.0.0.1", seq)
+      beat(socket, port, name, seq)
       Process.sleep(20)
     end
+  end
+
+  test "a failing peer is retried with backoff while it keeps sending heartbeats" do
+    refused_for_1500_ms(:retry, "refuser@127.0.0.1")
 
     attempts = RecordingConnect.starts(:"refuser@127.0.0.1")
     gaps = attempts |> Enum.chunk_every(2, 1, :discard) |> Enum.map(fn [x, y] -> y - x end)
@@ -85,26 +89,9 @@ defmodule NativeGossip.ConnectTest do
   end
 
   test "the backoff holds the native reports too: a failing peer costs few messages" do
-    port = unique_port()
-    RecordingConnect.reset()
-
-    {:ok, _} =
-      NativeGossip.start_link(
-        name: :held,
-        port: port,
-        heartbeat_interval: 100,
-        connect: {RecordingConnect, :connect, [:refuse]}
-      )
-
-    socket = HeartbeatPacket.sender()
-
-    # 75 heartbeats over 1.5 s from a node that refuses every connect. Reported at
-    # every heard gap (50 ms), that would be about 30 messages into the BEAM; held by
-    # the connector's backoff, it is one per attempt.
-    for seq <- 1..75 do
-      beat(socket, port, "held@127.0.0.1", seq)
-      Process.sleep(20)
-    end
+    # Reported at every heard gap (50 ms), 75 heartbeats in 1.5 s would be about 30
+    # messages into the BEAM; held by the connector's backoff, it is one per attempt.
+    refused_for_1500_ms(:held, "held@127.0.0.1")
 
     attempts = length(RecordingConnect.starts(:"held@127.0.0.1"))
     events = NativeGossip.stats(:held).events
