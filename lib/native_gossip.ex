@@ -279,7 +279,8 @@ defmodule NativeGossip do
   def unsubscribe(name), do: GenServer.call(Topology.server!(name), :unsubscribe)
 
   @env [
-    {"SECRET", :secret, :secrets},
+    {"SECRET", :secret, :string},
+    {"SECRETS", :secret, :secrets},
     {"PORT", :port, :integer},
     {"MULTICAST_ADDR", :multicast_addr, :string},
     {"MULTICAST_IF", :multicast_if, :string},
@@ -296,7 +297,8 @@ defmodule NativeGossip do
 
   | variable | option | form |
   |---|---|---|
-  | `NATIVE_GOSSIP_SECRET` | `:secret` | a string; several, separated by commas, for a rotation (the first signs) |
+  | `NATIVE_GOSSIP_SECRET` | `:secret` | a string, taken whole (commas and spaces included) |
+  | `NATIVE_GOSSIP_SECRETS` | `:secret` | a rotation list: secrets separated by newlines, the first signs (instead of `NATIVE_GOSSIP_SECRET`) |
   | `NATIVE_GOSSIP_PORT` | `:port` | an integer |
   | `NATIVE_GOSSIP_MULTICAST_ADDR` | `:multicast_addr` | an IPv4 or IPv6 group |
   | `NATIVE_GOSSIP_MULTICAST_IF` | `:multicast_if` | an interface name or address |
@@ -316,6 +318,14 @@ defmodule NativeGossip do
   """
   @spec options_from_env(String.t()) :: keyword()
   def options_from_env(prefix \\ "NATIVE_GOSSIP_") do
+    set = fn suffix -> System.get_env(prefix <> suffix) not in [nil, ""] end
+
+    if set.("SECRET") and set.("SECRETS") do
+      raise ArgumentError,
+            "set #{prefix}SECRET (one secret) or #{prefix}SECRETS (a rotation list, one " <>
+              "secret a line), not both"
+    end
+
     for {suffix, key, form} <- @env,
         value = System.get_env(prefix <> suffix),
         value not in [nil, ""] do
@@ -332,8 +342,10 @@ defmodule NativeGossip do
     end
   end
 
+  # One secret a line (a secret may hold any other character), as a file or a
+  # Kubernetes secret with several lines gives them.
   defp env_value(_var, value, :secrets) do
-    case String.split(value, ",", trim: true) do
+    case String.split(value, ["\r\n", "\n"], trim: true) do
       [one] -> one
       many -> many
     end

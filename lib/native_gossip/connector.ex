@@ -19,6 +19,11 @@ defmodule NativeGossip.Connector do
   @initial_backoff 100
   @max_backoff 30_000
 
+  # Most connect attempts in flight at once: each is a process, and one towards a host
+  # that drops SYNs lasts net_kernel's setup time (7 s by default). More wait in a
+  # queue, each once, in the order they came.
+  @max_attempts 32
+
   # Of a pair of nodes that hear each other, one connects at once (the native side says
   # which: a running node towards a newcomer, else the smaller name) and the other waits
   # this long before it tries too. Two simultaneous connects between the same nodes
@@ -34,6 +39,9 @@ defmodule NativeGossip.Connector do
             connect: nil,
             list_nodes: {:erlang, :nodes, [:connected]},
             attempts: %{},
+            attempting: %{},
+            queue: :queue.new(),
+            queued: %{},
             peers: %{},
             status: %{}
 
@@ -48,6 +56,9 @@ defmodule NativeGossip.Connector do
           connect: (node() -> term()) | nil,
           list_nodes: {module(), atom(), list()},
           attempts: %{reference() => node()},
+          attempting: %{node() => reference()},
+          queue: :queue.queue(node()),
+          queued: %{node() => (() -> term())},
           peers: %{node() => peer()},
           status: %{node() => :connected | :disconnected}
         }
@@ -214,7 +225,7 @@ defmodule NativeGossip.Connector do
     peer = Map.get(c.peers, node, fresh())
 
     cond do
-      node in Map.values(c.attempts) ->
+      Map.has_key?(c.attempting, node) or Map.has_key?(c.queued, node) ->
         c
 
       peer.retry_at != nil and now() < peer.retry_at ->
@@ -225,10 +236,33 @@ defmodule NativeGossip.Connector do
         peer = %{peer | deferred: true, retry_at: now() + defer}
         %{c | peers: Map.put(c.peers, node, peer)}
 
+      map_size(c.attempts) >= @max_attempts ->
+        %{c | queue: :queue.in(node, c.queue), queued: Map.put(c.queued, node, fun)}
+
       true ->
         start(c, node, peer, fun)
     end
   end
+
+  # Starts queued attempts while there is room; a peer forgotten (or connected)
+  # meanwhile is skipped.
+  defp drain_queue(c) do
+    with true <- map_size(c.attempts) < @max_attempts,
+         {{:value, node}, queue} <- :queue.out(c.queue) do
+      {fun, queued} = Map.pop(c.queued, node)
+      c = %{c | queue: queue, queued: queued}
+
+      if fun != nil and Map.get(c.status, node) != :connected,
+        do: drain_queue(start(c, node, Map.get(c.peers, node, fresh()), fun)),
+        else: drain_queue(c)
+    else
+      _ -> c
+    end
+  end
+
+  @doc "Most connect attempts in flight at once (more wait in a queue)."
+  @spec max_attempts() :: pos_integer()
+  def max_attempts, do: @max_attempts
 
   @doc "The peer is connected (by us or by itself): its next disconnection starts afresh."
   @spec connected(t(), node()) :: t()
@@ -254,7 +288,12 @@ defmodule NativeGossip.Connector do
         exit({:native_gossip_connect, result})
       end)
 
-    %{c | attempts: Map.put(c.attempts, ref, node), peers: Map.put(c.peers, node, peer)}
+    %{
+      c
+      | attempts: Map.put(c.attempts, ref, node),
+        attempting: Map.put(c.attempting, node, ref),
+        peers: Map.put(c.peers, node, peer)
+    }
   end
 
   @doc """
@@ -270,7 +309,7 @@ defmodule NativeGossip.Connector do
         :unknown
 
       {node, attempts} ->
-        c = %{c | attempts: attempts}
+        c = drain_queue(%{c | attempts: attempts, attempting: Map.delete(c.attempting, node)})
         peer = Map.get(c.peers, node, fresh())
 
         if success?(result) do
@@ -295,7 +334,14 @@ defmodule NativeGossip.Connector do
 
   @doc "Forgets a peer's backoff (it left, or was forgotten by the native side)."
   @spec forget(t(), node()) :: t()
-  def forget(%__MODULE__{} = c, node), do: %{c | peers: Map.delete(c.peers, node)}
+  def forget(%__MODULE__{} = c, node) do
+    c = %{c | peers: Map.delete(c.peers, node)}
+
+    case Map.pop(c.queued, node) do
+      {nil, _} -> c
+      {_fun, queued} -> %{c | queued: queued, queue: :queue.delete(node, c.queue)}
+    end
+  end
 
   @doc "Number of attempts in flight."
   @spec in_flight(t()) :: non_neg_integer()

@@ -54,6 +54,7 @@ defmodule NativeGossip.Native do
   def decode(_data, _secrets), do: :erlang.nif_error(:nif_not_loaded)
   def running(_ref), do: :erlang.nif_error(:nif_not_loaded)
   def panic_for_test(_ref, _place), do: :erlang.nif_error(:nif_not_loaded)
+  def take_events(_ref, _max), do: :erlang.nif_error(:nif_not_loaded)
   def members(_ref), do: :erlang.nif_error(:nif_not_loaded)
   def stats(_ref), do: :erlang.nif_error(:nif_not_loaded)
 end

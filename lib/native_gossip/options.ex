@@ -20,6 +20,8 @@ defmodule NativeGossip.Options do
     lost_after: nil,
     forget_after: nil,
     max_peers: 10_000,
+    max_names: nil,
+    max_clock_skew: nil,
     secret: nil,
     resolve_short_names: true,
     new_peer_rate: 5,
@@ -45,6 +47,8 @@ defmodule NativeGossip.Options do
           lost_after: pos_integer(),
           forget_after: pos_integer(),
           max_peers: pos_integer(),
+          max_names: pos_integer() | :infinity,
+          max_clock_skew: pos_integer() | :infinity,
           secrets: [binary()],
           resolve_short_names: boolean(),
           new_peer_rate: pos_integer(),
@@ -74,6 +78,8 @@ defmodule NativeGossip.Options do
     :lost_after,
     :forget_after,
     :max_peers,
+    :max_names,
+    :max_clock_skew,
     :secrets,
     :resolve_short_names,
     :new_peer_rate,
@@ -116,6 +122,9 @@ defmodule NativeGossip.Options do
            check(opts, :forget_after, &timeout_at_least(&1, lost, max(60_000, 2 * lost))),
          {:ok, max_peers} <- check(opts, :max_peers, &int_in(&1, 1, 1_000_000)),
          {:ok, secrets} <- check(opts, :secret, &secrets/1),
+         {:ok, max_names} <-
+           check(opts, :max_names, &limit(&1, 1, 100_000_000, default_max_names(secrets, max_peers))),
+         {:ok, skew} <- check(opts, :max_clock_skew, &limit(&1, 1_000, 86_400_000, forget)),
          {:ok, resolve} <- check(opts, :resolve_short_names, &boolean/1),
          {:ok, new_peer_rate} <- check(opts, :new_peer_rate, &int_in(&1, 1, 100_000)),
          {:ok, log_interval} <- check(opts, :log_interval, &int_in(&1, 100, 86_400_000)),
@@ -137,6 +146,8 @@ defmodule NativeGossip.Options do
          lost_after: lost,
          forget_after: forget,
          max_peers: max_peers,
+         max_names: max_names,
+         max_clock_skew: skew,
          secrets: secrets,
          resolve_short_names: resolve,
          new_peer_rate: new_peer_rate,
@@ -172,6 +183,8 @@ defmodule NativeGossip.Options do
          lost_after: o.lost_after,
          forget_after: o.forget_after,
          max_peers: o.max_peers,
+         max_names: if(o.max_names == :infinity, do: 0, else: o.max_names),
+         max_clock_skew: if(o.max_clock_skew == :infinity, do: 0, else: o.max_clock_skew),
          new_peer_rate: o.new_peer_rate,
          secrets: o.secrets,
          compat_libcluster: o.compat == :libcluster
@@ -309,6 +322,19 @@ defmodule NativeGossip.Options do
 
   defp int_in(v, min, max),
     do: {:error, "expected an integer in #{min}..#{max}, got: #{inspect(v)}"}
+
+  # Without a secret every name on the network can be made up, and each one admitted
+  # becomes an atom, never freed: at most twice :max_peers over the VM's life. With a
+  # secret names are authenticated: no bound unless one is given.
+  defp default_max_names([], max_peers), do: 2 * max_peers
+  defp default_max_names(_secrets, _max_peers), do: :infinity
+
+  defp limit(nil, _min, _max, default), do: {:ok, default}
+  defp limit(:infinity, _min, _max, _default), do: {:ok, :infinity}
+  defp limit(v, min, max, _default) when is_integer(v) and v >= min and v <= max, do: {:ok, v}
+
+  defp limit(v, min, max, _default),
+    do: {:error, "expected :infinity or an integer in #{min}..#{max}, got: #{inspect(v)}"}
 
   defp timeout_at_least(nil, _min, default), do: {:ok, default}
 

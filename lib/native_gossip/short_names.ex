@@ -8,42 +8,169 @@ defmodule NativeGossip.ShortNames do
   #   * `:file` is put first in inet_db's lookup order (`:inet_db.res_option(:lookup)`),
   #     once, when the first name is learned, so the VM's own host table is consulted
   #     before the OS resolver;
-  #   * each peer's short host name is added to that table with
-  #     `:inet_db.add_host/2`, replaced when the peer's address changes.
-  # Only short names (no dot, not an IP address) are touched.
+  #   * each claimed short host name is in that table (`:inet_db.add_host/2`) while its
+  #     claim lasts, and removed when it ends.
+  # Only short names (no dot, not an IP address) are touched, never this node's own host.
+  #
+  # Who decides where a host name points: the node that claimed it. A host is claimed
+  # by the first node heard with it; the claim is "proven" once that node is connected
+  # (the connection itself went to that address), and then nothing else moves it, not
+  # even a heartbeat of the same name from another address. A claim that is not proven
+  # can be taken by another node of that host after @provisional_ms (so a made-up
+  # `x@hostb` heard first cannot keep the real `app@hostb` from ever being connected:
+  # the real one gets its turn and, once connected, keeps it). A claim ends when its
+  # node leaves or is forgotten, so what is kept stays bounded by the peers there are.
+  #
+  # Every call is a few map operations (no scan of all hosts).
 
-  @type t :: %{String.t() => :inet.ip_address()}
+  alias NativeGossip.NodeName
 
-  @doc "Learns `node`'s host from `address` if it is a short name; returns the new map."
+  @provisional_ms 2_000
+
+  defstruct own_host: nil,
+            provisional_ms: @provisional_ms,
+            hosts: %{},
+            by_node: %{},
+            by_address: %{},
+            lookup_set: false
+
+  @typep claim :: %{
+           address: :inet.ip_address(),
+           node: node(),
+           since: integer(),
+           proven: boolean()
+         }
+  @type t :: %__MODULE__{
+          own_host: String.t() | nil,
+          provisional_ms: non_neg_integer(),
+          hosts: %{String.t() => claim()},
+          by_node: %{node() => String.t()},
+          by_address: %{:inet.ip_address() => MapSet.t(String.t())},
+          lookup_set: boolean()
+        }
+
+  @doc """
+  Nothing learned yet, for a VM named `own` (whose host is never mapped). A claim not
+  proven can be taken by another node after `provisional_ms`.
+  """
+  @spec new(node(), non_neg_integer()) :: t()
+  def new(own, provisional_ms \\ @provisional_ms),
+    do: %__MODULE__{own_host: NodeName.host(own), provisional_ms: provisional_ms}
+
+  @doc "The address `host` is mapped to, if any."
+  @spec address(t(), String.t()) :: :inet.ip_address() | nil
+  def address(%__MODULE__{hosts: hosts}, host), do: get_in(hosts, [host, :address])
+
+  @doc "Number of hosts mapped."
+  @spec size(t()) :: non_neg_integer()
+  def size(%__MODULE__{hosts: hosts}), do: map_size(hosts)
+
+  @doc "`node` was heard from `address`: claim its host, or move it, when allowed."
   @spec learn(t(), node(), :inet.ip_address()) :: t()
-  def learn(hosts, node, address) do
-    host = NativeGossip.NodeName.host(node)
+  def learn(%__MODULE__{} = t, node, address) do
+    host = NodeName.host(node)
 
-    with true <- NativeGossip.NodeName.short_host?(host),
-         false <- Map.get(hosts, host) == address do
-      ensure_file_lookup()
-      old = Map.get(hosts, host)
-      hosts = Map.put(hosts, host, address)
-      if old, do: write(hosts, old)
-      write(hosts, address)
-      hosts
+    if host != t.own_host and NodeName.short_host?(host) do
+      now = System.monotonic_time(:millisecond)
+
+      case Map.get(t.hosts, host) do
+        nil -> claim(t, host, node, address, now)
+        %{node: ^node, address: ^address} -> t
+        %{node: ^node, proven: true} -> t
+        %{node: ^node} -> claim(unmap(t, host), host, node, address, now)
+        %{proven: false, since: s} when now - s >= t.provisional_ms -> take(t, host, node, address, now)
+        _ -> t
+      end
     else
-      _ -> hosts
+      t
     end
   end
 
-  # inet_db keeps one entry per address: rewrite it with every name we map to it.
-  defp write(hosts, address) do
+  @doc "`node` is connected: its claim is proven (nothing else moves it now)."
+  @spec connected(t(), node()) :: t()
+  def connected(t, node), do: update_claim(t, node, &%{&1 | proven: true})
+
+  @doc "`node` was disconnected: its claim is provisional again."
+  @spec disconnected(t(), node()) :: t()
+  def disconnected(t, node) do
+    now = System.monotonic_time(:millisecond)
+    update_claim(t, node, &%{&1 | proven: false, since: now})
+  end
+
+  @doc "`node` left or was forgotten: its claim ends and its host is unmapped."
+  @spec release(t(), node()) :: t()
+  def release(t, node) do
+    case Map.pop(t.by_node, node) do
+      {nil, _} -> t
+      {host, by_node} -> unmap(%{t | by_node: by_node}, host)
+    end
+  end
+
+  defp update_claim(t, node, fun) do
+    case Map.fetch(t.by_node, node) do
+      {:ok, host} -> %{t | hosts: Map.update!(t.hosts, host, fun)}
+      :error -> t
+    end
+  end
+
+  # Another node takes a provisional claim.
+  defp take(t, host, node, address, now) do
+    %{node: previous} = Map.fetch!(t.hosts, host)
+    t = unmap(%{t | by_node: Map.delete(t.by_node, previous)}, host)
+    claim(t, host, node, address, now)
+  end
+
+  defp claim(t, host, node, address, now) do
+    # A node claims one host; a claim of another host by the same name is impossible
+    # (the host is part of the name), so by_node stays one to one.
+    t = ensure_file_lookup(t)
+    c = %{address: address, node: node, since: now, proven: false}
+    names = Map.get(t.by_address, address, MapSet.new()) |> MapSet.put(host)
+
+    t = %{
+      t
+      | hosts: Map.put(t.hosts, host, c),
+        by_node: Map.put(t.by_node, node, host),
+        by_address: Map.put(t.by_address, address, names)
+    }
+
+    write(t, address)
+  end
+
+  defp unmap(t, host) do
+    case Map.pop(t.hosts, host) do
+      {nil, _} ->
+        t
+
+      {%{address: address}, hosts} ->
+        names = t.by_address |> Map.get(address, MapSet.new()) |> MapSet.delete(host)
+
+        by_address =
+          if MapSet.size(names) == 0,
+            do: Map.delete(t.by_address, address),
+            else: Map.put(t.by_address, address, names)
+
+        write(%{t | hosts: hosts, by_address: by_address}, address)
+    end
+  end
+
+  # inet_db keeps one entry per address: rewrite it with every host mapped to it.
+  defp write(t, address) do
     :inet_db.del_host(address)
 
-    case for({host, ^address} <- hosts, do: String.to_charlist(host)) do
-      [] -> :ok
-      names -> :inet_db.add_host(address, names)
+    case Map.get(t.by_address, address) do
+      nil -> :ok
+      names -> :inet_db.add_host(address, Enum.map(names, &String.to_charlist/1))
     end
+
+    t
   end
 
-  defp ensure_file_lookup do
+  defp ensure_file_lookup(%{lookup_set: true} = t), do: t
+
+  defp ensure_file_lookup(t) do
     lookup = :inet_db.res_option(:lookup)
     unless List.first(lookup) == :file, do: :inet_db.set_lookup([:file | lookup -- [:file]])
+    %{t | lookup_set: true}
   end
 end

@@ -64,6 +64,10 @@ defmodule NativeGossip.Telemetry do
     )
   end
 
+  # Drops that a healthy topology has: its own heartbeats looped back, and in compat
+  # mode the libcluster copies of heartbeats from nodes that speak NativeGossip.
+  @expected [:own_packet, :legacy_native_name]
+
   @doc false
   # The drop summary of one :log_interval: one warning per reason that occurred (never
   # one line per packet) and one telemetry event with the counts, from the counters
@@ -72,7 +76,7 @@ defmodule NativeGossip.Telemetry do
   def drop_summary(topology, interval, previous, current) do
     deltas =
       for {reason, count} <- current,
-          reason != :own_packet,
+          reason not in @expected,
           (delta = count - Map.get(previous, reason, 0)) > 0,
           into: %{},
           do: {reason, delta}

@@ -17,7 +17,7 @@ defmodule NativeGossip.Topology do
     :options,
     :native,
     :connector,
-    hosts: %{},
+    hosts: nil,
     dropped: %{},
     subscribers: %{},
     seed_task: nil,
@@ -80,11 +80,20 @@ defmodule NativeGossip.Topology do
       {_, _} = Registry.update_value(@registry, options.name, fn _ -> native end)
       :ok = :net_kernel.monitor_nodes(true, node_type: :all)
       warn_if_unauthenticated(options)
+      warn_if_short_secret(options)
       warn_if_compat(options)
       _ = Telemetry.load()
       Process.send_after(self(), :native_gossip_summary, options.log_interval)
       connector = Connector.new(native, options, libcluster)
-      state = %__MODULE__{options: options, native: native, connector: connector}
+      hosts = if options.resolve_short_names, do: ShortNames.new(node())
+
+      state = %__MODULE__{
+        options: options,
+        native: native,
+        connector: connector,
+        hosts: hosts
+      }
+
       {:ok, resolve_seeds(state)}
     else
       {:error, {kind, message}} ->
@@ -117,6 +126,18 @@ defmodule NativeGossip.Topology do
   end
 
   defp warn_if_unauthenticated(_), do: :ok
+
+  # HMAC takes a key of any length, but a short one can be guessed offline from one
+  # captured heartbeat.
+  defp warn_if_short_secret(%Options{secrets: secrets} = o) do
+    if Enum.any?(secrets, &(byte_size(&1) < 16)) do
+      Logger.warning(
+        "NativeGossip topology #{inspect(o.name)}: a :secret is shorter than 16 bytes; " <>
+          "anyone who captures a heartbeat can try to guess it offline. Use at least 16 " <>
+          "random bytes (for example :crypto.strong_rand_bytes(24) |> Base.encode64())."
+      )
+    end
+  end
 
   defp warn_if_compat(%Options{compat: :libcluster} = o) do
     Logger.warning(
@@ -152,20 +173,16 @@ defmodule NativeGossip.Topology do
     {:reply, :ok, %{state | subscribers: subscribers}}
   end
 
-  @impl true
-  def handle_info({:native_gossip, kind, name, {ip, _port}, _incarnation, lead}, state) do
-    # The native side validated the name (and with a secret, authenticated it), and
-    # reports a name at most a few times per heartbeat interval.
-    node = String.to_atom(name)
-    c = state.connector
+  # Events wait on the native side, which sends :native_gossip_events once until they
+  # have all been taken: this mailbox never holds more than one such message, however
+  # much traffic arrives. A batch at a time, so other messages are served in between.
+  @batch 256
 
-    case kind do
-      :discovered -> route(learn_host(state, node, ip), Connector.heard(c, node, kind, lead))
-      :heard -> route(learn_host(state, node, ip), Connector.heard(c, node, kind, lead))
-      :left -> route(state, Connector.left(c, node))
-      :lost -> route(state, Connector.lost(c, node))
-      :forgotten -> route(state, Connector.forgotten(c, node))
-    end
+  @impl true
+  def handle_info(:native_gossip_events, state) do
+    {events, more} = Native.take_events(state.native, @batch)
+    if more, do: send(self(), :native_gossip_events)
+    {:noreply, Enum.reduce(events, state, &peer_event/2)}
   end
 
   def handle_info({:native_gossip_deferred, node}, state),
@@ -237,10 +254,39 @@ defmodule NativeGossip.Topology do
 
   def handle_info(_other, state), do: {:noreply, state}
 
+  # The native side validated the name, and without a secret admitted at most
+  # :max_names names that were not atoms yet (with a secret, it authenticated it).
+  defp peer_event({kind, name, {ip, _port}, _incarnation, lead}, state) do
+    node = String.to_atom(name)
+    c = state.connector
+
+    {:noreply, state} =
+      case kind do
+        :discovered -> route(learn_host(state, node, ip), Connector.heard(c, node, kind, lead))
+        :heard -> route(learn_host(state, node, ip), Connector.heard(c, node, kind, lead))
+        :left -> route(release_host(state, node), Connector.left(c, node))
+        :lost -> route(state, Connector.lost(c, node))
+        :forgotten -> route(release_host(state, node), Connector.forgotten(c, node))
+      end
+
+    state
+  end
+
   # The connector's new state, and its events to subscribers, telemetry and the log.
   defp route(state, {events, connector}) do
     for {event, node} <- events, do: notify(state, event, node)
-    {:noreply, %{state | connector: connector}}
+    {:noreply, %{state | connector: connector, hosts: prove_hosts(state, events)}}
+  end
+
+  # A connection proves the address a short host name was mapped to (see ShortNames).
+  defp prove_hosts(%{hosts: nil}, _events), do: nil
+
+  defp prove_hosts(%{hosts: hosts}, events) do
+    Enum.reduce(events, hosts, fn
+      {:connected, node}, h -> ShortNames.connected(h, node)
+      {:disconnected, node}, h -> ShortNames.disconnected(h, node)
+      _, h -> h
+    end)
   end
 
   defp notify(%{options: %{name: name}} = state, event, node) do
@@ -275,8 +321,9 @@ defmodule NativeGossip.Topology do
   defp clean?({:shutdown, _}), do: true
   defp clean?(_), do: false
 
-  defp learn_host(%{options: %{resolve_short_names: true}} = state, node, ip),
-    do: %{state | hosts: ShortNames.learn(state.hosts, node, ip)}
+  defp learn_host(%{hosts: nil} = state, _node, _ip), do: state
+  defp learn_host(state, node, ip), do: %{state | hosts: ShortNames.learn(state.hosts, node, ip)}
 
-  defp learn_host(state, _node, _ip), do: state
+  defp release_host(%{hosts: nil} = state, _node), do: state
+  defp release_host(state, node), do: %{state | hosts: ShortNames.release(state.hosts, node)}
 end

@@ -79,6 +79,48 @@ defmodule NativeGossip.ConnectorTest do
     assert Connector.connected(c, :other@h) == c
   end
 
+  test "at most max_attempts connect at once; the rest wait their turn, each once" do
+    parent = self()
+    max = Connector.max_attempts()
+    nodes = for i <- 1..(max + 20), do: :"n#{i}@h"
+
+    hang = fn node ->
+      fn ->
+        send(parent, {:attempt, node, self()})
+        receive do: (:go -> true)
+      end
+    end
+
+    c = Enum.reduce(nodes, %Connector{}, &Connector.maybe_attempt(&2, &1, hang.(&1)))
+    # Heard again while queued or attempted: nothing more.
+    c = Enum.reduce(nodes, c, &Connector.maybe_attempt(&2, &1, hang.(&1)))
+    assert Connector.in_flight(c) == max
+    first = for _ <- 1..max, do: assert_receive({:attempt, _, _})
+    refute_receive {:attempt, _, _}, 50
+    # A queued peer forgotten meanwhile is not attempted.
+    c = Connector.forget(c, :"n#{max + 1}@h")
+
+    # Each finished attempt lets the next queued one start, in the order they came.
+    {attempted, c} =
+      Enum.reduce(1..(max + 19), {first, c}, fn _, {[{:attempt, node, pid} | rest], c} ->
+        ref = c.attempting[node]
+        send(pid, :go)
+        assert_receive {:DOWN, ^ref, :process, _, reason}
+        {^node, :connected, c} = Connector.finished(c, ref, reason)
+        assert Connector.in_flight(c) <= max
+
+        receive do
+          {:attempt, _, _} = next -> {rest ++ [next], c}
+        after
+          50 -> {rest, c}
+        end
+      end)
+
+    assert attempted == []
+    assert Connector.in_flight(c) == 0
+    assert c.queued == %{}
+  end
+
   test "a monitor that is not an attempt is unknown" do
     assert Connector.finished(%Connector{}, make_ref(), :normal) == :unknown
   end

@@ -107,6 +107,9 @@ fn engine(keys: Keyring) -> Engine {
         new_peer_rate: 1_000_000,
         new_peer_burst: 1_000_000,
         compat_libcluster: false,
+        max_names: None,
+        name_exists: Default::default(),
+        max_clock_skew: None,
         seeds: Vec::new(),
     };
     Engine::new(config, Instant::now(), 1, 1).unwrap()

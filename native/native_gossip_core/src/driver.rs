@@ -1,6 +1,6 @@
 //! The I/O driver: the OS thread that runs one topology's engine over its sockets. The
 //! loop only waits, reads a batch, hands it to the engine, sends what the engine
-//! returns and delivers events: every decision is the engine's, every socket call is in
+//! returns and puts events in the outbox (telling the owner when it should look): every decision is the engine's, every socket call is in
 //! `socket`. It sleeps in `poll(2)` on the sockets and a wake-up socket until a
 //! datagram, a command or the engine's next deadline, so an idle topology wakes only to
 //! send and receive heartbeats.
@@ -139,17 +139,17 @@ impl Worker {
             }
             {
                 let mut engine = self.shared.engine.lock();
-                engine.handle_timeout(now, &mut events);
                 let wall = wall_ms();
+                engine.set_clock(now, wall);
+                engine.handle_timeout(now, &mut events);
                 while let Some(t) = engine.poll_transmit(now, wall) {
                     outgoing.push(t);
                 }
             }
             self.send(&mut outgoing);
-            for e in events.drain(..) {
-                if !sink.deliver(&e) {
-                    return Ok(());
-                }
+            let notify = self.shared.outbox.lock().push(events.drain(..));
+            if notify && !sink.ready() {
+                return Ok(());
             }
         }
     }

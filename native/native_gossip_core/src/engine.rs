@@ -15,8 +15,9 @@
 //! its own after a short random delay (coalesced), so a newcomer learns everyone within
 //! milliseconds without each node flooding the group.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::auth::Keyring;
@@ -37,6 +38,35 @@ pub const REPLY_WINDOW_PER_PEER: Duration = Duration::from_millis(4);
 
 /// Most peers first heard by unicast that are sent heartbeats by unicast in return.
 pub const MAX_LEARNED: usize = 1024;
+
+/// With `compat: :libcluster`: most names remembered as speaking the native format
+/// (whose libcluster-format heartbeats are then dropped, even after they are forgotten).
+pub const MAX_NATIVE_NAMES: usize = 65_536;
+
+/// Tells whether a name already exists on the owner's side (on the BEAM: as an atom),
+/// so that admitting it again costs nothing there. The default knows no name.
+#[derive(Clone, Default)]
+pub struct NameCheck(Option<Arc<dyn Fn(&str) -> bool + Send + Sync>>);
+
+impl NameCheck {
+    pub fn new(f: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
+        NameCheck(Some(Arc::new(f)))
+    }
+
+    fn exists(&self, name: &str) -> bool {
+        self.0.as_ref().is_some_and(|f| f(name))
+    }
+}
+
+impl std::fmt::Debug for NameCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "NameCheck(..)"
+        } else {
+            "NameCheck(none)"
+        })
+    }
+}
 
 /// How a datagram arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +112,13 @@ pub struct Config {
     pub compat_libcluster: bool,
     /// Addresses every heartbeat also goes to by unicast (replaced by `set_seeds`).
     pub seeds: Vec<SocketAddr>,
+    /// Most new names this engine ever admits that `name_exists` does not know (on the
+    /// BEAM each becomes an atom, which is never freed); `None`: no bound.
+    pub max_names: Option<usize>,
+    pub name_exists: NameCheck,
+    /// With a secret: heartbeats signed at a time further than this from the local
+    /// clock (see `set_clock`) are dropped as `Stale`. `None`: not checked.
+    pub max_clock_skew: Option<Duration>,
 }
 
 /// Counters. `received == accepted + sum(dropped)` always holds.
@@ -93,6 +130,10 @@ pub struct Stats {
     pub accepted: u64,
     pub dropped: [u64; DropReason::ALL.len()],
     pub events: u64,
+    /// Events replaced, while waiting for the owner, by a newer one for the same peer.
+    pub events_coalesced: u64,
+    /// Events dropped because the owner had that many waiting (see `outbox`).
+    pub events_dropped: u64,
 }
 
 impl Stats {
@@ -163,6 +204,15 @@ pub struct Engine {
     /// one accepted, so they are never taken for replays (the format has no replay
     /// protection to offer).
     legacy_sequence: u64,
+    /// With `compat`: names heard in the native format (at most `MAX_NATIVE_NAMES`).
+    native_names: HashSet<String>,
+    max_names: Option<usize>,
+    name_exists: NameCheck,
+    /// New names admitted that `name_exists` did not know.
+    names_made: usize,
+    max_clock_skew: Option<Duration>,
+    /// An instant and the wall-clock time (ms since the epoch) then (`set_clock`).
+    clock: Option<(Instant, u64)>,
 }
 
 impl Engine {
@@ -179,6 +229,7 @@ impl Engine {
         let limiter = (!config.keys.is_signing())
             .then(|| NewPeerLimiter::new(config.new_peer_rate, config.new_peer_burst));
         let legacy = config.compat_libcluster.then(|| compat::keys(&config.keys));
+        let authenticated = config.keys.is_signing();
         Ok(Engine {
             name: config.node_name,
             keys: config.keys,
@@ -194,8 +245,10 @@ impl Engine {
                     lost_after: config.lost_after,
                     forget_after: config.forget_after.max(config.lost_after),
                     heard_gap: interval / 2,
+                    change_gap: interval,
                 },
                 config.max_peers,
+                authenticated,
             ),
             limiter,
             stats: Stats::default(),
@@ -207,7 +260,48 @@ impl Engine {
             left: false,
             legacy,
             legacy_sequence: 0,
+            native_names: HashSet::new(),
+            max_names: config.max_names,
+            name_exists: config.name_exists,
+            names_made: 0,
+            max_clock_skew: config.max_clock_skew,
+            clock: None,
         })
+    }
+
+    /// Tells the engine the wall-clock time (ms since the Unix epoch) at `now`, for the
+    /// timestamp check. The driver calls it on every wake-up, so a stepped clock is
+    /// followed.
+    pub fn set_clock(&mut self, now: Instant, wall_ms: u64) {
+        self.clock = Some((now, wall_ms));
+    }
+
+    /// The local wall-clock time at `now`, if known.
+    fn wall_at(&self, now: Instant) -> Option<u64> {
+        let (at, wall) = self.clock?;
+        let ahead = now.saturating_duration_since(at).as_millis() as u64;
+        let behind = at.saturating_duration_since(now).as_millis() as u64;
+        Some((wall + ahead).saturating_sub(behind))
+    }
+
+    /// Whether a new name may still be admitted, and whether it counts against
+    /// `max_names` (false when the owner already knows it).
+    fn name_allowed(&self, name: &str) -> Result<bool, DropReason> {
+        let Some(max) = self.max_names else {
+            return Ok(false);
+        };
+        if self.name_exists.exists(name) {
+            Ok(false)
+        } else if self.names_made >= max {
+            Err(DropReason::NameCap)
+        } else {
+            Ok(true)
+        }
+    }
+
+    /// New names admitted that the owner did not know (at most `max_names`).
+    pub fn names_made(&self) -> usize {
+        self.names_made
     }
 
     pub fn incarnation(&self) -> u64 {
@@ -300,14 +394,29 @@ impl Engine {
                 DropReason::NameConflict
             });
         }
+        if let (Some(skew), Some(wall), true) =
+            (self.max_clock_skew, self.wall_at(now), self.keys.is_signing())
+        {
+            if hb.timestamp_ms.abs_diff(wall) > skew.as_millis() as u64 {
+                return Err(DropReason::Stale);
+            }
+        }
+        let new = !hb.leaving && !self.peers.contains(hb.name);
+        let counts = new && self.name_allowed(hb.name)?;
         if let Some(limiter) = &mut self.limiter {
-            if !hb.leaving && !self.peers.contains(hb.name) && !limiter.admit(from.ip(), now) {
+            if new && !limiter.admit(from.ip(), now) {
                 return Err(DropReason::RateLimited);
             }
+        }
+        if self.legacy.is_some() && self.native_names.len() < MAX_NATIVE_NAMES {
+            self.native_names.insert(hb.name.to_owned());
         }
         match self.peers.observe(&hb, from, now) {
             Err(reason) => Err(reason),
             Ok(mut event) => {
+                if counts {
+                    self.names_made += 1;
+                }
                 if let Some(e) = &mut event {
                     e.lead = self.leads(hb.newcomer || hb.joining, hb.name, now);
                 }
@@ -346,13 +455,15 @@ impl Engine {
             return Err(DropReason::OwnPacket);
         }
         // A node that also sends native heartbeats is known by those, which carry its
-        // incarnation and liveness: its libcluster heartbeats add nothing.
-        if self.peers.incarnation(&name).is_some_and(|i| i > 0) {
-            self.stats.accepted += 1;
-            return Ok(None);
+        // incarnation and liveness: its libcluster heartbeats add nothing, and once it
+        // is forgotten, would let a capture of one bring it back forever.
+        if self.native_names.contains(&name) {
+            return Err(DropReason::LegacyNativeName);
         }
+        let new = !self.peers.contains(&name);
+        let counts = new && self.name_allowed(&name)?;
         if let Some(limiter) = &mut self.limiter {
-            if !self.peers.contains(&name) && !limiter.admit(from.ip(), now) {
+            if new && !limiter.admit(from.ip(), now) {
                 return Err(DropReason::RateLimited);
             }
         }
@@ -367,6 +478,9 @@ impl Engine {
             newcomer: false,
         };
         let mut event = self.peers.observe(&hb, from, now)?;
+        if counts {
+            self.names_made += 1;
+        }
         self.stats.accepted += 1;
         if let Some(e) = &mut event {
             // A libcluster node connects whenever it hears us: no tie-break to wait for.
@@ -616,6 +730,9 @@ mod tests {
             new_peer_burst: 10,
             compat_libcluster: false,
             seeds: Vec::new(),
+            max_names: None,
+            name_exists: NameCheck::default(),
+            max_clock_skew: None,
         }
     }
 
@@ -1086,5 +1203,133 @@ mod tests {
             let dest: Vec<_> = drain(&mut a, t0 + MS).into_iter().map(|d| d.0).collect();
             assert_eq!(dest, vec![to(b_addr)]);
         }
+    }
+
+    // Hostile traffic over time (issue #14), each with a fake clock.
+
+    /// A heartbeat of `name` signed with `secret` (if any), as its own engine sends it
+    /// at `wall_ms`.
+    fn packet(name: &str, secret: Option<&[u8]>, incarnation: u64, wall_ms: u64) -> Vec<u8> {
+        let mut e = Engine::new(config(name, secret), Instant::now(), incarnation, 1).unwrap();
+        e.poll_transmit(Instant::now(), wall_ms).unwrap().bytes
+    }
+
+    #[test]
+    fn without_a_secret_names_made_over_a_lifetime_are_capped_at_max_names() {
+        let t0 = Instant::now();
+        let mut cfg = config("a@h", None);
+        cfg.max_peers = 10;
+        cfg.max_names = Some(25);
+        cfg.new_peer_rate = 100_000;
+        cfg.new_peer_burst = 100_000;
+        cfg.name_exists = NameCheck::new(|n| n.starts_with("known"));
+        let mut a = Engine::new(cfg, t0, 1, 1).unwrap();
+        let mut admitted = 0;
+        let mut now = t0;
+        // Fresh names, every one forgotten before the next batch (so the table never
+        // fills): the forgotten make room in the table, not in the name budget.
+        for batch in 0..10 {
+            for i in 0..10 {
+                let p = packet(&format!("fake{batch}x{i}@h"), None, 1, 0);
+                admitted += a.handle_datagram(&p, from(), Via::Group, now).is_some() as usize;
+            }
+            now += 20_000 * MS;
+            a.handle_timeout(now, &mut Vec::new());
+            assert_eq!(a.peer_count(), 0);
+        }
+        assert_eq!(admitted, 25);
+        assert_eq!(a.names_made(), 25);
+        assert_eq!(a.stats().dropped(DropReason::NameCap), 75);
+        // A name the owner already has (an atom on the BEAM) costs nothing and gets in.
+        let p = packet("known1@h", None, 1, 0);
+        assert!(a.handle_datagram(&p, from(), Via::Group, now).is_some());
+        assert_eq!(a.names_made(), 25);
+        // With a secret and no explicit cap, authenticated names are not capped.
+        let mut s = Engine::new(config("s@h", Some(b"k")), t0, 1, 1).unwrap();
+        for i in 0..200 {
+            let p = packet(&format!("real{i}@h"), Some(b"k"), 1, 0);
+            s.handle_datagram(&p, from(), Via::Group, t0);
+        }
+        assert_eq!(s.peer_count(), 100);
+        assert_eq!(s.stats().dropped(DropReason::NameCap), 0);
+    }
+
+    #[test]
+    fn with_a_secret_heartbeats_signed_too_far_from_local_time_are_stale() {
+        let t0 = Instant::now();
+        let wall = 1_800_000_000_000;
+        let mut cfg = config("a@h", Some(b"k"));
+        cfg.max_clock_skew = Some(60_000 * MS);
+        let mut a = Engine::new(cfg, t0, 1, 1).unwrap();
+        a.set_clock(t0, wall);
+        // A capture from two minutes ago, replayed after the peer was forgotten.
+        let old = packet("b@h", Some(b"k"), 5, wall - 120_000);
+        assert!(a.handle_datagram(&old, from(), Via::Group, t0).is_none());
+        assert_eq!(a.stats().dropped(DropReason::Stale), 1);
+        // From the future, likewise; within the bound, accepted.
+        let ahead = packet("c@h", Some(b"k"), 5, wall + 61_000);
+        assert!(a.handle_datagram(&ahead, from(), Via::Group, t0).is_none());
+        let fresh = packet("d@h", Some(b"k"), 5, wall + 30_000);
+        assert!(a.handle_datagram(&fresh, from(), Via::Group, t0).is_some());
+        // The engine's idea of the time moves with `now`.
+        let later = packet("e@h", Some(b"k"), 5, wall + 600_000);
+        let now = t0 + 590_000 * MS;
+        assert!(a.handle_datagram(&later, from(), Via::Group, now).is_some());
+        assert_eq!(a.stats().dropped(DropReason::Stale), 2);
+    }
+
+    #[test]
+    fn in_libcluster_mode_a_native_nodes_libcluster_heartbeats_are_dropped_even_after_it_is_forgotten(
+    ) {
+        let t0 = Instant::now();
+        let mut cfg = config("a@h", None);
+        cfg.compat_libcluster = true;
+        let mut a = Engine::new(cfg, t0, 1, 1).unwrap();
+        let native = packet("b@h", None, 7, 0);
+        let legacy = compat::encode_plain("b@h");
+        assert!(a.handle_datagram(&native, from(), Via::Group, t0).is_some());
+        a.handle_timeout(t0 + 20_000 * MS, &mut Vec::new());
+        assert_eq!(a.peer_count(), 0);
+        // A capture of its libcluster copy cannot bring it back.
+        let later = t0 + 30_000 * MS;
+        assert!(a.handle_datagram(&legacy, from(), Via::Group, later).is_none());
+        assert_eq!(a.peer_count(), 0);
+        assert_eq!(a.stats().dropped(DropReason::LegacyNativeName), 1);
+        // A libcluster node is still welcome.
+        let old = compat::encode_plain("old@h");
+        assert!(a.handle_datagram(&old, from(), Via::Group, later).is_some());
+    }
+
+    #[test]
+    fn without_a_secret_a_newcomer_gets_in_while_forged_names_from_thousands_of_sources_fill_the_table(
+    ) {
+        let t0 = Instant::now();
+        let mut cfg = config("a@h", None);
+        cfg.max_peers = 1000;
+        cfg.new_peer_rate = 1;
+        cfg.new_peer_burst = 2;
+        let mut a = Engine::new(cfg, t0, 1, 1).unwrap();
+        // 4096 sources spend their burst on made-up names: the table is full of names
+        // that never connected, and every source's bucket is empty.
+        let mut now = t0;
+        for round in 0..3 {
+            for i in 0..crate::limiter::MAX_SOURCES {
+                let src = SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], 45892));
+                let p = packet(&format!("f{round}x{i}@h"), None, 1, 0);
+                a.handle_datagram(&p, src, Via::Group, now);
+            }
+            now += MS;
+        }
+        assert_eq!(a.peer_count(), 1000);
+        assert!(a.stats().dropped(DropReason::RateLimited) > 0);
+        a.handle_timeout(now, &mut Vec::new());
+        // A real newcomer from a new host is admitted at once.
+        let p = packet("real@h", None, 1, 0);
+        let e = a.handle_datagram(&p, from(), Via::Group, now);
+        assert_eq!(e.map(|e| e.kind), Some(EventKind::Discovered));
+        let mut out = Vec::new();
+        a.handle_timeout(now, &mut out);
+        assert_eq!(out.len(), 1, "one forged name evicted");
+        assert_eq!(out[0].kind, EventKind::Forgotten);
     }
 }

@@ -13,6 +13,7 @@
 //! - [`engine`]: the protocol as a state machine of (datagram, time) with no I/O: it
 //!   decides every datagram sent and where it goes.
 //! - [`socket`]: every socket call, and the only platform-specific code.
+//! - [`outbox`]: events waiting for the owner, bounded, coalesced per peer.
 //! - [`driver`]: the OS thread that runs an engine over the sockets; [`topology`]: the
 //!   handle its owner holds, which starts it and passes commands to it.
 
@@ -22,6 +23,7 @@ pub mod driver;
 pub mod engine;
 pub mod limiter;
 pub mod name;
+pub mod outbox;
 pub mod peers;
 pub mod reason;
 pub mod socket;
@@ -29,7 +31,7 @@ pub mod topology;
 pub mod wire;
 
 pub use auth::Keyring;
-pub use engine::{Config, Destination, Engine, Stats, Transmit, Via};
+pub use engine::{Config, Destination, Engine, NameCheck, Stats, Transmit, Via};
 pub use peers::{EventKind, Member, PeerEvent, PeerState};
 pub use reason::DropReason;
 pub use socket::{SocketConfig, StartError};

@@ -5,16 +5,20 @@
 //! becomes an atom and a connect attempt on the BEAM side. The rate of new names is
 //! therefore bounded per sending address: a flood of made-up names from one host
 //! drains only that host's bucket, while a legitimate node on another host is
-//! admitted at once. Known peers never spend tokens. (A sender that forges many
-//! source addresses can still share out the global bound `MAX_SOURCES`; a secret is
-//! the defence against that.)
+//! admitted at once. Known peers never spend tokens.
+//!
+//! At most `MAX_SOURCES` buckets are kept. When a new source finds them all in use, the
+//! least recently used quarter is dropped, so a sender that spends the buckets of
+//! thousands of forged addresses cannot lock a new host out: the newcomer always gets a
+//! bucket. (Such a sender gets fresh buckets too as its addresses come back; what
+//! bounds it then is the table and `max_names`. A secret is the real defence.)
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Instant;
 
-/// Most source addresses tracked at once; beyond it, new sources are refused until
-/// idle ones are dropped.
+/// Most source addresses tracked at once; beyond it, the least recently used quarter
+/// is dropped to make room.
 pub const MAX_SOURCES: usize = 4096;
 
 #[derive(Debug, Clone, Copy)]
@@ -45,7 +49,7 @@ impl NewPeerLimiter {
         if !self.sources.contains_key(&source) && self.sources.len() >= MAX_SOURCES {
             self.forget_idle(now);
             if self.sources.len() >= MAX_SOURCES {
-                return false;
+                self.forget_least_recent(MAX_SOURCES / 4);
             }
         }
         let (rate, burst) = (self.rate, self.burst);
@@ -69,6 +73,22 @@ impl NewPeerLimiter {
         let (rate, burst) = (self.rate, self.burst);
         self.sources.retain(|_, b| {
             b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate < burst
+        });
+    }
+
+    /// Drops the `n` buckets used longest ago (amortised: one pass per `n` new sources).
+    fn forget_least_recent(&mut self, n: usize) {
+        let mut times: Vec<Instant> = self.sources.values().map(|b| b.at).collect();
+        if n == 0 || times.len() <= n {
+            self.sources.clear();
+            return;
+        }
+        let (_, &mut cut, _) = times.select_nth_unstable(n - 1);
+        let mut dropped = 0;
+        self.sources.retain(|_, b| {
+            let drop = b.at <= cut && dropped < n;
+            dropped += drop as usize;
+            !drop
         });
     }
 
@@ -112,11 +132,32 @@ mod tests {
             assert!(l.admit(a, t0));
         }
         assert_eq!(l.sources(), MAX_SOURCES);
-        // All busy (each spent a token): a new source is refused ...
-        assert!(!l.admit(ip(9), t0));
-        // ... until they have refilled and can be forgotten.
+        // Once they have refilled they are forgotten.
         let later = t0 + Duration::from_secs(2);
         assert!(l.admit(ip(9), later));
         assert_eq!(l.sources(), 1);
+    }
+
+    #[test]
+    fn sources_that_spent_their_burst_do_not_lock_a_new_one_out() {
+        // 4096 forged sources spend their burst and keep spending it.
+        let mut l = NewPeerLimiter::new(1, 2);
+        let t0 = Instant::now();
+        let forged = |i: usize| IpAddr::from([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
+        for round in 0..3u64 {
+            let t = t0 + Duration::from_millis(round);
+            for i in 0..MAX_SOURCES {
+                l.admit(forged(i), t);
+            }
+        }
+        let busiest = forged(MAX_SOURCES - 1);
+        l.admit(busiest, t0 + Duration::from_millis(5));
+        assert_eq!(l.sources(), MAX_SOURCES);
+        // A real newcomer on another host is admitted at once, and the table stays bounded.
+        let t = t0 + Duration::from_millis(10);
+        assert!(l.admit(ip(9), t));
+        assert!(l.sources() <= MAX_SOURCES);
+        // The source used most recently keeps its (empty) bucket.
+        assert!(!l.admit(busiest, t));
     }
 }

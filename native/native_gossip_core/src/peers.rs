@@ -8,8 +8,21 @@
 //! (`hold`): the owner decides when to try a peer again (its connect backoff), the
 //! table only stays quiet until then, so a peer that cannot be connected costs ever
 //! fewer messages.
+//!
+//! Bounded under any traffic:
+//! - state changes of one peer (new incarnation, leaving, back from silence) are
+//!   reported `CHANGE_BURST` at once, then one per `change_gap`; changes in between are
+//!   applied at once and reported, coalesced to the latest, when the budget allows;
+//! - a full table makes room for a new name by evicting the peer admitted longest ago
+//!   among those never connected (reported `Forgotten`); peers that connected keep
+//!   their place;
+//! - without a secret (`authenticated` false) nothing in a heartbeat can be trusted,
+//!   so ordering (incarnation, sequence) is only kept per source address: a heartbeat
+//!   from another address than the peer's last one is taken as it is. Forged packets
+//!   from another host can then not freeze a peer: its next genuine heartbeat puts it
+//!   back (a forged LEAVING or a forged incarnation from the future lasts until then).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -101,6 +114,13 @@ struct Peer {
     connected: bool,
     /// Answers sent to this incarnation's joining burst (see `take_answer`).
     answers: u8,
+    /// While the peer has never been connected: its admission number, its key in
+    /// `PeerTable::unproven` (the order of eviction).
+    admitted: Option<u64>,
+    /// State changes this peer may still report now.
+    changes: Budget,
+    /// A state change applied but not reported yet (the budget was spent).
+    pending: Option<EventKind>,
 }
 
 /// Most answers a peer's joining burst gets from this node: the newcomer needs one to
@@ -109,12 +129,61 @@ struct Peer {
 /// multiply the traffic of a cluster that starts at once.
 pub const MAX_ANSWERS: u8 = 3;
 
+/// State changes of one peer reported at once (a node that leaves, restarts and is
+/// lost needs three); after that, one per `Timing::change_gap`.
+pub const CHANGE_BURST: u32 = 3;
+
+/// A token bucket of state-change reports: `CHANGE_BURST` tokens, one more per gap.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    tokens: u32,
+    /// When the last token was added (or the bucket found full).
+    since: Instant,
+}
+
+impl Budget {
+    fn full(now: Instant) -> Self {
+        Budget {
+            tokens: CHANGE_BURST,
+            since: now,
+        }
+    }
+
+    fn refill(&mut self, now: Instant, gap: Duration) {
+        let gap_ns = gap.as_nanos().max(1);
+        let periods = now.saturating_duration_since(self.since).as_nanos() / gap_ns;
+        if self.tokens as u128 + periods >= CHANGE_BURST as u128 {
+            *self = Budget::full(now);
+        } else if periods > 0 {
+            self.tokens += periods as u32;
+            self.since += gap * periods as u32;
+        }
+    }
+
+    fn take(&mut self, now: Instant, gap: Duration) -> bool {
+        self.refill(now, gap);
+        if self.tokens > 0 {
+            self.tokens -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// When the next token comes (only meaningful when there is none).
+    fn next_token(&self, gap: Duration) -> Instant {
+        self.since + gap
+    }
+}
+
 /// Timing of the table.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
     pub lost_after: Duration,
     pub forget_after: Duration,
     pub heard_gap: Duration,
+    /// After the burst, one state change per peer is reported per `change_gap`.
+    pub change_gap: Duration,
 }
 
 #[derive(Debug)]
@@ -122,16 +191,29 @@ pub struct PeerTable {
     peers: HashMap<String, Peer>,
     timing: Timing,
     max_peers: usize,
+    /// Heartbeats are authenticated (a secret): (incarnation, sequence) order is kept
+    /// whatever address a heartbeat comes from.
+    authenticated: bool,
+    /// Peers never connected, by admission number: evicted oldest first when the
+    /// table is full.
+    unproven: BTreeMap<u64, String>,
+    next_admission: u64,
+    /// Events decided outside `sweep` (evictions), handed out by the next `sweep`.
+    spilled: Vec<PeerEvent>,
     /// No peer changes state before this instant (a lower bound kept by `sweep`).
     next_sweep: Option<Instant>,
 }
 
 impl PeerTable {
-    pub fn new(timing: Timing, max_peers: usize) -> Self {
+    pub fn new(timing: Timing, max_peers: usize, authenticated: bool) -> Self {
         PeerTable {
             peers: HashMap::new(),
             timing,
             max_peers,
+            authenticated,
+            unproven: BTreeMap::new(),
+            next_admission: 0,
+            spilled: Vec::new(),
             next_sweep: None,
         }
     }
@@ -174,8 +256,8 @@ impl PeerTable {
         self.next_sweep = Some(self.next_sweep.map_or(at, |t| t.min(at)));
     }
 
-    /// Applies an authenticated, decoded heartbeat. Returns the event to deliver, if any,
-    /// or the reason the packet is dropped (replay, table full).
+    /// Applies a decoded (with a secret: authenticated) heartbeat. Returns the event to
+    /// deliver, if any, or the reason the packet is dropped (replay, table full).
     pub fn observe(
         &mut self,
         hb: &Heartbeat<'_>,
@@ -191,15 +273,22 @@ impl PeerTable {
                 lead: false,
             })
         };
-        let lost_after = self.timing.lost_after;
-        let Some(peer) = self.peers.get_mut(hb.name) else {
+        let Timing {
+            lost_after,
+            change_gap,
+            ..
+        } = self.timing;
+        if !self.peers.contains_key(hb.name) {
             if hb.leaving {
                 // A goodbye from someone we never knew: nothing to tell or remember.
                 return Ok(None);
             }
             if self.peers.len() >= self.max_peers {
-                return Err(DropReason::PeerTableFull);
+                self.evict(now)?;
             }
+            let admitted = self.next_admission;
+            self.next_admission += 1;
+            self.unproven.insert(admitted, hb.name.to_owned());
             self.peers.insert(
                 hb.name.to_owned(),
                 Peer {
@@ -212,15 +301,21 @@ impl PeerTable {
                     state: PeerState::Alive,
                     connected: false,
                     answers: 0,
+                    admitted: Some(admitted),
+                    changes: Budget::full(now),
+                    pending: None,
                 },
             );
             self.arm(now + lost_after);
             return Ok(event(EventKind::Discovered));
-        };
-        if (hb.incarnation, hb.sequence) <= (peer.incarnation, peer.sequence) {
+        }
+        let peer = self.peers.get_mut(hb.name).expect("checked above");
+        // Without a secret, order means something only between packets from one address.
+        let moved = !self.authenticated && from.ip() != peer.addr.ip();
+        if !moved && (hb.incarnation, hb.sequence) <= (peer.incarnation, peer.sequence) {
             return Err(DropReason::Replay);
         }
-        let new_incarnation = hb.incarnation > peer.incarnation;
+        let new_incarnation = hb.incarnation != peer.incarnation;
         let previous = peer.state;
         peer.addr = from;
         peer.incarnation = hb.incarnation;
@@ -229,7 +324,12 @@ impl PeerTable {
         let kind = if hb.leaving {
             peer.state = PeerState::Left;
             (previous != PeerState::Left || new_incarnation).then_some(EventKind::Left)
-        } else if new_incarnation || previous == PeerState::Lost {
+        } else if new_incarnation
+            || previous == PeerState::Lost
+            || (previous == PeerState::Left && moved)
+        {
+            // New, back from silence, or (no secret) alive after all from another address
+            // than a goodbye came from.
             peer.state = PeerState::Alive;
             peer.connected = false;
             peer.held_until = None;
@@ -239,6 +339,7 @@ impl PeerTable {
             // Same incarnation after its goodbye: a late packet. Stay away from it.
             None
         } else if !peer.connected
+            && peer.pending.is_none()
             && now.duration_since(peer.last_event) >= self.timing.heard_gap
             && peer.held_until.is_none_or(|t| now >= t)
         {
@@ -246,6 +347,21 @@ impl PeerTable {
         } else {
             None
         };
+        let kind = match kind {
+            Some(EventKind::Heard) | None => kind,
+            // A state change: reported now if the budget allows, else later (the latest).
+            Some(change) if peer.changes.take(now, change_gap) => {
+                peer.pending = None;
+                Some(change)
+            }
+            Some(change) => {
+                peer.pending = Some(change);
+                let at = peer.changes.next_token(change_gap);
+                self.arm(at);
+                None
+            }
+        };
+        let peer = self.peers.get_mut(hb.name).expect("checked above");
         if kind.is_some() {
             peer.last_event = now;
         }
@@ -257,11 +373,33 @@ impl PeerTable {
         Ok(kind.and_then(event))
     }
 
+    /// Makes room for a new name: removes the peer admitted longest ago among those
+    /// never connected (its `Forgotten` goes out with the next `sweep`), or refuses.
+    fn evict(&mut self, now: Instant) -> Result<(), DropReason> {
+        let (_, name) = self.unproven.pop_first().ok_or(DropReason::PeerTableFull)?;
+        if let Some(p) = self.peers.remove(&name) {
+            self.spilled.push(PeerEvent {
+                kind: EventKind::Forgotten,
+                name,
+                addr: p.addr,
+                incarnation: p.incarnation,
+                lead: false,
+            });
+            self.next_sweep = Some(now);
+        }
+        Ok(())
+    }
+
     /// Marks a peer connected or not (the owner knows; the table only remembers it to
     /// decide whether `Heard` is worth sending). Returns false for an unknown name.
     pub fn set_connected(&mut self, name: &str, connected: bool, now: Instant) -> bool {
         match self.peers.get_mut(name) {
             Some(p) => {
+                if connected {
+                    if let Some(n) = p.admitted.take() {
+                        self.unproven.remove(&n);
+                    }
+                }
                 if p.connected && !connected {
                     // Let the next heartbeat report it at once.
                     p.held_until = None;
@@ -294,12 +432,15 @@ impl PeerTable {
             Some(t) if t <= now => {}
             _ => return,
         }
+        out.append(&mut self.spilled);
         let Timing {
             lost_after,
             forget_after,
+            change_gap,
             ..
         } = self.timing;
         let mut next: Option<Instant> = None;
+        let unproven = &mut self.unproven;
         self.peers.retain(|name, p| {
             let silent = now.saturating_duration_since(p.last_seen);
             let mut emit = |kind| {
@@ -313,11 +454,26 @@ impl PeerTable {
             };
             if silent >= forget_after {
                 emit(EventKind::Forgotten);
+                if let Some(n) = p.admitted {
+                    unproven.remove(&n);
+                }
                 return false;
             }
             if p.state == PeerState::Alive && silent >= lost_after {
+                // Lost supersedes a state change not reported yet.
+                p.pending = None;
                 p.state = PeerState::Lost;
                 emit(EventKind::Lost);
+            }
+            if let Some(kind) = p.pending {
+                if p.changes.take(now, change_gap) {
+                    p.pending = None;
+                    p.last_event = now;
+                    emit(kind);
+                } else {
+                    let at = p.changes.next_token(change_gap);
+                    next = Some(next.map_or(at, |t| t.min(at)));
+                }
             }
             let deadline = match p.state {
                 PeerState::Alive => p.last_seen + lost_after,
@@ -361,8 +517,10 @@ mod tests {
                 lost_after: 300 * MS,
                 forget_after: 1000 * MS,
                 heard_gap: 50 * MS,
+                change_gap: 100 * MS,
             },
             3,
+            true,
         )
     }
 
@@ -546,19 +704,131 @@ mod tests {
         assert_eq!(t.next_sweep(), None);
     }
 
+    fn open_table(max_peers: usize) -> PeerTable {
+        PeerTable::new(
+            Timing {
+                lost_after: 300 * MS,
+                forget_after: 1000 * MS,
+                heard_gap: 50 * MS,
+                change_gap: 100 * MS,
+            },
+            max_peers,
+            false,
+        )
+    }
+
+    fn at(last: u8) -> SocketAddr {
+        SocketAddr::from(([198, 51, 100, last], 45892))
+    }
+
+    fn drain(t: &mut PeerTable, now: Instant) -> Vec<(EventKind, String)> {
+        let mut out = Vec::new();
+        t.sweep(now, &mut out);
+        out.into_iter().map(|e| (e.kind, e.name)).collect()
+    }
+
     #[test]
-    fn table_is_bounded() {
+    fn a_full_table_evicts_the_oldest_never_connected_peer_and_keeps_connected_ones() {
         let mut t = table();
         let t0 = Instant::now();
         for n in ["a@h", "b@h", "c@h"] {
             t.observe(&hb(n, 1, 1), addr(), t0).unwrap();
         }
+        t.set_connected("a@h", true, t0);
+        // Full: the newcomer gets in, in place of b (admitted before c, never connected).
         assert_eq!(
-            t.observe(&hb("d@h", 1, 1), addr(), t0),
+            kind(t.observe(&hb("d@h", 1, 1), addr(), t0 + MS)),
+            Ok(Some(EventKind::Discovered))
+        );
+        assert_eq!(t.len(), 3);
+        assert_eq!(
+            drain(&mut t, t0 + MS),
+            [(EventKind::Forgotten, "b@h".to_owned())]
+        );
+        assert!(!t.contains("b@h") && t.contains("a@h"));
+        // A peer that connected once is not evicted even when disconnected again.
+        t.set_connected("c@h", true, t0);
+        t.set_connected("c@h", false, t0);
+        t.set_connected("d@h", true, t0);
+        assert_eq!(
+            t.observe(&hb("e@h", 1, 1), addr(), t0),
             Err(DropReason::PeerTableFull)
         );
         // Known peers still get through.
         assert!(t.observe(&hb("a@h", 1, 2), addr(), t0).is_ok());
+    }
+
+    #[test]
+    fn a_flood_of_incarnations_of_one_name_costs_a_bounded_number_of_events() {
+        let mut t = open_table(10);
+        let t0 = Instant::now();
+        t.observe(&hb("a@h", 1, 1), at(2), t0).unwrap();
+        // 10,000 packets over 1 s, each a new incarnation, every tenth a goodbye.
+        let mut events = 0;
+        for i in 0..10_000u64 {
+            let now = t0 + Duration::from_micros(100 * i);
+            let mut p = hb("a@h", 2 + i, 1);
+            p.leaving = i % 10 == 0;
+            events += t.observe(&p, at(2), now).unwrap().is_some() as u32;
+            events += drain(&mut t, now).len() as u32;
+        }
+        // CHANGE_BURST at once, then one per change_gap (100 ms): 3 + 10.
+        assert!(events <= CHANGE_BURST + 10, "{events} events");
+        // When it stops, the latest state is reported within one change_gap.
+        let last = t0 + 1000 * MS;
+        let reported = drain(&mut t, last + 100 * MS);
+        assert_eq!(reported, [(EventKind::Discovered, "a@h".to_owned())]);
+        assert!(drain(&mut t, last + 250 * MS).is_empty());
+    }
+
+    #[test]
+    fn without_a_secret_a_forged_goodbye_from_another_host_lasts_until_the_next_heartbeat() {
+        let mut t = open_table(10);
+        let t0 = Instant::now();
+        let genuine = at(2);
+        t.observe(&hb("a@h", 5, 10), genuine, t0).unwrap();
+        // From another host: the victim's incarnation, the highest sequence, LEAVING.
+        let mut forged = hb("a@h", 5, u64::MAX);
+        forged.leaving = true;
+        assert_eq!(
+            kind(t.observe(&forged, at(66), t0 + MS)),
+            Ok(Some(EventKind::Left))
+        );
+        // The genuine peer's next heartbeat brings it back.
+        assert_eq!(
+            kind(t.observe(&hb("a@h", 5, 11), genuine, t0 + 2 * MS)),
+            Ok(Some(EventKind::Discovered))
+        );
+        // So it does after a forged incarnation from the future.
+        let future = hb("a@h", u64::MAX, u64::MAX);
+        assert_eq!(
+            kind(t.observe(&future, at(66), t0 + 3 * MS)),
+            Ok(Some(EventKind::Discovered))
+        );
+        let back = t.observe(&hb("a@h", 5, 12), genuine, t0 + 4 * MS);
+        assert_eq!(kind(back), Ok(None), "budget spent: reported later");
+        // The first change spent a token at 1 ms; the next comes one change_gap later.
+        assert!(drain(&mut t, t0 + 100 * MS).is_empty());
+        assert_eq!(
+            drain(&mut t, t0 + 101 * MS),
+            [(EventKind::Discovered, "a@h".to_owned())]
+        );
+        // From its own address, order still holds: an old packet is a replay.
+        assert_eq!(
+            t.observe(&hb("a@h", 5, 11), genuine, t0 + 150 * MS),
+            Err(DropReason::Replay)
+        );
+    }
+
+    #[test]
+    fn with_a_secret_order_holds_whatever_the_address() {
+        let mut t = table();
+        let t0 = Instant::now();
+        t.observe(&hb("a@h", 5, 10), at(2), t0).unwrap();
+        assert_eq!(
+            t.observe(&hb("a@h", 5, 9), at(66), t0),
+            Err(DropReason::Replay)
+        );
     }
 
     #[test]

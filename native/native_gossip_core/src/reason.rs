@@ -62,10 +62,17 @@ drop_reasons! {
     OwnPacket => "own_packet", "this node's own heartbeat, looped back";
     /// Another node claims our name (a different incarnation).
     NameConflict => "name_conflict", "another node announces this node's name";
-    /// A new peer while the peer table is full.
-    PeerTableFull => "peer_table_full", "a new peer while the table holds :max_peers peers";
+    /// A new peer while the peer table is full of peers that are or were connected.
+    PeerTableFull => "peer_table_full", "a new peer while the table holds :max_peers peers, all of them connected once";
     /// Without a secret: a new name from a source that announced too many new names.
     RateLimited => "rate_limited", "too many new names from one host (no :secret): see :new_peer_rate";
+    /// A new name once this topology has turned `:max_names` names into atoms.
+    NameCap => "name_cap", "a new name after :max_names names were made atoms (no :secret): a flood of made-up names, or raise :max_names";
+    /// With a secret: a signed timestamp further from local time than `:max_clock_skew`.
+    Stale => "stale", "signed at a time further from this clock than :max_clock_skew: a replay, or clocks apart (run NTP)";
+    /// With `compat: :libcluster`: a libcluster heartbeat for a name heard in the native
+    /// format (which carries an incarnation, a sequence and, with a secret, a MAC).
+    LegacyNativeName => "legacy_native_name", "a libcluster-format heartbeat for a node that speaks NativeGossip: a replay, or its copy (compat: :libcluster)";
     /// With `compat: :libcluster`: a libcluster heartbeat whose term is anything but a
     /// map of the one atom key `node` to an atom.
     LegacyBadTerm => "legacy_bad_term", "a libcluster-format heartbeat whose term is not %{node: atom} (compat: :libcluster)";

@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 use std::os::unix::net::UnixDatagram;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -17,14 +17,16 @@ use parking_lot::Mutex;
 
 use crate::driver::{JoinState, Worker};
 use crate::engine::{Config, Engine, Stats};
+use crate::outbox::Outbox;
 use crate::peers::{Member, PeerEvent};
 use crate::socket::{wake_pair, Join, SocketConfig, Sockets, StartError};
 
-/// Where the thread delivers events. The NIF implements it with `OwnedEnv`; tests
-/// with a channel.
+/// How the thread reaches the owner. The NIF implements it with `OwnedEnv`.
 pub trait EventSink: Send + 'static {
-    /// Delivers one event; returns false when nobody listens any more (the thread stops).
-    fn deliver(&mut self, event: &PeerEvent) -> bool;
+    /// Events wait in the outbox: the owner should call `Topology::take_events` (told
+    /// once until it has emptied the box, so the owner's mailbox stays bounded).
+    /// Returns false when nobody listens any more (the thread stops).
+    fn ready(&mut self) -> bool;
     /// The thread is stopping because of a fault (a panic, a dead socket).
     fn fault(&mut self, reason: &str);
     /// Group membership changed: `Ok(())` joined (again), `Err(why)` not a member and
@@ -46,6 +48,8 @@ pub(crate) enum Command {
 
 pub(crate) struct Shared {
     pub(crate) engine: Mutex<Engine>,
+    /// Events for the owner (see `outbox`).
+    pub(crate) outbox: Mutex<Outbox>,
     /// Whether the socket is a member of the group right now.
     pub(crate) joined: AtomicBool,
 }
@@ -72,6 +76,25 @@ fn wall_us() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
+/// The last incarnation handed out in this process (this VM).
+static LAST_INCARNATION: AtomicU64 = AtomicU64::new(0);
+
+/// A new incarnation: the wall clock in µs, and never less than one more than the last
+/// one in this process, so that a topology restarted after the clock stepped back is
+/// still newer than its past self to every peer that heard both. (Across a restart of
+/// the VM only the clock orders them: see "Incarnations" in docs/PROTOCOL.md.)
+pub fn next_incarnation(wall_us: u64) -> u64 {
+    let mut last = LAST_INCARNATION.load(Ordering::Relaxed);
+    loop {
+        let next = wall_us.max(last + 1);
+        match LAST_INCARNATION.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => return next,
+            Err(actual) => last = actual,
+        }
+    }
+}
+
 impl Topology {
     /// Opens the socket and starts the thread. The first heartbeat leaves at once.
     pub fn start(
@@ -80,15 +103,17 @@ impl Topology {
         sink: impl EventSink,
     ) -> Result<Topology, StartError> {
         let now = Instant::now();
-        // Grows across restarts as long as the clock does; a restarted node is then
-        // told apart from its past self by every peer.
-        let incarnation = wall_us();
+        // Grows across restarts (within this VM even if the clock steps back); a
+        // restarted node is then told apart from its past self by every peer.
+        let incarnation = next_incarnation(wall_us());
         let seed = incarnation ^ (std::process::id() as u64) << 32;
         let mut config = config;
+        let config_max_peers = config.max_peers;
         config.seeds = same_family(std::mem::take(&mut config.seeds), &socket);
-        let engine = Engine::new(config, now, incarnation, seed).map_err(|e| {
+        let mut engine = Engine::new(config, now, incarnation, seed).map_err(|e| {
             StartError::InvalidNodeName(format!("this node's name cannot be announced: {e:?}"))
         })?;
+        engine.set_clock(now, wall_ms());
         let sockets = Sockets::open(&socket)?;
         let joined = match sockets.join(&socket) {
             Join::Joined | Join::AlreadyMember => None,
@@ -101,8 +126,11 @@ impl Topology {
         };
         let (wake, wake_rx) = wake_pair()?;
         let (commands, commands_rx) = crossbeam_channel::unbounded();
+        // Room for an event per peer in the table, and as many evicted or forgotten.
+        let outbox = Outbox::new(config_max_peers.saturating_mul(2).saturating_add(1024));
         let shared = Arc::new(Shared {
             engine: Mutex::new(engine),
+            outbox: Mutex::new(outbox),
             joined: AtomicBool::new(joined.is_none()),
         });
         let worker = Worker {
@@ -185,8 +213,25 @@ impl Topology {
     }
 
     pub fn stats(&self) -> (Stats, usize) {
-        let e = self.shared.engine.lock();
-        (e.stats().clone(), e.peer_count())
+        let (mut stats, peers) = {
+            let e = self.shared.engine.lock();
+            (e.stats().clone(), e.peer_count())
+        };
+        let outbox = self.shared.outbox.lock();
+        stats.events_coalesced = outbox.coalesced;
+        stats.events_dropped = outbox.dropped;
+        (stats, peers)
+    }
+
+    /// Takes up to `max` waiting events, oldest first, and whether more wait (the owner
+    /// then comes back for them: it is not told again).
+    pub fn take_events(&self, max: usize) -> (Vec<PeerEvent>, bool) {
+        self.shared.outbox.lock().take(max)
+    }
+
+    /// New names admitted that the owner did not know (see `Config::max_names`).
+    pub fn names_made(&self) -> usize {
+        self.shared.engine.lock().names_made()
     }
 
     /// Whether the socket is a member of the group (false while it cannot join).
@@ -210,4 +255,21 @@ impl Drop for Topology {
 pub(crate) fn same_family(seeds: Vec<SocketAddr>, socket: &SocketConfig) -> Vec<SocketAddr> {
     let v4 = socket.group.is_ipv4();
     seeds.into_iter().filter(|s| s.is_ipv4() == v4).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_incarnation;
+
+    #[test]
+    fn incarnations_never_go_backwards_within_a_process_even_if_the_clock_does() {
+        let wall = 1_800_000_000_000_000;
+        let first = next_incarnation(wall);
+        assert!(first >= wall);
+        // The clock steps back an hour: still newer.
+        let second = next_incarnation(wall - 3_600_000_000);
+        assert!(second > first);
+        // The clock moves on: the clock again.
+        assert_eq!(next_incarnation(wall + 10_000_000), wall + 10_000_000);
+    }
 }

@@ -3,9 +3,12 @@
 //!
 //! Messages sent to the owner (the process that called `start/1`):
 //!
-//! - `{:native_gossip, event, name :: binary, {ip_tuple, port}, incarnation, lead}` with
-//!   `event` one of `:discovered`, `:heard`, `:left`, `:lost`, `:forgotten`, and `lead`
-//!   true when this node should connect at once rather than let the peer go first;
+//! - `:native_gossip_events` when peer events wait: the owner takes them with
+//!   `take_events/2` (each `{event, name :: binary, {ip_tuple, port}, incarnation, lead}`
+//!   with `event` one of `:discovered`, `:heard`, `:left`, `:lost`, `:forgotten`, and
+//!   `lead` true when this node should connect at once rather than let the peer go
+//!   first). The message is sent once until the owner has taken every event, so the
+//!   owner's mailbox holds at most one of them whatever the traffic;
 //! - `{:native_gossip_fault, message :: binary}` when the thread stops on a fault;
 //! - `{:native_gossip_membership, :joined | {:not_joined, message}}` when the socket's
 //!   group membership changes (it cannot join yet, or joined after all).
@@ -16,7 +19,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use native_gossip_core::{
-    Config, DropReason, EventSink, Keyring, PeerEvent, SocketConfig, StartError, Topology,
+    Config, DropReason, EventSink, Keyring, NameCheck, PeerEvent, SocketConfig, StartError,
+    Topology,
 };
 use rustler::{
     Atom, Binary, Encoder, Env, LocalPid, Monitor, NifMap, NifResult, OwnedEnv, Resource,
@@ -30,6 +34,7 @@ mod atoms {
         native_gossip,
         native_gossip_fault,
         native_gossip_membership,
+        native_gossip_events,
         joined,
         not_joined,
         thread,
@@ -56,6 +61,10 @@ struct StartOptions<'a> {
     lost_after: u64,
     forget_after: u64,
     max_peers: usize,
+    /// 0: no bound.
+    max_names: usize,
+    /// Milliseconds; 0: not checked.
+    max_clock_skew: u64,
     new_peer_rate: u32,
     secrets: Vec<Binary<'a>>,
     compat_libcluster: bool,
@@ -94,24 +103,26 @@ fn ip_tuple<'a>(env: Env<'a>, addr: &SocketAddr) -> Term<'a> {
     }
 }
 
+/// One waiting event as the owner takes it.
+fn event_term<'a>(env: Env<'a>, event: &PeerEvent) -> Term<'a> {
+    let kind = Atom::from_str(env, event.kind.as_str()).expect("fixed atom");
+    let mut name = rustler::NewBinary::new(env, event.name.len());
+    name.as_mut_slice().copy_from_slice(event.name.as_bytes());
+    let name: Binary = name.into();
+    (
+        kind,
+        name,
+        (ip_tuple(env, &event.addr), event.addr.port()),
+        event.incarnation,
+        event.lead,
+    )
+        .encode(env)
+}
+
 impl EventSink for Mailbox {
-    fn deliver(&mut self, event: &PeerEvent) -> bool {
+    fn ready(&mut self) -> bool {
         self.env
-            .send_and_clear(&self.owner, |env| {
-                let kind = Atom::from_str(env, event.kind.as_str()).expect("fixed atom");
-                let mut name = rustler::NewBinary::new(env, event.name.len());
-                name.as_mut_slice().copy_from_slice(event.name.as_bytes());
-                let name: Binary = name.into();
-                (
-                    atoms::native_gossip(),
-                    kind,
-                    name,
-                    (ip_tuple(env, &event.addr), event.addr.port()),
-                    event.incarnation,
-                    event.lead,
-                )
-                    .encode(env)
-            })
+            .send_and_clear(&self.owner, |env| atoms::native_gossip_events().encode(env))
             .is_ok()
     }
 
@@ -131,6 +142,15 @@ impl EventSink for Mailbox {
                 .encode(env),
         });
     }
+}
+
+/// Whether a name already is an atom in this VM (admitting it again makes none).
+fn atom_exists() -> NameCheck {
+    let env = std::sync::Mutex::new(OwnedEnv::new());
+    NameCheck::new(move |name| {
+        let env = env.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        env.run(|env| Atom::existing_from_bytes(env, name.as_bytes()).is_ok())
+    })
 }
 
 fn bad_option<'a>(env: Env<'a>, what: &str, value: &str) -> Term<'a> {
@@ -161,6 +181,10 @@ fn start<'a>(env: Env<'a>, opts: StartOptions<'a>) -> NifResult<Term<'a>> {
         new_peer_burst: opts.new_peer_rate.saturating_mul(2),
         compat_libcluster: opts.compat_libcluster,
         seeds: parse_seeds(&opts.seeds),
+        max_names: (opts.max_names > 0).then_some(opts.max_names),
+        name_exists: atom_exists(),
+        max_clock_skew: (opts.max_clock_skew > 0)
+            .then(|| Duration::from_millis(opts.max_clock_skew)),
     };
     let Ok(group) = opts.multicast_addr.parse::<IpAddr>() else {
         return Ok(bad_option(env, "multicast_addr", &opts.multicast_addr));
@@ -293,7 +317,21 @@ fn running(resource: ResourceArc<TopologyResource>) -> bool {
     resource.topology.is_running()
 }
 
+/// Takes up to `max` waiting peer events: `{events, more?}`. With `more?` the owner
+/// comes back for the rest (it is not sent `:native_gossip_events` again).
 #[rustler::nif]
+fn take_events<'a>(
+    env: Env<'a>,
+    resource: ResourceArc<TopologyResource>,
+    max: usize,
+) -> Term<'a> {
+    let (events, more) = resource.topology.take_events(max);
+    let terms: Vec<Term<'a>> = events.iter().map(|e| event_term(env, e)).collect();
+    (terms, more).encode(env)
+}
+
+/// On a dirty scheduler: up to `:max_peers` maps are built.
+#[rustler::nif(schedule = "DirtyCpu")]
 fn members<'a>(env: Env<'a>, resource: ResourceArc<TopologyResource>) -> NifResult<Term<'a>> {
     let rows = resource.topology.members();
     let key = |name: &str| Atom::from_str(env, name).map(|a| a.encode(env));
@@ -330,13 +368,16 @@ fn stats<'a>(env: Env<'a>, resource: ResourceArc<TopologyResource>) -> NifResult
         dropped.push((Atom::from_str(env, r.as_str())?, s.dropped(r)));
     }
     let dropped = Term::map_from_pairs(env, &dropped)?;
-    let pairs: [(&str, Term<'a>); 9] = [
+    let pairs: [(&str, Term<'a>); 12] = [
         ("sent", s.sent.encode(env)),
         ("send_errors", s.send_errors.encode(env)),
         ("received", s.received.encode(env)),
         ("accepted", s.accepted.encode(env)),
         ("dropped", dropped),
         ("events", s.events.encode(env)),
+        ("events_coalesced", s.events_coalesced.encode(env)),
+        ("events_dropped", s.events_dropped.encode(env)),
+        ("names_made", resource.topology.names_made().encode(env)),
         ("peers", peers.encode(env)),
         ("incarnation", resource.topology.incarnation().encode(env)),
         ("joined", resource.topology.joined().encode(env)),

@@ -167,6 +167,9 @@ fn listener_engine(o: &Options) -> Engine {
         new_peer_rate: 1_000_000,
         new_peer_burst: 1_000_000,
         compat_libcluster: false,
+        max_names: None,
+        name_exists: Default::default(),
+        max_clock_skew: None,
         seeds: Vec::new(),
     };
     Engine::new(config, Instant::now(), 0, 0).expect("a valid probe name")

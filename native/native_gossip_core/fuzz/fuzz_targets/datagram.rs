@@ -27,6 +27,9 @@ fn engine(secret: Option<&[u8]>, compat: bool, now: Instant) -> Engine {
         new_peer_rate: 5,
         new_peer_burst: 10,
         compat_libcluster: compat,
+        max_names: None,
+        name_exists: Default::default(),
+        max_clock_skew: None,
         seeds: Vec::new(),
     };
     Engine::new(config, now, 1, 1).unwrap()
