@@ -123,7 +123,11 @@ defmodule NativeGossip.Options do
          {:ok, max_peers} <- check(opts, :max_peers, &int_in(&1, 1, 1_000_000)),
          {:ok, secrets} <- check(opts, :secret, &secrets/1),
          {:ok, max_names} <-
-           check(opts, :max_names, &limit(&1, 1, 100_000_000, default_max_names(secrets, max_peers))),
+           check(
+             opts,
+             :max_names,
+             &limit(&1, 1, 100_000_000, default_max_names(secrets, max_peers))
+           ),
          {:ok, skew} <- check(opts, :max_clock_skew, &limit(&1, 1_000, 86_400_000, forget)),
          {:ok, resolve} <- check(opts, :resolve_short_names, &boolean/1),
          {:ok, new_peer_rate} <- check(opts, :new_peer_rate, &int_in(&1, 1, 100_000)),

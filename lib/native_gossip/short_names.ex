@@ -74,12 +74,23 @@ defmodule NativeGossip.ShortNames do
       now = System.monotonic_time(:millisecond)
 
       case Map.get(t.hosts, host) do
-        nil -> claim(t, host, node, address, now)
-        %{node: ^node, address: ^address} -> t
-        %{node: ^node, proven: true} -> t
-        %{node: ^node} -> claim(unmap(t, host), host, node, address, now)
-        %{proven: false, since: s} when now - s >= t.provisional_ms -> take(t, host, node, address, now)
-        _ -> t
+        nil ->
+          claim(t, host, node, address, now)
+
+        %{node: ^node, address: ^address} ->
+          t
+
+        %{node: ^node, proven: true} ->
+          t
+
+        %{node: ^node} ->
+          claim(unmap(t, host), host, node, address, now)
+
+        %{proven: false, since: s} when now - s >= t.provisional_ms ->
+          take(t, host, node, address, now)
+
+        _ ->
+          t
       end
     else
       t

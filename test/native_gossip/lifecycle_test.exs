@@ -55,6 +55,19 @@ defmodule NativeGossip.LifecycleTest do
     assert fds() <= fds0
   end
 
+  test "a secret shorter than 16 bytes is warned about at start" do
+    start = fn secret ->
+      ExUnit.CaptureLog.capture_log(fn ->
+        {:ok, pid} = NativeGossip.start_link(name: :short, port: unique_port(), secret: secret)
+        :ok = GenServer.stop(pid)
+      end)
+    end
+
+    assert start.("fifteen bytes!!") =~ "shorter than 16 bytes"
+    refute start.("sixteen bytes!!!") =~ "shorter than 16 bytes"
+    assert start.(["a-long-enough-secret", "old"]) =~ "shorter than 16 bytes"
+  end
+
   test "a topology whose owner is killed stops its thread and frees the port" do
     port = unique_port()
     quiet!()

@@ -31,6 +31,8 @@ defmodule NativeGossip.OptionsTest do
       {[name: :lan, heartbeat_interval: 1000, lost_after: 500], :lost_after, "at least 1000"},
       {[name: :lan, lost_after: 10_000, forget_after: 5_000], :forget_after, "at least 10000"},
       {[name: :lan, max_peers: 0], :max_peers, "1..1000000"},
+      {[name: :lan, max_names: 0], :max_names, ":infinity or an integer in 1..100000000"},
+      {[name: :lan, max_clock_skew: 10], :max_clock_skew, "1000..86400000"},
       {[name: :lan, secret: ""], :secret, "non-empty binary"},
       {[name: :lan, secret: ["ok", 1]], :secret, "non-empty binary"},
       {[name: :lan, secret: :atom], :secret, "non-empty binary"},
@@ -69,6 +71,9 @@ defmodule NativeGossip.OptionsTest do
     assert o.lost_after == 4_500
     assert o.forget_after == 60_000
     assert o.secrets == []
+    # Without a secret, at most twice :max_peers names ever become atoms.
+    assert o.max_names == 20_000
+    assert o.max_clock_skew == 60_000
     assert o.connect == {:net_kernel, :connect_node, []}
     assert o.list_nodes == {:erlang, :nodes, [:connected]}
 
@@ -86,6 +91,15 @@ defmodule NativeGossip.OptionsTest do
     assert o.secrets == ["new", "old"]
     assert o.lost_after == 300_000
     assert o.forget_after == 600_000
+    # With a secret names are authenticated: no cap unless asked; timestamps checked
+    # within :forget_after.
+    assert o.max_names == :infinity
+    assert o.max_clock_skew == 600_000
+
+    assert {:ok, %{max_names: 7, max_clock_skew: :infinity} = o} =
+             Options.validate(name: :lan, max_names: 7, max_clock_skew: :infinity)
+
+    assert {:ok, %{max_names: 7, max_clock_skew: 0}} = Options.to_native(o, "a@h")
 
     # :multicast_if wins over its libcluster-style alias :if_addr.
     assert {:ok, %{multicast_if: {127, 0, 0, 2}}} =
@@ -168,7 +182,7 @@ defmodule NativeGossip.OptionsTest do
 
     test "every variable, and what a release would start with" do
       vars = %{
-        "T_SECRET" => "new,old",
+        "T_SECRET" => "one, secret,with commas",
         "T_PORT" => "45900",
         "T_MULTICAST_ADDR" => "239.1.2.3",
         "T_MULTICAST_IF" => "eth0",
@@ -183,7 +197,7 @@ defmodule NativeGossip.OptionsTest do
       opts = NativeGossip.options_from_env("T_")
 
       assert opts == [
-               secret: ["new", "old"],
+               secret: "one, secret,with commas",
                port: 45_900,
                multicast_addr: "239.1.2.3",
                multicast_if: "eth0",
@@ -195,6 +209,18 @@ defmodule NativeGossip.OptionsTest do
       assert {:ok, o} = Options.validate([name: :lan] ++ opts)
       assert o.seeds == [{{10, 0, 0, 5}, 45_900}, {~c"seed.local", 45_892}]
 
+      # A rotation list is a variable of its own, one secret a line.
+      System.delete_env("T_SECRET")
+      System.put_env("T_SECRETS", "new,1\nold\n")
+      on_exit(fn -> System.delete_env("T_SECRETS") end)
+      assert NativeGossip.options_from_env("T_")[:secret] == ["new,1", "old"]
+      System.put_env("T_SECRET", "s")
+
+      assert_raise ArgumentError, ~r/T_SECRET .* or T_SECRETS .* not both/, fn ->
+        NativeGossip.options_from_env("T_")
+      end
+
+      System.delete_env("T_SECRETS")
       System.put_env("T_PORT", "fourty")
 
       assert_raise ArgumentError, ~r/T_PORT must be an integer/, fn ->

@@ -88,7 +88,13 @@ defmodule NativeGossip.ShortNamesTest do
     # Reductions, not time: the old code walked every host on each call (~20,000 here).
     assert large < small * 3, "#{small} reductions at 100 hosts, #{large} at 20,000"
 
-    t = Enum.reduce(Enum.to_list(1..20_000) ++ [100_001, 100_002], t, &ShortNames.release(&2, node.(&1)))
+    t =
+      Enum.reduce(
+        Enum.to_list(1..20_000) ++ [100_001, 100_002],
+        t,
+        &ShortNames.release(&2, node.(&1))
+      )
+
     assert ShortNames.size(t) == 0
     assert t.by_node == %{} and t.by_address == %{}
     assert resolves("#{prefix}1") == nil

@@ -137,10 +137,12 @@ defmodule NativeGossip.TestRig do
   @doc """
   Starts a BEAM node on host `i`. Options: `name:` (default "n"), `names: :long`
   (`n@198.51.100.<i>`, default) or `:short` (`n@host<i>`, with no DNS or hosts-file
-  entry for any other host). Returns `{peer, node}`.
+  entry for any other host), `hostname:` (instead of `host<i>`: a host that comes back
+  under a new name, as a pod does). Returns `{peer, node}`.
   """
   def start_node!(%__MODULE__{} = rig, i, opts \\ []) do
     host = Enum.at(rig.hosts, i - 1)
+    host = %{host | hostname: Keyword.get(opts, :hostname, host.hostname)}
     name = opts |> Keyword.get(:name, "n") |> to_string() |> String.to_atom()
     paths = Enum.flat_map(:code.get_path(), &[~c"-pa", &1])
 
@@ -250,6 +252,19 @@ defmodule NativeGossip.TestRig do
       {out, status} ->
         raise "native-gossip-probe #{Enum.join(args, " ")} failed (#{status}): #{out}"
     end
+  end
+
+  @doc """
+  Adds `n` more addresses to host `i`'s interface, 198.51.100.<first> onwards (a host
+  that sends from many source addresses). Returns the first one as a string.
+  """
+  def add_addresses(%__MODULE__{} = rig, i, first, n) when first + n <= 254 do
+    host = Enum.at(rig.hosts, i - 1)
+
+    for k <- first..(first + n - 1),
+        do: ip!(["-n", host.netns, "addr", "add", "198.51.100.#{k}/24", "dev", host.veth])
+
+    "198.51.100.#{first}"
   end
 
   @doc "Deletes host `i`'s interface (an interface removed at run time)."

@@ -394,9 +394,11 @@ impl Engine {
                 DropReason::NameConflict
             });
         }
-        if let (Some(skew), Some(wall), true) =
-            (self.max_clock_skew, self.wall_at(now), self.keys.is_signing())
-        {
+        if let (Some(skew), Some(wall), true) = (
+            self.max_clock_skew,
+            self.wall_at(now),
+            self.keys.is_signing(),
+        ) {
             if hb.timestamp_ms.abs_diff(wall) > skew.as_millis() as u64 {
                 return Err(DropReason::Stale);
             }
@@ -1292,7 +1294,9 @@ mod tests {
         assert_eq!(a.peer_count(), 0);
         // A capture of its libcluster copy cannot bring it back.
         let later = t0 + 30_000 * MS;
-        assert!(a.handle_datagram(&legacy, from(), Via::Group, later).is_none());
+        assert!(a
+            .handle_datagram(&legacy, from(), Via::Group, later)
+            .is_none());
         assert_eq!(a.peer_count(), 0);
         assert_eq!(a.stats().dropped(DropReason::LegacyNativeName), 1);
         // A libcluster node is still welcome.

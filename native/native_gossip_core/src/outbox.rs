@@ -136,7 +136,10 @@ mod tests {
         let (taken, _) = o.take(10);
         assert_eq!(
             kinds(&taken),
-            [(EventKind::Discovered, "a@h"), (EventKind::Discovered, "b@h")]
+            [
+                (EventKind::Discovered, "a@h"),
+                (EventKind::Discovered, "b@h")
+            ]
         );
         assert_eq!(o.coalesced, 2);
     }

@@ -18,9 +18,10 @@
 //!   their place;
 //! - without a secret (`authenticated` false) nothing in a heartbeat can be trusted,
 //!   so ordering (incarnation, sequence) is only kept per source address: a heartbeat
-//!   from another address than the peer's last one is taken as it is. Forged packets
-//!   from another host can then not freeze a peer: its next genuine heartbeat puts it
-//!   back (a forged LEAVING or a forged incarnation from the future lasts until then).
+//!   from another address than the peer's last one is taken as it is, and a goodbye
+//!   from another address is refused. Forged packets from another host can then not
+//!   freeze a peer: its next genuine heartbeat puts it back (a forged incarnation from
+//!   the future lasts until then), and it cannot be made to leave.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -314,6 +315,10 @@ impl PeerTable {
         let moved = !self.authenticated && from.ip() != peer.addr.ip();
         if !moved && (hb.incarnation, hb.sequence) <= (peer.incarnation, peer.sequence) {
             return Err(DropReason::Replay);
+        }
+        if moved && hb.leaving {
+            // A node says goodbye from where its heartbeats come from.
+            return Err(DropReason::ForeignGoodbye);
         }
         let new_incarnation = hb.incarnation != peer.incarnation;
         let previous = peer.state;
@@ -792,9 +797,25 @@ mod tests {
         forged.leaving = true;
         assert_eq!(
             kind(t.observe(&forged, at(66), t0 + MS)),
+            Err(DropReason::ForeignGoodbye)
+        );
+        // Even after a forged heartbeat from there moved the peer's address, the
+        // genuine peer's next heartbeat brings it back.
+        assert_eq!(
+            kind(t.observe(&hb("a@h", 5, u64::MAX), at(66), t0 + MS)),
+            Ok(None)
+        );
+        forged.sequence = 1;
+        assert_eq!(
+            kind(t.observe(&forged, at(66), t0 + MS)),
+            Err(DropReason::Replay)
+        );
+        let mut bye = hb("a@h", 6, 1);
+        bye.leaving = true;
+        assert_eq!(
+            kind(t.observe(&bye, at(66), t0 + MS)),
             Ok(Some(EventKind::Left))
         );
-        // The genuine peer's next heartbeat brings it back.
         assert_eq!(
             kind(t.observe(&hb("a@h", 5, 11), genuine, t0 + 2 * MS)),
             Ok(Some(EventKind::Discovered))

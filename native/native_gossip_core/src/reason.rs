@@ -66,6 +66,9 @@ drop_reasons! {
     PeerTableFull => "peer_table_full", "a new peer while the table holds :max_peers peers, all of them connected once";
     /// Without a secret: a new name from a source that announced too many new names.
     RateLimited => "rate_limited", "too many new names from one host (no :secret): see :new_peer_rate";
+    /// Without a secret: a goodbye (LEAVING) of a known peer from another address than
+    /// its heartbeats come from.
+    ForeignGoodbye => "foreign_goodbye", "a goodbye in a peer's name from another address than its heartbeats (no :secret): forged";
     /// A new name once this topology has turned `:max_names` names into atoms.
     NameCap => "name_cap", "a new name after :max_names names were made atoms (no :secret): a flood of made-up names, or raise :max_names";
     /// With a secret: a signed timestamp further from local time than `:max_clock_skew`.

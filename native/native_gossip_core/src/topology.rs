@@ -87,8 +87,12 @@ pub fn next_incarnation(wall_us: u64) -> u64 {
     let mut last = LAST_INCARNATION.load(Ordering::Relaxed);
     loop {
         let next = wall_us.max(last + 1);
-        match LAST_INCARNATION.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed)
-        {
+        match LAST_INCARNATION.compare_exchange_weak(
+            last,
+            next,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
             Ok(_) => return next,
             Err(actual) => last = actual,
         }

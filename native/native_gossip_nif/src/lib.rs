@@ -320,11 +320,7 @@ fn running(resource: ResourceArc<TopologyResource>) -> bool {
 /// Takes up to `max` waiting peer events: `{events, more?}`. With `more?` the owner
 /// comes back for the rest (it is not sent `:native_gossip_events` again).
 #[rustler::nif]
-fn take_events<'a>(
-    env: Env<'a>,
-    resource: ResourceArc<TopologyResource>,
-    max: usize,
-) -> Term<'a> {
+fn take_events<'a>(env: Env<'a>, resource: ResourceArc<TopologyResource>, max: usize) -> Term<'a> {
     let (events, more) = resource.topology.take_events(max);
     let terms: Vec<Term<'a>> = events.iter().map(|e| event_term(env, e)).collect();
     (terms, more).encode(env)

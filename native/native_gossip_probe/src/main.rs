@@ -16,6 +16,11 @@
 //!       names       well-formed unsigned heartbeats, each with a new made-up name
 //!       peers       valid heartbeats (signed with --secret if given) from --peers
 //!                   distinct made-up nodes, each heartbeating in turn
+//!       claim       valid heartbeats (signed with --secret if given) of --name
+//!       leave       unsigned goodbyes (LEAVING) in the name of --capture-name, with
+//!                   its captured incarnation and the highest sequence numbers
+//!       incarnations  unsigned heartbeats of --name, each a new incarnation, every
+//!                   other one a goodbye
 //!
 //! options:
 //!   --group ADDR       multicast group (default 239.255.45.92, the core's DEFAULT_GROUP)
@@ -25,7 +30,12 @@
 //!   --count N          listen: stop after N datagrams
 //!   --duration SECONDS listen/send: stop after this long (send default 10)
 //!   --capture-timeout SECONDS  replay/bitflip: how long to wait for a heartbeat (10)
-//!   --capture-name NAME        replay/bitflip: capture only this node's heartbeat
+//!   --capture-name NAME        replay/bitflip/leave: capture only this node's heartbeat
+//!   --replay-after SECONDS     replay: wait this long after the capture before sending
+//!   --name NAME        claim/incarnations: the node name to send as
+//!   --sources N        send from N source addresses in turn, --source-base and the
+//!                      N - 1 following ones (they must be on this host's interface)
+//!   --source-base ADDR the first of those addresses
 //! ```
 //!
 //! Only ever point it at a network you own; the project's own tests run it inside
@@ -52,11 +62,16 @@ struct Options {
     peers: u64,
     capture_timeout: Duration,
     capture_name: Option<String>,
+    replay_after: Duration,
+    name: Option<String>,
+    sources: u32,
+    source_base: Ipv4Addr,
 }
 
 const USAGE: &str = "usage: native-gossip-probe listen|send [--kind KIND] [--rate N] \
 [--duration S] [--count N] [--peers N] [--group ADDR] [--port PORT] [--interface ADDR] \
-[--secret S]... (see the crate docs for the kinds)";
+[--secret S]... [--name NAME] [--capture-name NAME] [--replay-after S] [--sources N \
+--source-base ADDR] (see the crate docs for the kinds)";
 
 fn parse(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
@@ -72,6 +87,10 @@ fn parse(args: &[String]) -> Result<Options, String> {
         peers: 1000,
         capture_timeout: Duration::from_secs(10),
         capture_name: None,
+        replay_after: Duration::ZERO,
+        name: None,
+        sources: 0,
+        source_base: Ipv4Addr::UNSPECIFIED,
     };
     let mut it = args[1..].iter();
     while let Some(flag) = it.next() {
@@ -115,6 +134,19 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 o.capture_timeout = Duration::from_secs_f64(v.parse().map_err(|_| bad(flag, &v))?)
             }
             "--capture-name" => o.capture_name = Some(value()?),
+            "--name" => o.name = Some(value()?),
+            "--replay-after" => {
+                let v = value()?;
+                o.replay_after = Duration::from_secs_f64(v.parse().map_err(|_| bad(flag, &v))?)
+            }
+            "--sources" => {
+                let v = value()?;
+                o.sources = v.parse().map_err(|_| bad(flag, &v))?
+            }
+            "--source-base" => {
+                let v = value()?;
+                o.source_base = v.parse().map_err(|_| bad(flag, &v))?
+            }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown option {other}\n{USAGE}")),
         }
@@ -249,19 +281,23 @@ impl Rng {
 }
 
 fn heartbeat(name: &str, incarnation: u64, sequence: u64, keys: &Keyring) -> Vec<u8> {
+    encode(name, incarnation, sequence, false, keys)
+}
+
+fn encode(name: &str, incarnation: u64, sequence: u64, leaving: bool, keys: &Keyring) -> Vec<u8> {
     wire::encode(
         &Outgoing {
             name,
             incarnation,
             sequence,
             timestamp_ms: wall_ms(),
-            leaving: false,
+            leaving,
             joining: false,
             newcomer: false,
         },
         keys,
     )
-    .expect("generated names are valid")
+    .expect("names are checked before sending")
 }
 
 /// The first heartbeat of another node heard on the group, for replay and bitflip.
@@ -282,6 +318,18 @@ fn capture(s: &UdpSocket, o: &Options) -> Result<Vec<u8>, String> {
         }
     }
     Err("heard no heartbeat to capture (give the group's --secret if it has one)".into())
+}
+
+/// With `--sources N`: a socket bound to each of the N addresses from `--source-base`.
+fn source_sockets(o: &Options) -> Result<Vec<UdpSocket>, String> {
+    (0..o.sources)
+        .map(|i| {
+            let ip = Ipv4Addr::from(u32::from(o.source_base) + i);
+            let s = UdpSocket::bind((ip, 0)).map_err(|e| format!("cannot bind {ip}: {e}"))?;
+            s.set_multicast_ttl_v4(1).map_err(|e| e.to_string())?;
+            Ok(s)
+        })
+        .collect()
 }
 
 /// Datagrams handed to the kernel per `sendmmsg` call.
@@ -333,6 +381,30 @@ fn make_packet(
             &format!("fake{i}@made-up-host"),
             incarnation,
             1,
+            &Keyring::none(),
+        ),
+        "claim" => heartbeat(
+            o.name.as_deref().expect("checked"),
+            incarnation,
+            i + 1,
+            keys,
+        ),
+        "leave" => {
+            let victim = captured.as_deref().expect("captured");
+            let hb = wire::decode(victim, &Keyring::none()).expect("captured unsigned");
+            encode(
+                hb.name,
+                hb.incarnation,
+                u64::MAX - i,
+                true,
+                &Keyring::none(),
+            )
+        }
+        "incarnations" => encode(
+            o.name.as_deref().expect("checked"),
+            incarnation + i,
+            1,
+            i % 2 == 1,
             &Keyring::none(),
         ),
         "peers" => {
@@ -407,10 +479,24 @@ fn send(o: &Options) -> Result<(), String> {
     });
     let keys = Keyring::new(o.secrets.clone());
     let captured = match kind {
-        "replay" | "bitflip" => Some(capture(&s, o)?),
+        "replay" | "bitflip" | "leave" => Some(capture(&s, o)?),
+        "claim" | "incarnations" => {
+            let name = o
+                .name
+                .as_deref()
+                .ok_or(format!("--kind {kind} needs --name"))?;
+            native_gossip_core::name::validate(name.as_bytes())
+                .map_err(|e| format!("--name {name}: {e:?}"))?;
+            None
+        }
         "random" | "truncated" | "oversized" | "bad-mac" | "names" | "peers" => None,
         other => return Err(format!("unknown --kind {other}\n{USAGE}")),
     };
+    if kind == "leave" && !o.secrets.is_empty() {
+        return Err("--kind leave forges unsigned goodbyes: no --secret".into());
+    }
+    std::thread::sleep(o.replay_after);
+    let sources = source_sockets(o)?;
     let incarnation = wall_ms() * 1000;
     let mut buf = vec![0u8; 1472];
     let start = Instant::now();
@@ -438,12 +524,22 @@ fn send(o: &Options) -> Result<(), String> {
                 incarnation,
             ));
         }
-        match send_batch(&s, &batch, to) {
-            Ok(n) => {
-                sent += n as u64;
-                errors += (batch.len() - n) as u64;
+        if sources.is_empty() {
+            match send_batch(&s, &batch, to) {
+                Ok(n) => {
+                    sent += n as u64;
+                    errors += (batch.len() - n) as u64;
+                }
+                Err(_) => errors += batch.len() as u64,
             }
-            Err(_) => errors += batch.len() as u64,
+        } else {
+            for p in &batch {
+                let from = &sources[((sent + errors) % sources.len() as u64) as usize];
+                match from.send_to(p, to) {
+                    Ok(_) => sent += 1,
+                    Err(_) => errors += 1,
+                }
+            }
         }
     }
     let secs = start.elapsed().as_secs_f64();

@@ -1,0 +1,165 @@
+# Attacks over time (issue #14): what each costs the node it aims at. For each, a node
+# with NativeGossip on host 1 (the victim), a legitimate node on host 3, and
+# native-gossip-probe on host 2 sending the attack. Measured on the victim from just
+# before the attack to 2 s after it: atoms made, peer events that reached the BEAM
+# (the topology server's work: one per event taken from the native side), the largest
+# mailbox of the topology server (sampled every 100 ms), and, 1 s into the attack,
+# how long the legitimate node takes to be connected again after its topology is
+# restarted (a new incarnation, as after a deploy).
+#
+# Run with `make bench` (root; inside a private network namespace).
+
+alias NativeGossip.{EventRecorder, TestNet, TestRig}
+
+defmodule Bench.Attacks do
+  def run(label, attack, opts) do
+    rig = TestRig.start!(3)
+
+    try do
+      topology = [name: :lan, heartbeat_interval: 500, log_interval: 3_600_000] ++ opts[:topology]
+      node_opts = Keyword.get(opts, :node, [])
+      {v, _v_node} = TestRig.start_node!(rig, 1, node_opts)
+      {l, l_node} = TestRig.start_node!(rig, 3, node_opts)
+      {_, v_rec} = :peer.call(v, EventRecorder, :start_topology, [topology])
+      {_, _} = :peer.call(l, EventRecorder, :start_topology, [topology])
+      TestNet.wait_until(fn -> :peer.call(v, Node, :list, []) == [l_node] end, 10_000)
+      server = :peer.call(v, NativeGossip.Topology, :server!, [:lan])
+      if opts[:setup], do: opts[:setup].(rig)
+      ctx = %{rig: rig, v: v, l: l, l_node: l_node, v_rec: v_rec}
+      warm_up(v, ctx)
+
+      atoms = :peer.call(v, :erlang, :system_info, [:atom_count])
+      before = :peer.call(v, NativeGossip, :stats, [:lan])
+      args = attack.(l_node)
+      probe = Task.async(fn -> TestRig.probe!(rig, 2, args) end)
+      side = Task.async(fn -> opts[:during].(ctx) end)
+      seconds = opts[:seconds]
+
+      mailbox =
+        for _ <- 1..((seconds + 2) * 10), reduce: 0 do
+          max ->
+            Process.sleep(100)
+            {:message_queue_len, q} = :peer.call(v, Process, :info, [server, :message_queue_len])
+            max(max, q)
+        end
+
+      sent = Task.await(probe, 120_000)
+      join = Task.await(side, 60_000)
+      s = :peer.call(v, NativeGossip, :stats, [:lan])
+
+      delivered =
+        s.events - s.events_coalesced - s.events_dropped -
+          (before.events - before.events_coalesced - before.events_dropped)
+
+      dropped =
+        for {r, n} <- s.dropped,
+            (d = n - before.dropped[r]) > 0,
+            r != :own_packet,
+            do: "#{r} #{d}"
+
+      "| #{label} | #{sent} | #{:peer.call(v, :erlang, :system_info, [:atom_count]) - atoms} | " <>
+        "#{delivered} | #{mailbox} | #{join} | #{Enum.join(dropped, ", ")} |"
+    after
+      TestRig.stop(rig)
+    end
+  end
+
+  # Code loaded and atoms made by the checks themselves, and one restart of the
+  # legitimate node, before anything is counted.
+  defp warm_up(v, ctx) do
+    modules = :peer.call(v, Application, :spec, [:native_gossip, :modules])
+
+    for m <- modules ++ [:inet_db, :inet_parse, :inet],
+        do: :peer.call(v, Code, :ensure_loaded, [m])
+
+    _ = :peer.call(v, NativeGossip, :members, [:lan])
+    _ = :peer.call(v, Process, :info, [self(), :message_queue_len])
+    rejoin(ctx)
+  end
+
+  @doc """
+  Restarts the legitimate node's topology; ms until the victim has it (the new
+  incarnation) connected again.
+  """
+  def rejoin(%{l: l, l_node: l_node, v: v, v_rec: rec}) do
+    id = {NativeGossip, :lan}
+    t = System.system_time(:microsecond)
+    :ok = :peer.call(l, Supervisor, :terminate_child, [NativeGossip.Supervisor, id])
+    {:ok, _} = :peer.call(l, Supervisor, :restart_child, [NativeGossip.Supervisor, id])
+
+    at =
+      TestNet.wait_until(
+        fn ->
+          :peer.call(v, EventRecorder, :events, [rec])
+          |> Enum.find_value(fn {e, n, at} ->
+            e == :connected and n == l_node and at > t and at
+          end)
+        end,
+        20_000,
+        "the legitimate node to connect"
+      )
+
+    "#{:erlang.float_to_binary((at - t) / 1000, decimals: 1)} ms"
+  end
+end
+
+rejoin_after = fn ms -> fn ctx -> Process.sleep(ms) && Bench.Attacks.rejoin(ctx) end end
+s = 5
+
+rows = [
+  Bench.Attacks.run(
+    "made-up names, one source, 5000/s",
+    fn _ -> ~w(send --kind names --rate 5000 --duration #{s}) end,
+    topology: [],
+    seconds: s,
+    during: rejoin_after.(1_000)
+  ),
+  Bench.Attacks.run(
+    "made-up names from 64 sources, 200/s (`max_peers: 50`, so `max_names` 100)",
+    fn _ ->
+      ~w(send --kind names --sources 64 --source-base 198.51.100.100 --rate 200 --duration #{s})
+    end,
+    topology: [max_peers: 50],
+    setup: &TestRig.add_addresses(&1, 2, 100, 64),
+    seconds: s,
+    during: rejoin_after.(2_000)
+  ),
+  Bench.Attacks.run(
+    "forged goodbyes of the legitimate node, 1000/s",
+    fn l -> ~w(send --kind leave --capture-name #{l} --rate 1000 --duration #{s}) end,
+    topology: [],
+    seconds: s,
+    during: rejoin_after.(1_000)
+  ),
+  Bench.Attacks.run(
+    "a new incarnation of one name per packet, 5000/s",
+    fn _ -> ~w(send --kind incarnations --name ghost@host9 --rate 5000 --duration #{s}) end,
+    topology: [],
+    seconds: s,
+    during: rejoin_after.(1_000)
+  ),
+  Bench.Attacks.run(
+    "a made-up node of the legitimate node's short host, 100/s (`--sname`)",
+    fn _ -> ~w(send --kind claim --name x@host3 --rate 100 --duration #{s}) end,
+    topology: [],
+    node: [names: :short],
+    seconds: s,
+    during: rejoin_after.(1_000)
+  ),
+  Bench.Attacks.run(
+    "with a secret: its heartbeat captured, replayed 5 s later, 1000/s",
+    fn l ->
+      ~w(send --kind replay --capture-name #{l} --secret bench-secret --replay-after 5) ++
+        ~w(--rate 1000 --duration #{s})
+    end,
+    topology: [secret: "bench-secret", lost_after: 1_500, forget_after: 3_000],
+    seconds: s + 5,
+    during: rejoin_after.(6_000)
+  )
+]
+
+IO.puts("""
+| attack (#{s} s, no secret unless said) | datagrams sent | atoms made | peer events into the BEAM | topology server mailbox, max | legitimate node restarted during it: connected after | dropped |
+|---|---|---|---|---|---|---|
+#{Enum.join(rows, "\n")}
+""")
