@@ -133,19 +133,36 @@ defmodule NativeGossip do
       intervals.
     * `:forget_after` - a silent peer is forgotten after this long, default 60 s (or
       twice `:lost_after` if that is longer).
-    * `:max_peers` - size limit of the peer table, default `10_000`.
+    * `:max_peers` - size limit of the peer table, default `10_000`. When it is full,
+      a new name takes the place of the peer admitted longest ago that never
+      connected; peers that connected keep theirs.
+    * `:max_names` - most new names this topology ever turns into atoms (atoms are
+      never freed); names that are atoms already do not count. Past it, new names are
+      dropped as `:name_cap` until the VM restarts. Default: twice `:max_peers`
+      without a `:secret`, `:infinity` with one (names are authenticated then).
+    * `:max_clock_skew` - with a `:secret`: heartbeats signed at a time further than
+      this many milliseconds from the local clock are dropped as `:stale`, so a
+      captured heartbeat cannot be replayed once its node is forgotten or this node
+      restarted. Default `:forget_after`; `:infinity` turns the check off. Clocks must
+      agree within it (NTP keeps them within milliseconds).
     * `:secret` - a binary, or a list of binaries (the first signs, any verifies, so
       secrets can be rotated without a split: `[old, new]` on every node, then
       `[new, old]`, then `[new]`, one node at a time). Heartbeats are then signed with HMAC-SHA256 and checked
-      for replay; nodes with different secrets never see each other. Without one, a
-      warning is logged at start: anyone on the network can make this node connect.
+      for replay; nodes with different secrets never see each other. Use at least 16
+      random bytes (a shorter secret is warned about at start). Without one, a
+      warning is logged at start: anyone on the network can make this node connect
+      (what else it can and cannot do is in the README's Security section).
     * `:resolve_short_names` - default `true`. For peers whose node name has a short
       host part (`a@host2`, as with `--sname`), make that host name resolve in this VM
       to the address the peer's heartbeats come from, so short names work across
       hosts without DNS. It puts `:file` first in the VM's resolver lookup order
       (`:inet_db.set_lookup/1`) and adds the names with `:inet_db.add_host/2`; nothing
       outside the VM changes. Only accepted heartbeats teach an address: with a
-      secret, only authenticated ones.
+      secret, only authenticated ones. A host name belongs to the first node heard
+      with it; once that node is connected nothing else moves it (a claim never
+      proven by a connection gives way to another node of the host after 2 s). This
+      node's own host is never mapped, and a mapping is removed when its node leaves
+      or is forgotten.
     * `:new_peer_rate` - without a `:secret` only: how many new peer names per second
       one sending address may introduce (bursts of twice that), default `5`. Each new
       name becomes an atom and a connect attempt, so this bounds what a host that
@@ -175,6 +192,8 @@ defmodule NativeGossip do
           | {:lost_after, pos_integer()}
           | {:forget_after, pos_integer()}
           | {:max_peers, pos_integer()}
+          | {:max_names, pos_integer() | :infinity}
+          | {:max_clock_skew, pos_integer() | :infinity}
           | {:secret, binary() | [binary()]}
           | {:resolve_short_names, boolean()}
           | {:new_peer_rate, pos_integer()}
@@ -206,6 +225,9 @@ defmodule NativeGossip do
           accepted: non_neg_integer(),
           dropped: %{atom() => non_neg_integer()},
           events: non_neg_integer(),
+          events_coalesced: non_neg_integer(),
+          events_dropped: non_neg_integer(),
+          names_made: non_neg_integer(),
           peers: non_neg_integer(),
           incarnation: non_neg_integer(),
           joined: boolean()
@@ -364,9 +386,12 @@ defmodule NativeGossip do
 
   @doc """
   Counters of the topology: heartbeats sent, datagrams received, accepted, and dropped
-  by reason (`received == accepted + sum of dropped`), events delivered to the server,
-  the size of the peer table, and whether the socket is a member of the group right
-  now (`joined`: false while it cannot join, see the errors above).
+  by reason (`received == accepted + sum of dropped`), peer events made for the
+  server (`events`; of them, `events_coalesced` were replaced by a newer event of the
+  same peer before the server took them, and `events_dropped` found the server
+  `2 × :max_peers + 1024` events behind), new names made atoms (`names_made`, at most
+  `:max_names`), the size of the peer table, and whether the socket is a member of
+  the group right now (`joined`: false while it cannot join, see the errors above).
 
   `dropped` has one counter per reason of `NativeGossip.DropReason`, where each is
   explained.
