@@ -67,13 +67,7 @@ defmodule Bench.Attacks do
   # Code loaded and atoms made by the checks themselves, and one restart of the
   # legitimate node, before anything is counted.
   defp warm_up(v, ctx) do
-    modules = :peer.call(v, Application, :spec, [:native_gossip, :modules])
-
-    for m <- modules ++ [:inet_db, :inet_parse, :inet],
-        do: :peer.call(v, Code, :ensure_loaded, [m])
-
-    _ = :peer.call(v, NativeGossip, :members, [:lan])
-    _ = :peer.call(v, Process, :info, [self(), :message_queue_len])
+    TestRig.warm_up(v, :lan, ctx.v_rec)
     rejoin(ctx)
   end
 
@@ -82,10 +76,8 @@ defmodule Bench.Attacks do
   incarnation) connected again.
   """
   def rejoin(%{l: l, l_node: l_node, v: v, v_rec: rec}) do
-    id = {NativeGossip, :lan}
     t = System.system_time(:microsecond)
-    :ok = :peer.call(l, Supervisor, :terminate_child, [NativeGossip.Supervisor, id])
-    {:ok, _} = :peer.call(l, Supervisor, :restart_child, [NativeGossip.Supervisor, id])
+    TestRig.restart_topology(l, :lan)
 
     at =
       TestNet.wait_until(

@@ -24,20 +24,9 @@ defmodule NativeGossip.MultihostAttacksTest do
   defp member(n, node), do: Enum.find(members(n), &(&1.node == node))
   defp events(n), do: call(n, EventRecorder, :events, [n.recorder])
 
-  # What the checks themselves use makes atoms the first time (code loading, the keys
-  # of stats/1 and members/1): do it once, so that only traffic counts.
-  defp warm_up(n) do
-    modules = call(n, Application, :spec, [:native_gossip, :modules])
-    for m <- modules ++ [:inet_db, :inet_parse, :inet], do: call(n, Code, :ensure_loaded, [m])
-    _ = {stats(n), members(n), events(n)}
-    :ok
-  end
 
-  defp restart_topology(n) do
-    id = {NativeGossip, :lan}
-    :ok = call(n, Supervisor, :terminate_child, [NativeGossip.Supervisor, id])
-    {:ok, _} = call(n, Supervisor, :restart_child, [NativeGossip.Supervisor, id])
-  end
+  defp restart_topology(n), do: TestRig.restart_topology(n.peer, :lan)
+  defp warm_up(n), do: TestRig.warm_up(n.peer, :lan, n.recorder)
 
   defp connected_since?(n, node, t) do
     Enum.any?(events(n), fn {e, nd, at} -> e == :connected and nd == node and at > t end)

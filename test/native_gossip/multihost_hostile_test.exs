@@ -19,23 +19,9 @@ defmodule NativeGossip.MultihostHostileTest do
   defp stats(n), do: call(n, NativeGossip, :stats, [:lan])
   defp server(n), do: call(n, NativeGossip.Topology, :server!, [:lan])
 
-  # What the checks themselves use makes atoms the first time (code loading, the
-  # fixed keys of stats/1 and members/1): do it once, so only traffic counts.
-  defp warm_up(n) do
-    # Modules load lazily, and loading one makes atoms (its functions' names).
-    modules = call(n, Application, :spec, [:native_gossip, :modules])
-    for m <- modules ++ [:inet_db, :inet_parse, :inet], do: call(n, Code, :ensure_loaded, [m])
-    _ = {stats(n), call(n, NativeGossip, :members, [:lan])}
-    _ = {call(n, :erlang, :memory, [:total]), call(n, Map, :new, [[]])}
-    _ = call(n, EventRecorder, :events, [n.recorder])
-    :ok
-  end
 
-  defp restart_topology(n) do
-    id = {NativeGossip, :lan}
-    :ok = call(n, Supervisor, :terminate_child, [NativeGossip.Supervisor, id])
-    {:ok, _} = call(n, Supervisor, :restart_child, [NativeGossip.Supervisor, id])
-  end
+  defp restart_topology(n), do: TestRig.restart_topology(n.peer, :lan)
+  defp warm_up(n), do: TestRig.warm_up(n.peer, :lan, n.recorder)
 
   defp connected_since?(n, node, t) do
     call(n, EventRecorder, :events, [n.recorder])

@@ -183,6 +183,29 @@ defmodule NativeGossip.TestRig do
     {peer, node}
   end
 
+  @doc """
+  Loads on node `peer` the code and makes the atoms that checks of topology `name`
+  use the first time (modules are loaded lazily, and loading one makes atoms; the keys
+  of stats/1 and members/1), so that a count of atoms afterwards counts only traffic.
+  """
+  def warm_up(peer, name, recorder) do
+    call = fn m, f, a -> :peer.call(peer, m, f, a, 30_000) end
+    modules = call.(Application, :spec, [:native_gossip, :modules])
+    for m <- modules ++ [:inet_db, :inet_parse, :inet], do: call.(Code, :ensure_loaded, [m])
+    _ = {call.(NativeGossip, :stats, [name]), call.(NativeGossip, :members, [name])}
+    _ = {call.(:erlang, :memory, [:total]), call.(Map, :new, [[]])}
+    _ = call.(Process, :info, [self(), :message_queue_len])
+    _ = call.(NativeGossip.EventRecorder, :events, [recorder])
+    :ok
+  end
+
+  @doc "Stops and starts again topology `name` on node `peer`: a new incarnation."
+  def restart_topology(peer, name) do
+    id = {NativeGossip, name}
+    :ok = :peer.call(peer, Supervisor, :terminate_child, [NativeGossip.Supervisor, id])
+    {:ok, _} = :peer.call(peer, Supervisor, :restart_child, [NativeGossip.Supervisor, id])
+  end
+
   @doc "The nodes `n` (a map with `:peer`) is connected to, sorted."
   def nodes(n), do: n.peer |> :peer.call(Node, :list, []) |> Enum.sort()
 

@@ -516,17 +516,19 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(1);
 
+    fn table_of(max_peers: usize, authenticated: bool) -> PeerTable {
+        let timing = Timing {
+            lost_after: 300 * MS,
+            forget_after: 1000 * MS,
+            heard_gap: 50 * MS,
+            change_gap: 100 * MS,
+        };
+        PeerTable::new(timing, max_peers, authenticated)
+    }
+
+    /// Three peers at most, heartbeats authenticated.
     fn table() -> PeerTable {
-        PeerTable::new(
-            Timing {
-                lost_after: 300 * MS,
-                forget_after: 1000 * MS,
-                heard_gap: 50 * MS,
-                change_gap: 100 * MS,
-            },
-            3,
-            true,
-        )
+        table_of(3, true)
     }
 
     fn hb(name: &str, incarnation: u64, sequence: u64) -> Heartbeat<'_> {
@@ -709,19 +711,6 @@ mod tests {
         assert_eq!(t.next_sweep(), None);
     }
 
-    fn open_table(max_peers: usize) -> PeerTable {
-        PeerTable::new(
-            Timing {
-                lost_after: 300 * MS,
-                forget_after: 1000 * MS,
-                heard_gap: 50 * MS,
-                change_gap: 100 * MS,
-            },
-            max_peers,
-            false,
-        )
-    }
-
     fn at(last: u8) -> SocketAddr {
         SocketAddr::from(([198, 51, 100, last], 45892))
     }
@@ -765,7 +754,7 @@ mod tests {
 
     #[test]
     fn a_flood_of_incarnations_of_one_name_costs_a_bounded_number_of_events() {
-        let mut t = open_table(10);
+        let mut t = table_of(10, false);
         let t0 = Instant::now();
         t.observe(&hb("a@h", 1, 1), at(2), t0).unwrap();
         // 10,000 packets over 1 s, each a new incarnation, every tenth a goodbye.
@@ -788,7 +777,7 @@ mod tests {
 
     #[test]
     fn without_a_secret_a_forged_goodbye_from_another_host_lasts_until_the_next_heartbeat() {
-        let mut t = open_table(10);
+        let mut t = table_of(10, false);
         let t0 = Instant::now();
         let genuine = at(2);
         t.observe(&hb("a@h", 5, 10), genuine, t0).unwrap();
