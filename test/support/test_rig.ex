@@ -194,7 +194,7 @@ defmodule NativeGossip.TestRig do
     for m <- modules ++ [:inet_db, :inet_parse, :inet], do: call.(Code, :ensure_loaded, [m])
     _ = {call.(NativeGossip, :stats, [name]), call.(NativeGossip, :members, [name])}
     _ = {call.(:erlang, :memory, [:total]), call.(Map, :new, [[]])}
-    _ = call.(Process, :info, [self(), :message_queue_len])
+    _ = call.(Process, :info, [call.(:erlang, :whereis, [:init]), :message_queue_len])
     _ = call.(NativeGossip.EventRecorder, :events, [recorder])
     :ok
   end
