@@ -24,7 +24,6 @@ defmodule NativeGossip.MultihostAttacksTest do
   defp member(n, node), do: Enum.find(members(n), &(&1.node == node))
   defp events(n), do: call(n, EventRecorder, :events, [n.recorder])
 
-
   defp restart_topology(n), do: TestRig.restart_topology(n.peer, :lan)
   defp warm_up(n), do: TestRig.warm_up(n.peer, :lan, n.recorder)
 

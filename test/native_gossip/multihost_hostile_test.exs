@@ -19,7 +19,6 @@ defmodule NativeGossip.MultihostHostileTest do
   defp stats(n), do: call(n, NativeGossip, :stats, [:lan])
   defp server(n), do: call(n, NativeGossip.Topology, :server!, [:lan])
 
-
   defp restart_topology(n), do: TestRig.restart_topology(n.peer, :lan)
   defp warm_up(n), do: TestRig.warm_up(n.peer, :lan, n.recorder)
 

@@ -46,7 +46,9 @@ pub const MAX_NATIVE_NAMES: usize = 65_536;
 /// Tells whether a name already exists on the owner's side (on the BEAM: as an atom),
 /// so that admitting it again costs nothing there. The default knows no name.
 #[derive(Clone, Default)]
-pub struct NameCheck(Option<Arc<dyn Fn(&str) -> bool + Send + Sync>>);
+pub struct NameCheck(Option<Arc<NameExists>>);
+
+type NameExists = dyn Fn(&str) -> bool + Send + Sync;
 
 impl NameCheck {
     pub fn new(f: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
