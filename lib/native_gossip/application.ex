@@ -5,8 +5,31 @@ defmodule NativeGossip.Application do
 
   use Application
 
+  # What a topology's start needs, loaded once per VM when the application starts (in
+  # interactive mode, as under `iex -S mix`, modules load on first use, which would put
+  # the NIF's dlopen and a dozen module loads in the path of the first heartbeat).
+  @start_path [
+    NativeGossip,
+    NativeGossip.Native,
+    NativeGossip.Native.Status,
+    NativeGossip.Options,
+    NativeGossip.Topology,
+    NativeGossip.Connector,
+    NativeGossip.ShortNames,
+    NativeGossip.NodeName,
+    NativeGossip.Telemetry,
+    # Of Elixir, used on the way and not loaded by every application.
+    Node,
+    Enumerable,
+    Enumerable.List
+  ]
+
   @impl true
   def start(_type, _args) do
+    # A NIF that does not load is reported by the first topology, with why.
+    for module <- @start_path, do: Code.ensure_loaded(module)
+    _ = NativeGossip.Telemetry.load()
+
     topologies =
       for {name, opts} <- Application.get_env(:native_gossip, :topologies, []) do
         NativeGossip.child_spec(Keyword.put(opts, :name, name))

@@ -10,6 +10,38 @@ defmodule NativeGossip.BenchJoin do
   @doc "µs for a bare Node.connect/1 to `target`; then disconnects."
   def connect_once(target), do: isolated(fn -> do_connect_once(target) end)
 
+  @doc """
+  Runs once in a freshly booted VM (bench/join_cold.exs): with `preload`, first loads
+  every module of the loaded applications, as a release in embedded mode has at boot;
+  then starts the clock and `kind` (`:native`, a NativeGossip topology with `opts`;
+  `:baseline`, the pure-Elixir gossip; `:connect`, a bare Node.connect/1), and stops it
+  at `{:nodeup, target}`. Returns `{µs to connected, µs for the start call}`.
+  """
+  def cold(kind, opts, target, preload) do
+    if preload do
+      for {app, _, _} <- Application.loaded_applications(),
+          mod <- Application.spec(app, :modules) || [],
+          do: Code.ensure_loaded(mod)
+    end
+
+    :ok = :net_kernel.monitor_nodes(true)
+    t0 = System.monotonic_time(:microsecond)
+
+    case kind do
+      :native -> {:ok, _} = NativeGossip.start_link(opts)
+      :baseline -> {:ok, _} = NativeGossip.BaselineGossip.start()
+      :connect -> true = Node.connect(target)
+    end
+
+    started = System.monotonic_time(:microsecond) - t0
+
+    receive do
+      {:nodeup, ^target} -> {System.monotonic_time(:microsecond) - t0, started}
+    after
+      10_000 -> :timeout
+    end
+  end
+
   # Each measurement in a fresh process: a clean mailbox and its own node monitor.
   defp isolated(fun) do
     {pid, ref} = spawn_monitor(fn -> exit({:result, fun.()}) end)

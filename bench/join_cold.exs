@@ -1,0 +1,87 @@
+# Cold join: what a user sees when a node boots and joins. Two host namespaces; on
+# host 1 a running node with a NativeGossip topology and the pure-Elixir baseline
+# gossip (NativeGossip.BaselineGossip, libcluster's Gossip design). Each trial boots a
+# fresh VM on host 2 (`erl` in interactive mode, as `iex -S mix` and `mix run` are:
+# modules load on first use), starts the application, then times one of:
+#
+# - NativeGossip: `NativeGossip.start_link/1` until `{:nodeup, a}`;
+# - the same after loading every module of the loaded applications first, as a release
+#   does at boot in embedded mode ("preloaded");
+# - the baseline: its start until `{:nodeup, a}`;
+# - the floor: a bare `Node.connect/1` to a, in a fresh VM too.
+#
+# The kinds are interleaved trial by trial, so they see the same machine. Run with
+# `make bench` (root; inside a private network namespace). TRIALS (default 9).
+
+alias NativeGossip.{BaselineGossip, TestNet, TestRig}
+
+trials = String.to_integer(System.get_env("TRIALS", "9"))
+rig = TestRig.start!(2)
+
+try do
+  {a, a_node} = TestRig.start_node!(rig, 1, name: "running")
+  opts = [name: :bench, secret: "bench-secret"]
+
+  {:ok, _} =
+    :peer.call(a, Supervisor, :start_child, [NativeGossip.Supervisor, {NativeGossip, opts}])
+
+  {:ok, _} = :peer.call(a, BaselineGossip, :start, [])
+
+  kinds = [
+    {"NativeGossip, interactive (`iex -S mix`)", :native, false},
+    {"NativeGossip, preloaded (a release)", :native, true},
+    {"pure-Elixir gossip (libcluster's design), interactive", :baseline, false},
+    {"pure-Elixir gossip, preloaded", :baseline, true},
+    {"bare `Node.connect/1` (the floor), interactive", :connect, false}
+  ]
+
+  trial = fn {_, kind, preload}, i ->
+    {b, _} = TestRig.start_node!(rig, 2, name: "cold#{i}#{kind}#{preload}")
+
+    result = :peer.call(b, NativeGossip.BenchJoin, :cold, [kind, opts, a_node, preload], 30_000)
+
+    :peer.stop(b)
+    TestNet.wait_until(fn -> :peer.call(a, Node, :list, []) == [] end, 10_000, "b to go")
+
+    case result do
+      {total, started} -> {total / 1000, started / 1000}
+      :timeout -> raise "#{kind} timed out"
+    end
+  end
+
+  results =
+    Enum.reduce(1..trials, %{}, fn i, acc ->
+      Enum.reduce(kinds, acc, fn k, acc ->
+        Map.update(acc, k, [trial.(k, i)], &[trial.(k, i) | &1])
+      end)
+    end)
+
+  median = fn xs -> xs |> Enum.sort() |> Enum.at(div(length(xs), 2)) end
+  fmt = fn x -> :erlang.float_to_binary(x, decimals: 1) end
+
+  rows =
+    for {label, _, _} = k <- kinds do
+      rs = results[k]
+      totals = Enum.map(rs, &elem(&1, 0))
+      starts = Enum.map(rs, &elem(&1, 1))
+
+      {label, median.(totals),
+       "| #{label} | #{fmt.(median.(totals))} | #{fmt.(Enum.min(totals))}–#{fmt.(Enum.max(totals))} | #{fmt.(median.(starts))} |"}
+    end
+
+  m = Map.new(rows, fn {label, med, _} -> {label, med} end)
+  [native_i, native_p, base_i, base_p, floor] = Enum.map(kinds, &m[elem(&1, 0)])
+
+  IO.puts("""
+  Cold join: a fresh VM each trial, #{trials} trials of each kind, interleaved (ms)
+
+  | joining node | median, start to connected | min–max | median of the start call alone |
+  |---|---|---|---|
+  #{Enum.map_join(rows, "\n", &elem(&1, 2))}
+
+  Against the targets:
+  #{NativeGossip.BenchNetwork.verdicts([{"interactive: no slower than the baseline's cold join (ms over it)", native_i - base_i, 0.001}, {"preloaded: no slower than the baseline preloaded (ms over it)", native_p - base_p, 0.001}, {"within 3 ms of the cold bare connect (ms over it, interactive)", native_i - floor, 3}])}
+  """)
+after
+  TestRig.stop(rig)
+end
