@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 netns=test/support/private_net.sh
 out=bench/out
 mkdir -p "$out"
-all="join join_n network flood attacks soak fuzz throughput formation idle scale"
+all="join join_cold join_n network flood attacks soak fuzz throughput formation idle scale"
 
 for name in ${ONLY:-$all}; do
   echo "==> $name" >&2
