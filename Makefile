@@ -56,7 +56,7 @@ nif-artifact:
 probe:
 	cargo build --release -p native_gossip_probe
 
-# Benchmarks (not part of make test), about 25 minutes: docs/BENCHMARKS.md from the
+# Benchmarks (not part of make test), about 40 minutes: docs/BENCHMARKS.md from the
 # template bench/BENCHMARKS.md.in, and the chart docs/formation.svg.
 bench: tools probe
 	MIX_ENV=test mix compile
