@@ -10,9 +10,11 @@
 //! fewer messages.
 //!
 //! Bounded under any traffic:
-//! - state changes of one peer (new incarnation, leaving, back from silence) are
-//!   reported `CHANGE_BURST` at once, then one per `change_gap`; changes in between are
-//!   applied at once and reported, coalesced to the latest, when the budget allows;
+//! - without a secret, state changes of one peer (new incarnation, leaving, back from
+//!   silence) are reported `CHANGE_BURST` at once, then one per `change_gap`; changes
+//!   in between are applied at once and reported, coalesced to the latest, when the
+//!   budget allows (with a secret only a holder of it can change a peer's state, and
+//!   a node restarted twice in a second must be seen at once);
 //! - a full table makes room for a new name by evicting the peer admitted longest ago
 //!   among those never connected (reported `Forgotten`); peers that connected keep
 //!   their place;
@@ -353,7 +355,9 @@ impl PeerTable {
             None
         };
         let kind = match kind {
+            // With a secret only a node holding it can change its state: no budget.
             Some(EventKind::Heard) | None => kind,
+            Some(change) if self.authenticated => Some(change),
             // A state change: reported now if the budget allows, else later (the latest).
             Some(change) if peer.changes.take(now, change_gap) => {
                 peer.pending = None;
@@ -828,6 +832,23 @@ mod tests {
             t.observe(&hb("a@h", 5, 11), genuine, t0 + 150 * MS),
             Err(DropReason::Replay)
         );
+    }
+
+    #[test]
+    fn with_a_secret_every_restart_is_reported_at_once() {
+        let mut t = table();
+        let t0 = Instant::now();
+        t.observe(&hb("a@h", 1, 1), at(2), t0).unwrap();
+        for i in 2..20u64 {
+            let now = t0 + i as u32 * MS;
+            let mut bye = hb("a@h", i - 1, 2);
+            bye.leaving = true;
+            assert_eq!(kind(t.observe(&bye, at(2), now)), Ok(Some(EventKind::Left)));
+            assert_eq!(
+                kind(t.observe(&hb("a@h", i, 1), at(2), now)),
+                Ok(Some(EventKind::Discovered))
+            );
+        }
     }
 
     #[test]
