@@ -35,11 +35,22 @@ defmodule NativeGossip.Connector do
   # that refuses, a one-way multicast path).
   @defer_ms 100
 
+  # When this side's turn comes and the pair is still not connected, it waits longer,
+  # @defer_ms at a time and at most @max_waits times, if the other side's handshake is
+  # under way here already (net_kernel has it pending), or if this node's own
+  # handshakes are slow right now (one of its attempts has run longer than @defer_ms:
+  # many nodes starting at once on few cores). Connecting then would only start a
+  # second handshake for the same pair. On a quiet machine the turn is taken at once.
+  @max_waits 10
+
   defstruct native: nil,
             connect: nil,
             list_nodes: {:erlang, :nodes, [:connected]},
             attempts: %{},
             attempting: %{},
+            started_at: %{},
+            waits: %{},
+            started: 0,
             queue: :queue.new(),
             queued: %{},
             peers: %{},
@@ -57,6 +68,9 @@ defmodule NativeGossip.Connector do
           list_nodes: {module(), atom(), list()},
           attempts: %{reference() => node()},
           attempting: %{node() => reference()},
+          started_at: %{reference() => integer()},
+          waits: %{node() => pos_integer()},
+          started: non_neg_integer(),
           queue: :queue.queue(node()),
           queued: %{node() => (() -> term())},
           peers: %{node() => peer()},
@@ -105,7 +119,36 @@ defmodule NativeGossip.Connector do
   @doc "This side's turn in the tie-break has come: connect unless the other side did."
   @spec deferred(t(), node()) :: {events(), t()}
   def deferred(c, node) do
-    if Map.get(c.status, node) == :disconnected, do: consider(c, node, 0), else: {[], c}
+    waits = Map.get(c.waits, node, 0)
+
+    cond do
+      Map.get(c.status, node) != :disconnected ->
+        {[], %{c | waits: Map.delete(c.waits, node)}}
+
+      waits < @max_waits and (pending?(node) or slow?(c)) ->
+        Process.send_after(self(), {:native_gossip_deferred, node}, @defer_ms)
+        {[], %{c | waits: Map.put(c.waits, node, waits + 1)}}
+
+      true ->
+        consider(%{c | waits: Map.delete(c.waits, node)}, node, 0)
+    end
+  end
+
+  # A handshake with `node` is under way (either side started it).
+  defp pending?(node) do
+    case :net_kernel.node_info(node, :state) do
+      {:ok, state} -> state in [:pending, :up_pending]
+      _ -> false
+    end
+  catch
+    # Not distributed (a connector in a unit test): no handshake can be under way.
+    :error, :badarg -> false
+  end
+
+  # One of this node's own attempts has been running longer than the tie-break wait.
+  defp slow?(%{started_at: started_at}) do
+    limit = now() - @defer_ms
+    Enum.any?(started_at, fn {_ref, t} -> t < limit end)
   end
 
   defp consider(c, node, defer) do
@@ -292,6 +335,8 @@ defmodule NativeGossip.Connector do
       c
       | attempts: Map.put(c.attempts, ref, node),
         attempting: Map.put(c.attempting, node, ref),
+        started_at: Map.put(c.started_at, ref, now()),
+        started: c.started + 1,
         peers: Map.put(c.peers, node, peer)
     }
   end
@@ -309,7 +354,14 @@ defmodule NativeGossip.Connector do
         :unknown
 
       {node, attempts} ->
-        c = drain_queue(%{c | attempts: attempts, attempting: Map.delete(c.attempting, node)})
+        c = %{
+          c
+          | attempts: attempts,
+            attempting: Map.delete(c.attempting, node),
+            started_at: Map.delete(c.started_at, ref)
+        }
+
+        c = drain_queue(c)
         peer = Map.get(c.peers, node, fresh())
 
         if success?(result) do
@@ -335,7 +387,7 @@ defmodule NativeGossip.Connector do
   @doc "Forgets a peer's backoff (it left, or was forgotten by the native side)."
   @spec forget(t(), node()) :: t()
   def forget(%__MODULE__{} = c, node) do
-    c = %{c | peers: Map.delete(c.peers, node)}
+    c = %{c | peers: Map.delete(c.peers, node), waits: Map.delete(c.waits, node)}
 
     case Map.pop(c.queued, node) do
       {nil, _} -> c

@@ -121,6 +121,34 @@ defmodule NativeGossip.ConnectorTest do
     assert c.queued == %{}
   end
 
+  test "this side's turn waits longer while its own connects are slow, at most ten times" do
+    parent = self()
+    # One attempt of this node has run for longer than the tie-break wait.
+    c = Connector.maybe_attempt(%Connector{}, :busy@h, fn -> receive(do: (:go -> true)) end)
+    [ref] = Map.keys(c.started_at)
+    c = %{c | started_at: %{ref => System.monotonic_time(:millisecond) - 1_000}}
+    # A peer named in this VM's style (so that a connect is possible at all).
+    peer = :"peer@#{NativeGossip.NodeName.host(node())}"
+    c = %{c | status: %{peer => :disconnected}}
+
+    c =
+      Enum.reduce(1..10, c, fn i, c ->
+        {[], c} = Connector.deferred(c, peer)
+        assert c.waits[peer] == i
+        assert Connector.in_flight(c) == 1
+        assert_receive {:native_gossip_deferred, ^peer}, 1_000
+        c
+      end)
+
+    # The eleventh time it connects after all.
+    {[], c} =
+      Connector.deferred(%{c | connect: fn node -> send(parent, {:connect, node}) end}, peer)
+
+    assert_receive {:connect, ^peer}
+    assert c.waits == %{}
+    assert Connector.in_flight(c) == 2
+  end
+
   test "a monitor that is not an attempt is unknown" do
     assert Connector.finished(%Connector{}, make_ref(), :normal) == :unknown
   end
