@@ -1,0 +1,86 @@
+# Where a 32-node formation's time goes (a diagnostic beside bench/formation.exs, not
+# part of `make bench`): 32 nodes on eight test hosts, three rounds of each way, every
+# node starting at once. For NativeGossip: the connect attempts its connectors started
+# (against the number of pairs) and the datagrams received in all; for both ways: the
+# CPU time of the 32 VMs (from /proc/<pid>/stat) from the start to the full mesh.
+#
+#   MIX_ENV=test test/support/private_net.sh mix run --no-start bench/formation_cpu.exs
+
+alias NativeGossip.{TestNet, TestRig}
+
+n = String.to_integer(System.get_env("N", "32"))
+rig = TestRig.start!(8)
+
+try do
+  nodes =
+    for i <- 1..n do
+      {p, node} = TestRig.start_node!(rig, rem(i - 1, 8) + 1, name: "f#{i}")
+      %{peer: p, node: node, os: :peer.call(p, :os, :getpid, [])}
+    end
+
+  names = Enum.map(nodes, & &1.node)
+  id = {NativeGossip, :lan}
+  topology = [name: :lan, secret: "formation"]
+  cpu = fn -> nodes |> Enum.map(&NativeGossip.BenchNetwork.cpu_ticks(&1.os)) |> Enum.sum() end
+  call = fn nd, m, f, a -> :peer.call(nd.peer, m, f, a) end
+
+  mesh = fn ->
+    TestNet.wait_until(
+      fn -> Enum.all?(nodes, &(length(call.(&1, Node, :list, [])) == n - 1)) end,
+      30_000
+    )
+  end
+
+  # NativeGossip's own counts, read before its topologies stop.
+  counts = fn ->
+    Process.sleep(1_500)
+
+    started =
+      for nd <- nodes,
+          do:
+            call.(nd, :sys, :get_state, [call.(nd, NativeGossip.Topology, :server!, [:lan])]).connector.started
+
+    received = for nd <- nodes, do: call.(nd, NativeGossip, :stats, [:lan]).received
+
+    ", #{Enum.sum(started)} connect attempts for #{div(n * (n - 1), 2)} pairs, #{Enum.sum(received)} datagrams received"
+  end
+
+  ways = [
+    {"NativeGossip",
+     fn nd ->
+       call.(nd, Supervisor, :start_child, [NativeGossip.Supervisor, {NativeGossip, topology}])
+     end, counts,
+     fn nd ->
+       :ok = call.(nd, Supervisor, :terminate_child, [NativeGossip.Supervisor, id])
+       :ok = call.(nd, Supervisor, :delete_child, [NativeGossip.Supervisor, id])
+     end},
+    {"direct connects",
+     fn nd ->
+       later = names |> Enum.drop_while(&(&1 != nd.node)) |> tl()
+       call.(nd, NativeGossip.BenchNetwork, :connect_all, [later])
+     end, fn -> "" end, fn _ -> :ok end}
+  ]
+
+  for round <- 1..3, {label, start, extra, stop} <- ways do
+    c0 = cpu.()
+    t0 = System.monotonic_time(:millisecond)
+    nodes |> Enum.map(&Task.async(fn -> start.(&1) end)) |> Enum.each(&Task.await(&1, 30_000))
+    mesh.()
+    t = System.monotonic_time(:millisecond) - t0
+    c1 = cpu.()
+
+    IO.puts(
+      "round #{round}, #{label}: full mesh after ~#{t} ms (from the controller), CPU of the #{n} VMs #{(c1 - c0) / 100} s#{extra.()}"
+    )
+
+    Enum.each(nodes, stop)
+
+    for nd <- nodes,
+        other <- call.(nd, Node, :list, []),
+        do: call.(nd, :erlang, :disconnect_node, [other])
+
+    Process.sleep(3_000)
+  end
+after
+  TestRig.stop(rig)
+end
