@@ -30,7 +30,6 @@ defmodule NativeGossip.ShortNames do
   defstruct own_host: nil,
             provisional_ms: @provisional_ms,
             hosts: %{},
-            by_node: %{},
             by_address: %{},
             lookup_set: false
 
@@ -44,7 +43,6 @@ defmodule NativeGossip.ShortNames do
           own_host: String.t() | nil,
           provisional_ms: non_neg_integer(),
           hosts: %{String.t() => claim()},
-          by_node: %{node() => String.t()},
           by_address: %{:inet.ip_address() => MapSet.t(String.t())},
           lookup_set: boolean()
         }
@@ -108,43 +106,35 @@ defmodule NativeGossip.ShortNames do
     update_claim(t, node, &%{&1 | proven: false, since: now})
   end
 
-  @doc "`node` left or was forgotten: its claim ends and its host is unmapped."
+  @doc "`node` left or was forgotten: its claim, if it holds one, ends and its host is unmapped."
   @spec release(t(), node()) :: t()
   def release(t, node) do
-    case Map.pop(t.by_node, node) do
-      {nil, _} -> t
-      {host, by_node} -> unmap(%{t | by_node: by_node}, host)
+    host = NodeName.host(node)
+
+    case t.hosts do
+      %{^host => %{node: ^node}} -> unmap(t, host)
+      _ -> t
     end
   end
 
+  # A node can only claim the host of its own name.
   defp update_claim(t, node, fun) do
-    case Map.fetch(t.by_node, node) do
-      {:ok, host} -> %{t | hosts: Map.update!(t.hosts, host, fun)}
-      :error -> t
+    host = NodeName.host(node)
+
+    case t.hosts do
+      %{^host => %{node: ^node} = c} -> %{t | hosts: Map.put(t.hosts, host, fun.(c))}
+      _ -> t
     end
   end
 
   # Another node takes a provisional claim.
-  defp take(t, host, node, address, now) do
-    %{node: previous} = Map.fetch!(t.hosts, host)
-    t = unmap(%{t | by_node: Map.delete(t.by_node, previous)}, host)
-    claim(t, host, node, address, now)
-  end
+  defp take(t, host, node, address, now), do: claim(unmap(t, host), host, node, address, now)
 
   defp claim(t, host, node, address, now) do
-    # A node claims one host; a claim of another host by the same name is impossible
-    # (the host is part of the name), so by_node stays one to one.
     t = ensure_file_lookup(t)
     c = %{address: address, node: node, since: now, proven: false}
     names = Map.get(t.by_address, address, MapSet.new()) |> MapSet.put(host)
-
-    t = %{
-      t
-      | hosts: Map.put(t.hosts, host, c),
-        by_node: Map.put(t.by_node, node, host),
-        by_address: Map.put(t.by_address, address, names)
-    }
-
+    t = %{t | hosts: Map.put(t.hosts, host, c), by_address: Map.put(t.by_address, address, names)}
     write(t, address)
   end
 

@@ -48,7 +48,7 @@ defmodule NativeGossip.Telemetry do
   alias NativeGossip.DropReason
 
   @doc false
-  # Loads :telemetry if it is on the code path (once, when a topology starts: looking
+  # Loads :telemetry if it is on the code path (once, when the application starts: looking
   # for a module that is not there searches the whole code path).
   @spec load() :: boolean()
   def load, do: Code.ensure_loaded?(:telemetry)

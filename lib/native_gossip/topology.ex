@@ -82,7 +82,6 @@ defmodule NativeGossip.Topology do
       warn_if_unauthenticated(options)
       warn_if_short_secret(options)
       warn_if_compat(options)
-      _ = Telemetry.load()
       Process.send_after(self(), :native_gossip_summary, options.log_interval)
       connector = Connector.new(native, options, libcluster)
       hosts = if options.resolve_short_names, do: ShortNames.new(node())

@@ -96,7 +96,7 @@ defmodule NativeGossip.ShortNamesTest do
       )
 
     assert ShortNames.size(t) == 0
-    assert t.by_node == %{} and t.by_address == %{}
+    assert t.hosts == %{} and t.by_address == %{}
     assert resolves("#{prefix}1") == nil
   end
 end

@@ -412,7 +412,10 @@ impl Engine {
                 return Err(DropReason::RateLimited);
             }
         }
-        if self.legacy.is_some() && self.native_names.len() < MAX_NATIVE_NAMES {
+        if self.legacy.is_some()
+            && self.native_names.len() < MAX_NATIVE_NAMES
+            && !self.native_names.contains(hb.name)
+        {
             self.native_names.insert(hb.name.to_owned());
         }
         match self.peers.observe(&hb, from, now) {

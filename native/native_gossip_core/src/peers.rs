@@ -237,11 +237,6 @@ impl PeerTable {
         }
     }
 
-    /// The incarnation of a peer in the table.
-    pub fn incarnation(&self, name: &str) -> Option<u64> {
-        self.peers.get(name).map(|p| p.incarnation)
-    }
-
     pub fn contains(&self, name: &str) -> bool {
         self.peers.contains_key(name)
     }
