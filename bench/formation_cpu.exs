@@ -22,6 +22,15 @@ try do
   id = {NativeGossip, :lan}
   topology = [name: :lan, secret: "formation"]
   cpu = fn -> nodes |> Enum.map(&NativeGossip.BenchNetwork.cpu_ticks(&1.os)) |> Enum.sum() end
+  threads = fn -> Enum.map(nodes, &NativeGossip.BenchNetwork.thread_ticks(&1.os)) end
+
+  split = fn before, later ->
+    Enum.zip_with(before, later, &NativeGossip.BenchNetwork.ticks_by_class/2)
+    |> Enum.reduce(%{}, &Map.merge(&1, &2, fn _, a, b -> a + b end))
+    |> Enum.sort()
+    |> Enum.map_join(", ", fn {class, t} -> "#{class} #{Float.round(t / 1.0e9, 2)} s" end)
+  end
+
   call = fn nd, m, f, a -> :peer.call(nd.peer, m, f, a) end
 
   mesh = fn ->
@@ -62,17 +71,29 @@ try do
   ]
 
   for round <- 1..3, {label, start, extra, stop} <- ways do
+    r0 = Enum.map(nodes, &call.(&1, NativeGossip.BenchNetwork, :reductions, []))
     c0 = cpu.()
+    th0 = threads.()
     t0 = System.monotonic_time(:millisecond)
     nodes |> Enum.map(&Task.async(fn -> start.(&1) end)) |> Enum.each(&Task.await(&1, 30_000))
+    started = System.monotonic_time(:millisecond) - t0
     mesh.()
     t = System.monotonic_time(:millisecond) - t0
     c1 = cpu.()
+    th1 = threads.()
+    r1 = Enum.map(nodes, &call.(&1, NativeGossip.BenchNetwork, :reductions, []))
+
+    reds =
+      Enum.zip_with(r0, r1, &NativeGossip.BenchNetwork.reductions_by_label/2)
+      |> Enum.reduce(%{}, &Map.merge(&1, &2, fn _, a, b -> a + b end))
+      |> Enum.sort_by(&(-elem(&1, 1)))
+      |> Enum.take(12)
 
     IO.puts(
-      "round #{round}, #{label}: full mesh after ~#{t} ms (from the controller), CPU of the #{n} VMs #{(c1 - c0) / 100} s#{extra.()}"
+      "round #{round}, #{label}: every start call returned after ~#{started} ms, full mesh after ~#{t} ms (from the controller), CPU of the #{n} VMs #{(c1 - c0) / 100} s (#{split.(th0, th1)})#{extra.()}"
     )
 
+    if System.get_env("REDUCTIONS"), do: IO.inspect(reds, label: "  reductions (top 12)")
     Enum.each(nodes, stop)
 
     for nd <- nodes,

@@ -79,6 +79,38 @@ try do
      end, fn -> :ok end}
   ]
 
+  # DIAG=1: after each trial, the CPU of the joiner and of the N running VMs (by
+  # thread) and the NativeGossip datagrams they received, since just before the start
+  # (the trial's connects and whatever ran until the joiner was connected to all N).
+  all_os = fn n ->
+    Enum.map([%{peer: j} | Enum.take(running, n)], &:peer.call(&1.peer, :os, :getpid, []))
+  end
+
+  received = fn n ->
+    for p <- [j | Enum.map(Enum.take(running, n), & &1.peer)] do
+      try do
+        :peer.call(p, NativeGossip, :stats, [:lan]).received
+      catch
+        _, _ -> 0
+      end
+    end
+    |> Enum.sum()
+  end
+
+  diag =
+    System.get_env("DIAG") &&
+      fn n -> {Enum.map(all_os.(n), &BenchNetwork.thread_ticks/1), received.(n)} end
+
+  diag_diff = fn {th1, r1}, {th0, r0} ->
+    split =
+      Enum.zip_with(th0, th1, &BenchNetwork.ticks_by_class/2)
+      |> Enum.reduce(%{}, &Map.merge(&1, &2, fn _, a, b -> a + b end))
+      |> Enum.sort()
+      |> Enum.map_join(", ", fn {class, t} -> "#{class} #{Float.round(t / 1.0e6, 1)} ms" end)
+
+    "CPU #{split}; #{r1 - r0} datagrams received (the joiner's count is reset by its restart)"
+  end
+
   # The cluster is the first N running nodes: only they run discovery.
   enlist = fn nodes ->
     for %{peer: peer} <- nodes,
@@ -115,8 +147,16 @@ try do
 
       samples =
         for _ <- 1..trials, {label, start, stop} <- ways do
+          diag0 = diag && diag.(n)
           {t0, rec} = start.(targets)
           ms = (connected_at.(rec, targets) - t0) / 1000
+
+          if diag,
+            do:
+              IO.puts(
+                "  N=#{n} #{label}: #{:erlang.float_to_binary(ms, decimals: 1)} ms, #{diag.(n) |> diag_diff.(diag0)}"
+              )
+
           stop.()
           apart.()
           {label, ms}

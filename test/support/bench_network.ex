@@ -90,6 +90,95 @@ defmodule NativeGossip.BenchNetwork do
     String.to_integer(utime) + String.to_integer(stime)
   end
 
+  @doc """
+  The CPU time, in nanoseconds, of each thread of OS process `os_pid`, as
+  `%{tid => {class, ns}}` (from /proc/<pid>/task/<tid>/schedstat, precise where the
+  10 ms ticks of `stat` would round a short-lived thread down to nothing), `class` one
+  of `"schedulers"`, `"dirty schedulers"`, `"native_gossip"` and `"other"` (from the
+  thread's name).
+  """
+  def thread_ticks(os_pid) do
+    for tid <- File.ls!("/proc/#{os_pid}/task"),
+        {:ok, stat} <- [File.read("/proc/#{os_pid}/task/#{tid}/stat")],
+        {:ok, sched} <- [File.read("/proc/#{os_pid}/task/#{tid}/schedstat")],
+        into: %{} do
+      [_, comm] = Regex.run(~r/^\d+ \((.*)\) /s, stat)
+      [ns | _] = String.split(sched)
+      {tid, {thread_class(comm), String.to_integer(ns)}}
+    end
+  end
+
+  @doc """
+  The reductions so far of this VM's processes, as `{total, %{pid => {label, reductions}}}`:
+  `total` from `:erlang.statistics(:exact_reductions)` (it counts processes that have
+  exited too), `label` the registered name or the initial call.
+  """
+  def reductions do
+    {total, _} = :erlang.statistics(:exact_reductions)
+
+    procs =
+      for pid <- Process.list(),
+          info = Process.info(pid, [:registered_name, :dictionary, :initial_call, :reductions]),
+          info != nil,
+          into: %{} do
+        {pid, {process_label(info), info[:reductions]}}
+      end
+
+    {total, procs}
+  end
+
+  @doc "Reductions by process label between two `reductions/0` readings; exited processes as `:exited`."
+  def reductions_by_label({t0, before}, {t1, later}) do
+    by_label =
+      Enum.reduce(later, %{}, fn {pid, {label, r}}, acc ->
+        r0 =
+          case before do
+            %{^pid => {_, r0}} -> r0
+            _ -> 0
+          end
+
+        Map.update(acc, label, r - r0, &(&1 + r - r0))
+      end)
+
+    live = by_label |> Map.values() |> Enum.sum()
+    Map.put(by_label, :exited_or_gone, t1 - t0 - live)
+  end
+
+  defp process_label(info) do
+    case info[:registered_name] do
+      name when is_atom(name) and name != [] ->
+        name
+
+      _ ->
+        case info[:dictionary][:"$initial_call"] do
+          {m, f, a} -> {m, f, a}
+          nil -> info[:initial_call]
+        end
+    end
+  end
+
+  @doc "CPU nanoseconds by thread class between two `thread_ticks/1` readings (new threads from 0)."
+  def ticks_by_class(before, later) do
+    Enum.reduce(later, %{}, fn {tid, {class, t}}, acc ->
+      t0 =
+        case before do
+          %{^tid => {_, t0}} -> t0
+          _ -> 0
+        end
+
+      Map.update(acc, class, t - t0, &(&1 + t - t0))
+    end)
+  end
+
+  defp thread_class(comm) do
+    cond do
+      comm == "native_gossip" -> "native_gossip"
+      comm =~ ~r/^\d+_dirty/ -> "dirty schedulers"
+      comm =~ ~r/^\d+_scheduler/ -> "schedulers"
+      true -> "other"
+    end
+  end
+
   @doc "Starts, on a node, a NativeGossip topology and the pure-Elixir baseline beside it."
   def start_strategies(peer, topology) do
     {:ok, _} =

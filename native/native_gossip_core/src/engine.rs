@@ -433,9 +433,15 @@ impl Engine {
                 if hb.joining
                     && !hb.leaving
                     && self.reply_at.is_none()
-                    && self.peers.take_answer(hb.name)
+                    && self.peers.take_answer(hb.name, now)
                 {
-                    self.reply_at = Some(now + self.jitter.upto(self.reply_window()));
+                    // Any heartbeat answers: when this node's own is due within the
+                    // window anyway (in its burst, when many start at once), that one
+                    // is the answer, and no datagram more is multicast to everyone.
+                    let window = self.reply_window();
+                    if self.next_heartbeat > now + window {
+                        self.reply_at = Some(now + self.jitter.upto(window));
+                    }
                 }
                 if event.is_some() {
                     self.stats.events += 1;
@@ -720,7 +726,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::peers::EventKind;
+    use crate::peers::{EventKind, ANSWER_SPACING};
     use crate::wire::{decode, FLAG_JOINING, FLAG_LEAVING, FLAG_NEWCOMER};
 
     const MS: Duration = Duration::from_millis(1);
@@ -813,7 +819,7 @@ mod tests {
         schedule(&mut a, t0, 4900 * MS);
         let late = t0 + 5000 * MS;
         let mut b = Engine::new(config("b@h", None), late, 2, 2).unwrap();
-        let mut answers = 0;
+        let mut answers = Vec::new();
         let mut now = late;
         while now < late + 1500 * MS {
             while let Some(p) = b.poll_transmit(now, 0) {
@@ -821,14 +827,70 @@ mod tests {
             }
             while let Some(p) = a.poll_transmit(now, 0) {
                 if now < late + 1500 * MS && p.bytes[5] & FLAG_JOINING == 0 {
-                    answers += 1;
+                    answers.push(now - late);
                 }
             }
             now = b.next_deadline().min(a.next_deadline()).max(now + MS);
         }
-        // Six joining packets in the burst, three answers (and a's own regular
+        // Seven joining packets in the burst, three answers (and a's own regular
         // heartbeat, at most one, in this window).
-        assert!((3..=4).contains(&answers), "{answers} answers");
+        assert!((3..=4).contains(&answers.len()), "answers at {answers:?}");
+        // The first within the reply window; the others spread out: a second answer
+        // while the newcomer's connections are being made would only cost every
+        // member a datagram.
+        assert!(answers[0] <= REPLY_WINDOW, "answers at {answers:?}");
+        assert!(
+            answers[1] - answers[0] >= ANSWER_SPACING,
+            "answers at {answers:?}"
+        );
+    }
+
+    #[test]
+    fn an_answer_due_after_the_own_next_heartbeat_is_that_heartbeat() {
+        let t0 = Instant::now();
+        let key = Some(&b"k"[..]);
+        // a is in its own burst (next heartbeat 20 ms after its first): a newcomer heard
+        // then is answered by that heartbeat, not by one more datagram.
+        let mut a = Engine::new(config("a@h", key), t0, 1, 1).unwrap();
+        a.poll_transmit(t0, 0).unwrap();
+        let next = a.next_deadline();
+        assert_eq!(next, t0 + JOIN_BURST_FIRST_GAP);
+        let mut b = Engine::new(config("b@h", key), t0 + MS, 2, 2).unwrap();
+        let hello = b.poll_transmit(t0 + MS, 0).unwrap().bytes;
+        // 60 known peers make the reply window 240 ms wide: the answer would mostly
+        // fall after `next`.
+        for i in 0..60 {
+            let mut c = Engine::new(config(&format!("p{i}@h"), key), t0, 10 + i, 10 + i).unwrap();
+            let hb = c.poll_transmit(t0, 0).unwrap().bytes;
+            a.handle_datagram(&hb, from(), Via::Group, t0).unwrap();
+        }
+        a.handle_datagram(&hello, from(), Via::Group, t0 + MS)
+            .unwrap();
+        assert!(
+            a.next_deadline() >= next,
+            "no separate answer before the burst heartbeat"
+        );
+        let mut sent = 0;
+        let mut now = t0 + MS;
+        while now <= next {
+            while a.poll_transmit(now, 0).is_some() {
+                sent += 1;
+            }
+            now += MS;
+        }
+        assert_eq!(sent, 1, "the burst heartbeat at {next:?} is the answer");
+        // And nothing more is owed to b until its next joining packet.
+        let until = next + 250 * MS;
+        while now <= until {
+            while let Some(p) = a.poll_transmit(now, 0) {
+                assert_ne!(
+                    p.bytes[5] & FLAG_JOINING,
+                    0,
+                    "only burst heartbeats, no answer"
+                );
+            }
+            now += MS;
+        }
     }
 
     #[test]

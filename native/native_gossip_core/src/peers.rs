@@ -117,6 +117,8 @@ struct Peer {
     connected: bool,
     /// Answers sent to this incarnation's joining burst (see `take_answer`).
     answers: u8,
+    /// When this node last took an answer for the peer's burst.
+    answered_at: Option<Instant>,
     /// While the peer has never been connected: its admission number, its key in
     /// `PeerTable::unproven` (the order of eviction).
     admitted: Option<u64>,
@@ -131,6 +133,14 @@ struct Peer {
 /// 97 % probability, while answering all seven, multicast to every member, would
 /// multiply the traffic of a cluster that starts at once.
 pub const MAX_ANSWERS: u8 = 3;
+
+/// Least time between two answers to one peer's joining burst. The first answer goes
+/// at once; the next ones (for loss) wait until the newcomer's connections are made:
+/// every answer is multicast to every member, and in a running cluster of 16, answers
+/// to each of a newcomer's first three packets (sent 0, 20 and 60 ms after its start)
+/// made every member take about 40 datagrams in the ~40 ms its connections take, on
+/// the CPU those connections need (bench/join_n.exs, DIAG=1).
+pub const ANSWER_SPACING: Duration = Duration::from_millis(100);
 
 /// State changes of one peer reported at once (a node that leaves, restarts and is
 /// lost needs three); after that, one per `Timing::change_gap`.
@@ -226,11 +236,16 @@ impl PeerTable {
     }
 
     /// Whether a joining heartbeat of `name` gets an answer: true for the first
-    /// `MAX_ANSWERS` of its incarnation.
-    pub fn take_answer(&mut self, name: &str) -> bool {
+    /// `MAX_ANSWERS` of its incarnation, `ANSWER_SPACING` apart.
+    pub fn take_answer(&mut self, name: &str, now: Instant) -> bool {
         match self.peers.get_mut(name) {
-            Some(p) if p.answers < MAX_ANSWERS => {
+            Some(p)
+                if p.answers < MAX_ANSWERS
+                    && p.answered_at
+                        .is_none_or(|at| now.saturating_duration_since(at) >= ANSWER_SPACING) =>
+            {
                 p.answers += 1;
+                p.answered_at = Some(now);
                 true
             }
             _ => false,
@@ -299,6 +314,7 @@ impl PeerTable {
                     state: PeerState::Alive,
                     connected: false,
                     answers: 0,
+                    answered_at: None,
                     admitted: Some(admitted),
                     changes: Budget::full(now),
                     pending: None,
@@ -336,6 +352,7 @@ impl PeerTable {
             peer.connected = false;
             peer.held_until = None;
             peer.answers = 0;
+            peer.answered_at = None;
             Some(EventKind::Discovered)
         } else if previous == PeerState::Left {
             // Same incarnation after its goodbye: a late packet. Stay away from it.
