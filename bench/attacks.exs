@@ -144,7 +144,11 @@ rows = [
       ~w(send --kind replay --capture-name #{l} --secret bench-secret --replay-after 5) ++
         ~w(--rate 1000 --duration #{s})
     end,
-    topology: [secret: "bench-secret", lost_after: 1_500, forget_after: 3_000],
+    topology: [
+      secret: "bench-secret-benchmark-secret-0123",
+      lost_after: 1_500,
+      forget_after: 3_000
+    ],
     seconds: s + 5,
     during: rejoin_after.(6_000)
   )

@@ -61,7 +61,7 @@ defmodule Bench.Flood do
 end
 
 try do
-  topology = [name: :lan, secret: "flood", log_interval: 3_600_000]
+  topology = [name: :lan, secret: "flood-benchmark-secret-0123", log_interval: 3_600_000]
   {v, v_node} = TestRig.start_node!(rig, 1, name: "victim")
   {b, _} = TestRig.start_node!(rig, 1, name: "baseline")
   {l, _} = TestRig.start_node!(rig, 3, name: "legit")

@@ -95,7 +95,7 @@ try do
     end
 
   id = {NativeGossip, :lan}
-  topology = [name: :lan, secret: "formation"]
+  topology = [name: :lan, secret: "formation-benchmark-secret-0123"]
 
   # Every way starts at the same moment `go` on all nodes (the controller's tasks wait
   # for it), so that no series gains or loses by how fast 32 calls get through.

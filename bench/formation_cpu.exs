@@ -20,7 +20,7 @@ try do
 
   names = Enum.map(nodes, & &1.node)
   id = {NativeGossip, :lan}
-  topology = [name: :lan, secret: "formation"]
+  topology = [name: :lan, secret: "formation-benchmark-secret-0123"]
   cpu = fn -> nodes |> Enum.map(&NativeGossip.BenchNetwork.cpu_ticks(&1.os)) |> Enum.sum() end
   threads = fn -> Enum.map(nodes, &NativeGossip.BenchNetwork.thread_ticks(&1.os)) end
 

@@ -20,7 +20,7 @@ duration = String.to_integer(System.get_env("DURATION", "60"))
 rig = TestRig.start!(4)
 
 try do
-  topology = [name: :lan, secret: "idle", heartbeat_interval: 2_500]
+  topology = [name: :lan, secret: "idle-benchmark-secret-0123", heartbeat_interval: 2_500]
 
   for i <- 1..3 do
     {peer, _} = TestRig.start_node!(rig, i, name: "p#{i}")

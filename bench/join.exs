@@ -12,7 +12,7 @@ rig = TestRig.start!(2)
 try do
   {a, a_node} = TestRig.start_node!(rig, 1)
   {b, _b_node} = TestRig.start_node!(rig, 2)
-  opts = [name: :bench, secret: "bench-secret"]
+  opts = [name: :bench, secret: "bench-secret-benchmark-secret-0123"]
 
   {:ok, _} =
     :peer.call(a, Supervisor, :start_child, [NativeGossip.Supervisor, {NativeGossip, opts}])

@@ -20,7 +20,7 @@ rig = TestRig.start!(2)
 
 try do
   {a, a_node} = TestRig.start_node!(rig, 1, name: "running")
-  opts = [name: :bench, secret: "bench-secret"]
+  opts = [name: :bench, secret: "bench-secret-benchmark-secret-0123"]
 
   {:ok, _} =
     :peer.call(a, Supervisor, :start_child, [NativeGossip.Supervisor, {NativeGossip, opts}])
@@ -35,16 +35,39 @@ try do
     {"bare `Node.connect/1` (the floor), interactive", :connect, false}
   ]
 
+  diag = System.get_env("DIAG") != nil
+  if diag, do: :ok = :peer.call(a, NativeGossip.BenchJoin, :trace_connects, [])
+
   trial = fn {_, kind, preload}, i ->
     {b, _} = TestRig.start_node!(rig, 2, name: "cold#{i}#{kind}#{preload}")
 
+    if diag and kind == :connect,
+      do: :ok = :peer.call(b, NativeGossip.BenchJoin, :trace_connects, [])
+
     result = :peer.call(b, NativeGossip.BenchJoin, :cold, [kind, opts, a_node, preload], 30_000)
+    b_node = :peer.call(b, Node, :self, [])
+
+    # DIAG=1: when the running node asked its net_kernel to connect to the new one (the
+    # floor's connect goes the other way: the new node asks its own).
+    with true <- diag, {total, _, os_t0} <- result do
+      requested =
+        case kind do
+          :connect -> :peer.call(b, NativeGossip.BenchJoin, :connect_requests, [])[a_node]
+          _ -> :peer.call(a, NativeGossip.BenchJoin, :connect_requests, [])[b_node]
+        end
+
+      if requested,
+        do:
+          IO.puts(
+            "  #{kind}#{if preload, do: " preloaded"}: connected after #{total / 1000} ms; connect asked for after #{(requested - os_t0) / 1000} ms"
+          )
+    end
 
     :peer.stop(b)
     TestNet.wait_until(fn -> :peer.call(a, Node, :list, []) == [] end, 10_000, "b to go")
 
     case result do
-      {total, started} -> {total / 1000, started / 1000}
+      {total, started, _} -> {total / 1000, started / 1000}
       :timeout -> raise "#{kind} timed out"
     end
   end
@@ -52,7 +75,8 @@ try do
   results =
     Enum.reduce(1..trials, %{}, fn i, acc ->
       Enum.reduce(kinds, acc, fn k, acc ->
-        Map.update(acc, k, [trial.(k, i)], &[trial.(k, i) | &1])
+        r = trial.(k, i)
+        Map.update(acc, k, [r], &[r | &1])
       end)
     end)
 

@@ -18,7 +18,7 @@ trials = String.to_integer(System.get_env("TRIALS", "10"))
 rig = TestRig.start!(8)
 
 try do
-  topology = [name: :lan, secret: "join"]
+  topology = [name: :lan, secret: "join-benchmark-secret-0123"]
   id = {NativeGossip, :lan}
 
   running =

@@ -26,7 +26,7 @@ join_under = fn loss ->
 
      try do
        for i <- 1..4, do: TestRig.loss(rig, i, loss)
-       topology = [name: :lan, secret: "bench"]
+       topology = [name: :lan, secret: "bench-benchmark-secret-0123"]
        old = start_nodes(rig, 1..3, topology)
        wait_mesh(old)
        {peer, node} = TestRig.start_node!(rig, 4)
@@ -61,7 +61,7 @@ joins = join_under.(30)
      rig = TestRig.start!(3)
 
      try do
-       [a, b, c] = ns = start_nodes(rig, 1..3, name: :lan, secret: "bench")
+       [a, b, c] = ns = start_nodes(rig, 1..3, name: :lan, secret: "bench-benchmark-secret-0123")
        wait_mesh(ns)
 
        partition =

@@ -25,7 +25,13 @@ rate = div(peers * 1000, interval)
 rig = TestRig.start!(2)
 
 try do
-  topology = [name: :lan, secret: "scale", max_peers: peers * 2, log_interval: 3_600_000]
+  topology = [
+    name: :lan,
+    secret: "scale-benchmark-secret-0123",
+    max_peers: peers * 2,
+    log_interval: 3_600_000
+  ]
+
   {m, _} = TestRig.start_node!(rig, 1, name: "measured")
 
   {:ok, _} =

@@ -79,9 +79,6 @@ defmodule NativeGossip.Topology do
          {:ok, native} <- Native.start(native_options) do
       {_, _} = Registry.update_value(@registry, options.name, fn _ -> native end)
       :ok = :net_kernel.monitor_nodes(true, node_type: :all)
-      warn_if_unauthenticated(options)
-      warn_if_short_secret(options)
-      warn_if_compat(options)
       Process.send_after(self(), :native_gossip_summary, options.log_interval)
       connector = Connector.new(native, options, libcluster)
       hosts = if options.resolve_short_names, do: ShortNames.new(node())
@@ -93,11 +90,21 @@ defmodule NativeGossip.Topology do
         hosts: hosts
       }
 
-      {:ok, resolve_seeds(state)}
+      # The first heartbeat has left (from Native.start/1); the warnings can wait until
+      # start_link/1 has returned.
+      {:ok, resolve_seeds(state), {:continue, :warn}}
     else
       {:error, {kind, message}} ->
         {:stop, {kind, message}}
     end
+  end
+
+  @impl true
+  def handle_continue(:warn, %{options: options} = state) do
+    warn_if_unauthenticated(options)
+    warn_if_short_secret(options)
+    warn_if_compat(options)
+    {:noreply, state}
   end
 
   # Seeds given by name are resolved in a task (DNS can take seconds), now and every

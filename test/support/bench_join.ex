@@ -15,7 +15,8 @@ defmodule NativeGossip.BenchJoin do
   every module of the loaded applications, as a release in embedded mode has at boot;
   then starts the clock and `kind` (`:native`, a NativeGossip topology with `opts`;
   `:baseline`, the pure-Elixir gossip; `:connect`, a bare Node.connect/1), and stops it
-  at `{:nodeup, target}`. Returns `{µs to connected, µs for the start call}`.
+  at `{:nodeup, target}`. Returns `{µs to connected, µs for the start call, OS time
+  of the start in µs}` (the OS clock, which VMs on one machine share).
   """
   def cold(kind, opts, target, preload) do
     if preload do
@@ -25,6 +26,7 @@ defmodule NativeGossip.BenchJoin do
     end
 
     :ok = :net_kernel.monitor_nodes(true)
+    os_t0 = :os.system_time(:microsecond)
     t0 = System.monotonic_time(:microsecond)
 
     case kind do
@@ -36,9 +38,57 @@ defmodule NativeGossip.BenchJoin do
     started = System.monotonic_time(:microsecond) - t0
 
     receive do
-      {:nodeup, ^target} -> {System.monotonic_time(:microsecond) - t0, started}
+      {:nodeup, ^target} -> {System.monotonic_time(:microsecond) - t0, started, os_t0}
     after
       10_000 -> :timeout
+    end
+  end
+
+  @doc """
+  Starts recording, on this node, when net_kernel is first asked to connect to each
+  node (a trace of its messages, stamped with the OS clock by the VM). For a
+  breakdown of a join as seen from the node that makes the connect; see
+  `connect_requests/0`.
+  """
+  def trace_connects do
+    parent = self()
+
+    pid =
+      spawn(fn ->
+        :erlang.trace(Process.whereis(:net_kernel), true, [:receive, :timestamp])
+        send(parent, :tracing)
+        trace_loop(%{})
+      end)
+
+    receive do
+      :tracing -> :ok
+    end
+
+    Process.register(pid, :bench_connect_trace)
+    :ok
+  end
+
+  @doc "The OS time in µs at which net_kernel was first asked to connect to each node."
+  def connect_requests do
+    send(:bench_connect_trace, {:get, self()})
+
+    receive do
+      {:connect_requests, map} -> map
+    end
+  end
+
+  defp trace_loop(seen) do
+    receive do
+      {:trace_ts, _, :receive, {:"$gen_call", _, {:connect, _, node}}, {mega, sec, micro}} ->
+        at = (mega * 1_000_000 + sec) * 1_000_000 + micro
+        trace_loop(Map.put_new(seen, node, at))
+
+      {:get, from} ->
+        send(from, {:connect_requests, seen})
+        trace_loop(seen)
+
+      _ ->
+        trace_loop(seen)
     end
   end
 

@@ -100,7 +100,8 @@ pub fn next_incarnation(wall_us: u64) -> u64 {
 }
 
 impl Topology {
-    /// Opens the socket and starts the thread. The first heartbeat leaves at once.
+    /// Opens the socket, sends the first heartbeat (from the calling thread, before
+    /// anything else) and starts the thread.
     pub fn start(
         config: Config,
         socket: SocketConfig,
@@ -128,6 +129,14 @@ impl Topology {
             }
             Join::Failed(why) => Some(why),
         };
+        // The first heartbeat leaves now, from the caller: the thread's first run can
+        // come a millisecond later on a machine whose cores are busy (the VM's own
+        // schedulers spin before they sleep), and a newcomer is found by this datagram.
+        let wall = wall_ms();
+        while let Some(t) = engine.poll_transmit(now, wall) {
+            let ok = sockets.send(&t);
+            engine.record_send(ok);
+        }
         let (wake, wake_rx) = wake_pair()?;
         let (commands, commands_rx) = crossbeam_channel::unbounded();
         // Room for an event per peer in the table, and as many evicted or forgotten.
