@@ -152,6 +152,31 @@ defmodule NativeGossip do
       random bytes (a shorter secret is warned about at start). Without one, a
       warning is logged at start: anyone on the network can make this node connect
       (what else it can and cannot do is in the README's Security section).
+    * `:encrypt` - with a `:secret`: `true` to encrypt heartbeats (XChaCha20-Poly1305,
+      keys derived from each secret with HKDF-SHA256), so that names, tags and the
+      cluster label cannot be read on the network; default `false` (signed, readable).
+      Replay checks and secret rotation work as with signed heartbeats. A node with
+      `:encrypt` also accepts signed heartbeats of its secret (turn it on node by node);
+      a node without it drops encrypted ones as `:sealed`.
+    * `:cluster` - a label (a string of up to 64 bytes) carried in every heartbeat;
+      heartbeats with another label, or none, are dropped as `:other_cluster`, so two
+      clusters share a group and port without seeing each other. Default `nil` (no
+      label: hears only unlabelled nodes). Authenticated with a `:secret`, like the
+      rest of the heartbeat.
+    * `:tags` - this node's tags, a map or keyword list of short strings (atoms and
+      numbers are turned into strings), e.g. `%{"role" => "web", "version" => "1.4.2"}`;
+      at most 512 bytes in a heartbeat (each tag takes 3 bytes besides its key and
+      value), keys of 1 to 64 bytes. Every peer sees them in `members/2` and in
+      `:connect_if`; they are strings there too, never atoms. Change them at run time
+      with `set_tags/2`. Default `%{}`.
+    * `:connect_if` - `{module, function, args}` called as
+      `apply(module, function, args ++ [node, tags])` before this topology connects to
+      a peer; the peer is connected only if it returns `true` (it stays listed by
+      `members/2`, `connected?: false`). For a partial mesh by role, e.g. workers that
+      connect to coordinators only. A peer may still connect to this node by its own
+      decision; a node started with `-connect_all false` keeps OTP's `global` from
+      connecting the rest. Evaluated again when the peer's tags change. Default: every
+      peer.
     * `:resolve_short_names` - default `true`. For peers whose node name has a short
       host part (`a@host2`, as with `--sname`), make that host name resolve in this VM
       to the address the peer's heartbeats come from, so short names work across
@@ -195,6 +220,10 @@ defmodule NativeGossip do
           | {:max_names, pos_integer() | :infinity}
           | {:max_clock_skew, pos_integer() | :infinity}
           | {:secret, binary() | [binary()]}
+          | {:encrypt, boolean()}
+          | {:cluster, String.t() | nil}
+          | {:tags, tags() | keyword()}
+          | {:connect_if, {module(), atom(), list()} | nil}
           | {:resolve_short_names, boolean()}
           | {:new_peer_rate, pos_integer()}
           | {:log_interval, pos_integer()}
@@ -206,6 +235,15 @@ defmodule NativeGossip do
           | :inet.ip_address()
           | {String.t() | charlist() | :inet.ip_address(), :inet.port_number()}
 
+  @typedoc "A node's tags: strings to strings."
+  @type tags :: %{optional(String.t()) => String.t()}
+
+  @typedoc """
+  Selects peers by their tags: every key must be present with that value (`[role:
+  "web"]` or `%{"role" => "web"}`; atom keys stand for the strings).
+  """
+  @type tag_filter :: keyword(String.t()) | %{optional(String.t() | atom()) => String.t()}
+
   @typedoc "A row of `members/1`."
   @type member :: %{
           node: node(),
@@ -214,7 +252,8 @@ defmodule NativeGossip do
           incarnation: non_neg_integer(),
           state: :alive | :lost | :left,
           connected?: boolean(),
-          last_seen: integer()
+          last_seen: integer(),
+          tags: tags()
         }
 
   @typedoc "What `stats/1` returns."
@@ -230,7 +269,8 @@ defmodule NativeGossip do
           names_made: non_neg_integer(),
           peers: non_neg_integer(),
           incarnation: non_neg_integer(),
-          joined: boolean()
+          joined: boolean(),
+          other_clusters: [String.t()]
         }
 
   @doc """
@@ -265,12 +305,76 @@ defmodule NativeGossip do
   Unix epoch (as `System.system_time(:millisecond)`); `:connected?` is whether the
   node is connected according to `:list_nodes`.
   """
-  @spec members(name()) :: [member()]
-  def members(name) do
+  @spec members(name(), tag_filter()) :: [member()]
+  def members(name, filter \\ []) do
+    match = tag_matcher(filter)
+
     name
     |> Topology.native!()
     |> Native.members()
+    |> Enum.filter(&match.(&1.tags))
     |> Enum.map(&Map.update!(&1, :node, fn n -> String.to_atom(n) end))
+  end
+
+  @doc false
+  # A function of a peer's tags: whether they match `filter` (see t:tag_filter/0).
+  @spec tag_matcher(tag_filter()) :: (tags() -> boolean())
+  def tag_matcher(filter) when is_list(filter) or is_map(filter) do
+    wanted =
+      Enum.map(filter, fn
+        {k, v} when (is_atom(k) or is_binary(k)) and is_binary(v) ->
+          {to_string(k), v}
+
+        other ->
+          raise ArgumentError, "a tag filter takes {key, string} pairs, got: #{inspect(other)}"
+      end)
+
+    fn tags -> Enum.all?(wanted, fn {k, v} -> Map.get(tags, k) == v end) end
+  end
+
+  @doc """
+  Replaces this node's tags (see the `:tags` option) and announces them at once: peers
+  see the change within one heartbeat's travel, and their subscribers get
+  `{:native_gossip, name, :tags_changed, node}`. Returns `{:error, {:invalid_option,
+  :tags, reason}}` for tags the option would refuse, and changes nothing then.
+
+      :ok = NativeGossip.set_tags(:lan, %{"role" => "web", "draining" => "true"})
+  """
+  @spec set_tags(name(), tags() | keyword()) ::
+          :ok | {:error, {:invalid_option, :tags, String.t()}}
+  def set_tags(name, tags) do
+    case Options.tags(tags) do
+      {:ok, tags} -> GenServer.call(Topology.server!(name), {:set_tags, tags})
+      {:error, reason} -> {:error, {:invalid_option, :tags, reason}}
+    end
+  end
+
+  @doc """
+  Waits until at least `count` peers are connected, or `{filter, count}`: that many
+  connected peers whose tags match `filter` (see `t:tag_filter/0`). Returns `:ok`, or
+  after `timeout` ms `{:error, {:timeout, connected}}` with how many matched then.
+
+  For readiness probes, and for applications that must not start work alone:
+
+      # in Application.start/2, after the topology is started
+      :ok = NativeGossip.await_members(:lan, 2, 30_000)
+      # three nodes tagged "role" => "db"
+      NativeGossip.await_members(:lan, {[role: "db"], 3}, 10_000)
+
+  "Connected" is what `members/2` reports as `connected?: true`: heard and connected.
+  """
+  @spec await_members(name(), non_neg_integer() | {tag_filter(), non_neg_integer()}, timeout()) ::
+          :ok | {:error, {:timeout, non_neg_integer()}}
+  def await_members(name, count, timeout \\ 5_000)
+
+  def await_members(name, count, timeout) when is_integer(count) and count >= 0,
+    do: await_members(name, {[], count}, timeout)
+
+  def await_members(name, {filter, count}, timeout)
+      when is_integer(count) and count >= 0 and
+             ((is_integer(timeout) and timeout >= 0) or timeout == :infinity) do
+    match = tag_matcher(filter)
+    GenServer.call(Topology.server!(name), {:await_members, match, count, timeout}, :infinity)
   end
 
   @doc """

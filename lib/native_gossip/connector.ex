@@ -45,6 +45,8 @@ defmodule NativeGossip.Connector do
 
   defstruct native: nil,
             connect: nil,
+            connect_if: nil,
+            tags: %{},
             list_nodes: {:erlang, :nodes, [:connected]},
             attempts: %{},
             attempting: %{},
@@ -65,6 +67,8 @@ defmodule NativeGossip.Connector do
   @type t :: %__MODULE__{
           native: reference() | nil,
           connect: (node() -> term()) | nil,
+          connect_if: {module(), atom(), list()} | nil,
+          tags: %{node() => NativeGossip.tags()},
           list_nodes: {module(), atom(), list()},
           attempts: %{reference() => node()},
           attempting: %{node() => reference()},
@@ -78,14 +82,16 @@ defmodule NativeGossip.Connector do
         }
 
   @typedoc "Peer events for subscribers and telemetry, in order."
-  @type events :: [{:discovered | :connected | :disconnected | :left | :lost, node()}]
+  @type events :: [
+          {:discovered | :connected | :disconnected | :left | :lost | :tags_changed, node()}
+        ]
 
   @doc """
   A connector for a topology's native resource and options; with a libcluster topology
   state, attempts go through `Cluster.Strategy.connect_nodes/4`.
   """
   @spec new(reference(), NativeGossip.Options.t(), term()) :: t()
-  def new(native, %{connect: connect, list_nodes: list_nodes}, libcluster) do
+  def new(native, %{connect: connect, list_nodes: list_nodes} = options, libcluster) do
     fun =
       if libcluster && Code.ensure_loaded?(Cluster.Strategy) do
         &NativeGossip.Strategy.connect(libcluster, connect, list_nodes, &1)
@@ -93,8 +99,17 @@ defmodule NativeGossip.Connector do
         fn node -> apply_mfa(connect, node) end
       end
 
-    %__MODULE__{native: native, connect: fun, list_nodes: list_nodes}
+    %__MODULE__{
+      native: native,
+      connect: fun,
+      list_nodes: list_nodes,
+      connect_if: Map.get(options, :connect_if)
+    }
   end
+
+  @doc "A peer's tags as last heard (empty when it has none or is unknown)."
+  @spec tags(t(), node()) :: NativeGossip.tags()
+  def tags(%__MODULE__{tags: tags}, node), do: Map.get(tags, node, %{})
 
   @doc "Every known peer and whether it is connected."
   @spec status(t()) :: %{node() => :connected | :disconnected}
@@ -105,8 +120,11 @@ defmodule NativeGossip.Connector do
   native side starts it as not connected, and so does this) or `:heard` again while
   not connected. `lead` says whether this side connects first.
   """
-  @spec heard(t(), node(), :discovered | :heard, boolean()) :: {events(), t()}
-  def heard(c, node, kind, lead) do
+  @spec heard(t(), node(), :discovered | :heard, boolean(), NativeGossip.tags()) ::
+          {events(), t()}
+  def heard(c, node, kind, lead, tags \\ %{}) do
+    c = %{c | tags: Map.put(c.tags, node, tags)}
+
     {events, c} =
       if kind == :discovered,
         do: {[discovered: node], put_status(c, node, :disconnected)},
@@ -114,6 +132,27 @@ defmodule NativeGossip.Connector do
 
     {more, c} = consider(c, node, if(lead, do: 0, else: @defer_ms))
     {events ++ more, c}
+  end
+
+  @doc """
+  The peer changed its tags: announced, and, if it is not connected, considered again
+  (`:connect_if` may say yes now).
+  """
+  @spec tags_changed(t(), node(), NativeGossip.tags()) :: {events(), t()}
+  def tags_changed(c, node, tags) do
+    c = %{c | tags: Map.put(c.tags, node, tags)}
+
+    case c.status do
+      %{^node => :disconnected} ->
+        {more, c} = consider(c, node, 0)
+        {[tags_changed: node] ++ more, c}
+
+      %{^node => _} ->
+        {[tags_changed: node], c}
+
+      _ ->
+        {[], c}
+    end
   end
 
   @doc "This side's turn in the tie-break has come: connect unless the other side did."
@@ -156,6 +195,12 @@ defmodule NativeGossip.Connector do
       node in list_nodes(c) ->
         mark_connected(c, node)
 
+      not allowed?(c, node) ->
+        # Listed, never connected by this side: asked again when its tags change, or
+        # when it is heard after the longest backoff.
+        report_after(c, node, @max_backoff)
+        {[], c}
+
       NodeName.connectable?(node) ->
         {[], maybe_attempt(c, node, fn -> c.connect.(node) end, defer)}
 
@@ -165,6 +210,36 @@ defmodule NativeGossip.Connector do
         report_after(c, node, @max_backoff)
         {[], c}
     end
+  end
+
+  # :connect_if says yes (or there is none). A function that raises or returns
+  # anything but true says no, with a warning.
+  defp allowed?(%{connect_if: nil}, _node), do: true
+
+  defp allowed?(%{connect_if: {m, f, a}} = c, node) do
+    case apply(m, f, a ++ [node, tags(c, node)]) do
+      true ->
+        true
+
+      false ->
+        false
+
+      other ->
+        Logger.warning(
+          "NativeGossip: :connect_if #{inspect({m, f, a})} returned #{inspect(other)} for " <>
+            "#{node}, not a boolean: not connecting"
+        )
+
+        false
+    end
+  catch
+    kind, reason ->
+      Logger.warning(
+        "NativeGossip: :connect_if #{inspect({m, f, a})} failed for #{node}: " <>
+          Exception.format_banner(kind, reason)
+      )
+
+      false
   end
 
   @doc "The peer said goodbye: not reconnected until it comes back."
@@ -177,7 +252,10 @@ defmodule NativeGossip.Connector do
 
   @doc "The native side forgot the peer."
   @spec forgotten(t(), node()) :: {events(), t()}
-  def forgotten(c, node), do: {[], %{forget(c, node) | status: Map.delete(c.status, node)}}
+  def forgotten(c, node) do
+    c = forget(c, node)
+    {[], %{c | status: Map.delete(c.status, node), tags: Map.delete(c.tags, node)}}
+  end
 
   @doc "A node came up (by our attempt or its own)."
   @spec nodeup(t(), node()) :: {events(), t()}

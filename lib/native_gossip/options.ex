@@ -23,6 +23,10 @@ defmodule NativeGossip.Options do
     max_names: nil,
     max_clock_skew: nil,
     secret: nil,
+    encrypt: false,
+    cluster: nil,
+    tags: %{},
+    connect_if: nil,
     resolve_short_names: true,
     new_peer_rate: 5,
     log_interval: 10_000,
@@ -50,6 +54,10 @@ defmodule NativeGossip.Options do
           max_names: pos_integer() | :infinity,
           max_clock_skew: pos_integer() | :infinity,
           secrets: [binary()],
+          encrypt: boolean(),
+          cluster: String.t() | nil,
+          tags: tags(),
+          connect_if: mfa_like() | nil,
           resolve_short_names: boolean(),
           new_peer_rate: pos_integer(),
           log_interval: pos_integer(),
@@ -59,6 +67,15 @@ defmodule NativeGossip.Options do
         }
 
   @type mfa_like :: {module(), atom(), list()}
+
+  @typedoc "A node's tags: short strings, the same on the wire and on receipt."
+  @type tags :: %{optional(String.t()) => String.t()}
+
+  # What the wire format takes (native_gossip_core::wire): the label, a tag's key, and
+  # all the tag records of a heartbeat (3 bytes each besides key and value).
+  @max_cluster 64
+  @max_tag_key 64
+  @max_tags 512
 
   @typedoc "An interface: an address on it, its name, or (IPv6) its index; nil: the route's."
   @type interface :: :inet.ip_address() | {:name, String.t()} | {:index, pos_integer()} | nil
@@ -81,6 +98,10 @@ defmodule NativeGossip.Options do
     :max_names,
     :max_clock_skew,
     :secrets,
+    :encrypt,
+    :cluster,
+    :tags,
+    :connect_if,
     :resolve_short_names,
     :new_peer_rate,
     :log_interval,
@@ -122,6 +143,10 @@ defmodule NativeGossip.Options do
            check(opts, :forget_after, &timeout_at_least(&1, lost, max(60_000, 2 * lost))),
          {:ok, max_peers} <- check(opts, :max_peers, &int_in(&1, 1, 1_000_000)),
          {:ok, secrets} <- check(opts, :secret, &secrets/1),
+         {:ok, encrypt} <- check(opts, :encrypt, &encrypt(&1, secrets)),
+         {:ok, cluster} <- check(opts, :cluster, &cluster/1),
+         {:ok, tags} <- check(opts, :tags, &tags/1),
+         {:ok, connect_if} <- check(opts, :connect_if, &optional_mfa/1),
          {:ok, max_names} <-
            check(
              opts,
@@ -153,6 +178,10 @@ defmodule NativeGossip.Options do
          max_names: max_names,
          max_clock_skew: skew,
          secrets: secrets,
+         encrypt: encrypt,
+         cluster: cluster,
+         tags: tags,
+         connect_if: connect_if,
          resolve_short_names: resolve,
          new_peer_rate: new_peer_rate,
          log_interval: log_interval,
@@ -191,7 +220,10 @@ defmodule NativeGossip.Options do
          max_clock_skew: if(o.max_clock_skew == :infinity, do: 0, else: o.max_clock_skew),
          new_peer_rate: o.new_peer_rate,
          secrets: o.secrets,
-         compat_libcluster: o.compat == :libcluster
+         encrypt: o.encrypt,
+         compat_libcluster: o.compat == :libcluster,
+         cluster: o.cluster || "",
+         tags: tag_list(o.tags)
        }}
     end
   end
@@ -504,6 +536,77 @@ defmodule NativeGossip.Options do
   end
 
   defp secrets(_), do: {:error, "expected a non-empty binary or a list of them (the first signs)"}
+
+  defp encrypt(false, _secrets), do: {:ok, false}
+  defp encrypt(true, [_ | _]), do: {:ok, true}
+
+  defp encrypt(true, []),
+    do: {:error, "needs a :secret: heartbeats are encrypted with keys derived from it"}
+
+  defp encrypt(v, _secrets), do: {:error, "expected true or false, got: #{inspect(v)}"}
+
+  defp cluster(nil), do: {:ok, nil}
+
+  defp cluster(v) when is_binary(v) and byte_size(v) in 1..@max_cluster do
+    if String.valid?(v),
+      do: {:ok, v},
+      else: {:error, "expected a UTF-8 string, got: #{inspect(v)}"}
+  end
+
+  defp cluster(v),
+    do: {:error, "expected a string of 1 to #{@max_cluster} bytes, got: #{inspect(v)}"}
+
+  @doc false
+  # A node's tags as given to :tags or NativeGossip.set_tags/2 (a map or a keyword
+  # list; keys strings or atoms, values strings, atoms or numbers), as a map of strings,
+  # or an error that says what is wrong.
+  @spec tags(term()) :: {:ok, tags()} | {:error, String.t()}
+  def tags(v) when is_map(v) or is_list(v) do
+    pairs =
+      if is_list(v) and not Keyword.keyword?(v) and not Enum.all?(v, &match?({_, _}, &1)),
+        do: :error,
+        else: Enum.map(v, fn {k, val} -> {tag_string(k), tag_string(val)} end)
+
+    cond do
+      pairs == :error or Enum.any?(pairs, fn {k, val} -> k == :error or val == :error end) ->
+        {:error,
+         "expected a map or keyword list of strings (atoms and numbers are turned into " <>
+           "strings), got: #{inspect(v)}"}
+
+      k = Enum.find_value(pairs, fn {k, _} -> byte_size(k) not in 1..@max_tag_key && k end) ->
+        {:error, "a tag key takes 1 to #{@max_tag_key} bytes, got: #{inspect(k)}"}
+
+      length(Enum.uniq_by(pairs, &elem(&1, 0))) != length(pairs) ->
+        {:error, "a tag key appears twice: #{inspect(v)}"}
+
+      (size = Enum.sum(Enum.map(pairs, fn {k, val} -> 3 + byte_size(k) + byte_size(val) end))) >
+          @max_tags ->
+        {:error,
+         "the tags take #{size} bytes in a heartbeat (3 per tag besides its key and value), " <>
+           "at most #{@max_tags}"}
+
+      {k, val} = Enum.find(pairs, fn {k, val} -> 1 + byte_size(k) + byte_size(val) > 255 end) ->
+        {:error, "the tag #{inspect(k)} takes more than 254 bytes with its value #{inspect(val)}"}
+
+      true ->
+        {:ok, Map.new(pairs)}
+    end
+  end
+
+  def tags(v), do: {:error, "expected a map or keyword list of strings, got: #{inspect(v)}"}
+
+  defp tag_string(v) when is_binary(v), do: if(String.valid?(v), do: v, else: :error)
+  defp tag_string(v) when is_atom(v) and v not in [nil, true, false], do: Atom.to_string(v)
+  defp tag_string(v) when is_integer(v) or is_float(v), do: to_string(v)
+  defp tag_string(_), do: :error
+
+  @doc false
+  # Tags as the native side takes them: a list of {key, value}, sorted by key, so that
+  # every heartbeat carries them in one order.
+  def tag_list(tags), do: tags |> Map.to_list() |> Enum.sort()
+
+  defp optional_mfa(nil), do: {:ok, nil}
+  defp optional_mfa(v), do: mfa(v)
 
   defp boolean(v) when is_boolean(v), do: {:ok, v}
   defp boolean(v), do: {:error, "expected true or false, got: #{inspect(v)}"}

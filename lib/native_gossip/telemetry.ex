@@ -8,11 +8,13 @@ defmodule NativeGossip.Telemetry do
   ## Peer events
 
   `[:native_gossip, :peer, event]`, with `event` one of `:discovered`, `:connected`,
-  `:disconnected`, `:left` and `:lost` (the events of `NativeGossip.subscribe/1`, with
-  the same meaning), once per change, never per heartbeat.
+  `:disconnected`, `:left`, `:lost` and `:tags_changed` (the events of
+  `NativeGossip.subscribe/1`, with the same meaning), once per change, never per
+  heartbeat.
 
     * measurements: `%{system_time: integer}` (`System.system_time/0`, native units)
-    * metadata: `%{topology: atom, node: node}`
+    * metadata: `%{topology: atom, node: node, tags: %{String.t() => String.t()}}` (the
+      peer's tags as last heard; `%{}` when it has none)
 
   ## Dropped datagrams
 
@@ -55,12 +57,12 @@ defmodule NativeGossip.Telemetry do
 
   @doc false
   # A peer event of a topology: `[:native_gossip, :peer, event]`.
-  @spec peer(atom(), atom(), node()) :: :ok
-  def peer(topology, event, node) do
+  @spec peer(atom(), atom(), node(), NativeGossip.tags()) :: :ok
+  def peer(topology, event, node, tags \\ %{}) do
     execute(
       [:native_gossip, :peer, event],
       %{system_time: System.system_time()},
-      %{topology: topology, node: node}
+      %{topology: topology, node: node, tags: tags}
     )
   end
 

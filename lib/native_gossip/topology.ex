@@ -20,6 +20,7 @@ defmodule NativeGossip.Topology do
     hosts: nil,
     dropped: %{},
     subscribers: %{},
+    waiters: [],
     seed_task: nil,
     seeds: []
   ]
@@ -173,6 +174,30 @@ defmodule NativeGossip.Topology do
     {:reply, :ok, %{state | subscribers: subscribers}}
   end
 
+  def handle_call({:set_tags, tags}, _from, state) do
+    case Native.set_tags(state.native, Options.tag_list(tags)) do
+      :ok ->
+        {:reply, :ok, %{state | options: %{state.options | tags: tags}}}
+
+      {:error, message} ->
+        {:reply, {:error, {:invalid_option, :tags, message}}, state}
+    end
+  end
+
+  def handle_call({:await_members, match, count, timeout}, from, state) do
+    if connected_matching(state, match) >= count do
+      {:reply, :ok, state}
+    else
+      ref = make_ref()
+
+      timer =
+        if timeout != :infinity, do: Process.send_after(self(), {:await_timeout, ref}, timeout)
+
+      waiter = %{ref: ref, from: from, match: match, count: count, timer: timer}
+      {:noreply, %{state | waiters: [waiter | state.waiters]}}
+    end
+  end
+
   def handle_call(:unsubscribe, {pid, _}, state) do
     {ref, subscribers} = Map.pop(state.subscribers, pid)
     if ref, do: Process.demonitor(ref, [:flush])
@@ -189,6 +214,17 @@ defmodule NativeGossip.Topology do
     {events, more} = Native.take_events(state.native, @batch)
     if more, do: send(self(), :native_gossip_events)
     {:noreply, Enum.reduce(events, state, &peer_event/2)}
+  end
+
+  def handle_info({:await_timeout, ref}, state) do
+    case Enum.split_with(state.waiters, &(&1.ref == ref)) do
+      {[w], rest} ->
+        GenServer.reply(w.from, {:error, {:timeout, connected_matching(state, w.match)}})
+        {:noreply, %{state | waiters: rest}}
+
+      {[], _} ->
+        {:noreply, state}
+    end
   end
 
   def handle_info({:native_gossip_deferred, node}, state),
@@ -262,17 +298,29 @@ defmodule NativeGossip.Topology do
 
   # The native side validated the name, and without a secret admitted at most
   # :max_names names that were not atoms yet (with a secret, it authenticated it).
-  defp peer_event({kind, name, {ip, _port}, _incarnation, lead}, state) do
+  defp peer_event({kind, name, {ip, _port}, _incarnation, lead, tags}, state) do
     node = String.to_atom(name)
     c = state.connector
 
     {:noreply, state} =
       case kind do
-        :discovered -> route(learn_host(state, node, ip), Connector.heard(c, node, kind, lead))
-        :heard -> route(learn_host(state, node, ip), Connector.heard(c, node, kind, lead))
-        :left -> route(release_host(state, node), Connector.left(c, node))
-        :lost -> route(state, Connector.lost(c, node))
-        :forgotten -> route(release_host(state, node), Connector.forgotten(c, node))
+        :discovered ->
+          route(learn_host(state, node, ip), Connector.heard(c, node, kind, lead, tags))
+
+        :heard ->
+          route(learn_host(state, node, ip), Connector.heard(c, node, kind, lead, tags))
+
+        :tags_changed ->
+          route(state, Connector.tags_changed(c, node, tags))
+
+        :left ->
+          route(release_host(state, node), Connector.left(c, node))
+
+        :lost ->
+          route(state, Connector.lost(c, node))
+
+        :forgotten ->
+          route(release_host(state, node), Connector.forgotten(c, node))
       end
 
     state
@@ -280,8 +328,33 @@ defmodule NativeGossip.Topology do
 
   # The connector's new state, and its events to subscribers, telemetry and the log.
   defp route(state, {events, connector}) do
+    state = %{state | connector: connector}
     for {event, node} <- events, do: notify(state, event, node)
-    {:noreply, %{state | connector: connector, hosts: prove_hosts(state, events)}}
+    state = %{state | hosts: prove_hosts(state, events)}
+    {:noreply, if(events == [], do: state, else: wake_waiters(state))}
+  end
+
+  # Connected peers whose tags `match` takes.
+  defp connected_matching(state, match) do
+    c = state.connector
+
+    Enum.count(Connector.status(c), fn {node, status} ->
+      status == :connected and match.(Connector.tags(c, node))
+    end)
+  end
+
+  defp wake_waiters(%{waiters: []} = state), do: state
+
+  defp wake_waiters(state) do
+    {done, waiting} =
+      Enum.split_with(state.waiters, &(connected_matching(state, &1.match) >= &1.count))
+
+    for w <- done do
+      if w.timer, do: Process.cancel_timer(w.timer)
+      GenServer.reply(w.from, :ok)
+    end
+
+    %{state | waiters: waiting}
   end
 
   # A connection proves the address a short host name was mapped to (see ShortNames).
@@ -311,7 +384,7 @@ defmodule NativeGossip.Topology do
     end
 
     for {pid, _ref} <- state.subscribers, do: send(pid, {:native_gossip, name, event, node})
-    Telemetry.peer(name, event, node)
+    Telemetry.peer(name, event, node, Connector.tags(state.connector, node))
   end
 
   @impl true

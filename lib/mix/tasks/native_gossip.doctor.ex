@@ -30,7 +30,9 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
 
     * `--topology` - take group, port, interface and secret from this topology of
       `config :native_gossip, :topologies`
-    * `--group`, `--port`, `--if`, `--secret` - as `mix native_gossip.listen`
+    * `--group`, `--port`, `--if`, `--secret`, `--encrypt`, `--cluster` - as
+      `mix native_gossip.listen`: heartbeats of another cluster label are listed with
+      their label
     * `--seconds` - how long to listen for heartbeats (default 5)
   """
 
@@ -42,6 +44,8 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
     port: :integer,
     if: :string,
     secret: :keep,
+    encrypt: :boolean,
+    cluster: :string,
     seconds: :integer
   ]
 
@@ -94,6 +98,8 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
       port: o.port,
       interface: o.multicast_if,
       secrets: o.secrets,
+      encrypt: o.encrypt,
+      cluster: o.cluster || "",
       seconds: opts[:seconds] || 5
     }
   end
@@ -244,8 +250,9 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
     with true <- left > 0,
          {:ok, {ip, _port, data}} <- :gen_udp.recv(socket, 2048, left) do
       key =
-        case NativeGossip.Native.decode(data, s.secrets) do
-          {:ok, {name, _, _, _}} -> {:node, name, ip}
+        case NativeGossip.Native.decode(data, s.secrets, s.encrypt) do
+          {:ok, {_name, _, _, _, label, _}} when label != s.cluster -> {:other_cluster, label}
+          {:ok, {name, _, _, _, _, _}} -> {:node, name, ip}
           {:error, reason} -> {:dropped, reason}
         end
 
@@ -265,9 +272,18 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
     )
   end
 
-  defp verdicts(heard, _s) do
+  defp verdicts(heard, s) do
     nodes = for {{:node, name, ip}, _} <- heard, do: {name, ip}
     heard_ok = ok("heard #{length(Enum.uniq_by(nodes, &elem(&1, 0)))} node(s)")
+
+    labels =
+      for {{:other_cluster, label}, n} <- heard do
+        note(
+          "#{n} heartbeat(s) of the cluster label #{inspect(label)} (#{if label == "", do: "none", else: "another"} " <>
+            "than this topology's #{inspect(s.cluster)}): kept apart on purpose; give " <>
+            "--cluster to check that cluster"
+        )
+      end
 
     drops =
       for {{:dropped, reason}, n} <- heard do
@@ -283,7 +299,7 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
       |> Enum.take(20)
       |> Enum.flat_map(fn {name, ip} -> check_node(name, ip) end)
 
-    List.flatten([heard_ok | drops] ++ checks)
+    List.flatten([heard_ok | labels] ++ drops ++ checks)
   end
 
   defp check_node(name, ip) do

@@ -19,12 +19,19 @@ defmodule NativeGossip.MixTask do
   end
 
   # Flags of the tasks and the topology options they set.
-  @flags [group: :multicast_addr, port: :port, if: :multicast_if, broadcast: :broadcast]
+  @flags [
+    group: :multicast_addr,
+    port: :port,
+    if: :multicast_if,
+    broadcast: :broadcast,
+    encrypt: :encrypt,
+    cluster: :cluster
+  ]
 
   @doc """
   The validated options of a topology made of `topology` (options from config, or
-  `[]`) with the task's flags on top: `--group`, `--port`, `--if`, `--broadcast`, and
-  every `--secret`.
+  `[]`) with the task's flags on top: `--group`, `--port`, `--if`, `--broadcast`,
+  `--encrypt`, `--cluster`, and every `--secret`.
   """
   @spec options!(keyword(), keyword()) :: Options.t()
   def options!(flags, topology \\ []) do

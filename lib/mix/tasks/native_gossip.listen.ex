@@ -14,8 +14,9 @@ defmodule Mix.Tasks.NativeGossip.Listen do
 
   Sample output:
 
-      10:41:07.112 198.51.100.2:45892 accepted a@host2 incarnation=1795321318845766 sequence=12 [newcomer,signed]
+      10:41:07.112 198.51.100.2:45892 accepted a@host2 incarnation=1795321318845766 sequence=12 [newcomer,signed] tags=%{"role" => "web"}
       10:41:07.530 198.51.100.9:51234 dropped bad_signature
+      10:41:08.004 198.51.100.3:45892 dropped sealed
 
   It only listens (it never sends a heartbeat), and shares the port with nodes running
   on the same host. It decodes without memory, so a replayed heartbeat shows as
@@ -27,6 +28,11 @@ defmodule Mix.Tasks.NativeGossip.Listen do
     * `--port` - the UDP port (default `#{@defaults[:port]}`)
     * `--secret` - a topology secret; repeat it to try several (without one, signed
       heartbeats show as `unexpected_signature`)
+    * `--encrypt` - with `--secret`: open encrypted heartbeats (`:encrypt` topologies);
+      without it they show as `sealed`, unreadable
+    * `--cluster` - this task shows every label it hears; with `--cluster`, heartbeats
+      of other labels show as `other_cluster` too, as a topology with that label
+      would drop them
     * `--if` - the interface to listen on: a name (`eth0`) or an IPv4 address
       (default: the multicast route's)
     * `--broadcast` - listen for broadcast heartbeats (`:broadcast` topologies)
@@ -44,6 +50,8 @@ defmodule Mix.Tasks.NativeGossip.Listen do
     group: :string,
     port: :integer,
     secret: :keep,
+    encrypt: :boolean,
+    cluster: :string,
     if: :string,
     broadcast: :boolean,
     count: :integer,
@@ -66,7 +74,7 @@ defmodule Mix.Tasks.NativeGossip.Listen do
         )
     )
 
-    loop(socket, o.secrets, opts[:count], deadline)
+    loop(socket, o, opts[:count], deadline)
   end
 
   defp open!(%{port: port} = o) do
@@ -104,20 +112,20 @@ defmodule Mix.Tasks.NativeGossip.Listen do
       Mix.raise("--if: no interface named #{inspect(name)} with an IPv4 address")
   end
 
-  defp loop(_socket, _secrets, 0, _deadline), do: :ok
+  defp loop(_socket, _o, 0, _deadline), do: :ok
 
-  defp loop(socket, secrets, count, deadline) do
+  defp loop(socket, o, count, deadline) do
     timeout = if deadline, do: max(deadline - System.monotonic_time(:millisecond), 0), else: 1000
 
     case :gen_udp.recv(socket, 2048, timeout) do
       {:ok, {ip, port, data}} ->
-        Mix.shell().info(line(ip, port, data, secrets))
-        loop(socket, secrets, count && count - 1, deadline)
+        Mix.shell().info(line(ip, port, data, o.secrets, o.encrypt, o.cluster))
+        loop(socket, o, count && count - 1, deadline)
 
       {:error, :timeout} ->
         if deadline && System.monotonic_time(:millisecond) >= deadline,
           do: :ok,
-          else: loop(socket, secrets, count, deadline)
+          else: loop(socket, o, count, deadline)
 
       {:error, reason} ->
         Mix.raise("receive failed: #{:inet.format_error(reason)}")
@@ -125,8 +133,9 @@ defmodule Mix.Tasks.NativeGossip.Listen do
   end
 
   @doc false
-  # One output line for a datagram from `ip`:`port`.
-  def line(ip, port, data, secrets) do
+  # One output line for a datagram from `ip`:`port`, as a topology with `secrets`,
+  # `encrypt` and the cluster label `cluster` (nil: any label is shown) would see it.
+  def line(ip, port, data, secrets, encrypt \\ false, cluster \\ nil) do
     {{_, _, _}, {h, m, s}} = :calendar.local_time()
     ms = rem(System.system_time(:millisecond), 1000)
 
@@ -136,9 +145,14 @@ defmodule Mix.Tasks.NativeGossip.Listen do
       if tuple_size(ip) == 4, do: "#{:inet.ntoa(ip)}:#{port}", else: "[#{:inet.ntoa(ip)}]:#{port}"
 
     verdict =
-      case NativeGossip.Native.decode(data, secrets) do
-        {:ok, {name, incarnation, sequence, flags}} ->
-          "accepted #{name} incarnation=#{incarnation} sequence=#{sequence} [#{Enum.join(flags, ",")}]"
+      case NativeGossip.Native.decode(data, secrets, encrypt) do
+        {:ok, {name, _, _, _, label, _}} when cluster != nil and label != cluster ->
+          "dropped other_cluster (#{name}, label #{inspect(label)})"
+
+        {:ok, {name, incarnation, sequence, flags, label, tags}} ->
+          "accepted #{name} incarnation=#{incarnation} sequence=#{sequence} [#{Enum.join(flags, ",")}]" <>
+            if(label != "", do: " cluster=#{inspect(label)}", else: "") <>
+            if(tags != %{}, do: " tags=#{inspect(tags)}", else: "")
 
         {:error, reason} ->
           "dropped #{reason}"

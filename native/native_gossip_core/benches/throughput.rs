@@ -1,6 +1,7 @@
 //! Datagrams handled per second on one core: decoding and verifying heartbeats, with
-//! and without HMAC, through the bare decoder and through a whole engine (which also
-//! does the replay check and the peer table), and rejecting junk.
+//! and without HMAC, with tags and a label, sealed (encrypted), through the bare
+//! decoder and through a whole engine (which also does the replay check and the peer
+//! table), and rejecting junk; and the bytes a heartbeat takes on the wire.
 //!
 //! Each measure runs for a fixed time, five times; the median run is reported. Inputs
 //! are made before the clock starts; `black_box` keeps the work from being optimised
@@ -54,6 +55,30 @@ const RUNS: usize = 5;
 /// Heartbeats of `peers` distinct nodes, `per_peer` consecutive sequences each, in
 /// round-robin order (as a busy group would deliver them).
 fn heartbeats(keys: &Keyring, peers: usize, per_peer: usize) -> Vec<Vec<u8>> {
+    with_options(keys, peers, per_peer, &[])
+}
+
+/// A cluster label and four tags, as a deployment might give every node.
+fn label_and_tags() -> Vec<u8> {
+    let tags: Vec<(String, String)> = [
+        ("role", "web"),
+        ("version", "1.4.2"),
+        ("zone", "eu-west-1a"),
+        ("build", "2026-11-22T10:00:00Z"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    wire::options_block("production", &tags).unwrap()
+}
+
+/// The four tags alone (the benchmark engines have no label).
+fn label_and_tags_unlabelled() -> Vec<u8> {
+    wire::tag_records(&label_and_tags())
+}
+
+/// As `heartbeats`, each with the options block `options`.
+fn with_options(keys: &Keyring, peers: usize, per_peer: usize, options: &[u8]) -> Vec<Vec<u8>> {
     let mut out = Vec::with_capacity(peers * per_peer);
     for seq in 1..=per_peer as u64 {
         for p in 0..peers {
@@ -68,6 +93,7 @@ fn heartbeats(keys: &Keyring, peers: usize, per_peer: usize) -> Vec<Vec<u8>> {
                         leaving: false,
                         joining: false,
                         newcomer: false,
+                        options,
                     },
                     keys,
                 )
@@ -111,6 +137,8 @@ fn engine(keys: Keyring) -> Engine {
         name_exists: Default::default(),
         max_clock_skew: None,
         seeds: Vec::new(),
+        cluster: String::new(),
+        tags: Vec::new(),
     };
     Engine::new(config, Instant::now(), 1, 1).unwrap()
 }
@@ -137,6 +165,21 @@ fn main() {
     });
     println!("| decode and verify HMAC-SHA256 | {r:.0} |");
 
+    let options = label_and_tags();
+    let tagged = with_options(&keyed, 64, 64, &options);
+    let r = rate(&tagged, |p| {
+        black_box(wire::decode(p, &keyed).is_ok());
+    });
+    println!("| decode and verify HMAC-SHA256, with a label and four tags | {r:.0} |");
+
+    let sealing = keyed.clone().encrypting();
+    let sealed = with_options(&sealing, 64, 64, &options);
+    let mut scratch = Vec::new();
+    let r = rate(&sealed, |p| {
+        black_box(wire::decode_with(p, &sealing, &mut scratch).is_ok());
+    });
+    println!("| open XChaCha20-Poly1305 and decode, with a label and four tags | {r:.0} |");
+
     // A whole engine: 4096 distinct peers, each heartbeat newer than the last (so every
     // one is accepted: decode, MAC, replay check, table update). Each run is one pass
     // over all of them with a fresh engine.
@@ -160,6 +203,25 @@ fn main() {
     let engine_hmac = rates[RUNS / 2];
     println!(
         "| engine, HMAC, 4096 peers (decode, verify, replay check, table) | {engine_hmac:.0} |"
+    );
+    // The same with encryption, a label and four tags (each peer's tags compared with
+    // what the table holds, on every heartbeat).
+    let many_sealed = with_options(&sealing, 4096, 50, &label_and_tags_unlabelled());
+    let mut rates = Vec::with_capacity(RUNS);
+    for _ in 0..RUNS {
+        let mut e = engine(sealing.clone());
+        let now = Instant::now();
+        let start = Instant::now();
+        for p in &many_sealed {
+            black_box(e.handle_datagram(black_box(p), from, Via::Group, now));
+        }
+        rates.push(many_sealed.len() as f64 / start.elapsed().as_secs_f64());
+        assert_eq!(e.stats().accepted, many_sealed.len() as u64);
+    }
+    rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "| engine, sealed, four tags, 4096 peers (open, decode, replay check, tags, table) | {:.0} |",
+        rates[RUNS / 2]
     );
     let now = Instant::now();
 
@@ -206,6 +268,24 @@ fn main() {
         "| engine with {peers} peers (table and names), counted by the allocator | {per_peer} |"
     );
     drop(e);
+
+    // Bytes on the wire (UDP payload) of one heartbeat of `node12@host12.example.com`.
+    let size = |keys: &Keyring, options: &[u8]| with_options(keys, 13, 1, options)[12].len();
+    println!();
+    println!("| heartbeat of node12@host12.example.com | bytes (UDP payload) |");
+    println!("|---|---|");
+    println!("| no secret | {} |", size(&none, &[]));
+    println!("| signed (HMAC-SHA256) | {} |", size(&keyed, &[]));
+    println!(
+        "| signed, label \"production\" and four tags ({} bytes of options) | {} |",
+        options.len(),
+        size(&keyed, &options)
+    );
+    println!("| sealed (XChaCha20-Poly1305) | {} |", size(&sealing, &[]));
+    println!(
+        "| sealed, label and four tags | {} |",
+        size(&sealing, &options)
+    );
     println!();
     println!(
         "- at least 1,000,000 per second per core with HMAC, through the whole engine: {engine_hmac:.0}, {}",

@@ -1,13 +1,22 @@
-//! HMAC-SHA256 authentication of heartbeats with a ring of shared secrets.
+//! Authentication of heartbeats with a ring of shared secrets: HMAC-SHA256, or, with
+//! encryption, XChaCha20-Poly1305 (keys derived from each secret with HKDF-SHA256).
 //!
-//! The first secret signs; any secret verifies, so a new secret can be rolled through
-//! a running cluster node by node without a split. Verification is constant time.
+//! The first secret signs (or seals); any secret verifies (or opens), so a new secret
+//! can be rolled through a running cluster node by node without a split. Verification
+//! is constant time.
 
+use chacha20poly1305::aead::{AeadCore, AeadInPlace, KeyInit, OsRng};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 /// Length of the MAC trailer.
 pub const MAC_LEN: usize = 32;
+/// Length of a sealed heartbeat's nonce (random: 192 bits never repeat by chance).
+pub const NONCE_LEN: usize = 24;
+/// Length of a sealed heartbeat's Poly1305 tag.
+pub const SEAL_TAG_LEN: usize = 16;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -19,13 +28,34 @@ pub struct Keyring {
     // The secrets themselves, same order, for the formats that derive keys of their
     // own from them (`compat`).
     secrets: Vec<Vec<u8>>,
+    // With encryption: an AEAD per secret, same order. Empty: heartbeats are signed.
+    seals: Vec<XChaCha20Poly1305>,
 }
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print secrets.
-        write!(f, "Keyring({} secrets)", self.macs.len())
+        write!(
+            f,
+            "Keyring({} secrets{})",
+            self.macs.len(),
+            if self.seals.is_empty() {
+                ""
+            } else {
+                ", sealing"
+            }
+        )
     }
+}
+
+/// The encryption key of a secret: HKDF-SHA256 with a fixed salt and purpose, so that
+/// the key that encrypts is never the key that signs (or libcluster's `compat` key).
+fn seal_key(secret: &[u8]) -> XChaCha20Poly1305 {
+    let hk = Hkdf::<Sha256>::new(Some(b"NativeGossip v1"), secret);
+    let mut key = [0u8; 32];
+    hk.expand(b"heartbeat encryption key", &mut key)
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    XChaCha20Poly1305::new(&key.into())
 }
 
 impl Keyring {
@@ -34,9 +64,20 @@ impl Keyring {
         let secrets: Vec<Vec<u8>> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
         let macs = secrets
             .iter()
-            .map(|s| HmacSha256::new_from_slice(s).expect("HMAC takes keys of any length"))
+            .map(|s| <HmacSha256 as Mac>::new_from_slice(s).expect("HMAC takes keys of any length"))
             .collect();
-        Keyring { macs, secrets }
+        Keyring {
+            macs,
+            secrets,
+            seals: Vec::new(),
+        }
+    }
+
+    /// The same secrets, sealing (encrypting) heartbeats instead of signing them. No
+    /// effect on a keyring without secrets.
+    pub fn encrypting(mut self) -> Self {
+        self.seals = self.secrets.iter().map(|s| seal_key(s)).collect();
+        self
     }
 
     /// No secrets: packets are neither signed nor verified.
@@ -44,6 +85,7 @@ impl Keyring {
         Keyring {
             macs: Vec::new(),
             secrets: Vec::new(),
+            seals: Vec::new(),
         }
     }
 
@@ -55,6 +97,11 @@ impl Keyring {
     /// Whether this node signs (and therefore requires signatures).
     pub fn is_signing(&self) -> bool {
         !self.macs.is_empty()
+    }
+
+    /// Whether this node seals (encrypts) its heartbeats, and opens sealed ones.
+    pub fn is_sealing(&self) -> bool {
+        !self.seals.is_empty()
     }
 
     /// The MAC of `data` under the first secret, if there is one.
@@ -70,6 +117,32 @@ impl Keyring {
             let mut mac = m.clone();
             mac.update(data);
             mac.verify_slice(tag).is_ok()
+        })
+    }
+
+    /// Encrypts `plain` in place under the first secret, authenticating `aad` too:
+    /// `plain` becomes ciphertext followed by the tag. Returns the random nonce, or
+    /// None without encryption.
+    pub fn seal(&self, aad: &[u8], plain: &mut Vec<u8>) -> Option<[u8; NONCE_LEN]> {
+        let cipher = self.seals.first()?;
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        cipher
+            .encrypt_in_place(&nonce, aad, plain)
+            .expect("a heartbeat is far below the AEAD's length limit");
+        Some(nonce.into())
+    }
+
+    /// Decrypts `sealed` (ciphertext and tag) with any secret into `out`. False if no
+    /// secret opens it (another secret, or altered on the way).
+    pub fn open(&self, nonce: &[u8], aad: &[u8], sealed: &[u8], out: &mut Vec<u8>) -> bool {
+        if nonce.len() != NONCE_LEN {
+            return false;
+        }
+        let nonce = XNonce::from_slice(nonce);
+        self.seals.iter().any(|cipher| {
+            out.clear();
+            out.extend_from_slice(sealed);
+            cipher.decrypt_in_place(nonce, aad, out).is_ok()
         })
     }
 }
@@ -106,5 +179,46 @@ mod tests {
         assert_eq!(k.sign(b"x"), None);
         let k = Keyring::new(vec![b"hunter2".to_vec()]);
         assert!(!format!("{k:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn sealed_data_opens_under_any_secret_of_the_ring_and_only_unaltered() {
+        let old = Keyring::new(vec![b"old".to_vec()]).encrypting();
+        let rotating = Keyring::new(vec![b"new".to_vec(), b"old".to_vec()]).encrypting();
+        let other = Keyring::new(vec![b"other".to_vec()]).encrypting();
+        let mut data = b"a@b and its tags".to_vec();
+        let nonce = old.seal(b"head", &mut data).unwrap();
+        assert_eq!(data.len(), 16 + SEAL_TAG_LEN);
+        assert!(
+            !data.windows(3).any(|w| w == b"a@b"),
+            "ciphertext shows the name"
+        );
+        let mut out = Vec::new();
+        assert!(rotating.open(&nonce, b"head", &data, &mut out));
+        assert_eq!(out, b"a@b and its tags");
+        assert!(!other.open(&nonce, b"head", &data, &mut out));
+        assert!(
+            !rotating.open(&nonce, b"Head", &data, &mut out),
+            "aad is authenticated"
+        );
+        for i in 0..data.len() {
+            let mut flipped = data.clone();
+            flipped[i] ^= 1;
+            assert!(
+                !rotating.open(&nonce, b"head", &flipped, &mut out),
+                "flip at {i}"
+            );
+        }
+        // Two seals of the same data differ (random nonces).
+        let mut again = b"a@b and its tags".to_vec();
+        let nonce2 = old.seal(b"head", &mut again).unwrap();
+        assert_ne!(nonce, nonce2);
+        assert_ne!(data, again);
+        // The sealing key is not the signing key, and a keyring that signs does not seal.
+        assert!(!Keyring::new(vec![b"old".to_vec()]).is_sealing());
+        assert!(Keyring::none()
+            .encrypting()
+            .seal(b"", &mut Vec::new())
+            .is_none());
     }
 }

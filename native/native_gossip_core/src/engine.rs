@@ -26,7 +26,7 @@ use crate::limiter::NewPeerLimiter;
 use crate::name::{self, NameError};
 use crate::peers::{EventKind, Member, PeerEvent, PeerTable, Timing};
 use crate::reason::DropReason;
-use crate::wire::{self, Outgoing};
+use crate::wire::{self, OptionsError, Outgoing};
 
 /// First gap of the joining burst; each following gap doubles.
 pub const JOIN_BURST_FIRST_GAP: Duration = Duration::from_millis(20);
@@ -121,7 +121,24 @@ pub struct Config {
     /// With a secret: heartbeats signed at a time further than this from the local
     /// clock (see `set_clock`) are dropped as `Stale`. `None`: not checked.
     pub max_clock_skew: Option<Duration>,
+    /// The cluster label every heartbeat carries, and every heartbeat accepted must
+    /// carry (empty: none).
+    pub cluster: String,
+    /// This node's tags, sent in every heartbeat (`set_tags` replaces them).
+    pub tags: Vec<(String, String)>,
 }
+
+/// Why an engine cannot be made from a `Config`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// This node's name cannot go on the wire.
+    Name(NameError),
+    /// The cluster label or the tags cannot.
+    Options(OptionsError),
+}
+
+/// Most distinct other cluster labels remembered (for the doctor).
+pub const MAX_OTHER_CLUSTERS: usize = 8;
 
 /// Counters. `received == accepted + sum(dropped)` always holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -215,6 +232,13 @@ pub struct Engine {
     max_clock_skew: Option<Duration>,
     /// An instant and the wall-clock time (ms since the epoch) then (`set_clock`).
     clock: Option<(Instant, u64)>,
+    cluster: String,
+    /// The options block of every heartbeat: the cluster label and the tags.
+    options: Vec<u8>,
+    /// Other cluster labels heard (at most `MAX_OTHER_CLUSTERS`), for the doctor.
+    other_clusters: Vec<String>,
+    /// Where sealed heartbeats are opened (kept between datagrams).
+    scratch: Vec<u8>,
 }
 
 impl Engine {
@@ -225,8 +249,10 @@ impl Engine {
         now: Instant,
         incarnation: u64,
         seed: u64,
-    ) -> Result<Self, NameError> {
-        name::validate(config.node_name.as_bytes())?;
+    ) -> Result<Self, ConfigError> {
+        name::validate(config.node_name.as_bytes()).map_err(ConfigError::Name)?;
+        let options =
+            wire::options_block(&config.cluster, &config.tags).map_err(ConfigError::Options)?;
         let interval = config.heartbeat_interval.max(Duration::from_millis(1));
         let limiter = (!config.keys.is_signing())
             .then(|| NewPeerLimiter::new(config.new_peer_rate, config.new_peer_burst));
@@ -268,7 +294,24 @@ impl Engine {
             names_made: 0,
             max_clock_skew: config.max_clock_skew,
             clock: None,
+            cluster: config.cluster,
+            options,
+            other_clusters: Vec::new(),
+            scratch: Vec::new(),
         })
+    }
+
+    /// Replaces this node's tags; the next heartbeat carries them (see `announce` to
+    /// send one at once).
+    pub fn set_tags(&mut self, tags: &[(String, String)]) -> Result<(), OptionsError> {
+        self.options = wire::options_block(&self.cluster, tags)?;
+        Ok(())
+    }
+
+    /// Other cluster labels heard on this group and port (at most
+    /// `MAX_OTHER_CLUSTERS`, the first heard).
+    pub fn other_clusters(&self) -> &[String] {
+        &self.other_clusters
     }
 
     /// Tells the engine the wall-clock time (ms since the Unix epoch) at `now`, for the
@@ -388,7 +431,31 @@ impl Engine {
         if self.legacy.is_some() && !data.starts_with(&wire::MAGIC) {
             return self.accept_legacy(data, from, now);
         }
-        let hb = wire::decode(data, &self.keys)?;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let result = match wire::decode_with(data, &self.keys, &mut scratch) {
+            Ok(hb) => self.accept_heartbeat(hb, from, now),
+            Err(reason) => Err(reason),
+        };
+        self.scratch = scratch;
+        result
+    }
+
+    fn accept_heartbeat(
+        &mut self,
+        hb: wire::Heartbeat<'_>,
+        from: SocketAddr,
+        now: Instant,
+    ) -> Result<Option<PeerEvent>, DropReason> {
+        let cluster = hb.cluster();
+        if cluster != self.cluster.as_bytes() {
+            if self.other_clusters.len() < MAX_OTHER_CLUSTERS {
+                let label = String::from_utf8_lossy(cluster).into_owned();
+                if !self.other_clusters.contains(&label) {
+                    self.other_clusters.push(label);
+                }
+            }
+            return Err(DropReason::OtherCluster);
+        }
         if hb.name == self.name {
             return Err(if hb.incarnation == self.incarnation {
                 DropReason::OwnPacket
@@ -473,6 +540,10 @@ impl Engine {
         if self.native_names.contains(&name) {
             return Err(DropReason::LegacyNativeName);
         }
+        // libcluster's format has no label: it belongs to no labelled cluster.
+        if !self.cluster.is_empty() {
+            return Err(DropReason::OtherCluster);
+        }
         let new = !self.peers.contains(&name);
         let counts = new && self.name_allowed(&name)?;
         if let Some(limiter) = &mut self.limiter {
@@ -489,6 +560,7 @@ impl Engine {
             leaving: false,
             joining: false,
             newcomer: false,
+            options: &[],
         };
         let mut event = self.peers.observe(&hb, from, now)?;
         if counts {
@@ -693,6 +765,7 @@ impl Engine {
                 leaving,
                 joining,
                 newcomer,
+                options: &self.options,
             },
             &self.keys,
         )
@@ -746,6 +819,8 @@ mod tests {
             max_names: None,
             name_exists: NameCheck::default(),
             max_clock_skew: None,
+            cluster: String::new(),
+            tags: Vec::new(),
         }
     }
 
@@ -1402,5 +1477,191 @@ mod tests {
         a.handle_timeout(now, &mut out);
         assert_eq!(out.len(), 1, "one forged name evicted");
         assert_eq!(out[0].kind, EventKind::Forgotten);
+    }
+
+    fn tags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn labelled(name: &str, cluster: &str, key: Option<&[u8]>) -> Config {
+        Config {
+            cluster: cluster.to_owned(),
+            ..config(name, key)
+        }
+    }
+
+    #[test]
+    fn labels_keep_two_clusters_apart_on_one_group() {
+        let t0 = Instant::now();
+        let key = Some(&b"shared secret"[..]);
+        let mut a = Engine::new(labelled("a@h", "blue", key), t0, 1, 1).unwrap();
+        let mut c = Engine::new(labelled("c@h", "blue", key), t0, 3, 3).unwrap();
+        let mut b = Engine::new(labelled("b@h", "green", key), t0, 2, 2).unwrap();
+        let mut d = Engine::new(config("d@h", key), t0, 4, 4).unwrap();
+        let from_c = c.poll_transmit(t0, 0).unwrap().bytes;
+        let from_b = b.poll_transmit(t0, 0).unwrap().bytes;
+        let from_d = d.poll_transmit(t0, 0).unwrap().bytes;
+        assert_eq!(
+            a.handle_datagram_verdict(&from_c, from(), Via::Group, t0)
+                .unwrap()
+                .unwrap()
+                .name,
+            "c@h"
+        );
+        for (packet, label) in [(&from_b, "green"), (&from_d, "")] {
+            assert_eq!(
+                a.handle_datagram_verdict(packet, from(), Via::Group, t0),
+                Err(DropReason::OtherCluster),
+                "label {label:?}"
+            );
+        }
+        assert_eq!(a.other_clusters(), ["green", ""]);
+        assert_eq!(a.stats().dropped[DropReason::OtherCluster.index()], 2);
+        // An unlabelled node hears neither labelled one.
+        assert_eq!(
+            d.handle_datagram_verdict(&from_c, from(), Via::Group, t0),
+            Err(DropReason::OtherCluster)
+        );
+        // The label is authenticated: changing it breaks the MAC.
+        let mut relabelled = from_b.clone();
+        let at = relabelled.windows(5).position(|w| w == b"green").unwrap();
+        relabelled[at..at + 5].copy_from_slice(b"blue!");
+        assert_eq!(
+            a.handle_datagram_verdict(&relabelled, from(), Via::Group, t0),
+            Err(DropReason::BadSignature)
+        );
+    }
+
+    #[test]
+    fn tags_reach_peers_and_a_change_is_reported_once() {
+        let t0 = Instant::now();
+        let key = Some(&b"shared secret"[..]);
+        let web = tags(&[("role", "web"), ("version", "1.4.2")]);
+        let mut a = Engine::new(
+            Config {
+                tags: web.clone(),
+                ..config("a@h", key)
+            },
+            t0,
+            1,
+            1,
+        )
+        .unwrap();
+        let mut b = Engine::new(config("b@h", key), t0, 2, 2).unwrap();
+        let first = a.poll_transmit(t0, 0).unwrap().bytes;
+        let e = b.handle_datagram(&first, from(), Via::Group, t0).unwrap();
+        assert_eq!(e.kind, EventKind::Discovered);
+        let heard: Vec<_> = wire::tags(&e.tags).collect();
+        assert_eq!(heard, [("role", "web"), ("version", "1.4.2")]);
+        assert!(b.set_connected("a@h", true, t0));
+        assert_eq!(b.members(t0, 0)[0].tags, e.tags);
+
+        // Changed at run time: announced at once, reported once.
+        a.set_tags(&tags(&[("role", "db")])).unwrap();
+        a.announce(t0 + MS);
+        let changed = a.poll_transmit(t0 + MS, 0).unwrap().bytes;
+        let e = b
+            .handle_datagram(&changed, from(), Via::Group, t0 + MS)
+            .unwrap();
+        assert_eq!(e.kind, EventKind::TagsChanged);
+        assert_eq!(wire::tags(&e.tags).collect::<Vec<_>>(), [("role", "db")]);
+        let mut now = t0 + MS;
+        for _ in 0..5 {
+            now += 1000 * MS;
+            let again = loop {
+                if let Some(t) = a.poll_transmit(now, 0) {
+                    break t.bytes;
+                }
+                now = a.next_deadline();
+            };
+            assert_eq!(b.handle_datagram(&again, from(), Via::Group, now), None);
+        }
+        // Too many tag bytes are refused, and the old tags stay.
+        let big: Vec<(String, String)> = (0..10)
+            .map(|i| (format!("key{i}"), "x".repeat(60)))
+            .collect();
+        assert!(matches!(a.set_tags(&big), Err(OptionsError::Tags(_))));
+        assert!(Engine::new(
+            Config {
+                tags: big,
+                ..config("z@h", key)
+            },
+            t0,
+            9,
+            9
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn sealed_heartbeats_hide_names_and_tags_and_are_checked_like_signed_ones() {
+        let t0 = Instant::now();
+        let sealing = |name: &str, secrets: &[&[u8]]| Config {
+            keys: Keyring::new(secrets.iter().map(|s| s.to_vec()).collect()).encrypting(),
+            tags: tags(&[("role", "secret-role")]),
+            cluster: "hidden-label".into(),
+            ..config(name, None)
+        };
+        let mut a = Engine::new(sealing("alice@h", &[b"k1"]), t0, 1, 1).unwrap();
+        let mut b = Engine::new(sealing("bob@h", &[b"k1"]), t0, 2, 2).unwrap();
+        let packet = a.poll_transmit(t0, 0).unwrap().bytes;
+        for needle in [&b"alice"[..], b"secret-role", b"hidden-label"] {
+            assert!(!packet.windows(needle.len()).any(|w| w == needle));
+        }
+        assert_eq!(packet[5], wire::FLAG_SEALED);
+        let e = b.handle_datagram(&packet, from(), Via::Group, t0).unwrap();
+        assert_eq!(
+            (e.kind, e.name.as_str()),
+            (EventKind::Discovered, "alice@h")
+        );
+        assert_eq!(
+            wire::tags(&e.tags).collect::<Vec<_>>(),
+            [("role", "secret-role")]
+        );
+        // The same datagram again is a replay; any bit flipped fails to open.
+        assert_eq!(
+            b.handle_datagram_verdict(&packet, from(), Via::Group, t0),
+            Err(DropReason::Replay)
+        );
+        for i in 0..packet.len() {
+            let mut flipped = packet.clone();
+            flipped[i] ^= 0x01;
+            assert!(
+                b.handle_datagram_verdict(&flipped, from(), Via::Group, t0)
+                    .is_err(),
+                "flip at byte {i} accepted"
+            );
+        }
+        // A node that signs with the same secret but does not encrypt drops it, with a
+        // reason of its own; an encrypting node still accepts signed heartbeats (so
+        // encryption can be turned on node by node), and a rotated secret opens.
+        let mut plain = Engine::new(
+            Config {
+                cluster: "hidden-label".into(),
+                ..config("carol@h", Some(b"k1"))
+            },
+            t0,
+            3,
+            3,
+        )
+        .unwrap();
+        assert_eq!(
+            plain.handle_datagram_verdict(&packet, from(), Via::Group, t0),
+            Err(DropReason::Sealed)
+        );
+        let signed = plain.poll_transmit(t0, 0).unwrap().bytes;
+        assert!(b.handle_datagram(&signed, from(), Via::Group, t0).is_some());
+        let mut rotating = Engine::new(sealing("dave@h", &[b"k2", b"k1"]), t0, 4, 4).unwrap();
+        assert!(rotating
+            .handle_datagram(&packet, from(), Via::Group, t0)
+            .is_some());
+        let mut stranger = Engine::new(sealing("eve@h", &[b"other"]), t0, 5, 5).unwrap();
+        assert_eq!(
+            stranger.handle_datagram_verdict(&packet, from(), Via::Group, t0),
+            Err(DropReason::BadSignature)
+        );
     }
 }

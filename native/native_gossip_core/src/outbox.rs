@@ -100,6 +100,7 @@ mod tests {
             addr: "198.51.100.2:45892".parse().unwrap(),
             incarnation: 1,
             lead: false,
+            tags: Vec::new(),
         }
     }
 

@@ -30,7 +30,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::reason::DropReason;
-use crate::wire::Heartbeat;
+use crate::wire::{self, Heartbeat};
 
 /// What a peer is doing, as far as heartbeats tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +66,8 @@ pub enum EventKind {
     Lost,
     /// Removed from the table after `forget_after` without a heartbeat.
     Forgotten,
+    /// Same incarnation, other tags (the peer changed them at run time).
+    TagsChanged,
 }
 
 impl EventKind {
@@ -76,6 +78,7 @@ impl EventKind {
             EventKind::Left => "left",
             EventKind::Lost => "lost",
             EventKind::Forgotten => "forgotten",
+            EventKind::TagsChanged => "tags_changed",
         }
     }
 }
@@ -90,6 +93,8 @@ pub struct PeerEvent {
     /// For `Discovered` and `Heard`: this node should connect at once, rather than give
     /// the peer the first go (see `Engine`). Both sides of a pair agree on it.
     pub lead: bool,
+    /// The peer's tags as it last sent them: tag records (see `wire::tags`).
+    pub tags: Vec<u8>,
 }
 
 /// A row of `members`.
@@ -102,6 +107,8 @@ pub struct Member {
     pub connected: bool,
     /// Wall-clock time of the last accepted heartbeat, ms since the Unix epoch.
     pub last_seen_ms: u64,
+    /// Tag records (see `wire::tags`).
+    pub tags: Vec<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -126,6 +133,9 @@ struct Peer {
     changes: Budget,
     /// A state change applied but not reported yet (the budget was spent).
     pending: Option<EventKind>,
+    /// The tag records of its last heartbeat (at most `wire::MAX_TAGS` bytes each
+    /// time: a longer options block is for other record types and is not kept).
+    tags: Box<[u8]>,
 }
 
 /// Most answers a peer's joining burst gets from this node: the newcomer needs one to
@@ -277,13 +287,14 @@ impl PeerTable {
         from: SocketAddr,
         now: Instant,
     ) -> Result<Option<PeerEvent>, DropReason> {
-        let event = |kind| {
+        let event = |kind, tags: &[u8]| {
             Some(PeerEvent {
                 kind,
                 name: hb.name.to_owned(),
                 addr: from,
                 incarnation: hb.incarnation,
                 lead: false,
+                tags: tags.to_vec(),
             })
         };
         let Timing {
@@ -318,10 +329,12 @@ impl PeerTable {
                     admitted: Some(admitted),
                     changes: Budget::full(now),
                     pending: None,
+                    tags: wire::tag_records(hb.options).into(),
                 },
             );
             self.arm(now + lost_after);
-            return Ok(event(EventKind::Discovered));
+            let tags = &self.peers[hb.name].tags;
+            return Ok(event(EventKind::Discovered, tags));
         }
         let peer = self.peers.get_mut(hb.name).expect("checked above");
         // Without a secret, order means something only between packets from one address.
@@ -335,6 +348,10 @@ impl PeerTable {
         }
         let new_incarnation = hb.incarnation != peer.incarnation;
         let previous = peer.state;
+        let tags_changed = !wire::same_tags(&peer.tags, hb.options);
+        if tags_changed {
+            peer.tags = wire::tag_records(hb.options).into();
+        }
         peer.addr = from;
         peer.incarnation = hb.incarnation;
         peer.sequence = hb.sequence;
@@ -357,6 +374,8 @@ impl PeerTable {
         } else if previous == PeerState::Left {
             // Same incarnation after its goodbye: a late packet. Stay away from it.
             None
+        } else if tags_changed {
+            Some(EventKind::TagsChanged)
         } else if !peer.connected
             && peer.pending.is_none()
             && now.duration_since(peer.last_event) >= self.timing.heard_gap
@@ -390,8 +409,9 @@ impl PeerTable {
             PeerState::Alive => now + lost_after,
             _ => now + self.timing.forget_after,
         };
+        let tags = peer.tags.clone();
         self.arm(deadline);
-        Ok(kind.and_then(event))
+        Ok(kind.and_then(|k| event(k, &tags)))
     }
 
     /// Makes room for a new name: removes the peer admitted longest ago among those
@@ -405,6 +425,7 @@ impl PeerTable {
                 addr: p.addr,
                 incarnation: p.incarnation,
                 lead: false,
+                tags: Vec::new(),
             });
             self.next_sweep = Some(now);
         }
@@ -471,6 +492,7 @@ impl PeerTable {
                     addr: p.addr,
                     incarnation: p.incarnation,
                     lead: false,
+                    tags: p.tags.to_vec(),
                 })
             };
             if silent >= forget_after {
@@ -519,6 +541,7 @@ impl PeerTable {
                 connected: p.connected,
                 last_seen_ms: wall_now_ms
                     .saturating_sub(now.saturating_duration_since(p.last_seen).as_millis() as u64),
+                tags: p.tags.to_vec(),
             })
             .collect();
         rows.sort_by(|a, b| a.name.cmp(&b.name));
@@ -556,6 +579,7 @@ mod tests {
             leaving: false,
             joining: false,
             newcomer: false,
+            options: &[],
         }
     }
 

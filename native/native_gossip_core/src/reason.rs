@@ -58,6 +58,10 @@ drop_reasons! {
     UnexpectedSignature => "unexpected_signature", "signed, and this topology has no :secret: give it the nodes' secret";
     /// (incarnation, sequence) not newer than what we have seen from that name.
     Replay => "replay", "an old heartbeat again: duplicated on the network, or replayed";
+    /// A sealed (encrypted) heartbeat, and this node does not encrypt.
+    Sealed => "sealed", "an encrypted heartbeat, and this topology has no :encrypt: set encrypt: true (and the same :secret) on every node";
+    /// The `:cluster` label of the heartbeat is not this node's.
+    OtherCluster => "other_cluster", "a heartbeat of another :cluster label on this group and port (kept apart on purpose; the doctor lists the labels heard)";
     /// Our own heartbeat, looped back by the kernel.
     OwnPacket => "own_packet", "this node's own heartbeat, looped back";
     /// Another node claims our name (a different incarnation).

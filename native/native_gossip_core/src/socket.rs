@@ -115,6 +115,8 @@ pub enum StartError {
     InterfaceUnavailable(String),
     /// The node name cannot go on the wire.
     InvalidNodeName(String),
+    /// The cluster label or the tags cannot go on the wire.
+    InvalidOption(String),
     /// Anything else the OS refused.
     Socket(String),
 }
@@ -125,6 +127,7 @@ impl StartError {
             StartError::PortInUse(_) => "port_in_use",
             StartError::InterfaceUnavailable(_) => "interface_unavailable",
             StartError::InvalidNodeName(_) => "invalid_node_name",
+            StartError::InvalidOption(_) => "invalid_option",
             StartError::Socket(_) => "socket_error",
         }
     }
@@ -134,6 +137,7 @@ impl StartError {
             StartError::PortInUse(m)
             | StartError::InterfaceUnavailable(m)
             | StartError::InvalidNodeName(m)
+            | StartError::InvalidOption(m)
             | StartError::Socket(m) => m,
         }
     }

@@ -16,10 +16,11 @@ use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
 use crate::driver::{JoinState, Worker};
-use crate::engine::{Config, Engine, Stats};
+use crate::engine::{Config, ConfigError, Engine, Stats};
 use crate::outbox::Outbox;
 use crate::peers::{Member, PeerEvent};
 use crate::socket::{wake_pair, Join, SocketConfig, Sockets, StartError};
+use crate::wire::OptionsError;
 
 /// How the thread reaches the owner. The NIF implements it with `OwnedEnv`.
 pub trait EventSink: Send + 'static {
@@ -115,8 +116,13 @@ impl Topology {
         let mut config = config;
         let config_max_peers = config.max_peers;
         config.seeds = same_family(std::mem::take(&mut config.seeds), &socket);
-        let mut engine = Engine::new(config, now, incarnation, seed).map_err(|e| {
-            StartError::InvalidNodeName(format!("this node's name cannot be announced: {e:?}"))
+        let mut engine = Engine::new(config, now, incarnation, seed).map_err(|e| match e {
+            ConfigError::Name(e) => {
+                StartError::InvalidNodeName(format!("this node's name cannot be announced: {e:?}"))
+            }
+            ConfigError::Options(OptionsError::Cluster(m) | OptionsError::Tags(m)) => {
+                StartError::InvalidOption(m)
+            }
         })?;
         engine.set_clock(now, wall_ms());
         let sockets = Sockets::open(&socket)?;
@@ -174,6 +180,18 @@ impl Topology {
     /// Sends a heartbeat now.
     pub fn announce(&self) {
         self.command(Command::Announce);
+    }
+
+    /// Replaces this node's tags and sends a heartbeat with them at once.
+    pub fn set_tags(&self, tags: &[(String, String)]) -> Result<(), OptionsError> {
+        self.shared.engine.lock().set_tags(tags)?;
+        self.announce();
+        Ok(())
+    }
+
+    /// Other cluster labels heard on this group and port (a few, the first heard).
+    pub fn other_clusters(&self) -> Vec<String> {
+        self.shared.engine.lock().other_clusters().to_vec()
     }
 
     /// Test hook: makes the thread panic. The panic is caught, the owner is told of a

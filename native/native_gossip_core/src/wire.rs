@@ -4,8 +4,8 @@
 //! offset size  field
 //!  0      4    magic "NGSP"
 //!  4      1    version (1)
-//!  5      1    flags: bit 0 LEAVING, bit 1 JOINING, bit 2 SIGNED, bit 3 NEWCOMER; others 0 on send,
-//!                ignored on receipt
+//!  5      1    flags: bit 0 LEAVING, bit 1 JOINING, bit 2 SIGNED, bit 3 NEWCOMER,
+//!                bit 4 SEALED; others 0 on send, ignored on receipt
 //!  6      1    N = length of the node name (1..=255)
 //!  7      1    reserved, 0 on send, ignored on receipt
 //!  8      8    incarnation (u64, big endian)
@@ -17,10 +17,30 @@
 //! 34+N+E  32   HMAC-SHA256 over bytes 0..34+N+E, present iff SIGNED
 //! ```
 //!
-//! Decoding never allocates for a packet it rejects before the name check, never
-//! panics, and checks the MAC in constant time before any field is trusted.
+//! Options (v1 nodes that know none of them skip them all):
+//!
+//! ```text
+//! type 1  CLUSTER  the cluster label, 1..=64 bytes of UTF-8; at most one
+//! type 2  TAG      K (u8), K bytes of key (1..=64, UTF-8), then the value (UTF-8)
+//! ```
+//!
+//! A sealed heartbeat (SEALED, with `:encrypt`) hides everything after the flags:
+//!
+//! ```text
+//!  0      4    magic "NGSP"
+//!  4      1    version (1)
+//!  5      1    flags: SEALED only
+//!  6     24    nonce (random)
+//! 30      L    XChaCha20-Poly1305 of bytes 5.. of the unsigned heartbeat above
+//!              (its own flags first, SIGNED and SEALED clear), the 6 bytes before as
+//!              associated data, then the 16-byte tag
+//! ```
+//!
+//! Decoding never allocates for a packet it rejects before the name check (a sealed
+//! one is opened into a buffer the caller keeps), never panics, and checks the MAC or
+//! the AEAD tag in constant time before any field is trusted.
 
-use crate::auth::{Keyring, MAC_LEN};
+use crate::auth::{Keyring, MAC_LEN, NONCE_LEN, SEAL_TAG_LEN};
 use crate::name::{self, NameError};
 use crate::reason::DropReason;
 
@@ -34,6 +54,8 @@ pub const HEADER_LEN: usize = 34;
 pub const MIN_PACKET: usize = HEADER_LEN + 3;
 /// The largest packet accepted or sent: fits an IPv6 minimum-MTU path with room to spare.
 pub const MAX_PACKET: usize = 1200;
+/// Bytes in front of a sealed heartbeat's ciphertext: magic, version, flags, nonce.
+pub const SEALED_HEAD: usize = 6 + NONCE_LEN;
 
 /// The sender is leaving the group on purpose: do not reconnect to this incarnation.
 pub const FLAG_LEAVING: u8 = 0b001;
@@ -44,6 +66,20 @@ pub const FLAG_SIGNED: u8 = 0b100;
 /// The sender started (or rejoined its group) less than one interval ago. Unlike
 /// JOINING it is also set on answers, so both sides of a pair agree on who is new.
 pub const FLAG_NEWCOMER: u8 = 0b1000;
+/// The rest of the packet is encrypted (see the module docs).
+pub const FLAG_SEALED: u8 = 0b1_0000;
+
+/// Option record: the cluster label.
+pub const OPT_CLUSTER: u8 = 1;
+/// Option record: one tag.
+pub const OPT_TAG: u8 = 2;
+/// Longest cluster label, in bytes.
+pub const MAX_CLUSTER: usize = 64;
+/// Longest tag key, in bytes.
+pub const MAX_TAG_KEY: usize = 64;
+/// Most bytes the tag records of one heartbeat take (each record 3 bytes plus its key
+/// and value): a node's `:tags` is refused at start beyond this.
+pub const MAX_TAGS: usize = 512;
 
 /// A heartbeat: decoded and verified (borrowing the name from the datagram), or to
 /// encode.
@@ -56,12 +92,128 @@ pub struct Heartbeat<'a> {
     pub leaving: bool,
     pub joining: bool,
     pub newcomer: bool,
+    /// The options block (well-formed records; see `cluster` and `tags`).
+    pub options: &'a [u8],
 }
 
 /// What to put in an outgoing heartbeat: the same fields.
 pub type Outgoing<'a> = Heartbeat<'a>;
 
-/// Encodes a heartbeat, signed with the keyring's first secret if it has one.
+impl<'a> Heartbeat<'a> {
+    /// The cluster label (empty when the heartbeat has none).
+    pub fn cluster(&self) -> &'a [u8] {
+        records(self.options)
+            .find(|(t, _)| *t == OPT_CLUSTER)
+            .map_or(&[], |(_, v)| v)
+    }
+
+    /// The tags, in the order sent.
+    pub fn tags(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
+        tags(self.options)
+    }
+}
+
+/// The (type, value) records of a well-formed options block.
+fn records(mut options: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+    std::iter::from_fn(move || {
+        if options.len() < 2 || options.len() < 2 + options[1] as usize {
+            return None;
+        }
+        let (record, rest) = options.split_at(2 + options[1] as usize);
+        options = rest;
+        Some((record[0], &record[2..]))
+    })
+}
+
+/// The tags of a well-formed options block (or of the bytes `options_block` made).
+pub fn tags(options: &[u8]) -> impl Iterator<Item = (&str, &str)> {
+    records(options).filter_map(|(t, v)| {
+        if t != OPT_TAG || v.is_empty() || v.len() < 1 + v[0] as usize {
+            return None;
+        }
+        let (key, value) = v[1..].split_at(v[0] as usize);
+        Some((
+            std::str::from_utf8(key).ok()?,
+            std::str::from_utf8(value).ok()?,
+        ))
+    })
+}
+
+/// The whole tag records (type, length, value) of an options block, as many as fit
+/// in `MAX_TAGS` bytes: what a peer's tags are kept as, and compared with.
+fn kept_tag_records(mut options: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut kept = 0;
+    std::iter::from_fn(move || loop {
+        if options.len() < 2 || options.len() < 2 + options[1] as usize {
+            return None;
+        }
+        let (record, rest) = options.split_at(2 + options[1] as usize);
+        options = rest;
+        if record[0] == OPT_TAG && kept + record.len() <= MAX_TAGS {
+            kept += record.len();
+            return Some(record);
+        }
+    })
+}
+
+/// The tag records of an options block, alone (at most `MAX_TAGS` bytes).
+pub fn tag_records(options: &[u8]) -> Vec<u8> {
+    kept_tag_records(options).flatten().copied().collect()
+}
+
+/// Whether the tags kept from an options block (`tag_records`) would be `kept`.
+pub fn same_tags(kept: &[u8], options: &[u8]) -> bool {
+    kept_tag_records(kept).eq(kept_tag_records(options))
+}
+
+/// Why a cluster label or tags cannot be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OptionsError {
+    Cluster(String),
+    Tags(String),
+}
+
+/// The options block for a cluster label (empty: none) and tags.
+pub fn options_block(cluster: &str, tags: &[(String, String)]) -> Result<Vec<u8>, OptionsError> {
+    let mut out = Vec::new();
+    if !cluster.is_empty() {
+        if cluster.len() > MAX_CLUSTER {
+            return Err(OptionsError::Cluster(format!(
+                "the cluster label is {} bytes, at most {MAX_CLUSTER}",
+                cluster.len()
+            )));
+        }
+        out.extend_from_slice(&[OPT_CLUSTER, cluster.len() as u8]);
+        out.extend_from_slice(cluster.as_bytes());
+    }
+    let mut tag_bytes = 0;
+    for (key, value) in tags {
+        if key.is_empty() || key.len() > MAX_TAG_KEY {
+            return Err(OptionsError::Tags(format!(
+                "tag key {key:?}: 1 to {MAX_TAG_KEY} bytes"
+            )));
+        }
+        let len = 1 + key.len() + value.len();
+        if len > 255 {
+            return Err(OptionsError::Tags(format!(
+                "tag {key:?}: key and value together take at most 254 bytes"
+            )));
+        }
+        tag_bytes += 2 + len;
+        out.extend_from_slice(&[OPT_TAG, len as u8, key.len() as u8]);
+        out.extend_from_slice(key.as_bytes());
+        out.extend_from_slice(value.as_bytes());
+    }
+    if tag_bytes > MAX_TAGS {
+        return Err(OptionsError::Tags(format!(
+            "the tags take {tag_bytes} bytes in a heartbeat, at most {MAX_TAGS}"
+        )));
+    }
+    Ok(out)
+}
+
+/// Encodes a heartbeat: sealed with the keyring's first secret if it encrypts, signed
+/// with it if it has one, else plain.
 ///
 /// The name must already have passed `name::validate` (the engine checks it once at
 /// start); an invalid one is refused here too rather than put on the wire.
@@ -77,11 +229,13 @@ pub fn encode(msg: &Outgoing<'_>, keys: &Keyring) -> Result<Vec<u8>, NameError> 
     if msg.newcomer {
         flags |= FLAG_NEWCOMER;
     }
-    if keys.is_signing() {
+    let sealing = keys.is_sealing();
+    if keys.is_signing() && !sealing {
         flags |= FLAG_SIGNED;
     }
     let name = msg.name.as_bytes();
-    let mut out = Vec::with_capacity(HEADER_LEN + name.len() + MAC_LEN);
+    let mut out =
+        Vec::with_capacity(SEALED_HEAD + HEADER_LEN + name.len() + msg.options.len() + MAC_LEN);
     out.extend_from_slice(&MAGIC);
     out.push(VERSION);
     out.push(flags);
@@ -90,9 +244,18 @@ pub fn encode(msg: &Outgoing<'_>, keys: &Keyring) -> Result<Vec<u8>, NameError> 
     out.extend_from_slice(&msg.incarnation.to_be_bytes());
     out.extend_from_slice(&msg.sequence.to_be_bytes());
     out.extend_from_slice(&msg.timestamp_ms.to_be_bytes());
-    out.extend_from_slice(&0u16.to_be_bytes());
+    out.extend_from_slice(&(msg.options.len() as u16).to_be_bytes());
     out.extend_from_slice(name);
-    if let Some(mac) = keys.sign(&out) {
+    out.extend_from_slice(msg.options);
+    if sealing {
+        let mut inner = out.split_off(5);
+        let head = [MAGIC[0], MAGIC[1], MAGIC[2], MAGIC[3], VERSION, FLAG_SEALED];
+        let nonce = keys.seal(&head, &mut inner).expect("the keyring seals");
+        out.clear();
+        out.extend_from_slice(&head);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&inner);
+    } else if let Some(mac) = keys.sign(&out) {
         out.extend_from_slice(&mac);
     }
     debug_assert!(out.len() <= MAX_PACKET);
@@ -105,10 +268,68 @@ fn be_u64(bytes: &[u8], at: usize) -> u64 {
     u64::from_be_bytes(buf)
 }
 
-/// Decodes and verifies one datagram. Checks run cheapest first; the MAC is checked
-/// before the name is looked at, so with a secret nothing unauthenticated is parsed
-/// beyond the fixed header's lengths.
+/// Decodes and verifies one datagram that is not sealed: a sealed one is `sealed` here,
+/// whatever the keyring (`decode_with` opens them).
 pub fn decode<'a>(packet: &'a [u8], keys: &Keyring) -> Result<Heartbeat<'a>, DropReason> {
+    if packet.len() <= MAX_PACKET && is_sealed(packet) {
+        return Err(DropReason::Sealed);
+    }
+    decode_plain(packet, keys, false)
+}
+
+/// Whether a datagram claims to be a sealed v1 heartbeat.
+fn is_sealed(packet: &[u8]) -> bool {
+    packet.len() > 5 && packet[..4] == MAGIC && packet[4] == VERSION && packet[5] & FLAG_SEALED != 0
+}
+
+/// Decodes and verifies one datagram, opening a sealed one into `scratch` (whose
+/// contents are replaced; keep one buffer and pass it each time). Checks run cheapest
+/// first; the MAC or the AEAD tag is checked before the name is looked at, so with a
+/// secret nothing unauthenticated is parsed beyond the fixed header's lengths.
+///
+/// A keyring that encrypts also accepts signed heartbeats (its secrets verify them),
+/// so that encryption can be turned on node by node; one that does not drops sealed
+/// heartbeats as `sealed`.
+pub fn decode_with<'a>(
+    packet: &'a [u8],
+    keys: &Keyring,
+    scratch: &'a mut Vec<u8>,
+) -> Result<Heartbeat<'a>, DropReason> {
+    if packet.len() > MAX_PACKET {
+        return Err(DropReason::TooLong);
+    }
+    if !is_sealed(packet) {
+        return decode_plain(packet, keys, false);
+    }
+    if !keys.is_sealing() {
+        return Err(DropReason::Sealed);
+    }
+    if packet.len() < SEALED_HEAD + (MIN_PACKET - 5) + SEAL_TAG_LEN {
+        return Err(DropReason::TooShort);
+    }
+    let mut plain = std::mem::take(scratch);
+    let opened = keys.open(
+        &packet[6..SEALED_HEAD],
+        &packet[..6],
+        &packet[SEALED_HEAD..],
+        &mut plain,
+    );
+    if !opened {
+        *scratch = plain;
+        return Err(DropReason::BadSignature);
+    }
+    // The inner bytes start at the flags: put magic and version back in front.
+    plain.splice(0..0, packet[..5].iter().copied());
+    *scratch = plain;
+    decode_plain(scratch, keys, true)
+}
+
+/// The v1 packet, once opened if it was sealed (`opened`: it was, and is authentic).
+fn decode_plain<'a>(
+    packet: &'a [u8],
+    keys: &Keyring,
+    opened: bool,
+) -> Result<Heartbeat<'a>, DropReason> {
     if packet.len() > MAX_PACKET {
         return Err(DropReason::TooLong);
     }
@@ -135,17 +356,25 @@ pub fn decode<'a>(packet: &'a [u8], keys: &Keyring) -> Result<Heartbeat<'a>, Dro
         return Err(DropReason::Malformed);
     }
     let body = &packet[..body_len];
-    match (signed, keys.is_signing()) {
-        (false, true) => return Err(DropReason::MissingSignature),
-        (true, false) => return Err(DropReason::UnexpectedSignature),
-        (true, true) => {
-            if !keys.verify(body, &packet[body_len..]) {
-                return Err(DropReason::BadSignature);
-            }
+    if opened {
+        // Inside a seal nothing else may claim to be signed or sealed.
+        if flags & (FLAG_SIGNED | FLAG_SEALED) != 0 {
+            return Err(DropReason::Malformed);
         }
-        (false, false) => {}
+    } else {
+        match (signed, keys.is_signing()) {
+            (false, true) => return Err(DropReason::MissingSignature),
+            (true, false) => return Err(DropReason::UnexpectedSignature),
+            (true, true) => {
+                if !keys.verify(body, &packet[body_len..]) {
+                    return Err(DropReason::BadSignature);
+                }
+            }
+            (false, false) => {}
+        }
     }
-    check_options(&packet[HEADER_LEN + name_len..body_len])?;
+    let options = &packet[HEADER_LEN + name_len..body_len];
+    check_options(options)?;
     let name = name::validate(&packet[HEADER_LEN..HEADER_LEN + name_len])?;
     Ok(Heartbeat {
         name,
@@ -155,18 +384,44 @@ pub fn decode<'a>(packet: &'a [u8], keys: &Keyring) -> Result<Heartbeat<'a>, Dro
         leaving: flags & FLAG_LEAVING != 0,
         joining: flags & FLAG_JOINING != 0,
         newcomer: flags & FLAG_NEWCOMER != 0,
+        options,
     })
 }
 
-/// v1 defines no option types; the block must still be well-formed records so that a
-/// later version can add some without older nodes misreading the packet.
+/// The options block must be well-formed records (so that a later version can add
+/// some without older nodes misreading the packet), and the records this version
+/// knows must be well-formed themselves: one cluster label of 1..=64 bytes of UTF-8,
+/// tags with a key of 1..=64 bytes and both UTF-8.
 fn check_options(mut options: &[u8]) -> Result<(), DropReason> {
+    let mut clusters = 0;
     while !options.is_empty() {
         if options.len() < 2 {
             return Err(DropReason::Malformed);
         }
         let len = options[1] as usize;
         if options.len() < 2 + len {
+            return Err(DropReason::Malformed);
+        }
+        let value = &options[2..2 + len];
+        let well_formed = match options[0] {
+            OPT_CLUSTER => {
+                clusters += 1;
+                clusters == 1
+                    && (1..=MAX_CLUSTER).contains(&len)
+                    && std::str::from_utf8(value).is_ok()
+            }
+            OPT_TAG => {
+                len >= 2 && {
+                    let k = value[0] as usize;
+                    (1..=MAX_TAG_KEY).contains(&k)
+                        && k < len
+                        && std::str::from_utf8(&value[1..1 + k]).is_ok()
+                        && std::str::from_utf8(&value[1 + k..]).is_ok()
+                }
+            }
+            _ => true,
+        };
+        if !well_formed {
             return Err(DropReason::Malformed);
         }
         options = &options[2 + len..];
@@ -187,6 +442,7 @@ mod tests {
             leaving: false,
             joining: true,
             newcomer: true,
+            options: &[],
         }
     }
 
@@ -354,5 +610,129 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), DropReason::ALL.len());
+    }
+
+    #[test]
+    fn options_round_trip_and_are_signed() {
+        let k = keys(&[b"k"]);
+        let tags = vec![
+            ("role".to_string(), "web".to_string()),
+            ("zone".to_string(), String::new()),
+            ("ümlaut".to_string(), "ünïcode".to_string()),
+        ];
+        let block = options_block("blue", &tags).unwrap();
+        let m = Outgoing {
+            options: &block,
+            ..msg("a@b")
+        };
+        let bytes = encode(&m, &k).unwrap();
+        let hb = decode(&bytes, &k).unwrap();
+        assert_eq!(hb.cluster(), b"blue");
+        assert_eq!(
+            hb.tags().collect::<Vec<_>>(),
+            [("role", "web"), ("zone", ""), ("ümlaut", "ünïcode")]
+        );
+        assert!(same_tags(&tag_records(hb.options), &block));
+        assert!(!same_tags(
+            &tag_records(hb.options),
+            &options_block("blue", &[]).unwrap()
+        ));
+        // No label: an empty one.
+        let bare = encode(&msg("a@b"), &k).unwrap();
+        assert_eq!(decode(&bare, &k).unwrap().cluster(), b"");
+        // Limits, checked before anything is sent.
+        assert!(options_block(&"x".repeat(MAX_CLUSTER + 1), &[]).is_err());
+        assert!(options_block("", &[(String::new(), "v".into())]).is_err());
+        assert!(options_block("", &[("k".repeat(MAX_TAG_KEY + 1), "v".into())]).is_err());
+        assert!(options_block("", &[("k".into(), "v".repeat(254))]).is_err());
+        let many: Vec<_> = (0..20)
+            .map(|i| (format!("k{i:02}"), "v".repeat(30)))
+            .collect();
+        assert!(matches!(
+            options_block("", &many),
+            Err(OptionsError::Tags(_))
+        ));
+    }
+
+    #[test]
+    fn known_options_must_be_well_formed() {
+        let k = Keyring::none();
+        let with = |block: &[u8]| {
+            let m = Outgoing {
+                options: block,
+                ..msg("a@b")
+            };
+            decode(&encode(&m, &k).unwrap(), &k).map(|_| ())
+        };
+        assert_eq!(with(&[OPT_CLUSTER, 1, b'x']), Ok(()));
+        // An empty label, two labels, a label that is not UTF-8.
+        assert_eq!(with(&[OPT_CLUSTER, 0]), Err(DropReason::Malformed));
+        assert_eq!(
+            with(&[OPT_CLUSTER, 1, b'x', OPT_CLUSTER, 1, b'y']),
+            Err(DropReason::Malformed)
+        );
+        assert_eq!(with(&[OPT_CLUSTER, 1, 0xff]), Err(DropReason::Malformed));
+        // A tag with no key, a key longer than the record, a value not UTF-8.
+        assert_eq!(with(&[OPT_TAG, 1, 0]), Err(DropReason::Malformed));
+        assert_eq!(with(&[OPT_TAG, 2, 5, b'k']), Err(DropReason::Malformed));
+        assert_eq!(
+            with(&[OPT_TAG, 3, 1, b'k', 0xfe]),
+            Err(DropReason::Malformed)
+        );
+        assert_eq!(with(&[OPT_TAG, 3, 1, b'k', b'v']), Ok(()));
+        // Unknown types are skipped whatever they hold.
+        assert_eq!(with(&[200, 2, 0xff, 0xfe]), Ok(()));
+    }
+
+    #[test]
+    fn sealed_round_trip_and_rules() {
+        let seal = Keyring::new(vec![b"k".to_vec()]).encrypting();
+        let block = options_block("blue", &[("role".into(), "db".into())]).unwrap();
+        let m = Outgoing {
+            options: &block,
+            ..msg("node@host")
+        };
+        let bytes = encode(&m, &seal).unwrap();
+        assert_eq!(&bytes[..6], b"NGSP\x01\x10");
+        assert_eq!(
+            bytes.len(),
+            SEALED_HEAD + (HEADER_LEN - 5) + 9 + block.len() + SEAL_TAG_LEN
+        );
+        let mut scratch = Vec::new();
+        let hb = decode_with(&bytes, &seal, &mut scratch).unwrap();
+        assert_eq!((hb.name, hb.cluster()), ("node@host", &b"blue"[..]));
+        assert!(hb.joining && hb.newcomer && !hb.leaving);
+        assert_eq!(hb.sequence, 42);
+        // Without the key: `sealed`, with a signing keyring too; `decode` never opens.
+        let signer = keys(&[b"k"]);
+        assert_eq!(decode(&bytes, &signer), Err(DropReason::Sealed));
+        assert_eq!(decode(&bytes, &seal), Err(DropReason::Sealed));
+        let mut s2 = Vec::new();
+        assert_eq!(
+            decode_with(&bytes, &signer, &mut s2),
+            Err(DropReason::Sealed)
+        );
+        // Truncated: too short to hold a heartbeat, or failing to open.
+        assert_eq!(
+            decode_with(&bytes[..SEALED_HEAD + 10], &seal, &mut s2),
+            Err(DropReason::TooShort)
+        );
+        assert_eq!(
+            decode_with(&bytes[..bytes.len() - 1], &seal, &mut s2),
+            Err(DropReason::BadSignature)
+        );
+        // Inside a seal, a heartbeat claiming to be signed is malformed: the plaintext
+        // sealed by hand.
+        let mut inner = encode(&msg("a@b"), &Keyring::none()).unwrap().split_off(5);
+        inner[0] |= FLAG_SIGNED;
+        let head = *b"NGSP\x01\x10";
+        let nonce = seal.seal(&head, &mut inner).unwrap();
+        let mut forged = head.to_vec();
+        forged.extend_from_slice(&nonce);
+        forged.extend_from_slice(&inner);
+        assert_eq!(
+            decode_with(&forged, &seal, &mut s2),
+            Err(DropReason::Malformed)
+        );
     }
 }

@@ -4,10 +4,10 @@
 //! Messages sent to the owner (the process that called `start/1`):
 //!
 //! - `:native_gossip_events` when peer events wait: the owner takes them with
-//!   `take_events/2` (each `{event, name :: binary, {ip_tuple, port}, incarnation, lead}`
-//!   with `event` one of `:discovered`, `:heard`, `:left`, `:lost`, `:forgotten`, and
-//!   `lead` true when this node should connect at once rather than let the peer go
-//!   first). The message is sent once until the owner has taken every event, so the
+//!   `take_events/2` (each `{event, name :: binary, {ip_tuple, port}, incarnation, lead,
+//!   tags}` with `event` one of `:discovered`, `:heard`, `:left`, `:lost`, `:forgotten`,
+//!   `:tags_changed`, `lead` true when this node should connect at once rather than let
+//!   the peer go first, and `tags` a map of binaries to binaries). The message is sent once until the owner has taken every event, so the
 //!   owner's mailbox holds at most one of them whatever the traffic;
 //! - `{:native_gossip_fault, message :: binary}` when the thread stops on a fault;
 //! - `{:native_gossip_membership, :joined | {:not_joined, message}}` when the socket's
@@ -67,7 +67,12 @@ struct StartOptions<'a> {
     max_clock_skew: u64,
     new_peer_rate: u32,
     secrets: Vec<Binary<'a>>,
+    /// Seal (encrypt) heartbeats with the secrets (which must be given).
+    encrypt: bool,
     compat_libcluster: bool,
+    /// The cluster label ("": none).
+    cluster: String,
+    tags: Vec<(String, String)>,
 }
 
 struct TopologyResource {
@@ -115,8 +120,15 @@ fn event_term<'a>(env: Env<'a>, event: &PeerEvent) -> Term<'a> {
         (ip_tuple(env, &event.addr), event.addr.port()),
         event.incarnation,
         event.lead,
+        tags_map(env, &event.tags),
     )
         .encode(env)
+}
+
+/// Tag records as a map of binaries (keys and values are never atoms).
+fn tags_map<'a>(env: Env<'a>, records: &[u8]) -> Term<'a> {
+    let pairs: Vec<(&str, &str)> = native_gossip_core::wire::tags(records).collect();
+    Term::map_from_pairs(env, &pairs).unwrap_or_else(|_| Term::map_new(env))
 }
 
 impl EventSink for Mailbox {
@@ -170,9 +182,14 @@ fn parse_seeds(seeds: &[String]) -> Vec<SocketAddr> {
 /// monitored. Returns `{:ok, ref}` or `{:error, {kind, message}}`.
 #[rustler::nif(schedule = "DirtyIo")]
 fn start<'a>(env: Env<'a>, opts: StartOptions<'a>) -> NifResult<Term<'a>> {
+    let keys = Keyring::new(opts.secrets.iter().map(|b| b.as_slice().to_vec()).collect());
     let config = Config {
         node_name: opts.node_name,
-        keys: Keyring::new(opts.secrets.iter().map(|b| b.as_slice().to_vec()).collect()),
+        keys: if opts.encrypt {
+            keys.encrypting()
+        } else {
+            keys
+        },
         heartbeat_interval: Duration::from_millis(opts.heartbeat_interval),
         lost_after: Duration::from_millis(opts.lost_after),
         forget_after: Duration::from_millis(opts.forget_after),
@@ -185,6 +202,8 @@ fn start<'a>(env: Env<'a>, opts: StartOptions<'a>) -> NifResult<Term<'a>> {
         name_exists: atom_exists(),
         max_clock_skew: (opts.max_clock_skew > 0)
             .then(|| Duration::from_millis(opts.max_clock_skew)),
+        cluster: opts.cluster,
+        tags: opts.tags,
     };
     let Ok(group) = opts.multicast_addr.parse::<IpAddr>() else {
         return Ok(bad_option(env, "multicast_addr", &opts.multicast_addr));
@@ -246,13 +265,20 @@ fn announce(resource: ResourceArc<TopologyResource>) -> Atom {
     atoms::ok()
 }
 
-/// Decodes one datagram as a topology with `secrets` would, without any state (no
-/// replay check): `{:ok, {name, incarnation, sequence, flags}}` or `{:error, reason}`.
-/// For `mix native_gossip.listen`.
+/// Decodes one datagram as a topology with `secrets` (and `encrypt`) would, without any
+/// state (no replay check, no label check): `{:ok, {name, incarnation, sequence, flags,
+/// cluster, tags}}` or `{:error, reason}`. For `mix native_gossip.listen`.
 #[rustler::nif]
-fn decode<'a>(env: Env<'a>, data: Binary<'a>, secrets: Vec<Binary<'a>>) -> NifResult<Term<'a>> {
+fn decode<'a>(
+    env: Env<'a>,
+    data: Binary<'a>,
+    secrets: Vec<Binary<'a>>,
+    encrypt: bool,
+) -> NifResult<Term<'a>> {
     let keys = Keyring::new(secrets.iter().map(|b| b.as_slice().to_vec()).collect());
-    match native_gossip_core::wire::decode(data.as_slice(), &keys) {
+    let keys = if encrypt { keys.encrypting() } else { keys };
+    let mut scratch = Vec::new();
+    match native_gossip_core::wire::decode_with(data.as_slice(), &keys, &mut scratch) {
         Ok(hb) => {
             let mut flags = Vec::new();
             for (on, flag) in [
@@ -263,14 +289,41 @@ fn decode<'a>(env: Env<'a>, data: Binary<'a>, secrets: Vec<Binary<'a>>) -> NifRe
                     data.as_slice()[5] & native_gossip_core::wire::FLAG_SIGNED != 0,
                     "signed",
                 ),
+                (
+                    data.as_slice()[5] & native_gossip_core::wire::FLAG_SEALED != 0,
+                    "sealed",
+                ),
             ] {
                 if on {
                     flags.push(Atom::from_str(env, flag)?);
                 }
             }
-            Ok((atoms::ok(), (hb.name, hb.incarnation, hb.sequence, flags)).encode(env))
+            let cluster = String::from_utf8_lossy(hb.cluster()).into_owned();
+            let tags = tags_map(env, &native_gossip_core::wire::tag_records(hb.options));
+            Ok((
+                atoms::ok(),
+                (hb.name, hb.incarnation, hb.sequence, flags, cluster, tags),
+            )
+                .encode(env))
         }
         Err(reason) => Ok((atoms::error(), Atom::from_str(env, reason.as_str())?).encode(env)),
+    }
+}
+
+/// Replaces this node's tags and announces them at once: `:ok`, or `{:error, message}`
+/// (the Elixir side validates them first).
+#[rustler::nif]
+fn set_tags<'a>(
+    env: Env<'a>,
+    resource: ResourceArc<TopologyResource>,
+    tags: Vec<(String, String)>,
+) -> Term<'a> {
+    match resource.topology.set_tags(&tags) {
+        Ok(()) => atoms::ok().encode(env),
+        Err(
+            native_gossip_core::wire::OptionsError::Tags(m)
+            | native_gossip_core::wire::OptionsError::Cluster(m),
+        ) => (atoms::error(), m).encode(env),
     }
 }
 
@@ -339,6 +392,7 @@ fn members<'a>(env: Env<'a>, resource: ResourceArc<TopologyResource>) -> NifResu
         key("state")?,
         key("connected?")?,
         key("last_seen")?,
+        key("tags")?,
     ];
     let mut out = Vec::with_capacity(rows.len());
     for m in rows {
@@ -350,6 +404,7 @@ fn members<'a>(env: Env<'a>, resource: ResourceArc<TopologyResource>) -> NifResu
             Atom::from_str(env, m.state.as_str())?.encode(env),
             m.connected.encode(env),
             m.last_seen_ms.encode(env),
+            tags_map(env, &m.tags),
         ];
         out.push(Term::map_from_term_arrays(env, &keys, &values)?);
     }
@@ -364,7 +419,7 @@ fn stats<'a>(env: Env<'a>, resource: ResourceArc<TopologyResource>) -> NifResult
         dropped.push((Atom::from_str(env, r.as_str())?, s.dropped(r)));
     }
     let dropped = Term::map_from_pairs(env, &dropped)?;
-    let pairs: [(&str, Term<'a>); 12] = [
+    let pairs: [(&str, Term<'a>); 13] = [
         ("sent", s.sent.encode(env)),
         ("send_errors", s.send_errors.encode(env)),
         ("received", s.received.encode(env)),
@@ -377,6 +432,10 @@ fn stats<'a>(env: Env<'a>, resource: ResourceArc<TopologyResource>) -> NifResult
         ("peers", peers.encode(env)),
         ("incarnation", resource.topology.incarnation().encode(env)),
         ("joined", resource.topology.joined().encode(env)),
+        (
+            "other_clusters",
+            resource.topology.other_clusters().encode(env),
+        ),
     ];
     let mut keyed = Vec::with_capacity(pairs.len());
     for (k, v) in pairs {

@@ -27,6 +27,9 @@
 //!   --port PORT        UDP port (default 45892, the core's DEFAULT_PORT)
 //!   --interface ADDR   local interface address to join and send on (default: route)
 //!   --secret S         a secret (repeatable: first signs, any verifies)
+//!   --encrypt          with --secret: seal (encrypt) what is sent, open what is heard
+//!   --cluster LABEL    the cluster label of the group's nodes (listen: heartbeats of
+//!                      other labels are shown dropped, with their label)
 //!   --count N          listen: stop after N datagrams
 //!   --duration SECONDS listen/send: stop after this long (send default 10)
 //!   --capture-timeout SECONDS  replay/bitflip: how long to wait for a heartbeat (10)
@@ -47,7 +50,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use native_gossip_core::socket::{bind_socket, join, Join, DEFAULT_GROUP, DEFAULT_PORT};
 use native_gossip_core::wire::{self, Outgoing, MAX_PACKET};
-use native_gossip_core::{Config, Engine, Keyring, SocketConfig, Via};
+use native_gossip_core::{Config, DropReason, Engine, Keyring, SocketConfig, Via};
 
 struct Options {
     command: String,
@@ -66,11 +69,25 @@ struct Options {
     name: Option<String>,
     sources: u32,
     source_base: Ipv4Addr,
+    encrypt: bool,
+    cluster: String,
+}
+
+impl Options {
+    /// The keyring the options describe: signing with --secret, sealing with --encrypt.
+    fn keys(&self) -> Keyring {
+        let keys = Keyring::new(self.secrets.clone());
+        if self.encrypt {
+            keys.encrypting()
+        } else {
+            keys
+        }
+    }
 }
 
 const USAGE: &str = "usage: native-gossip-probe listen|send [--kind KIND] [--rate N] \
 [--duration S] [--count N] [--peers N] [--group ADDR] [--port PORT] [--interface ADDR] \
-[--secret S]... [--name NAME] [--capture-name NAME] [--replay-after S] [--sources N \
+[--secret S]... [--encrypt] [--cluster LABEL] [--name NAME] [--capture-name NAME] [--replay-after S] [--sources N \
 --source-base ADDR] (see the crate docs for the kinds)";
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -91,6 +108,8 @@ fn parse(args: &[String]) -> Result<Options, String> {
         name: None,
         sources: 0,
         source_base: Ipv4Addr::UNSPECIFIED,
+        encrypt: false,
+        cluster: String::new(),
     };
     let mut it = args[1..].iter();
     while let Some(flag) = it.next() {
@@ -111,6 +130,8 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 o.port = v.parse().map_err(|_| bad(flag, &v))?
             }
             "--secret" => o.secrets.push(value()?.into_bytes()),
+            "--encrypt" => o.encrypt = true,
+            "--cluster" => o.cluster = value()?,
             "--rate" => {
                 let v = value()?;
                 o.rate = v.parse().map_err(|_| bad(flag, &v))?
@@ -191,7 +212,7 @@ fn wall_ms() -> u64 {
 fn listener_engine(o: &Options) -> Engine {
     let config = Config {
         node_name: format!("native-gossip-probe-{}@listener", std::process::id()),
-        keys: Keyring::new(o.secrets.clone()),
+        keys: o.keys(),
         heartbeat_interval: Duration::from_secs(3600),
         lost_after: Duration::from_secs(3600),
         forget_after: Duration::from_secs(3600),
@@ -203,13 +224,17 @@ fn listener_engine(o: &Options) -> Engine {
         name_exists: Default::default(),
         max_clock_skew: None,
         seeds: Vec::new(),
+        cluster: o.cluster.clone(),
+        tags: Vec::new(),
     };
-    Engine::new(config, Instant::now(), 0, 0).expect("a valid probe name")
+    Engine::new(config, Instant::now(), 0, 0).expect("a valid probe name and label")
 }
 
 fn listen(o: &Options) -> Result<(), String> {
     let s = socket(o)?;
     let mut engine = listener_engine(o);
+    let keys = o.keys();
+    let mut scratch = Vec::new();
     let start = Instant::now();
     let mut buf = [0u8; 2048];
     let mut n = 0u64;
@@ -230,7 +255,7 @@ fn listen(o: &Options) -> Result<(), String> {
         let at = start.elapsed().as_secs_f64();
         let verdict = match engine.handle_datagram_verdict(data, from, Via::Group, Instant::now()) {
             Ok(_) => {
-                let hb = wire::decode(data, &Keyring::new(o.secrets.clone()))
+                let hb = wire::decode_with(data, &keys, &mut scratch)
                     .expect("accepted datagrams decode");
                 let mut flags = Vec::new();
                 if hb.joining {
@@ -239,13 +264,33 @@ fn listen(o: &Options) -> Result<(), String> {
                 if hb.leaving {
                     flags.push("leaving");
                 }
+                if data[5] & wire::FLAG_SEALED != 0 {
+                    flags.push("sealed");
+                }
+                let tags: Vec<String> = hb.tags().map(|(k, v)| format!("{k}={v:?}")).collect();
                 format!(
-                    "accepted {} incarnation={} sequence={} flags=[{}]",
+                    "accepted {} incarnation={} sequence={} flags=[{}]{}{}",
                     hb.name,
                     hb.incarnation,
                     hb.sequence,
-                    flags.join(",")
+                    flags.join(","),
+                    if hb.cluster().is_empty() {
+                        String::new()
+                    } else {
+                        format!(" cluster={:?}", String::from_utf8_lossy(hb.cluster()))
+                    },
+                    if tags.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" tags=[{}]", tags.join(","))
+                    }
                 )
+            }
+            Err(DropReason::OtherCluster) => {
+                let label = wire::decode_with(data, &keys, &mut scratch)
+                    .map(|hb| String::from_utf8_lossy(hb.cluster()).into_owned())
+                    .unwrap_or_default();
+                format!("dropped other_cluster (label {label:?})")
             }
             Err(reason) => format!("dropped {}", reason.as_str()),
         };
@@ -294,6 +339,7 @@ fn encode(name: &str, incarnation: u64, sequence: u64, leaving: bool, keys: &Key
             leaving,
             joining: false,
             newcomer: false,
+            options: &[],
         },
         keys,
     )
@@ -302,14 +348,15 @@ fn encode(name: &str, incarnation: u64, sequence: u64, leaving: bool, keys: &Key
 
 /// The first heartbeat of another node heard on the group, for replay and bitflip.
 fn capture(s: &UdpSocket, o: &Options) -> Result<Vec<u8>, String> {
-    let keys = Keyring::new(o.secrets.clone());
+    let keys = o.keys();
+    let mut scratch = Vec::new();
     let deadline = Instant::now() + o.capture_timeout;
     let mut buf = [0u8; 2048];
     s.set_read_timeout(Some(Duration::from_millis(100)))
         .map_err(|e| e.to_string())?;
     while Instant::now() < deadline {
         if let Ok((len, _)) = s.recv_from(&mut buf) {
-            match wire::decode(&buf[..len], &keys) {
+            match wire::decode_with(&buf[..len], &keys, &mut scratch) {
                 Ok(hb) if o.capture_name.as_deref().is_none_or(|n| n == hb.name) => {
                     return Ok(buf[..len].to_vec())
                 }

@@ -1,10 +1,13 @@
 //! Feeds arbitrary datagrams to the decoder and to whole engines (with and without a
 //! secret, so both the MAC path and the unauthenticated path with its rate limit are
-//! exercised). Nothing may panic, and every datagram must be accepted or counted under
-//! exactly one drop reason. A datagram the decoder accepts must encode back to itself
-//! when it carries no options. Engines that also read libcluster's format (plaintext
-//! and encrypted) get the same datagrams, and its strict term decoder must either find
-//! a valid name or refuse.
+//! exercised; with a cluster label; encrypting). Nothing may panic, and every datagram
+//! must be accepted or counted under exactly one drop reason. A datagram the decoder
+//! accepts must encode back to itself, options (label, tags, unknown records)
+//! included, and its label and tags must read without panicking. The same bytes are
+//! also sealed as the inside of an encrypted heartbeat, so that the decoder's path
+//! after a successful opening sees arbitrary plaintext too. Engines that also read
+//! libcluster's format (plaintext and encrypted) get the same datagrams, and its strict
+//! term decoder must either find a valid name or refuse.
 #![no_main]
 
 use std::net::SocketAddr;
@@ -16,10 +19,10 @@ use native_gossip_core::name;
 use native_gossip_core::wire::{self, Outgoing};
 use native_gossip_core::{Config, Engine, Keyring, Via};
 
-fn engine(secret: Option<&[u8]>, compat: bool, now: Instant) -> Engine {
+fn engine(keys: Keyring, compat: bool, cluster: &str, now: Instant) -> Engine {
     let config = Config {
         node_name: "fuzz@target".into(),
-        keys: secret.map_or(Keyring::none(), |s| Keyring::new(vec![s.to_vec()])),
+        keys,
         heartbeat_interval: Duration::from_millis(100),
         lost_after: Duration::from_millis(300),
         forget_after: Duration::from_millis(1000),
@@ -31,6 +34,8 @@ fn engine(secret: Option<&[u8]>, compat: bool, now: Instant) -> Engine {
         name_exists: Default::default(),
         max_clock_skew: None,
         seeds: Vec::new(),
+        cluster: cluster.into(),
+        tags: vec![("role".into(), "fuzz".into())],
     };
     Engine::new(config, now, 1, 1).unwrap()
 }
@@ -38,10 +43,11 @@ fn engine(secret: Option<&[u8]>, compat: bool, now: Instant) -> Engine {
 fuzz_target!(|data: &[u8]| {
     let now = Instant::now();
     let from: SocketAddr = "198.51.100.1:45892".parse().unwrap();
+    let sealing = Keyring::new(vec![b"fuzz".to_vec()]).encrypting();
     for keys in [Keyring::none(), Keyring::new(vec![b"fuzz".to_vec()])] {
         if let Ok(hb) = wire::decode(data, &keys) {
-            let options_len = u16::from_be_bytes([data[32], data[33]]);
-            if options_len == 0 && data[7] == 0 && data[5] & !0b1111 == 0 {
+            let _ = (hb.cluster(), hb.tags().count(), wire::tag_records(hb.options));
+            if data[7] == 0 && data[5] & !0b1111 == 0 {
                 let again = wire::encode(
                     &Outgoing {
                         name: hb.name,
@@ -51,6 +57,7 @@ fuzz_target!(|data: &[u8]| {
                         leaving: hb.leaving,
                         joining: hb.joining,
                         newcomer: hb.newcomer,
+                        options: hb.options,
                     },
                     &keys,
                 )
@@ -59,18 +66,35 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
+    // The bytes as the inside of a sealed heartbeat (from the flags on).
+    if data.len() > 5 && data.len() < 1100 {
+        let head = [b'N', b'G', b'S', b'P', 1, wire::FLAG_SEALED];
+        let mut inner = data[5..].to_vec();
+        let nonce = sealing.seal(&head, &mut inner).unwrap();
+        let mut packet = head.to_vec();
+        packet.extend_from_slice(&nonce);
+        packet.extend_from_slice(&inner);
+        let mut scratch = Vec::new();
+        if let Ok(hb) = wire::decode_with(&packet, &sealing, &mut scratch) {
+            assert_eq!(hb.name.as_bytes(), &data[34..34 + data[6] as usize]);
+            let _ = (hb.cluster(), hb.tags().count());
+        }
+    }
     if let Ok(n) = compat::decode_plain(data) {
         assert!(name::validate(n.as_bytes()).is_ok());
         assert_eq!(compat::decode_plain(&compat::encode_plain(n)), Ok(n));
     }
     let _ = compat::decode_encrypted(data, &[compat::key(b"fuzz")]);
-    for (secret, legacy) in [
-        (None, false),
-        (Some(&b"fuzz"[..]), false),
-        (None, true),
-        (Some(&b"fuzz"[..]), true),
+    let signing = Keyring::new(vec![b"fuzz".to_vec()]);
+    for (keys, legacy, cluster) in [
+        (Keyring::none(), false, ""),
+        (signing.clone(), false, ""),
+        (Keyring::none(), true, ""),
+        (signing.clone(), true, ""),
+        (Keyring::none(), false, "blue"),
+        (sealing.clone(), false, "blue"),
     ] {
-        let mut e = engine(secret, legacy, now);
+        let mut e = engine(keys, legacy, cluster, now);
         // Twice: the second time exercises the replay path for accepted heartbeats.
         for i in 0..2u64 {
             e.handle_datagram(data, from, Via::Group, now + Duration::from_millis(i));
