@@ -585,8 +585,8 @@ defmodule NativeGossip.Options do
          "the tags take #{size} bytes in a heartbeat (3 per tag besides its key and value), " <>
            "at most #{@max_tags}"}
 
-      {k, val} = Enum.find(pairs, fn {k, val} -> 1 + byte_size(k) + byte_size(val) > 255 end) ->
-        {:error, "the tag #{inspect(k)} takes more than 254 bytes with its value #{inspect(val)}"}
+      long = Enum.find(pairs, fn {k, val} -> 1 + byte_size(k) + byte_size(val) > 255 end) ->
+        {:error, "the tag #{inspect(elem(long, 0))} takes more than 254 bytes with its value"}
 
       true ->
         {:ok, Map.new(pairs)}

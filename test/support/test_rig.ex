@@ -277,6 +277,20 @@ defmodule NativeGossip.TestRig do
     end
   end
 
+  @doc "Runs native-gossip-probe in host `i` with `args`; returns its output (it must succeed)."
+  def probe_output!(%__MODULE__{} = rig, i, args) do
+    host = Enum.at(rig.hosts, i - 1)
+    path = Path.expand("target/release/native-gossip-probe")
+
+    case System.cmd("ip", ["netns", "exec", host.netns, path | args], stderr_to_stdout: true) do
+      {out, 0} ->
+        out
+
+      {out, status} ->
+        raise "native-gossip-probe #{Enum.join(args, " ")} failed (#{status}): #{out}"
+    end
+  end
+
   @doc """
   Adds `n` more addresses to host `i`'s interface, 198.51.100.<first> onwards (a host
   that sends from many source addresses). Returns the first one as a string.
