@@ -51,6 +51,32 @@ defmodule NativeGossip.MixTasksTest do
     assert junk =~ "dropped bad_magic"
   end
 
+  test "listen shows labels and tags, and with --cluster what another label's nodes would drop" do
+    port = unique_port()
+
+    listener =
+      Task.async(fn ->
+        Mix.Tasks.NativeGossip.Listen.run(
+          ~w(--port #{port} --secret right --cluster blue --count 3 --seconds 10)
+        )
+      end)
+
+    Process.sleep(300)
+    socket = HeartbeatPacket.sender()
+    send_one = &HeartbeatPacket.send(socket, port, &1)
+    tags = [{"role", "web"}, {"zone", "eu-1"}]
+    send_one.(HeartbeatPacket.build("b@10.0.0.1", secret: "right", cluster: "blue", tags: tags))
+    send_one.(HeartbeatPacket.build("g@10.0.0.2", secret: "right", cluster: "green"))
+    send_one.(HeartbeatPacket.build("u@10.0.0.3", secret: "right"))
+    Task.await(listener, 15_000)
+
+    assert [_header, blue, green, unlabelled] = lines()
+    assert blue =~ ~s|accepted b@10.0.0.1 |
+    assert blue =~ ~s|cluster="blue" tags=%{"role" => "web", "zone" => "eu-1"}|
+    assert green =~ ~s|dropped other_cluster (g@10.0.0.2, label "green")|
+    assert unlabelled =~ ~s|dropped other_cluster (u@10.0.0.3, label "")|
+  end
+
   defp doctor(args) do
     result =
       try do

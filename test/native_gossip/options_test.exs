@@ -40,16 +40,53 @@ defmodule NativeGossip.OptionsTest do
       {[name: :lan, list_nodes: {:erlang, :nodes}], :list_nodes, "{module, function, args}"},
       {[name: :lan, disconnect: {"m", :f, []}], :disconnect, "{module, function, args}"},
       {[name: :lan, broadcast_only: 1], :broadcast_only, "true or false"},
+      {[name: :lan, encrypt: true], :encrypt, "needs a :secret"},
+      {[name: :lan, secret: "s", encrypt: :yes], :encrypt, "true or false"},
+      {[name: :lan, cluster: ""], :cluster, "1 to 64 bytes"},
+      {[name: :lan, cluster: String.duplicate("x", 65)], :cluster, "1 to 64 bytes"},
+      {[name: :lan, cluster: :blue], :cluster, "1 to 64 bytes"},
+      {[name: :lan, cluster: <<0xFF>>], :cluster, "UTF-8"},
+      {[name: :lan, tags: "role=web"], :tags, "map or keyword list"},
+      {[name: :lan, tags: [:web]], :tags, "map or keyword list"},
+      {[name: :lan, tags: %{"role" => %{}}], :tags, "map or keyword list"},
+      {[name: :lan, tags: %{"" => "x"}], :tags, "1 to 64 bytes"},
+      {[name: :lan, tags: %{String.duplicate("k", 65) => "x"}], :tags, "1 to 64 bytes"},
+      {[name: :lan, tags: [{"role", "a"}, {:role, "b"}]], :tags, "appears twice"},
+      {[name: :lan, tags: %{"k" => String.duplicate("v", 300)}], :tags, "more than 254 bytes"},
+      {[name: :lan, tags: Map.new(1..50, &{"key#{&1}", "value"})], :tags, "at most 512"},
+      {[name: :lan, connect_if: &Kernel.is_atom/1], :connect_if, "{module, function, args}"},
       {[name: :lan, no_such_option: true], :no_such_option, "unknown option"}
     ]
 
     for {{opts, key, text}, i} <- Enum.with_index(@cases) do
-      test "#{i}: #{inspect(opts)} -> #{key}" do
+      test "#{i}: #{String.slice(inspect(opts), 0, 120)} -> #{key}" do
         assert {:error, {:invalid_option, unquote(key), reason}} =
                  NativeGossip.start_link(unquote(Macro.escape(opts)))
 
         assert reason =~ unquote(text)
       end
+    end
+
+    test "tags, label, encryption and connect_if: accepted forms" do
+      {:ok, o} =
+        Options.validate(
+          name: :lan,
+          secret: "s",
+          encrypt: true,
+          cluster: "blue",
+          tags: [role: :web, version: "1.4.2", shard: 3],
+          connect_if: {Kernel, :is_atom, []}
+        )
+
+      assert o.tags == %{"role" => "web", "version" => "1.4.2", "shard" => "3"}
+      assert {o.encrypt, o.cluster, o.connect_if} == {true, "blue", {Kernel, :is_atom, []}}
+      {:ok, native} = Options.to_native(o, "a@h")
+      # Sorted, so that every heartbeat carries them in one order.
+      assert native.tags == [{"role", "web"}, {"shard", "3"}, {"version", "1.4.2"}]
+      assert {native.cluster, native.encrypt} == {"blue", true}
+      {:ok, d} = Options.validate(name: :lan)
+      assert {d.tags, d.cluster, d.encrypt, d.connect_if} == {%{}, nil, false, nil}
+      assert {:ok, %{"ü" => "ö"}} = Options.tags(%{"ü" => "ö"})
     end
 
     test "not a keyword list" do

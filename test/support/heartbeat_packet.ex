@@ -20,9 +20,24 @@ defmodule NativeGossip.HeartbeatPacket do
         if(Keyword.get(opts, :joining, false), do: @joining, else: 0) |||
         if(secret, do: @signed, else: 0)
 
+    # Options as docs/PROTOCOL.md lays them out: the label (type 1), then the tags
+    # (type 2: key length, key, value), in the order given.
+    cluster =
+      case Keyword.get(opts, :cluster) do
+        nil -> <<>>
+        label -> <<1, byte_size(label), label::binary>>
+      end
+
+    tags =
+      for {k, v} <- Keyword.get(opts, :tags, []), into: <<>> do
+        <<2, 1 + byte_size(k) + byte_size(v), byte_size(k), k::binary, v::binary>>
+      end
+
+    options = cluster <> tags
+
     body =
-      <<"NGSP", 1, flags, byte_size(name), 0, incarnation::64, sequence::64, timestamp::64, 0::16,
-        name::binary>>
+      <<"NGSP", 1, flags, byte_size(name), 0, incarnation::64, sequence::64, timestamp::64,
+        byte_size(options)::16, name::binary, options::binary>>
 
     if secret, do: body <> :crypto.mac(:hmac, :sha256, secret, body), else: body
   end
