@@ -249,6 +249,20 @@ fn main() {
         black_box(e.handle_datagram(p, from, Via::Group, now));
     });
     println!("| engine, forged MAC rejected | {r:.0} |");
+
+    // Sealed with another secret: what a flood of forged sealed datagrams costs an
+    // encrypting node (an opening attempt each).
+    let forged_sealed = with_options(
+        &Keyring::new(vec![b"wrong".to_vec()]).encrypting(),
+        64,
+        16,
+        &options,
+    );
+    let mut e = engine(sealing.clone());
+    let r = rate(&forged_sealed, |p| {
+        black_box(e.handle_datagram(p, from, Via::Group, now));
+    });
+    println!("| engine, encrypting, forged sealed datagram rejected | {r:.0} |");
     // Memory: bytes the engine holds for 10,000 authenticated peers (the peer table,
     // names included), counted by the allocator, as in bench/scale.exs.
     let peers = 10_000;
