@@ -223,7 +223,8 @@ defmodule NativeGossip.Options do
          encrypt: o.encrypt,
          compat_libcluster: o.compat == :libcluster,
          cluster: o.cluster || "",
-         tags: tag_list(o.tags)
+         tags: tag_list(o.tags),
+         dist_port: NativeGossip.EPMD.registered_port() || 0
        }}
     end
   end

@@ -298,9 +298,16 @@ defmodule NativeGossip.Topology do
 
   # The native side validated the name, and without a secret admitted at most
   # :max_names names that were not atoms yet (with a secret, it authenticated it).
-  defp peer_event({kind, name, {ip, _port}, _incarnation, lead, tags}, state) do
+  defp peer_event({kind, name, {ip, _port}, _incarnation, lead, tags, dist_port}, state) do
     node = String.to_atom(name)
     c = state.connector
+
+    # Without epmd (NativeGossip.EPMD): where this node's distribution listens.
+    case kind do
+      :forgotten -> NativeGossip.EPMD.forget(node)
+      _ when dist_port > 0 -> NativeGossip.EPMD.learn(node, ip, dist_port)
+      _ -> :ok
+    end
 
     {:noreply, state} =
       case kind do

@@ -138,7 +138,8 @@ defmodule NativeGossip.TestRig do
   Starts a BEAM node on host `i`. Options: `name:` (default "n"), `names: :long`
   (`n@198.51.100.<i>`, default) or `:short` (`n@host<i>`, with no DNS or hosts-file
   entry for any other host), `hostname:` (instead of `host<i>`: a host that comes back
-  under a new name, as a pod does). Returns `{peer, node}`.
+  under a new name, as a pod does), `erl_args:` (more arguments for `erl`, charlists).
+  Returns `{peer, node}`.
   """
   def start_node!(%__MODULE__{} = rig, i, opts \\ []) do
     host = Enum.at(rig.hosts, i - 1)
@@ -174,7 +175,7 @@ defmodule NativeGossip.TestRig do
         longnames: longnames,
         exec: exec,
         connection: :standard_io,
-        args: [~c"-connect_all", ~c"false" | paths],
+        args: [~c"-connect_all", ~c"false" | Keyword.get(opts, :erl_args, [])] ++ paths,
         wait_boot: 30_000
       })
 

@@ -6,7 +6,9 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
   says how to fix each problem it finds:
 
     * the VM is not distributed (then the connection checks are skipped);
-    * epmd is not running;
+    * epmd is not running (run with `-epmd_module Elixir.NativeGossip.EPMD`, the doctor
+      checks that mode instead: each node heard must say its distribution port, and
+      that port must be reachable);
     * this host's name does not resolve (what `--sname` nodes use);
     * no interface that is up and can multicast, or no multicast route (the group
       cannot be joined);
@@ -128,6 +130,26 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
   end
 
   defp epmd(_s) do
+    if epmd_less?(), do: epmd_less(), else: epmd_daemon()
+  end
+
+  defp epmd_less do
+    case NativeGossip.EPMD.registered_port() do
+      nil ->
+        note(
+          "this VM runs with -epmd_module Elixir.NativeGossip.EPMD but is not distributed: " <>
+            "start it with --sname or --name to check connections"
+        )
+
+      port ->
+        ok(
+          "distribution without epmd (NativeGossip.EPMD): this node listens on port #{port}, " <>
+            "and learns the others' ports from their heartbeats"
+        )
+    end
+  end
+
+  defp epmd_daemon do
     case :erl_epmd.names() do
       {:ok, names} ->
         ok("epmd is running (#{length(names)} node name(s) registered on this host)")
@@ -251,8 +273,8 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
          {:ok, {ip, _port, data}} <- :gen_udp.recv(socket, 2048, left) do
       key =
         case NativeGossip.Native.decode(data, s.secrets, s.encrypt) do
-          {:ok, {_name, _, _, _, label, _}} when label != s.cluster -> {:other_cluster, label}
-          {:ok, {name, _, _, _, _, _}} -> {:node, name, ip}
+          {:ok, {_name, _, _, _, label, _, _}} when label != s.cluster -> {:other_cluster, label}
+          {:ok, {name, _, _, _, _, _, dist_port}} -> {:node, name, ip, dist_port}
           {:error, reason} -> {:dropped, reason}
         end
 
@@ -273,7 +295,7 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
   end
 
   defp verdicts(heard, s) do
-    nodes = for {{:node, name, ip}, _} <- heard, do: {name, ip}
+    nodes = for {{:node, name, ip, dist_port}, _} <- heard, do: {name, ip, dist_port}
     heard_ok = ok("heard #{length(Enum.uniq_by(nodes, &elem(&1, 0)))} node(s)")
 
     labels =
@@ -297,18 +319,31 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
       nodes
       |> Enum.uniq_by(&elem(&1, 0))
       |> Enum.take(20)
-      |> Enum.flat_map(fn {name, ip} -> check_node(name, ip) end)
+      |> Enum.flat_map(fn {name, ip, dist_port} -> check_node(name, ip, dist_port) end)
 
     List.flatten([heard_ok | labels] ++ drops ++ checks)
   end
 
-  defp check_node(name, ip) do
+  defp check_node(name, ip, dist_port) do
     [short, host] = String.split(name, "@", parts: 2)
     from = :inet.ntoa(ip)
 
     cond do
       not Node.alive?() ->
         note("heard #{name} from #{from}")
+
+      epmd_less?() and dist_port > 0 ->
+        # As a topology here would: the heartbeat says where the node listens.
+        NativeGossip.EPMD.learn(String.to_atom(name), ip, dist_port)
+        reach_port(name, from, ip, dist_port)
+
+      epmd_less?() ->
+        problem(
+          "heard #{name} from #{from}, whose heartbeats do not say its distribution port, " <>
+            "and this VM runs without epmd",
+          "start #{name} with -epmd_module Elixir.NativeGossip.EPMD too, or run epmd on " <>
+            "its host (nodes with epmd are reached through it)"
+        )
 
       not NativeGossip.NodeName.connectable?(name) ->
         style = if NativeGossip.NodeName.long_host?(host), do: "--name", else: "--sname"
@@ -357,6 +392,34 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
           "heard #{name} from #{from}, but epmd on #{host} (TCP 4369) does not answer for it",
           "a firewall drops TCP 4369, or the node is not running any more"
         )
+    end
+  end
+
+  defp reach_port(name, from, ip, port) do
+    cond do
+      Node.connect(String.to_atom(name)) ->
+        ok("heard #{name} from #{from} (distribution port #{port}) and connected to it")
+
+      match?({:ok, _}, tcp(ip, port)) ->
+        problem(
+          "#{name} is reachable (distribution port #{port}) but refused the connection",
+          "a cookie mismatch: start every node with the same --cookie (or RELEASE_COOKIE)"
+        )
+
+      true ->
+        problem(
+          "#{name}'s distribution port #{port} (from its heartbeats) is not reachable from here",
+          "a firewall drops it: fix the port (-kernel inet_dist_listen_min/max) and open it"
+        )
+    end
+  end
+
+  defp epmd_less?, do: :net_kernel.epmd_module() == NativeGossip.EPMD
+
+  defp tcp(host, port) when is_tuple(host) do
+    with {:ok, s} <- :gen_tcp.connect(host, port, [], 2000) do
+      :gen_tcp.close(s)
+      {:ok, port}
     end
   end
 

@@ -146,13 +146,14 @@ defmodule Mix.Tasks.NativeGossip.Listen do
 
     verdict =
       case NativeGossip.Native.decode(data, secrets, encrypt) do
-        {:ok, {name, _, _, _, label, _}} when cluster != nil and label != cluster ->
+        {:ok, {name, _, _, _, label, _, _}} when cluster != nil and label != cluster ->
           "dropped other_cluster (#{name}, label #{inspect(label)})"
 
-        {:ok, {name, incarnation, sequence, flags, label, tags}} ->
+        {:ok, {name, incarnation, sequence, flags, label, tags, dist_port}} ->
           "accepted #{name} incarnation=#{incarnation} sequence=#{sequence} [#{Enum.join(flags, ",")}]" <>
             if(label != "", do: " cluster=#{inspect(label)}", else: "") <>
-            if(tags != %{}, do: " tags=#{inspect(tags)}", else: "")
+            if(tags != %{}, do: " tags=#{inspect(tags)}", else: "") <>
+            if(dist_port > 0, do: " dist_port=#{dist_port}", else: "")
 
         {:error, reason} ->
           "dropped #{reason}"

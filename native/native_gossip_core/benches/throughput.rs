@@ -139,6 +139,7 @@ fn engine(keys: Keyring) -> Engine {
         seeds: Vec::new(),
         cluster: String::new(),
         tags: Vec::new(),
+        dist_port: 0,
     };
     Engine::new(config, Instant::now(), 1, 1).unwrap()
 }

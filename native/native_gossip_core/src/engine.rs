@@ -126,6 +126,8 @@ pub struct Config {
     pub cluster: String,
     /// This node's tags, sent in every heartbeat (`set_tags` replaces them).
     pub tags: Vec<(String, String)>,
+    /// This node's distribution listen port, sent in every heartbeat (0: not sent).
+    pub dist_port: u16,
 }
 
 /// Why an engine cannot be made from a `Config`.
@@ -233,7 +235,9 @@ pub struct Engine {
     /// An instant and the wall-clock time (ms since the epoch) then (`set_clock`).
     clock: Option<(Instant, u64)>,
     cluster: String,
-    /// The options block of every heartbeat: the cluster label and the tags.
+    dist_port: u16,
+    /// The options block of every heartbeat: the cluster label, the tags, the
+    /// distribution port.
     options: Vec<u8>,
     /// Other cluster labels heard (at most `MAX_OTHER_CLUSTERS`), for the doctor.
     other_clusters: Vec<String>,
@@ -251,8 +255,9 @@ impl Engine {
         seed: u64,
     ) -> Result<Self, ConfigError> {
         name::validate(config.node_name.as_bytes()).map_err(ConfigError::Name)?;
-        let options =
+        let mut options =
             wire::options_block(&config.cluster, &config.tags).map_err(ConfigError::Options)?;
+        options.extend(wire::dist_port_record(config.dist_port));
         let interval = config.heartbeat_interval.max(Duration::from_millis(1));
         let limiter = (!config.keys.is_signing())
             .then(|| NewPeerLimiter::new(config.new_peer_rate, config.new_peer_burst));
@@ -295,6 +300,7 @@ impl Engine {
             max_clock_skew: config.max_clock_skew,
             clock: None,
             cluster: config.cluster,
+            dist_port: config.dist_port,
             options,
             other_clusters: Vec::new(),
             scratch: Vec::new(),
@@ -304,7 +310,9 @@ impl Engine {
     /// Replaces this node's tags; the next heartbeat carries them (see `announce` to
     /// send one at once).
     pub fn set_tags(&mut self, tags: &[(String, String)]) -> Result<(), OptionsError> {
-        self.options = wire::options_block(&self.cluster, tags)?;
+        let mut options = wire::options_block(&self.cluster, tags)?;
+        options.extend(wire::dist_port_record(self.dist_port));
+        self.options = options;
         Ok(())
     }
 
@@ -821,6 +829,7 @@ mod tests {
             max_clock_skew: None,
             cluster: String::new(),
             tags: Vec::new(),
+            dist_port: 0,
         }
     }
 
@@ -1662,6 +1671,55 @@ mod tests {
         assert_eq!(
             stranger.handle_datagram_verdict(&packet, from(), Via::Group, t0),
             Err(DropReason::BadSignature)
+        );
+    }
+
+    #[test]
+    fn the_distribution_port_reaches_peers_in_events_and_members() {
+        let t0 = Instant::now();
+        let key = Some(&b"shared secret"[..]);
+        let mut a = Engine::new(
+            Config {
+                dist_port: 43_210,
+                tags: tags(&[("role", "db")]),
+                ..config("a@h", key)
+            },
+            t0,
+            1,
+            1,
+        )
+        .unwrap();
+        let mut b = Engine::new(config("b@h", key), t0, 2, 2).unwrap();
+        let e = b
+            .handle_datagram(
+                &a.poll_transmit(t0, 0).unwrap().bytes,
+                from(),
+                Via::Group,
+                t0,
+            )
+            .unwrap();
+        assert_eq!(e.dist_port, 43_210);
+        assert_eq!(b.members(t0, 0)[0].dist_port, 43_210);
+        // It stays in the heartbeats when the tags change; b's own says none.
+        a.set_tags(&tags(&[("role", "web")])).unwrap();
+        a.announce(t0 + MS);
+        let e = b
+            .handle_datagram(
+                &a.poll_transmit(t0 + MS, 0).unwrap().bytes,
+                from(),
+                Via::Group,
+                t0 + MS,
+            )
+            .unwrap();
+        assert_eq!((e.kind, e.dist_port), (EventKind::TagsChanged, 43_210));
+        let hb = b.poll_transmit(t0, 0).unwrap().bytes;
+        let mut scratch = Vec::new();
+        let keys = Keyring::new(vec![b"shared secret".to_vec()]);
+        assert_eq!(
+            wire::decode_with(&hb, &keys, &mut scratch)
+                .unwrap()
+                .dist_port(),
+            0
         );
     }
 }

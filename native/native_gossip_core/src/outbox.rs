@@ -101,6 +101,7 @@ mod tests {
             incarnation: 1,
             lead: false,
             tags: Vec::new(),
+            dist_port: 0,
         }
     }
 

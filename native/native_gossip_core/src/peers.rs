@@ -95,6 +95,8 @@ pub struct PeerEvent {
     pub lead: bool,
     /// The peer's tags as it last sent them: tag records (see `wire::tags`).
     pub tags: Vec<u8>,
+    /// The peer's distribution listen port as it last said (0: it does not say).
+    pub dist_port: u16,
 }
 
 /// A row of `members`.
@@ -109,6 +111,8 @@ pub struct Member {
     pub last_seen_ms: u64,
     /// Tag records (see `wire::tags`).
     pub tags: Vec<u8>,
+    /// Distribution listen port (0: unknown).
+    pub dist_port: u16,
 }
 
 #[derive(Debug, Clone)]
@@ -136,6 +140,8 @@ struct Peer {
     /// The tag records of its last heartbeat (at most `wire::MAX_TAGS` bytes each
     /// time: a longer options block is for other record types and is not kept).
     tags: Box<[u8]>,
+    /// Its distribution listen port, as its last heartbeat said (0: none).
+    dist_port: u16,
 }
 
 /// Most answers a peer's joining burst gets from this node: the newcomer needs one to
@@ -295,6 +301,7 @@ impl PeerTable {
                 incarnation: hb.incarnation,
                 lead: false,
                 tags: tags.to_vec(),
+                dist_port: hb.dist_port(),
             })
         };
         let Timing {
@@ -330,6 +337,7 @@ impl PeerTable {
                     changes: Budget::full(now),
                     pending: None,
                     tags: wire::tag_records(hb.options).into(),
+                    dist_port: hb.dist_port(),
                 },
             );
             self.arm(now + lost_after);
@@ -349,6 +357,7 @@ impl PeerTable {
         let new_incarnation = hb.incarnation != peer.incarnation;
         let previous = peer.state;
         let tags_changed = !wire::same_tags(&peer.tags, hb.options);
+        peer.dist_port = hb.dist_port();
         if tags_changed {
             peer.tags = wire::tag_records(hb.options).into();
         }
@@ -426,6 +435,7 @@ impl PeerTable {
                 incarnation: p.incarnation,
                 lead: false,
                 tags: Vec::new(),
+                dist_port: 0,
             });
             self.next_sweep = Some(now);
         }
@@ -493,6 +503,7 @@ impl PeerTable {
                     incarnation: p.incarnation,
                     lead: false,
                     tags: p.tags.to_vec(),
+                    dist_port: p.dist_port,
                 })
             };
             if silent >= forget_after {
@@ -542,6 +553,7 @@ impl PeerTable {
                 last_seen_ms: wall_now_ms
                     .saturating_sub(now.saturating_duration_since(p.last_seen).as_millis() as u64),
                 tags: p.tags.to_vec(),
+                dist_port: p.dist_port,
             })
             .collect();
         rows.sort_by(|a, b| a.name.cmp(&b.name));

@@ -22,6 +22,7 @@
 //! ```text
 //! type 1  CLUSTER  the cluster label, 1..=64 bytes of UTF-8; at most one
 //! type 2  TAG      K (u8), K bytes of key (1..=64, UTF-8), then the value (UTF-8)
+//! type 3  DIST     the sender's distribution listen port (u16, big endian, not 0)
 //! ```
 //!
 //! A sealed heartbeat (SEALED, with `:encrypt`) hides everything after the flags:
@@ -73,6 +74,8 @@ pub const FLAG_SEALED: u8 = 0b1_0000;
 pub const OPT_CLUSTER: u8 = 1;
 /// Option record: one tag.
 pub const OPT_TAG: u8 = 2;
+/// Option record: the sender's distribution listen port.
+pub const OPT_DIST: u8 = 3;
 /// Longest cluster label, in bytes.
 pub const MAX_CLUSTER: usize = 64;
 /// Longest tag key, in bytes.
@@ -111,6 +114,22 @@ impl<'a> Heartbeat<'a> {
     pub fn tags(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
         tags(self.options)
     }
+
+    /// The sender's distribution listen port, when it says (0: it does not).
+    pub fn dist_port(&self) -> u16 {
+        records(self.options)
+            .find(|(t, _)| *t == OPT_DIST)
+            .map_or(0, |(_, v)| u16::from_be_bytes([v[0], v[1]]))
+    }
+}
+
+/// The option record that tells a distribution listen port (nothing for 0).
+pub fn dist_port_record(port: u16) -> Vec<u8> {
+    if port == 0 {
+        return Vec::new();
+    }
+    let [hi, lo] = port.to_be_bytes();
+    vec![OPT_DIST, 2, hi, lo]
 }
 
 /// The (type, value) records of a well-formed options block.
@@ -391,9 +410,11 @@ fn decode_plain<'a>(
 /// The options block must be well-formed records (so that a later version can add
 /// some without older nodes misreading the packet), and the records this version
 /// knows must be well-formed themselves: one cluster label of 1..=64 bytes of UTF-8,
-/// tags with a key of 1..=64 bytes and both UTF-8.
+/// tags with a key of 1..=64 bytes and both UTF-8, one distribution port (2 bytes, not
+/// 0).
 fn check_options(mut options: &[u8]) -> Result<(), DropReason> {
     let mut clusters = 0;
+    let mut dists = 0;
     while !options.is_empty() {
         if options.len() < 2 {
             return Err(DropReason::Malformed);
@@ -409,6 +430,10 @@ fn check_options(mut options: &[u8]) -> Result<(), DropReason> {
                 clusters == 1
                     && (1..=MAX_CLUSTER).contains(&len)
                     && std::str::from_utf8(value).is_ok()
+            }
+            OPT_DIST => {
+                dists += 1;
+                dists == 1 && len == 2 && value != [0, 0]
             }
             OPT_TAG => {
                 len >= 2 && {
@@ -732,6 +757,39 @@ mod tests {
         forged.extend_from_slice(&inner);
         assert_eq!(
             decode_with(&forged, &seal, &mut s2),
+            Err(DropReason::Malformed)
+        );
+    }
+
+    #[test]
+    fn the_distribution_port_round_trips_and_must_be_well_formed() {
+        let k = Keyring::none();
+        let mut block = options_block("blue", &[("role".into(), "db".into())]).unwrap();
+        block.extend(dist_port_record(43_210));
+        let m = Outgoing {
+            options: &block,
+            ..msg("a@b")
+        };
+        let hb = decode(&encode(&m, &k).unwrap(), &k).map(|hb| hb.dist_port());
+        assert_eq!(hb, Ok(43_210));
+        assert_eq!(
+            decode(&encode(&msg("a@b"), &k).unwrap(), &k)
+                .unwrap()
+                .dist_port(),
+            0
+        );
+        assert!(dist_port_record(0).is_empty());
+        let with = |block: &[u8]| {
+            let m = Outgoing {
+                options: block,
+                ..msg("a@b")
+            };
+            decode(&encode(&m, &k).unwrap(), &k).map(|_| ())
+        };
+        assert_eq!(with(&[OPT_DIST, 2, 0, 0]), Err(DropReason::Malformed));
+        assert_eq!(with(&[OPT_DIST, 1, 5]), Err(DropReason::Malformed));
+        assert_eq!(
+            with(&[OPT_DIST, 2, 1, 1, OPT_DIST, 2, 1, 2]),
             Err(DropReason::Malformed)
         );
     }

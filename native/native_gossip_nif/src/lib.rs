@@ -5,9 +5,10 @@
 //!
 //! - `:native_gossip_events` when peer events wait: the owner takes them with
 //!   `take_events/2` (each `{event, name :: binary, {ip_tuple, port}, incarnation, lead,
-//!   tags}` with `event` one of `:discovered`, `:heard`, `:left`, `:lost`, `:forgotten`,
+//!   tags, dist_port}` with `event` one of `:discovered`, `:heard`, `:left`, `:lost`, `:forgotten`,
 //!   `:tags_changed`, `lead` true when this node should connect at once rather than let
-//!   the peer go first, and `tags` a map of binaries to binaries). The message is sent once until the owner has taken every event, so the
+//!   the peer go first, `tags` a map of binaries to binaries, and `dist_port` the
+//!   peer's distribution listen port as its heartbeats say, 0 if they do not). The message is sent once until the owner has taken every event, so the
 //!   owner's mailbox holds at most one of them whatever the traffic;
 //! - `{:native_gossip_fault, message :: binary}` when the thread stops on a fault;
 //! - `{:native_gossip_membership, :joined | {:not_joined, message}}` when the socket's
@@ -73,6 +74,8 @@ struct StartOptions<'a> {
     /// The cluster label ("": none).
     cluster: String,
     tags: Vec<(String, String)>,
+    /// This node's distribution listen port, for the heartbeats (0: not sent).
+    dist_port: u16,
 }
 
 struct TopologyResource {
@@ -121,6 +124,7 @@ fn event_term<'a>(env: Env<'a>, event: &PeerEvent) -> Term<'a> {
         event.incarnation,
         event.lead,
         tags_map(env, &event.tags),
+        event.dist_port,
     )
         .encode(env)
 }
@@ -204,6 +208,7 @@ fn start<'a>(env: Env<'a>, opts: StartOptions<'a>) -> NifResult<Term<'a>> {
             .then(|| Duration::from_millis(opts.max_clock_skew)),
         cluster: opts.cluster,
         tags: opts.tags,
+        dist_port: opts.dist_port,
     };
     let Ok(group) = opts.multicast_addr.parse::<IpAddr>() else {
         return Ok(bad_option(env, "multicast_addr", &opts.multicast_addr));
@@ -267,7 +272,8 @@ fn announce(resource: ResourceArc<TopologyResource>) -> Atom {
 
 /// Decodes one datagram as a topology with `secrets` (and `encrypt`) would, without any
 /// state (no replay check, no label check): `{:ok, {name, incarnation, sequence, flags,
-/// cluster, tags}}` or `{:error, reason}`. For `mix native_gossip.listen`.
+/// cluster, tags, dist_port}}` or `{:error, reason}`. For `mix native_gossip.listen`
+/// and the doctor.
 #[rustler::nif]
 fn decode<'a>(
     env: Env<'a>,
@@ -302,7 +308,15 @@ fn decode<'a>(
             let tags = tags_map(env, &native_gossip_core::wire::tag_records(hb.options));
             Ok((
                 atoms::ok(),
-                (hb.name, hb.incarnation, hb.sequence, flags, cluster, tags),
+                (
+                    hb.name,
+                    hb.incarnation,
+                    hb.sequence,
+                    flags,
+                    cluster,
+                    tags,
+                    hb.dist_port(),
+                ),
             )
                 .encode(env))
         }
@@ -393,6 +407,7 @@ fn members<'a>(env: Env<'a>, resource: ResourceArc<TopologyResource>) -> NifResu
         key("connected?")?,
         key("last_seen")?,
         key("tags")?,
+        key("dist_port")?,
     ];
     let mut out = Vec::with_capacity(rows.len());
     for m in rows {
@@ -405,6 +420,7 @@ fn members<'a>(env: Env<'a>, resource: ResourceArc<TopologyResource>) -> NifResu
             m.connected.encode(env),
             m.last_seen_ms.encode(env),
             tags_map(env, &m.tags),
+            m.dist_port.encode(env),
         ];
         out.push(Term::map_from_term_arrays(env, &keys, &values)?);
     }

@@ -226,6 +226,7 @@ fn listener_engine(o: &Options) -> Engine {
         seeds: Vec::new(),
         cluster: o.cluster.clone(),
         tags: Vec::new(),
+        dist_port: 0,
     };
     Engine::new(config, Instant::now(), 0, 0).expect("a valid probe name and label")
 }

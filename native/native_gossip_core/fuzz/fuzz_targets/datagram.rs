@@ -36,6 +36,7 @@ fn engine(keys: Keyring, compat: bool, cluster: &str, now: Instant) -> Engine {
         seeds: Vec::new(),
         cluster: cluster.into(),
         tags: vec![("role".into(), "fuzz".into())],
+        dist_port: 45_000,
     };
     Engine::new(config, now, 1, 1).unwrap()
 }
