@@ -112,9 +112,9 @@ defmodule NativeGossip.EPMD do
 
           other ->
             :logger.warning(
-              ~c"NativeGossip.EPMD: no heartbeat has told where ~ts@~ts listens, and epmd " ++
-                ~c"there answers ~0p: is a topology running on both nodes (one group, port " ++
-                ~c"and secret)?",
+              ~c"NativeGossip.EPMD: no heartbeat has told where ~ts@~ts listens, and " ++
+                ~c"asking epmd there gives ~0p: is a topology running on both nodes (one " ++
+                ~c"group, port and secret)?",
               [name, host_string(host), other]
             )
 
