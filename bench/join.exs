@@ -125,7 +125,7 @@ try do
   c2 = stats.(connects2)
 
   IO.puts("""
-  Join latency, #{trials} trials each, two host namespaces on a bridge (ms)
+  Join latency, #{trials} trials each, host namespaces on a bridge, a pair of nodes each way (ms)
 
   | measure | median | p10 | p90 | min | max |
   |---|---|---|---|---|---|
