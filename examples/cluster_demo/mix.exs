@@ -11,7 +11,15 @@ defmodule ClusterDemo.MixProject do
       elixir: "~> 1.14",
       start_permanent: Mix.env() == :prod,
       deps: [{:native_gossip, path: "../.."}],
-      releases: [cluster_demo: [include_executables_for: [:unix]]]
+      releases: [
+        cluster_demo: [include_executables_for: [:unix]],
+        # The same application without epmd: rel/epmdless/vm.args.eex.
+        cluster_demo_epmdless: [
+          include_executables_for: [:unix],
+          rel_templates_path: "rel/epmdless"
+        ]
+      ],
+      default_release: :cluster_demo
     ]
   end
 

@@ -72,4 +72,28 @@ defmodule NativeGossip.MultihostEpmdTest do
       TestRig.wait_for_mesh(ns ++ [d], 15_000)
     end
   end
+
+  test "the README's ERL_FLAGS line: distribution starts at boot without epmd, the module on the path" do
+    rig = TestRig.start_in_test!(1)
+    [h1] = rig.hosts
+    # What `iex --sname a -S mix` gets in a project: the dependency's ebin under _build.
+    ebin = Path.join(Mix.Project.build_path(), "lib/native_gossip/ebin")
+    flags = "-start_epmd false -epmd_module Elixir.NativeGossip.EPMD -pa #{ebin}"
+
+    code =
+      "IO.inspect({:net_kernel.epmd_module(), Node.alive?(), " <>
+        "is_integer(NativeGossip.EPMD.registered_port()), " <>
+        ":gen_tcp.connect({127, 0, 0, 1}, 4369, [], 1000)})"
+
+    {out, status} =
+      System.cmd(
+        "ip",
+        ["netns", "exec", h1.netns, "env", "ERL_FLAGS=#{flags}"] ++
+          ["elixir", "--sname", "a", "-e", code],
+        stderr_to_stdout: true
+      )
+
+    assert status == 0, out
+    assert out =~ "{NativeGossip.EPMD, true, true, {:error, :econnrefused}}"
+  end
 end

@@ -12,6 +12,10 @@ defmodule NativeGossip.ReleaseTest do
 
   @app Path.expand("../../examples/cluster_demo", __DIR__)
   @bin Path.join(@app, "_build/prod/rel/cluster_demo/bin/cluster_demo")
+  @bin_epmdless Path.join(
+                  @app,
+                  "_build/prod/rel/cluster_demo_epmdless/bin/cluster_demo_epmdless"
+                )
 
   setup_all do
     # The NIF as users get it, precompiled: this machine's release tarball (make
@@ -29,7 +33,11 @@ defmodule NativeGossip.ReleaseTest do
       {"NATIVE_GOSSIP_BASE_URL", "http://127.0.0.1:9/"}
     ]
 
-    for args <- [~w(deps.compile --force), ~w(release --overwrite)] do
+    for args <- [
+          ~w(deps.compile --force),
+          ~w(release cluster_demo --overwrite),
+          ~w(release cluster_demo_epmdless --overwrite)
+        ] do
       {out, status} = System.cmd("mix", args, cd: @app, env: env, stderr_to_stdout: true)
       assert status == 0, "mix #{Enum.join(args, " ")} failed:\n#{out}"
       refute out =~ "Compiling crate"
@@ -49,8 +57,8 @@ defmodule NativeGossip.ReleaseTest do
   end
 
   # `bin/cluster_demo <args>` on a test host; returns {output, status}.
-  defp release(host, args) do
-    System.cmd("ip", ["netns", "exec", host.netns, "env"] ++ env(host) ++ [@bin | args],
+  defp release(host, args, bin \\ @bin) do
+    System.cmd("ip", ["netns", "exec", host.netns, "env"] ++ env(host) ++ [bin | args],
       stderr_to_stdout: true
     )
   end
@@ -78,5 +86,51 @@ defmodule NativeGossip.ReleaseTest do
     {out, 0} = release(h1, ["rpc", "ClusterDemo.spread(20)"])
     assert out =~ "demo@198.51.100.1 ran 10 tasks"
     assert out =~ "demo@198.51.100.2 ran 10 tasks"
+  end
+
+  test "the release without epmd: two nodes on hosts with no epmd cluster and spread work" do
+    rig = TestRig.start_in_test!(3)
+    [h1, h2, h3] = rig.hosts
+
+    for host <- [h1, h2],
+        do: Task.start(fn -> release(host, ["start"], @bin_epmdless) end)
+
+    # The nodes are looked at from a third node without epmd either, with the same
+    # cookie and a topology of the same secret: the release's own `rpc` command starts
+    # a VM that runs no topology, so it could not find them.
+    no_epmd =
+      ~w(-start_epmd false -epmd_module Elixir.NativeGossip.EPMD -setcookie release-test-cookie)
+
+    {peer, _} = TestRig.start_node!(rig, 3, erl_args: Enum.map(no_epmd, &String.to_charlist/1))
+
+    {:ok, _} =
+      :peer.call(peer, Supervisor, :start_child, [
+        NativeGossip.Supervisor,
+        {NativeGossip, name: :demo, secret: "release-test-secret", heartbeat_interval: 500}
+      ])
+
+    [d1, d2] = for h <- [h1, h2], do: :"demo@#{:inet.ntoa(h.address)}"
+
+    wait_until(
+      fn ->
+        Enum.sort(:peer.call(peer, Node, :list, [])) == [d1, d2] and
+          d2 in :peer.call(peer, :rpc, :call, [d1, Node, :list, []])
+      end,
+      60_000,
+      "the two release nodes without epmd to cluster"
+    )
+
+    # No epmd on their hosts (nor on the observer's).
+    for h <- [h1, h2, h3] do
+      assert {:error, _} = :peer.call(peer, :gen_tcp, :connect, [h.address, 4369, [], 1_000])
+    end
+
+    assert :peer.call(peer, :rpc, :call, [d1, :net_kernel, :epmd_module, []]) ==
+             NativeGossip.EPMD
+
+    assert :peer.call(peer, :rpc, :call, [d1, ClusterDemo, :spread, [20]]) == %{
+             d1 => 10,
+             d2 => 10
+           }
   end
 end
