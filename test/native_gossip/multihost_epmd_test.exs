@@ -48,8 +48,12 @@ defmodule NativeGossip.MultihostEpmdTest do
         [_, host] = m.node |> Atom.to_string() |> String.split("@")
         name = ~c"n"
 
-        assert {:port, ^port, 6} =
-                 call(n, NativeGossip.EPMD, :port_please, [name, String.to_charlist(host)])
+        # A node connected to by the other (which leads the connect) may take that
+        # node's heartbeat a moment after the connection: within an interval.
+        wait_until(fn ->
+          call(n, NativeGossip.EPMD, :port_please, [name, String.to_charlist(host)]) ==
+            {:port, port, 6}
+        end)
       end
 
       # A partition of c: its connections are cut on both sides (distribution alone

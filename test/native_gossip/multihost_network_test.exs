@@ -48,7 +48,7 @@ defmodule NativeGossip.MultihostNetworkTest do
     {peer, _} = TestRig.start_node!(rig, 1)
 
     assert {:error, {:interface_unavailable, message}} =
-             :peer.call(peer, NativeGossip, :start_link, [
+             :peer.call(peer, TestRig, :start_link_trapping, [
                [name: :nolink, multicast_addr: "ff02::4e47"]
              ])
 
@@ -72,7 +72,9 @@ defmodule NativeGossip.MultihostNetworkTest do
     [n | _] = ns
 
     assert {:error, {:interface_unavailable, message}} =
-             :peer.call(n.peer, NativeGossip, :start_link, [[name: :x, multicast_if: "nosuch0"]])
+             :peer.call(n.peer, TestRig, :start_link_trapping, [
+               [name: :x, multicast_if: "nosuch0"]
+             ])
 
     assert message =~ ~s(no interface named "nosuch0")
     assert message =~ "lo"

@@ -132,10 +132,12 @@ defmodule NativeGossip.PackageTest do
     refute out =~ "Compiling crate"
 
     # The downloaded library sits where the application loads it from.
-    [_] = Path.wildcard(Path.join(app, "_build/dev/lib/native_gossip/priv/native/*.so"))
+    # (MIX_BUILD_ROOT, when set, moves _build: the OTP 27 lane sets it.)
+    build = Path.join(app, System.get_env("MIX_BUILD_ROOT", "_build"))
+    [_] = Path.wildcard(Path.join(build, "dev/lib/native_gossip/priv/native/*.so"))
 
     rig = TestRig.start_in_test!(2)
-    paths = Enum.flat_map(Path.wildcard(Path.join(app, "_build/dev/lib/*/ebin")), &["-pa", &1])
+    paths = Enum.flat_map(Path.wildcard(Path.join(build, "dev/lib/*/ebin")), &["-pa", &1])
 
     script = """
     {:ok, _} = Application.ensure_all_started(:native_gossip)

@@ -197,6 +197,10 @@ defmodule NativeGossip.TestRig do
     _ = {call.(:erlang, :memory, [:total]), call.(Map, :new, [[]])}
     _ = call.(Process, :info, [call.(:erlang, :whereis, [:init]), :message_queue_len])
     _ = call.(NativeGossip.EventRecorder, :events, [recorder])
+    # A failed connect loads the code of that path (some 60 atoms on OTP 25-27), as the
+    # first connect attempt to a made-up name would, in the middle of a count.
+    _ = call.(:net_kernel, :connect_node, [:"warm-up@made-up-host"])
+    _ = call.(:net_kernel, :connect_node, [:"warm-up@198.51.100.250"])
     :ok
   end
 
@@ -276,6 +280,16 @@ defmodule NativeGossip.TestRig do
       {out, status} ->
         raise "native-gossip-probe #{Enum.join(args, " ")} failed (#{status}): #{out}"
     end
+  end
+
+  @doc """
+  `NativeGossip.start_link(opts)` from a process that traps exits, for `:peer.call/4`: a
+  start that fails exits its linked caller (OTP's start_link), and since OTP 26 that
+  kills the process `:peer.call` runs in (the call then returns `:badarg`).
+  """
+  def start_link_trapping(opts) do
+    Process.flag(:trap_exit, true)
+    NativeGossip.start_link(opts)
   end
 
   @doc "Runs native-gossip-probe in host `i` with `args`; returns its output (it must succeed)."
