@@ -508,7 +508,13 @@ defmodule NativeGossip.Options do
   end
 
   # Addresses are accepted as tuples, strings or charlists, as libcluster accepts them.
-  defp ip(v) when is_binary(v), do: ip(String.to_charlist(v))
+  # (A string is parsed as a charlist, and reported as the string it was.)
+  defp ip(v) when is_binary(v) do
+    case ip(String.to_charlist(v)) do
+      {:ok, addr} -> {:ok, addr}
+      {:error, _} -> {:error, "expected an IP address, got: #{inspect(v)}"}
+    end
+  end
 
   defp ip(v) when is_list(v) do
     case :inet.parse_strict_address(v) do
@@ -527,16 +533,31 @@ defmodule NativeGossip.Options do
 
   defp ip(v), do: {:error, "expected an IP address, got: #{inspect(v)}"}
 
+  # What was given is described, never shown when it is a binary: it is a secret.
   defp secrets(nil), do: {:ok, []}
   defp secrets(s) when is_binary(s) and byte_size(s) > 0, do: {:ok, [s]}
 
   defp secrets([_ | _] = list) do
-    if Enum.all?(list, &(is_binary(&1) and byte_size(&1) > 0)),
-      do: {:ok, list},
-      else: {:error, "expected a non-empty binary or a list of them (the first signs)"}
+    case Enum.find_index(list, &(not (is_binary(&1) and byte_size(&1) > 0))) do
+      nil ->
+        {:ok, list}
+
+      i ->
+        {:error,
+         "expected a non-empty binary or a list of them (the first signs), got a list " <>
+           "whose element #{i + 1} is #{describe(Enum.at(list, i))}"}
+    end
   end
 
-  defp secrets(_), do: {:error, "expected a non-empty binary or a list of them (the first signs)"}
+  defp secrets(v),
+    do:
+      {:error,
+       "expected a non-empty binary or a list of them (the first signs), got #{describe(v)}"}
+
+  defp describe(""), do: "an empty binary"
+  defp describe([]), do: "an empty list"
+  defp describe(v) when is_binary(v), do: "a binary"
+  defp describe(v), do: inspect(v)
 
   defp encrypt(false, _secrets), do: {:ok, false}
   defp encrypt(true, [_ | _]), do: {:ok, true}

@@ -21,6 +21,7 @@ defmodule NativeGossip.Topology do
     dropped: %{},
     subscribers: %{},
     waiters: [],
+    connected: 0,
     seed_task: nil,
     seeds: []
   ]
@@ -335,10 +336,45 @@ defmodule NativeGossip.Topology do
 
   # The connector's new state, and its events to subscribers, telemetry and the log.
   defp route(state, {events, connector}) do
-    state = %{state | connector: connector}
+    state = count_connected(%{state | connector: connector}, state.connector, events)
     for {event, node} <- events, do: notify(state, event, node)
     state = %{state | hosts: prove_hosts(state, events)}
     {:noreply, if(events == [], do: state, else: wake_waiters(state))}
+  end
+
+  # How many peers are connected, kept up to date from the status of the peers an event
+  # is about (counting the whole status map at each event would cost O(peers)); one
+  # info line when the first is connected and when the last goes: what a node at log
+  # level :info says about its cluster.
+  defp count_connected(state, old, events) do
+    new = state.connector.status
+
+    delta =
+      events
+      |> Enum.map(&elem(&1, 1))
+      |> Enum.uniq()
+      |> Enum.reduce(0, fn node, d ->
+        was = Map.get(old.status, node) == :connected
+        is = Map.get(new, node) == :connected
+        d + if(is, do: 1, else: 0) - if(was, do: 1, else: 0)
+      end)
+
+    count = max(state.connected + delta, 0)
+    name = inspect(state.options.name)
+
+    cond do
+      state.connected == 0 and count > 0 ->
+        [node | _] = for {:connected, n} <- events, do: n
+        Logger.info("NativeGossip topology #{name} connected to its first peer, #{node}")
+
+      state.connected > 0 and count == 0 ->
+        Logger.info("NativeGossip topology #{name} has no connected peer any more")
+
+      true ->
+        :ok
+    end
+
+    %{state | connected: count}
   end
 
   # Connected peers whose tags `match` takes.
