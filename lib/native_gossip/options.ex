@@ -500,7 +500,9 @@ defmodule NativeGossip.Options do
          "seed #{:inet.ntoa(addr)} is not of the group's address family (#{:inet.ntoa(group)})"}
 
       {:error, _} when is_binary(host) and byte_size(host) in 1..253 ->
-        {:ok, {String.to_charlist(host), p}}
+        if String.valid?(host),
+          do: {:ok, {String.to_charlist(host), p}},
+          else: {:error, "a seed must be an address or a host name, got: #{inspect(host)}"}
 
       {:error, _} ->
         {:error, "a seed must be an address or a host name, got: #{inspect(host)}"}
@@ -510,9 +512,9 @@ defmodule NativeGossip.Options do
   # Addresses are accepted as tuples, strings or charlists, as libcluster accepts them.
   # (A string is parsed as a charlist, and reported as the string it was.)
   defp ip(v) when is_binary(v) do
-    case ip(String.to_charlist(v)) do
+    case String.valid?(v) && ip(String.to_charlist(v)) do
       {:ok, addr} -> {:ok, addr}
-      {:error, _} -> {:error, "expected an IP address, got: #{inspect(v)}"}
+      _ -> {:error, "expected an IP address, got: #{inspect(v)}"}
     end
   end
 

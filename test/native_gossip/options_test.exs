@@ -40,6 +40,10 @@ defmodule NativeGossip.OptionsTest do
       {[name: :lan, secret: []], :secret, "got an empty list"},
       {[name: :lan, multicast_addr: "not-an-ip"], :multicast_addr, ~s(got: "not-an-ip")},
       {[name: :lan, seeds: [{"h", 70_000}]], :seeds, "1..65535"},
+      # Found by options_property_test.exs: binaries that are not UTF-8 raised.
+      {[name: :lan, multicast_addr: <<255, 1>>], :multicast_addr, "IP address"},
+      {[name: :lan, broadcast: <<200>>], :broadcast, "IPv4 broadcast"},
+      {[name: :lan, seeds: [<<255, 1>>]], :seeds, "host name"},
       {[name: :lan, connect: &String.upcase/1], :connect, "{module, function, args}"},
       {[name: :lan, list_nodes: {:erlang, :nodes}], :list_nodes, "{module, function, args}"},
       {[name: :lan, disconnect: {"m", :f, []}], :disconnect, "{module, function, args}"},
