@@ -8,7 +8,7 @@
 SHELL := /bin/sh
 NETNS := test/support/private_net.sh
 
-.PHONY: all tools test rust-test elixir-portable elixir-lint elixir-test probe demo bench nif-artifact clean
+.PHONY: all tools test rust-test elixir-portable elixir-lint elixir-test elixir-otp27 probe demo bench nif-artifact clean
 
 # This repository builds the NIF from source (rustler; config/config.exs says so, and
 # this for examples/ that depend on it), never downloads it: users of a release get it
@@ -20,7 +20,7 @@ all: test
 tools:
 	@.ci/ensure-tools.sh
 
-test: tools rust-test elixir-portable elixir-lint elixir-test
+test: tools rust-test elixir-portable elixir-lint elixir-test elixir-otp27
 
 rust-test:
 	cargo fmt --all -- --check
@@ -39,6 +39,13 @@ elixir-portable: probe
 	! nm -D priv/native/libnative_gossip_nif.so | grep -q recvmmsg
 	NATIVE_GOSSIP_PORTABLE=1 MIX_ENV=test MIX_BUILD_PATH=$(CURDIR)/_build/portable $(NETNS) \
 	  mix test --only portable
+
+# The same Elixir checks and tests under OTP 27 and Elixir 1.18, what most users run:
+# a Debian trixie chroot made once by ../shared/tools/newer-otp.sh (about a minute; it
+# builds into _build/otp27, and runs inside a private network namespace of its own).
+elixir-otp27: probe
+	../shared/tools/newer-otp.sh run sh -c 'export NATIVE_GOSSIP_BUILD=1 MIX_ENV=test && \
+	  mix compile --warnings-as-errors && mix test'
 
 elixir-lint:
 	MIX_ENV=test mix format --check-formatted

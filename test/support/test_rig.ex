@@ -192,7 +192,12 @@ defmodule NativeGossip.TestRig do
   def warm_up(peer, name, recorder) do
     call = fn m, f, a -> :peer.call(peer, m, f, a, 30_000) end
     modules = call.(Application, :spec, [:native_gossip, :modules])
-    for m <- modules ++ [:inet_db, :inet_parse, :inet], do: call.(Code, :ensure_loaded, [m])
+    # Also the standard library's modules that the topology's paths use (MapSet: on
+    # OTP 27 / Elixir 1.18, loading it with :sets and its Enumerable implementation
+    # during a count made ~115 atoms).
+    stdlib = [:inet_db, :inet_parse, :inet, MapSet, :sets, Enumerable.MapSet, Protocol]
+    for m <- modules ++ stdlib, do: call.(Code, :ensure_loaded, [m])
+    _ = call.(Enum, :to_list, [call.(MapSet, :new, [[1]])])
     _ = {call.(NativeGossip, :stats, [name]), call.(NativeGossip, :members, [name])}
     _ = {call.(:erlang, :memory, [:total]), call.(Map, :new, [[]])}
     _ = call.(Process, :info, [call.(:erlang, :whereis, [:init]), :message_queue_len])
