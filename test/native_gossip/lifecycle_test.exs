@@ -109,6 +109,19 @@ defmodule NativeGossip.LifecycleTest do
     assert {:ok, a} = NativeGossip.start_link(name: :one, port: port)
     assert {:ok, _} = NativeGossip.start_link(name: :two, port: port)
 
+    # Both receive what arrives on the shared port (not only the last one bound).
+    socket = NativeGossip.HeartbeatPacket.sender()
+
+    NativeGossip.HeartbeatPacket.send(
+      socket,
+      port,
+      NativeGossip.HeartbeatPacket.build("x@10.0.0.9")
+    )
+
+    for t <- [:one, :two] do
+      wait_until(fn -> match?([%{node: :"x@10.0.0.9"}], NativeGossip.members(t)) end)
+    end
+
     assert {:error, {:already_started, ^a}} = NativeGossip.start_link(name: :one, port: port)
   end
 
