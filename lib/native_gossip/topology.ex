@@ -194,7 +194,18 @@ defmodule NativeGossip.Topology do
       timer =
         if timeout != :infinity, do: Process.send_after(self(), {:await_timeout, ref}, timeout)
 
-      waiter = %{ref: ref, from: from, match: match, count: count, timer: timer}
+      # A caller that goes away stops waiting (with :infinity, nothing else would).
+      {caller, _} = from
+
+      waiter = %{
+        ref: ref,
+        from: from,
+        match: match,
+        count: count,
+        timer: timer,
+        monitor: Process.monitor(caller)
+      }
+
       {:noreply, %{state | waiters: [waiter | state.waiters]}}
     end
   end
@@ -220,6 +231,7 @@ defmodule NativeGossip.Topology do
   def handle_info({:await_timeout, ref}, state) do
     case Enum.split_with(state.waiters, &(&1.ref == ref)) do
       {[w], rest} ->
+        Process.demonitor(w.monitor, [:flush])
         GenServer.reply(w.from, {:error, {:timeout, connected_matching(state, w.match)}})
         {:noreply, %{state | waiters: rest}}
 
@@ -253,9 +265,13 @@ defmodule NativeGossip.Topology do
   end
 
   def handle_info({:DOWN, ref, :process, pid, reason}, state) do
-    case Connector.down(state.connector, ref, reason) do
-      :unknown -> {:noreply, %{state | subscribers: Map.delete(state.subscribers, pid)}}
-      result -> route(state, result)
+    case Enum.split_with(state.waiters, &(&1.monitor == ref)) do
+      {[w], rest} ->
+        if w.timer, do: Process.cancel_timer(w.timer)
+        {:noreply, %{state | waiters: rest}}
+
+      {[], _} ->
+        attempt_or_subscriber_down(state, ref, pid, reason)
     end
   end
 
@@ -296,6 +312,13 @@ defmodule NativeGossip.Topology do
   def handle_info({:EXIT, _pid, reason}, state), do: {:stop, reason, state}
 
   def handle_info(_other, state), do: {:noreply, state}
+
+  defp attempt_or_subscriber_down(state, ref, pid, reason) do
+    case Connector.down(state.connector, ref, reason) do
+      :unknown -> {:noreply, %{state | subscribers: Map.delete(state.subscribers, pid)}}
+      result -> route(state, result)
+    end
+  end
 
   # The native side validated the name, and without a secret admitted at most
   # :max_names names that were not atoms yet (with a secret, it authenticated it).
@@ -394,6 +417,7 @@ defmodule NativeGossip.Topology do
 
     for w <- done do
       if w.timer, do: Process.cancel_timer(w.timer)
+      Process.demonitor(w.monitor, [:flush])
       GenServer.reply(w.from, :ok)
     end
 

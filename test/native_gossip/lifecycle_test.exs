@@ -125,6 +125,18 @@ defmodule NativeGossip.LifecycleTest do
     assert {:error, {:already_started, ^a}} = NativeGossip.start_link(name: :one, port: port)
   end
 
+  test "await_members: a caller that goes away while waiting leaves no waiter behind" do
+    {:ok, pid} = NativeGossip.start_link(name: :waiting, port: unique_port())
+    caller = spawn(fn -> NativeGossip.await_members(:waiting, 3, :infinity) end)
+    wait_until(fn -> length(:sys.get_state(pid).waiters) == 1 end)
+    Process.exit(caller, :kill)
+    wait_until(fn -> :sys.get_state(pid).waiters == [] end)
+    # A finite wait still answers.
+    assert NativeGossip.await_members(:waiting, 1, 50) == {:error, {:timeout, 0}}
+    assert NativeGossip.await_members(:waiting, 0, 50) == :ok
+    assert :sys.get_state(pid).waiters == []
+  end
+
   test "stats, announce and members of a running topology; clear errors for unknown names" do
     {:ok, _} =
       NativeGossip.start_link(name: :solo, port: unique_port(), heartbeat_interval: 60_000)
