@@ -63,6 +63,27 @@ defmodule NativeGossip.ReleaseTest do
     )
   end
 
+  test "without NATIVE_GOSSIP_SECRET the release says what to set, in one line, and leaves no crash dump" do
+    dir = Path.join(System.tmp_dir!(), "release-no-secret-#{System.unique_integer([:positive])}")
+    File.mkdir_p!(dir)
+
+    {out, status} =
+      System.cmd(@bin, ["start"],
+        cd: dir,
+        env: [
+          {"NATIVE_GOSSIP_SECRET", nil},
+          {"RELEASE_DISTRIBUTION", "none"},
+          {"RELEASE_COOKIE", "release-test-cookie"}
+        ],
+        stderr_to_stdout: true
+      )
+
+    assert status == 1, out
+    assert out =~ "cluster_demo: set NATIVE_GOSSIP_SECRET"
+    refute out =~ "System.EnvError"
+    assert File.ls!(dir) == [], "left behind: #{inspect(File.ls!(dir))}"
+  end
+
   test "two release nodes on two hosts cluster and spread work" do
     rig = TestRig.start_in_test!(2)
     [h1, h2] = rig.hosts

@@ -9,6 +9,17 @@ import Config
 #
 # and the release's own RELEASE_NODE, RELEASE_COOKIE and RELEASE_DISTRIBUTION.
 if config_env() == :prod do
-  System.fetch_env!("NATIVE_GOSSIP_SECRET")
+  # One line that says what to set, rather than an exception in the boot and a crash
+  # dump.
+  if System.get_env("NATIVE_GOSSIP_SECRET", "") == "" do
+    IO.puts(
+      :stderr,
+      "cluster_demo: set NATIVE_GOSSIP_SECRET (the cluster's secret, the same on every " <>
+        "node; at least 16 random bytes) and start again"
+    )
+
+    System.halt(1)
+  end
+
   config :native_gossip, topologies: [demo: NativeGossip.options_from_env()]
 end
