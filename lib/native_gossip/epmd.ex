@@ -138,7 +138,7 @@ defmodule NativeGossip.EPMD do
   @spec learn(node(), :inet.ip_address(), :inet.port_number()) :: :ok
   def learn(node, ip, port) do
     if :ets.whereis(@table) != :undefined do
-      [name, host] = node |> Atom.to_charlist() |> :string.split(~c"@")
+      {name, host} = split(node)
       :ets.insert(@table, [{{name, host}, ip, port}, {{name, ip}, ip, port}])
     end
 
@@ -149,7 +149,7 @@ defmodule NativeGossip.EPMD do
   @spec forget(node()) :: :ok
   def forget(node) do
     if :ets.whereis(@table) != :undefined do
-      [name, host] = node |> Atom.to_charlist() |> :string.split(~c"@")
+      {name, host} = split(node)
 
       case :ets.lookup(@table, {name, host}) do
         [{_, ip, _}] -> :ets.delete(@table, {name, ip})
@@ -174,6 +174,11 @@ defmodule NativeGossip.EPMD do
           is_list(host),
           do: {name ++ ~c"@" ++ host, ip, port}
         )
+  end
+
+  defp split(node) do
+    [name, host] = node |> Atom.to_charlist() |> :string.split(~c"@")
+    {name, host}
   end
 
   defp lookup(name, host) do
