@@ -66,7 +66,7 @@ defmodule NativeGossip.MixProject do
       ]
     else
       [
-        {:rustler_precompiled, "~> 0.8"},
+        {:rustler_precompiled, "~> 0.8", []},
         {:rustler, ">= 0.0.0", optional: true},
         {:ex_doc, "~> 0.34", only: :dev, runtime: false}
       ]

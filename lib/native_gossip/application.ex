@@ -30,12 +30,28 @@ defmodule NativeGossip.Application do
     for module <- @start_path, do: Code.ensure_loaded(module)
     _ = NativeGossip.Telemetry.load()
 
-    topologies =
-      for {name, opts} <- Application.get_env(:native_gossip, :topologies, []) do
-        NativeGossip.child_spec(Keyword.put(opts, :name, name))
-      end
+    topologies = config_children(Application.get_env(:native_gossip, :topologies, []))
 
     children = [{Registry, keys: :unique, name: NativeGossip.Registry} | topologies]
     Supervisor.start_link(children, strategy: :one_for_one, name: NativeGossip.Supervisor)
+  end
+
+  @doc false
+  # The child specs of `config :native_gossip, :topologies` (validated by the child as
+  # it starts, so an invalid topology stops the application with the option's error).
+  def config_children(topologies) do
+    for {name, opts} <- topologies do
+      %{
+        NativeGossip.child_spec(Keyword.put(opts, :name, name))
+        | start: {__MODULE__, :start_topology, [Keyword.put(opts, :name, name)]}
+      }
+    end
+  end
+
+  @doc false
+  def start_topology(opts) do
+    with {:ok, options} <- NativeGossip.Options.validate(opts) do
+      NativeGossip.Topology.start_link(options, nil, "config :native_gossip, :topologies")
+    end
   end
 end

@@ -27,11 +27,45 @@ defmodule NativeGossip.Topology do
   ]
 
   @doc false
-  def start_link(%Options{} = options, libcluster_topology \\ nil) do
-    GenServer.start_link(__MODULE__, {options, libcluster_topology},
-      name: {:via, Registry, {@registry, options.name}}
-    )
+  # `origin` says where this start comes from, for the error when a topology of the same
+  # name is already running: "config :native_gossip, :topologies", libcluster, or the
+  # caller (the supervisor that starts the child).
+  def start_link(%Options{} = options, libcluster_topology \\ nil, origin \\ nil) do
+    origin = origin || origin(libcluster_topology)
+    # The registry's value: {native resource once started, origin}.
+    name = {:via, Registry, {@registry, options.name, {nil, origin}}}
+
+    case GenServer.start_link(__MODULE__, {options, libcluster_topology}, name: name) do
+      {:error, {:already_started, pid}} = error ->
+        first =
+          case Registry.lookup(@registry, options.name) do
+            [{^pid, {_, first}}] -> first
+            _ -> "elsewhere"
+          end
+
+        Logger.error(
+          "NativeGossip topology #{inspect(options.name)} is already running " <>
+            "(#{inspect(pid)}, started from #{first}); this start, from #{origin}, is " <>
+            "refused. Start each topology once: in config :native_gossip, :topologies, or " <>
+            "in a supervision tree, or as a libcluster topology (or give it another :name)"
+        )
+
+        error
+
+      other ->
+        other
+    end
   end
+
+  defp origin(nil) do
+    case Process.info(self(), :registered_name) do
+      {:registered_name, name} -> inspect(name)
+      _ -> "process #{inspect(self())}"
+    end
+  end
+
+  defp origin(libcluster_topology),
+    do: "libcluster's topology #{inspect(libcluster_topology)} (NativeGossip.Strategy)"
 
   @doc false
   # The native resource of a running topology, for calls that need not go through the
@@ -43,7 +77,7 @@ defmodule NativeGossip.Topology do
 
   defp lookup!(name) do
     case Registry.lookup(@registry, name) do
-      [{pid, native}] when native != nil ->
+      [{pid, {native, _origin}}] when native != nil ->
         {pid, native}
 
       _ ->
@@ -79,7 +113,7 @@ defmodule NativeGossip.Topology do
 
     with {:ok, native_options} <- Options.to_native(options, Atom.to_string(node())),
          {:ok, native} <- Native.start(native_options) do
-      {_, _} = Registry.update_value(@registry, options.name, fn _ -> native end)
+      {_, _} = Registry.update_value(@registry, options.name, fn {_, o} -> {native, o} end)
       :ok = :net_kernel.monitor_nodes(true, node_type: :all)
       Process.send_after(self(), :native_gossip_summary, options.log_interval)
       connector = Connector.new(native, options, libcluster)

@@ -20,7 +20,7 @@ defmodule NativeGossip.HostileTest do
         # Restarted with a fresh native thread that works.
         wait_until(fn ->
           match?(
-            [{_, native}] when native != nil,
+            [{_, {native, _}}] when native != nil,
             Registry.lookup(NativeGossip.Registry, :panicky)
           ) and
             NativeGossip.stats(:panicky).sent > 0

@@ -55,6 +55,46 @@ defmodule NativeGossip.LifecycleTest do
     assert fds() <= fds0
   end
 
+  test "a topology started twice: the second start says where the first came from" do
+    port = unique_port()
+    opts = [port: port, secret: "a-long-enough-secret"]
+    # The first from config :native_gossip, :topologies (the application's child spec).
+    [spec] = NativeGossip.Application.config_children(twice: opts)
+    {:ok, first} = Supervisor.start_child(NativeGossip.Supervisor, spec)
+
+    on_exit(fn ->
+      Supervisor.terminate_child(NativeGossip.Supervisor, spec.id)
+      Supervisor.delete_child(NativeGossip.Supervisor, spec.id)
+    end)
+
+    # The second from a user's supervision tree.
+    Process.flag(:trap_exit, true)
+
+    log =
+      ExUnit.CaptureLog.capture_log(fn ->
+        assert {:error, {:shutdown, {:failed_to_start_child, _, {:already_started, ^first}}}} =
+                 Supervisor.start_link([{NativeGossip, [name: :twice] ++ opts}],
+                   strategy: :one_for_one,
+                   name: MyApp.Supervisor
+                 )
+      end)
+
+    assert log =~
+             "NativeGossip topology :twice is already running (#{inspect(first)}, " <>
+               "started from config :native_gossip, :topologies); this start, from " <>
+               "MyApp.Supervisor, is refused"
+
+    # And one of libcluster's.
+    state = %Cluster.Strategy.State{topology: :twice, config: opts}
+
+    log =
+      ExUnit.CaptureLog.capture_log(fn ->
+        assert {:error, {:already_started, ^first}} = NativeGossip.Strategy.start_link([state])
+      end)
+
+    assert log =~ "this start, from libcluster's topology :twice (NativeGossip.Strategy)"
+  end
+
   test "a secret shorter than 16 bytes is warned about at start" do
     start = fn secret ->
       ExUnit.CaptureLog.capture_log(fn ->

@@ -32,9 +32,13 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
 
     * `--topology` - take group, port, interface and secret from this topology of
       `config :native_gossip, :topologies`
-    * `--group`, `--port`, `--if`, `--secret`, `--encrypt`, `--cluster` - as
-      `mix native_gossip.listen`: heartbeats of another cluster label are listed with
-      their label
+    * `--group`, `--port`, `--if`, `--secret` (once per secret), `--encrypt`,
+      `--cluster`, `--broadcast` - the topology's options, for a topology started in a
+      supervision tree (`{NativeGossip, ...}`) rather than from config; they override
+      `--topology`'s. Heartbeats of another cluster label are listed with their label
+    * `--no-resolve-short-names` - check as a topology with `resolve_short_names: false`
+      would: a `--sname` peer's host must then resolve here (by default the doctor maps
+      it to the address its heartbeats come from, as a topology does)
     * `--seconds` - how long to listen for heartbeats (default 5)
   """
 
@@ -48,6 +52,8 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
     secret: :keep,
     encrypt: :boolean,
     cluster: :string,
+    broadcast: :boolean,
+    resolve_short_names: :boolean,
     seconds: :integer
   ]
 
@@ -102,6 +108,7 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
       secrets: o.secrets,
       encrypt: o.encrypt,
       cluster: o.cluster || "",
+      resolve_short_names: o.resolve_short_names,
       seconds: opts[:seconds] || 5
     }
   end
@@ -130,7 +137,25 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
   end
 
   defp epmd(_s) do
-    if epmd_less?(), do: epmd_less(), else: epmd_daemon()
+    cond do
+      epmd_less?() -> epmd_less()
+      Node.alive?() -> epmd_daemon()
+      true -> epmd_idle()
+    end
+  end
+
+  # Not distributed: epmd not running is normal on a host where no node runs yet.
+  defp epmd_idle do
+    case :erl_epmd.names() do
+      {:ok, names} ->
+        ok("epmd is running (#{length(names)} node name(s) registered on this host)")
+
+      {:error, _} ->
+        note(
+          "epmd is not running on this host: normal while no node runs here (the first " <>
+            "node started with --sname or --name starts it)"
+        )
+    end
   end
 
   defp epmd_less do
@@ -156,19 +181,30 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
 
       {:error, reason} ->
         problem(
-          "epmd is not running on this host (#{inspect(reason)})",
-          "it starts with the first node started with --sname/--name; start it with " <>
-            "`epmd -daemon`, or check that nodes are not started with -start_epmd false"
+          "this VM is distributed through epmd, but no epmd answers on this host " <>
+            "(#{epmd_error(reason)})",
+          "start it with `epmd -daemon`; a VM started with -start_epmd false needs one " <>
+            "started apart, or -epmd_module Elixir.NativeGossip.EPMD"
         )
     end
   end
 
-  defp host_name(_s) do
+  defp epmd_error(:address), do: "nothing accepts connections on TCP port 4369"
+  defp epmd_error(reason), do: :inet.format_error(reason) |> List.to_string()
+
+  defp host_name(s) do
     {:ok, host} = :inet.gethostname()
 
     case :inet.gethostbyname(host) do
       {:ok, _} ->
         ok("this host's name #{host} resolves")
+
+      {:error, _} when s.resolve_short_names ->
+        note(
+          "this host's name #{host} does not resolve here: NativeGossip nodes with " <>
+            ":resolve_short_names (the default) learn it from this host's heartbeats; " <>
+            "other tools may need it in /etc/hosts"
+        )
 
       {:error, _} ->
         problem(
@@ -315,16 +351,27 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
         )
       end
 
+    checked = nodes |> Enum.uniq_by(&elem(&1, 0)) |> Enum.take(20)
+    if s.resolve_short_names and Node.alive?(), do: map_short_hosts(checked)
+
     checks =
-      nodes
-      |> Enum.uniq_by(&elem(&1, 0))
-      |> Enum.take(20)
-      |> Enum.flat_map(fn {name, ip, dist_port} -> check_node(name, ip, dist_port) end)
+      Enum.flat_map(checked, fn {name, ip, dist_port} -> check_node(name, ip, dist_port, s) end)
 
     List.flatten([heard_ok | labels] ++ drops ++ checks)
   end
 
-  defp check_node(name, ip, dist_port) do
+  # As a topology with :resolve_short_names does: each short host name heard is mapped,
+  # in this VM only, to the address its heartbeats come from (the first node heard of
+  # a host claims it).
+  defp map_short_hosts(nodes) do
+    Enum.reduce(nodes, NativeGossip.ShortNames.new(node()), fn {name, ip, _}, names ->
+      if NativeGossip.NodeName.connectable?(name),
+        do: NativeGossip.ShortNames.learn(names, String.to_atom(name), ip),
+        else: names
+    end)
+  end
+
+  defp check_node(name, ip, dist_port, s) do
     [short, host] = String.split(name, "@", parts: 2)
     from = :inet.ntoa(ip)
 
@@ -355,7 +402,8 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
 
       match?({:error, _}, :inet.gethostbyname(String.to_charlist(host))) ->
         problem(
-          "heard #{name} from #{from}, but its host #{host} does not resolve here",
+          "heard #{name} from #{from}, but its host #{host} does not resolve here" <>
+            if(s.resolve_short_names, do: "", else: " (checked with resolve_short_names off)"),
           "add #{host} to DNS or /etc/hosts, or keep :resolve_short_names on (the default)"
         )
 

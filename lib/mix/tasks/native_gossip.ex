@@ -25,13 +25,14 @@ defmodule NativeGossip.MixTask do
     if: :multicast_if,
     broadcast: :broadcast,
     encrypt: :encrypt,
-    cluster: :cluster
+    cluster: :cluster,
+    resolve_short_names: :resolve_short_names
   ]
 
   @doc """
   The validated options of a topology made of `topology` (options from config, or
   `[]`) with the task's flags on top: `--group`, `--port`, `--if`, `--broadcast`,
-  `--encrypt`, `--cluster`, and every `--secret`.
+  `--encrypt`, `--cluster`, `--[no-]resolve-short-names`, and every `--secret`.
   """
   @spec options!(keyword(), keyword()) :: Options.t()
   def options!(flags, topology \\ []) do
