@@ -8,7 +8,7 @@
 SHELL := /bin/sh
 NETNS := test/support/private_net.sh
 
-.PHONY: all tools test rust-test elixir-portable elixir-lint elixir-test elixir-otp27 probe demo bench nif-artifact clean
+.PHONY: all tools test rust-test elixir-portable elixir-lint dialyzer elixir-test elixir-otp27 probe demo bench nif-artifact clean
 
 # This repository builds the NIF from source (rustler; config/config.exs says so, and
 # this for examples/ that depend on it), never downloads it: users of a release get it
@@ -20,7 +20,7 @@ all: test
 tools:
 	@.ci/ensure-tools.sh
 
-test: tools rust-test elixir-portable elixir-lint elixir-test elixir-otp27
+test: tools rust-test elixir-portable elixir-lint dialyzer elixir-test elixir-otp27
 
 rust-test:
 	cargo fmt --all -- --check
@@ -50,6 +50,12 @@ elixir-otp27: probe
 elixir-lint:
 	MIX_ENV=test mix format --check-formatted
 	MIX_ENV=test mix compile --force --warnings-as-errors
+
+# Dialyzer on lib/ (erlang-dialyzer; no dialyxir): zero warnings. The PLT is built
+# once per OTP and Elixir version under _build/dialyzer/ (about two minutes).
+dialyzer:
+	MIX_ENV=test mix compile --warnings-as-errors
+	MIX_ENV=test mix run --no-start .ci/dialyzer.exs
 
 # The multi-host tests use native-gossip-probe as an attacker.
 elixir-test: probe

@@ -31,6 +31,8 @@ command -v ip >/dev/null 2>&1 || need_pkg iproute2
 # nft: packet loss in the multi-host tests and benchmarks (which run as root).
 command -v nft >/dev/null 2>&1 || need_pkg nftables
 command -v epmd >/dev/null 2>&1 || need_pkg erlang-nox
+# dialyzer: the type checks of `make test` (make dialyzer).
+command -v dialyzer >/dev/null 2>&1 || need_pkg erlang-dialyzer
 
 if [ -n "$missing_pkgs" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

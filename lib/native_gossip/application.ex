@@ -27,7 +27,7 @@ defmodule NativeGossip.Application do
   @impl true
   def start(_type, _args) do
     # A NIF that does not load is reported by the first topology, with why.
-    for module <- @start_path, do: Code.ensure_loaded(module)
+    Enum.each(@start_path, &Code.ensure_loaded/1)
     _ = NativeGossip.Telemetry.load()
 
     topologies = config_children(Application.get_env(:native_gossip, :topologies, []))

@@ -56,8 +56,9 @@ defmodule NativeGossip.EPMD do
 
   @doc false
   def init_owner(parent) do
-    if :ets.whereis(@table) == :undefined,
-      do: :ets.new(@table, [:named_table, :public, :set, read_concurrency: true])
+    _ =
+      if :ets.whereis(@table) == :undefined,
+        do: :ets.new(@table, [:named_table, :public, :set, read_concurrency: true])
 
     :proc_lib.init_ack(parent, {:ok, self()})
     owner_loop()

@@ -108,7 +108,7 @@ defmodule NativeGossip.ShortNames do
 
   @doc "`node` left or was forgotten: its claim, if it holds one, ends and its host is unmapped."
   @spec release(t(), node()) :: t()
-  def release(t, node) do
+  def release(%__MODULE__{} = t, node) do
     host = NodeName.host(node)
 
     case t.hosts do
@@ -118,7 +118,7 @@ defmodule NativeGossip.ShortNames do
   end
 
   # A node can only claim the host of its own name.
-  defp update_claim(t, node, fun) do
+  defp update_claim(%__MODULE__{} = t, node, fun) do
     host = NodeName.host(node)
 
     case t.hosts do

@@ -193,15 +193,15 @@ defmodule NativeGossip.Topology do
 
   @impl true
   def handle_call(:subscribe, {pid, _}, state) do
+    # Replay what is already known: a subscriber always comes after the topology's
+    # start, and peers may have been heard in between.
     unless Map.has_key?(state.subscribers, pid) do
-      # Replay what is already known: a subscriber always comes after the topology's
-      # start, and peers may have been heard in between.
-      for {node, status} <- Connector.status(state.connector) do
+      Enum.each(Connector.status(state.connector), fn {node, status} ->
         send(pid, {:native_gossip, state.options.name, :discovered, node})
 
         if status == :connected,
           do: send(pid, {:native_gossip, state.options.name, :connected, node})
-      end
+      end)
     end
 
     subscribers = Map.put_new_lazy(state.subscribers, pid, fn -> Process.monitor(pid) end)
@@ -301,7 +301,7 @@ defmodule NativeGossip.Topology do
   def handle_info({:DOWN, ref, :process, pid, reason}, state) do
     case Enum.split_with(state.waiters, &(&1.monitor == ref)) do
       {[w], rest} ->
-        if w.timer, do: Process.cancel_timer(w.timer)
+        _ = if w.timer, do: Process.cancel_timer(w.timer)
         {:noreply, %{state | waiters: rest}}
 
       {[], _} ->
@@ -450,7 +450,7 @@ defmodule NativeGossip.Topology do
       Enum.split_with(state.waiters, &(connected_matching(state, &1.match) >= &1.count))
 
     for w <- done do
-      if w.timer, do: Process.cancel_timer(w.timer)
+      _ = if w.timer, do: Process.cancel_timer(w.timer)
       Process.demonitor(w.monitor, [:flush])
       GenServer.reply(w.from, :ok)
     end

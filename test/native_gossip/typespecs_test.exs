@@ -1,0 +1,32 @@
+defmodule NativeGossip.TypespecsTest do
+  # Every documented function of a documented module has a typespec (what dialyzer
+  # checks callers against, and what the docs show). Callbacks of a behaviour take
+  # theirs from the behaviour.
+  use ExUnit.Case, async: true
+
+  test "the public API has typespecs" do
+    {:ok, modules} = :application.get_key(:native_gossip, :modules)
+
+    missing =
+      for module <- modules,
+          {:docs_v1, _, _, _, moduledoc, _, docs} <- [Code.fetch_docs(module)],
+          moduledoc != :hidden,
+          specs = module |> Code.Typespec.fetch_specs() |> elem(1) |> Map.new(),
+          callbacks = callbacks(module),
+          {{:function, name, arity}, _, _, doc, _} <- docs,
+          doc != :hidden,
+          not Map.has_key?(specs, {name, arity}),
+          {name, arity} not in callbacks,
+          do: "#{inspect(module)}.#{name}/#{arity}"
+
+    assert missing == []
+  end
+
+  defp callbacks(module) do
+    for behaviour <- Keyword.get_values(module.module_info(:attributes), :behaviour),
+        b <- behaviour,
+        {:ok, cbs} = Code.Typespec.fetch_callbacks(b),
+        {{name, arity}, _} <- cbs,
+        do: {name, arity}
+  end
+end
