@@ -482,7 +482,17 @@ defmodule NativeGossip do
 
   defp env_value(_var, "true", :broadcast), do: true
   defp env_value(_var, "false", :broadcast), do: false
-  defp env_value(_var, value, :broadcast), do: value
+
+  defp env_value(var, value, :broadcast) do
+    case :inet.parse_ipv4strict_address(String.to_charlist(value)) do
+      {:ok, _} ->
+        value
+
+      {:error, _} ->
+        raise ArgumentError,
+              "#{var} must be true, false or an IPv4 broadcast address, got: #{inspect(value)}"
+    end
+  end
 
   @doc "Sends a heartbeat now, on top of the regular ones."
   @spec announce(name()) :: :ok

@@ -30,6 +30,14 @@ defmodule NativeGossip.TestPeers do
 
   def call(peer, m, f, a), do: :peer.call(peer, m, f, a, 15_000)
 
+  @doc """
+  `NativeGossip.start_link(opts)` on the node this runs on, with what it logged:
+  `{result, log}` (for `:peer.call/4`; ExUnit must be started there).
+  """
+  def start_link_logged(opts) do
+    ExUnit.CaptureLog.with_log(fn -> NativeGossip.start_link(opts) end)
+  end
+
   def nodes(peer), do: peer |> call(Node, :list, []) |> Enum.sort()
 
   @doc "Stops a peer node; a peer that is already gone is fine (for on_exit)."
