@@ -160,6 +160,62 @@ defmodule NativeGossip.MultihostNetworkTest do
     wait_for_mesh([a, c], 5_000)
   end
 
+  test "a seed name that resolves to several addresses: heartbeats go to each" do
+    rig = TestRig.start_in_test!(4, split: 2)
+    [h1, _h2, h3, h4] = rig.hosts
+    # Hosts 3 and 4 (the other segment) listen for unicast (a seed that leads nowhere).
+    [b, d] = start_nodes(rig, [3, 4], fn _ -> [seeds: ["198.51.100.250"]] end)
+    wait_for_mesh([b, d])
+
+    # On host 1, "seeds.lan" resolves to both (in the VM's own resolver).
+    {peer, node} = TestRig.start_node!(rig, 1)
+    :ok = :peer.call(peer, :inet_db, :set_lookup, [[:file, :native]])
+
+    for h <- [h3, h4],
+        do: :ok = :peer.call(peer, :inet_db, :add_host, [h.address, [~c"seeds.lan"]])
+
+    {:ok, _} =
+      :peer.call(peer, Supervisor, :start_child, [
+        NativeGossip.Supervisor,
+        {NativeGossip, name: :lan, heartbeat_interval: 200, seeds: ["seeds.lan"]}
+      ])
+
+    # No multicast crosses and b and d do not relay: host 1 meshes with both only if
+    # it sends to both addresses.
+    wait_for_mesh([%{i: 1, peer: peer, node: node}, b, d])
+    assert [_] = Enum.filter(members(b), &(&1.address == h1.address))
+  end
+
+  test "multicast_if on a host with two interfaces chooses the segment" do
+    rig = TestRig.start_in_test!(3, split: 2)
+    # Host 1 is on segment 0 (with host 2) and, by a second interface, on segment 1
+    # (with host 3). Its multicast route is on its segment 0 interface.
+    {leg, _address} = TestRig.add_leg(rig, 1, 1)
+    [b, c] = start_nodes(rig, [2, 3], fn _ -> [] end)
+
+    # multicast_if the second interface: host 1 meets host 3's node, not host 2's.
+    [a] = start_nodes(rig, [1], fn _ -> [multicast_if: leg] end)
+    wait_for_mesh([a, c])
+    Process.sleep(1_000)
+    refute b.node in TestRig.nodes(a)
+    assert Enum.map(members(a), & &1.node) == [c.node]
+
+    # The same by the interface's address: it meets host 3's node (and the first node
+    # of host 1, on that interface), never host 2's.
+    {peer, _} = TestRig.start_node!(rig, 1, name: "x")
+
+    {:ok, _} =
+      :peer.call(peer, Supervisor, :start_child, [
+        NativeGossip.Supervisor,
+        {NativeGossip, name: :lan, heartbeat_interval: 200, multicast_if: "203.0.113.101"}
+      ])
+
+    x = %{peer: peer}
+    wait_until(fn -> TestRig.nodes(x) == Enum.sort([a.node, c.node]) end)
+    Process.sleep(1_000)
+    assert TestRig.nodes(x) == Enum.sort([a.node, c.node])
+  end
+
   test "broadcast mode on a segment" do
     rig = TestRig.start_in_test!(3)
     ns = start_nodes(rig, 1..3, fn _ -> [broadcast: "198.51.100.255"] end)

@@ -324,6 +324,22 @@ defmodule NativeGossip.TestRig do
     "198.51.100.#{first}"
   end
 
+  @doc """
+  Gives host `i` a second interface, on segment `segment`'s bridge (a rig made with
+  `split:`), with the address `<segment>.<100 + i>`. Its multicast route stays on its
+  first interface. Returns `{interface name, address}`.
+  """
+  def add_leg(%__MODULE__{router: router} = rig, i, segment) when router != nil do
+    host = Enum.at(rig.hosts, i - 1)
+    seg = Enum.at(@segments, segment)
+    leg = "#{rig.id}l#{i}"
+    plug(rig, host.netns, leg, "#{rig.id}m#{i}", seg.bridge)
+    address = "#{seg.v4}.#{100 + i}"
+    ip!(["-n", host.netns, "addr", "add", "#{address}/24", "dev", leg])
+    ip!(["-n", host.netns, "link", "set", leg, "up"])
+    {leg, address}
+  end
+
   @doc "Deletes host `i`'s interface (an interface removed at run time)."
   def remove_link(%__MODULE__{} = rig, i) do
     host = Enum.at(rig.hosts, i - 1)
