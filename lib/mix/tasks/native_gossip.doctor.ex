@@ -137,25 +137,7 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
   end
 
   defp epmd(_s) do
-    cond do
-      epmd_less?() -> epmd_less()
-      Node.alive?() -> epmd_daemon()
-      true -> epmd_idle()
-    end
-  end
-
-  # Not distributed: epmd not running is normal on a host where no node runs yet.
-  defp epmd_idle do
-    case :erl_epmd.names() do
-      {:ok, names} ->
-        ok("epmd is running (#{length(names)} node name(s) registered on this host)")
-
-      {:error, _} ->
-        note(
-          "epmd is not running on this host: normal while no node runs here (the first " <>
-            "node started with --sname or --name starts it)"
-        )
-    end
+    if epmd_less?(), do: epmd_less(), else: epmd_daemon()
   end
 
   defp epmd_less do
@@ -175,11 +157,18 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
   end
 
   defp epmd_daemon do
-    case :erl_epmd.names() do
-      {:ok, names} ->
+    case {:erl_epmd.names(), Node.alive?()} do
+      {{:ok, names}, _} ->
         ok("epmd is running (#{length(names)} node name(s) registered on this host)")
 
-      {:error, reason} ->
+      # Not distributed: no epmd is normal on a host where no node runs yet.
+      {{:error, _}, false} ->
+        note(
+          "epmd is not running on this host: normal while no node runs here (the first " <>
+            "node started with --sname or --name starts it)"
+        )
+
+      {{:error, reason}, true} ->
         problem(
           "this VM is distributed through epmd, but no epmd answers on this host " <>
             "(#{epmd_error(reason)})",
