@@ -89,11 +89,14 @@ defmodule NativeGossip.PromisesTest do
     wait_until(fn -> NativeGossip.stats(:rate).dropped.rate_limited == 6 end)
     assert NativeGossip.stats(:rate).peers == 4
 
-    # Two more a second after: the rate refills.
+    # About a second later the rate has refilled two (three if this machine was slow to
+    # come back: never all four, as the default rate would admit).
     Process.sleep(1_050)
     for i <- 11..14, do: HeartbeatPacket.send(socket, port, HeartbeatPacket.build(name(i)))
-    wait_until(fn -> NativeGossip.stats(:rate).dropped.rate_limited == 8 end)
-    assert NativeGossip.stats(:rate).peers == 6
+    wait_until(fn -> NativeGossip.stats(:rate).dropped.rate_limited in [7, 8] end)
+    Process.sleep(100)
+    assert %{peers: peers, dropped: %{rate_limited: limited}} = NativeGossip.stats(:rate)
+    assert {peers, limited} in [{6, 8}, {7, 7}]
   end
 
   test "members' :address and :port are where the peer's heartbeats come from" do
