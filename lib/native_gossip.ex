@@ -107,7 +107,11 @@ defmodule NativeGossip do
       resolved when the topology starts), an address on it, or for IPv6 its index.
       Default: the interface of the multicast route; link-scope IPv6 groups (`ff02::`)
       need it. `:if_addr` is accepted as an alias (it is libcluster's name for the bind
-      address; NativeGossip binds to the group itself).
+      address; NativeGossip binds to the group itself). It chooses where heartbeats are
+      sent and the group is joined; the socket also hears the group on another
+      interface of the host where another socket joined the same group and port (for
+      example another node of the host with another `:multicast_if`): give such nodes
+      different ports, or a `:cluster` label, to keep them apart.
     * `:multicast_ttl` - default `1` (the local network only); the hop limit for IPv6.
     * `:broadcast` - `false` (default), `true` (255.255.255.255) or an IPv4 broadcast
       address such as `"10.0.0.255"`: broadcast heartbeats instead of multicast, for
