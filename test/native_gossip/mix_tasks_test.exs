@@ -149,4 +149,24 @@ defmodule NativeGossip.MixTasksTest do
     assert out =~ "PROBLEM no interface named nosuch0 on this host"
     assert out =~ "set :multicast_if to one of: lo"
   end
+
+  test "doctor --broadcast: hears and connects a broadcast topology" do
+    port = unique_port()
+    {peer, node} = TestPeers.start!(:doc_bcast)
+    on_exit(fn -> TestPeers.stop(peer) end)
+
+    {:ok, _} =
+      TestPeers.start_topology(peer,
+        name: :lan,
+        port: port,
+        broadcast: "127.255.255.255",
+        heartbeat_interval: 200
+      )
+
+    {result, out} = doctor(~w(--port #{port} --broadcast --seconds 1))
+    assert out =~ "ok      can bind UDP port #{port} and receive broadcasts"
+    assert out =~ "listening on broadcasts:#{port}"
+    assert out =~ "ok      heard #{node} from 127.0.0.1 and connected to it"
+    assert result == :ok, out
+  end
 end

@@ -6,10 +6,12 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
   says how to fix each problem it finds:
 
     * the VM is not distributed (then the connection checks are skipped);
-    * epmd is not running (run with `-epmd_module Elixir.NativeGossip.EPMD`, the doctor
-      checks that mode instead: each node heard must say its distribution port, and
-      that port must be reachable);
-    * this host's name does not resolve (what `--sname` nodes use);
+    * epmd is not running while this VM is distributed through it (on a host where no
+      node runs yet that is normal, and only noted); run with
+      `-epmd_module Elixir.NativeGossip.EPMD` and the doctor checks that mode instead:
+      each node heard must say its distribution port, and that port must be reachable;
+    * this host's name does not resolve (only noted with short names resolved from
+      heartbeats, the default);
     * no interface that is up and can multicast, or no multicast route (the group
       cannot be joined);
     * the UDP port is held by a program that did not set SO_REUSEADDR;
@@ -17,7 +19,8 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
       network that does not carry multicast: use `:seeds`), or heartbeats dropped
       (another secret, no secret, another protocol on the port);
     * for each node heard: a name in the other style (`--sname` against `--name`), a
-      host part that does not resolve here, epmd or the distribution port unreachable
+      host part that does not resolve here (a short one is mapped to the address its
+      heartbeats come from, as a topology does), epmd or the distribution port unreachable
       (a firewall), or a refused connection with both reachable (a cookie mismatch).
 
   Run it distributed, with the cookie of your nodes, to check connections too:
@@ -103,6 +106,7 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
 
     %{
       group: o.multicast_addr,
+      broadcast: o.broadcast,
       port: o.port,
       interface: o.multicast_if,
       secrets: o.secrets,
@@ -237,7 +241,10 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
     case open(s) do
       {:ok, socket} ->
         :gen_udp.close(socket)
-        ok("can bind UDP port #{s.port} and join #{:inet.ntoa(s.group)}")
+
+        ok(
+          "can bind UDP port #{s.port} and #{if s.broadcast, do: "receive broadcasts", else: "join #{:inet.ntoa(s.group)}"}"
+        )
 
       {:error, :eaddrinuse} ->
         problem(
@@ -261,6 +268,9 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
     end
   end
 
+  defp open(%{broadcast: true} = s),
+    do: :gen_udp.open(s.port, [:binary, active: false, reuseaddr: true, broadcast: true])
+
   defp open(s) do
     interface =
       case s.interface do
@@ -277,10 +287,13 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
     ])
   end
 
+  defp where(%{broadcast: true}), do: "broadcasts"
+  defp where(s), do: :inet.ntoa(s.group)
+
   defp heartbeats(s) do
     case open(s) do
       {:ok, socket} ->
-        info("...     listening on #{:inet.ntoa(s.group)}:#{s.port} for #{s.seconds} s")
+        info("...     listening on #{where(s)}:#{s.port} for #{s.seconds} s")
         heard = listen(socket, s, System.monotonic_time(:millisecond) + s.seconds * 1000, %{})
         :gen_udp.close(socket)
         verdicts(heard, s)
@@ -311,7 +324,7 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
 
   defp verdicts(heard, s) when map_size(heard) == 0 do
     problem(
-      "heard no datagram on #{:inet.ntoa(s.group)}:#{s.port} in #{s.seconds} s",
+      "heard no datagram on #{where(s)}:#{s.port} in #{s.seconds} s",
       "either no other node runs here, or a firewall drops UDP port #{s.port} " <>
         "(`nft list ruleset`, `iptables -L`), or the network does not carry multicast " <>
         "between hosts (switches with IGMP snooping and no querier, clouds, containers: " <>
