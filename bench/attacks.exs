@@ -97,6 +97,8 @@ end
 
 rejoin_after = fn ms -> fn ctx -> Process.sleep(ms) && Bench.Attacks.rejoin(ctx) end end
 s = 5
+# The secret of the replay row, given to the probe too (it captures with it).
+secret = "bench-secret-benchmark-secret-0123"
 
 rows = [
   Bench.Attacks.run(
@@ -141,11 +143,11 @@ rows = [
   Bench.Attacks.run(
     "with a secret: its heartbeat captured, replayed 5 s later, 1000/s",
     fn l ->
-      ~w(send --kind replay --capture-name #{l} --secret bench-secret --replay-after 5) ++
+      ~w(send --kind replay --capture-name #{l} --secret #{secret} --replay-after 5) ++
         ~w(--rate 1000 --duration #{s})
     end,
     topology: [
-      secret: "bench-secret-benchmark-secret-0123",
+      secret: secret,
       lost_after: 1_500,
       forget_after: 3_000
     ],
