@@ -147,6 +147,8 @@ defmodule NativeGossip.MixTasksTest do
 
     {_, out} = doctor(~w(--port #{unique_port()} --if nosuch0 --seconds 1))
     assert out =~ "PROBLEM no interface named nosuch0 on this host"
+    {_, out} = doctor(~w(--port #{unique_port()} --interface nosuch1 --seconds 1))
+    assert out =~ "PROBLEM no interface named nosuch1 on this host"
     assert out =~ "set :multicast_if to one of: lo"
   end
 

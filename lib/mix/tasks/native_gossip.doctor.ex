@@ -35,7 +35,7 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
 
     * `--topology` - take group, port, interface and secret from this topology of
       `config :native_gossip, :topologies`
-    * `--group`, `--port`, `--if`, `--secret` (once per secret), `--encrypt`,
+    * `--group`, `--port`, `--if` (or `--interface`), `--secret` (once per secret), `--encrypt`,
       `--cluster`, `--broadcast` - the topology's options, for a topology started in a
       supervision tree (`{NativeGossip, ...}`) rather than from config; they override
       `--topology`'s. Heartbeats of another cluster label are listed with their label
@@ -52,6 +52,7 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
     group: :string,
     port: :integer,
     if: :string,
+    interface: :string,
     secret: :keep,
     encrypt: :boolean,
     cluster: :string,

@@ -23,6 +23,7 @@ defmodule NativeGossip.MixTask do
     group: :multicast_addr,
     port: :port,
     if: :multicast_if,
+    interface: :multicast_if,
     broadcast: :broadcast,
     encrypt: :encrypt,
     cluster: :cluster,
@@ -31,7 +32,7 @@ defmodule NativeGossip.MixTask do
 
   @doc """
   The validated options of a topology made of `topology` (options from config, or
-  `[]`) with the task's flags on top: `--group`, `--port`, `--if`, `--broadcast`,
+  `[]`) with the task's flags on top: `--group`, `--port`, `--if` (or `--interface`), `--broadcast`,
   `--encrypt`, `--cluster`, `--[no-]resolve-short-names`, and every `--secret`.
   """
   @spec options!(keyword(), keyword()) :: Options.t()

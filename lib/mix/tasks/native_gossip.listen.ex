@@ -33,7 +33,7 @@ defmodule Mix.Tasks.NativeGossip.Listen do
     * `--cluster` - this task shows every label it hears; with `--cluster`, heartbeats
       of other labels show as `other_cluster` too, as a topology with that label
       would drop them
-    * `--if` - the interface to listen on: a name (`eth0`) or an IPv4 address
+    * `--if` (or `--interface`) - the interface to listen on: a name (`eth0`) or an IPv4 address
       (default: the multicast route's)
     * `--broadcast` - listen for broadcast heartbeats (`:broadcast` topologies)
       instead of joining a group
@@ -53,6 +53,7 @@ defmodule Mix.Tasks.NativeGossip.Listen do
     encrypt: :boolean,
     cluster: :string,
     if: :string,
+    interface: :string,
     broadcast: :boolean,
     count: :integer,
     seconds: :integer
