@@ -1,14 +1,15 @@
 # NativeGossip: the two commands of the README, and the pieces they are made of.
 #
 #   make demo   three BEAM nodes discover each other, inside a private network namespace
-#   make test   formatting, lint, Rust and Elixir tests (the Elixir ones in a namespace)
+#   make test   formatting, lint, dialyzer, Rust and Elixir tests (the Elixir ones in a
+#               namespace) on OTP 25 and 27, and a smoke run of the benchmark scripts
 #
 # Both install what they need first (as root on Debian) or say what is missing.
 
 SHELL := /bin/sh
 NETNS := test/support/private_net.sh
 
-.PHONY: all tools test rust-test elixir-portable elixir-lint dialyzer elixir-test elixir-otp27 probe demo bench nif-artifact clean
+.PHONY: all tools test rust-test elixir-portable elixir-lint dialyzer elixir-test bench-smoke elixir-otp27 probe demo bench nif-artifact clean
 
 # This repository builds the NIF from source (rustler; config/config.exs says so, and
 # this for examples/ that depend on it), never downloads it: users of a release get it
@@ -20,7 +21,7 @@ all: test
 tools:
 	@.ci/ensure-tools.sh
 
-test: tools rust-test elixir-portable elixir-lint dialyzer elixir-test elixir-otp27
+test: tools rust-test elixir-portable elixir-lint dialyzer elixir-test bench-smoke elixir-otp27
 
 rust-test:
 	cargo fmt --all -- --check
@@ -68,6 +69,11 @@ nif-artifact:
 
 probe:
 	cargo build --release -p native_gossip_probe
+
+# Every benchmark script once with tiny parameters (about 3 minutes): a script that a
+# change broke fails here rather than at the next make bench. Writes nothing to docs/.
+bench-smoke: probe
+	bench/smoke.sh
 
 # Benchmarks (not part of make test), about 40 minutes: docs/BENCHMARKS.md from the
 # template bench/BENCHMARKS.md.in, and the chart docs/formation.svg.

@@ -96,7 +96,8 @@ defmodule Bench.Attacks do
 end
 
 rejoin_after = fn ms -> fn ctx -> Process.sleep(ms) && Bench.Attacks.rejoin(ctx) end end
-s = 5
+# Seconds of each attack (bench/smoke.sh shortens it).
+s = String.to_integer(System.get_env("ATTACK_SECONDS", "5"))
 # The secret of the replay row, given to the probe too (it captures with it).
 secret = "bench-secret-benchmark-secret-0123"
 

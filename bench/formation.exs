@@ -164,7 +164,9 @@ try do
      run.("direct", direct_start, fn _ -> :ok end, 0)}
   ]
 
-  File.write!("docs/formation.svg", NativeGossip.BenchChart.formation_svg(series, sizes))
+  # CHART: where the chart goes (bench/smoke.sh keeps its tiny runs out of docs/).
+  chart = System.get_env("CHART", "docs/formation.svg")
+  File.write!(chart, NativeGossip.BenchChart.formation_svg(series, sizes))
   f = fn v -> :erlang.float_to_binary(v / 1, decimals: 1) end
 
   IO.puts("""
@@ -177,7 +179,7 @@ try do
       "#{f.(s.median)} [#{f.(s.min)}-#{f.(s.max)}]"
     end) <> " |" end)}
 
-  Chart: docs/formation.svg
+  Chart: #{chart}
 
   Against the target (median of NativeGossip at the largest size, #{Enum.max(sizes)} nodes):
   #{NativeGossip.BenchNetwork.verdicts([{"under 1 s (ms)", Map.new(elem(hd(series), 2))[Enum.max(sizes)].median, 1000}])}
