@@ -3,8 +3,8 @@
 # not reachable here, and :dialyzer's own API is enough.
 #
 # The PLT (OTP's, Elixir's and the dependencies' modules) is built once and kept under
-# _build/dialyzer/, named by the OTP and Elixir versions: about a minute the first time,
-# a few seconds after. Any warning fails the run.
+# _build/dialyzer/, named by the OTP and Elixir versions: about two minutes the first
+# time, a few seconds after. Any warning fails the run.
 
 defmodule NativeGossip.Dialyzer do
   @otp_apps [:erts, :kernel, :stdlib, :crypto, :compiler]
@@ -62,7 +62,7 @@ defmodule NativeGossip.Dialyzer do
 
     unless File.exists?(plt) do
       File.mkdir_p!(dir)
-      IO.puts("dialyzer: building the PLT #{Path.relative_to_cwd(plt)} (once; about a minute)")
+      IO.puts("dialyzer: building the PLT #{Path.relative_to_cwd(plt)} (once; about two minutes)")
 
       _ =
         :dialyzer.run(

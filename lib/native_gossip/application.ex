@@ -40,18 +40,15 @@ defmodule NativeGossip.Application do
   # The child specs of `config :native_gossip, :topologies` (validated by the child as
   # it starts, so an invalid topology stops the application with the option's error).
   def config_children(topologies) do
-    for {name, opts} <- topologies do
-      %{
-        NativeGossip.child_spec(Keyword.put(opts, :name, name))
-        | start: {__MODULE__, :start_topology, [Keyword.put(opts, :name, name)]}
-      }
+    for {name, opts} <- topologies, opts = Keyword.put(opts, :name, name) do
+      %{NativeGossip.child_spec(opts) | start: {__MODULE__, :start_topology, [opts]}}
     end
   end
 
   @doc false
   def start_topology(opts) do
     with {:ok, options} <- NativeGossip.Options.validate(opts) do
-      NativeGossip.Topology.start_link(options, nil, "config :native_gossip, :topologies")
+      NativeGossip.Topology.start_link(options, nil, :config)
     end
   end
 end

@@ -28,10 +28,11 @@ defmodule NativeGossip.Topology do
 
   @doc false
   # `origin` says where this start comes from, for the error when a topology of the same
-  # name is already running: "config :native_gossip, :topologies", libcluster, or the
-  # caller (the supervisor that starts the child).
+  # name is already running: `:config`, `{:libcluster, topology}`, or (nil) the caller,
+  # the supervisor that starts the child. Kept as a term and only described in that
+  # error, so a start builds no text.
   def start_link(%Options{} = options, libcluster_topology \\ nil, origin \\ nil) do
-    origin = origin || origin(libcluster_topology)
+    origin = origin || caller_origin(libcluster_topology)
     # The registry's value: {native resource once started, origin}.
     name = {:via, Registry, {@registry, options.name, {nil, origin}}}
 
@@ -39,13 +40,14 @@ defmodule NativeGossip.Topology do
       {:error, {:already_started, pid}} = error ->
         first =
           case Registry.lookup(@registry, options.name) do
-            [{^pid, {_, first}}] -> first
+            [{^pid, {_, first}}] -> describe_origin(first)
             _ -> "elsewhere"
           end
 
         Logger.error(
           "NativeGossip topology #{inspect(options.name)} is already running " <>
-            "(#{inspect(pid)}, started from #{first}); this start, from #{origin}, is " <>
+            "(#{inspect(pid)}, started from #{first}); this start, from " <>
+            "#{describe_origin(origin)}, is " <>
             "refused. Start each topology once: in config :native_gossip, :topologies, or " <>
             "in a supervision tree, or as a libcluster topology (or give it another :name)"
         )
@@ -57,15 +59,21 @@ defmodule NativeGossip.Topology do
     end
   end
 
-  defp origin(nil) do
+  defp caller_origin(nil) do
     case Process.info(self(), :registered_name) do
-      {:registered_name, name} -> inspect(name)
-      _ -> "process #{inspect(self())}"
+      {:registered_name, name} -> {:caller, name}
+      _ -> {:caller, self()}
     end
   end
 
-  defp origin(libcluster_topology),
-    do: "libcluster's topology #{inspect(libcluster_topology)} (NativeGossip.Strategy)"
+  defp caller_origin(libcluster_topology), do: {:libcluster, libcluster_topology}
+
+  defp describe_origin(:config), do: "config :native_gossip, :topologies"
+  defp describe_origin({:caller, pid}) when is_pid(pid), do: "process #{inspect(pid)}"
+  defp describe_origin({:caller, name}), do: inspect(name)
+
+  defp describe_origin({:libcluster, topology}),
+    do: "libcluster's topology #{inspect(topology)} (NativeGossip.Strategy)"
 
   @doc false
   # The native resource of a running topology, for calls that need not go through the

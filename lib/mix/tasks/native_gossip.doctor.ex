@@ -355,7 +355,8 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
       end
 
     checked = nodes |> Enum.uniq_by(&elem(&1, 0)) |> Enum.take(20)
-    if s.resolve_short_names and Node.alive?(), do: map_short_hosts(checked)
+    # Only for its effect on this VM's resolver.
+    _ = if s.resolve_short_names and Node.alive?(), do: map_short_hosts(checked)
 
     checks =
       Enum.flat_map(checked, fn {name, ip, dist_port} -> check_node(name, ip, dist_port, s) end)
