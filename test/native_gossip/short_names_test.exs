@@ -81,16 +81,26 @@ defmodule NativeGossip.ShortNamesTest do
       {r1 - r0, t}
     end
 
+    # The least of five calls at each size: a single call's count can include a garbage
+    # collection (it once read 3788 against 170).
+    least = fn t, from ->
+      Enum.reduce(from..(from + 4), {nil, t}, fn i, {m, t} ->
+        {r, t} = cost.(t, i)
+        {min(m || r, r), t}
+      end)
+    end
+
     t = fill.(t, 1..100)
-    {small, t} = cost.(t, 100_001)
+    {small, t} = least.(t, 100_001)
     t = fill.(t, 101..20_000)
-    {large, t} = cost.(t, 100_002)
+    {large, t} = least.(t, 100_011)
     # Reductions, not time: the old code walked every host on each call (~20,000 here).
     assert large < small * 3, "#{small} reductions at 100 hosts, #{large} at 20,000"
 
     t =
       Enum.reduce(
-        Enum.to_list(1..20_000) ++ [100_001, 100_002],
+        Enum.to_list(1..20_000) ++
+          Enum.to_list(100_001..100_005) ++ Enum.to_list(100_011..100_015),
         t,
         &ShortNames.release(&2, node.(&1))
       )
