@@ -79,6 +79,13 @@ fn label_and_tags_unlabelled() -> Vec<u8> {
 
 /// As `heartbeats`, each with the options block `options`.
 fn with_options(keys: &Keyring, peers: usize, per_peer: usize, options: &[u8]) -> Vec<Vec<u8>> {
+    // Signed, a heartbeat lists its sender's address (the engines below hear every
+    // one from 198.51.100.2), as a node's do.
+    let mut options = options.to_vec();
+    if keys.is_signing() {
+        options.extend(wire::address_records(&["198.51.100.2".parse().unwrap()]));
+    }
+    let options = &options[..];
     let mut out = Vec::with_capacity(peers * per_peer);
     for seq in 1..=per_peer as u64 {
         for p in 0..peers {
@@ -140,6 +147,7 @@ fn engine(keys: Keyring) -> Engine {
         cluster: String::new(),
         tags: Vec::new(),
         dist_port: 0,
+        own_addresses: Vec::new(),
     };
     Engine::new(config, Instant::now(), 1, 1).unwrap()
 }

@@ -18,7 +18,7 @@ use crossbeam_channel::{Receiver, TryRecvError};
 use crate::engine::Transmit;
 use crate::peers::PeerEvent;
 use crate::socket::{BatchReceiver, Join, SocketConfig, Sockets};
-use crate::topology::{same_family, wall_ms, Command, EventSink, Shared};
+use crate::topology::{own_addresses, same_family, wall_ms, Command, EventSink, Shared};
 
 /// The thread's state; built by `Topology::start`.
 pub(crate) struct Worker {
@@ -171,6 +171,10 @@ impl Worker {
     /// succeeds after a failure, or after the membership was lost, starts the joining
     /// burst again so that peers answer at once.
     fn check_membership(&mut self, now: Instant, sink: &mut impl EventSink) {
+        // The host's addresses may have changed too (DHCP, an interface up or down):
+        // heartbeats list the current ones.
+        let addrs = own_addresses(&self.socket);
+        self.shared.engine.lock().set_own_addresses(addrs);
         match self.sockets.join(&self.socket) {
             Join::AlreadyMember => {
                 self.join.next_check = now + JOIN_REFRESH;
@@ -209,8 +213,8 @@ impl Worker {
             match command {
                 Command::Announce => engine.announce(Instant::now()),
                 Command::Panic => panic!("panic requested by the test hook"),
-                Command::SetConnected(name, connected) => {
-                    engine.set_connected(&name, connected, Instant::now());
+                Command::SetConnected(name, connected, via) => {
+                    engine.set_connected(&name, connected, via, Instant::now());
                 }
                 Command::Hold(name, after) => {
                     engine.hold(&name, after, Instant::now());
@@ -218,7 +222,7 @@ impl Worker {
                 Command::SetSeeds(seeds) => engine.set_seeds(same_family(seeds, &self.socket)),
                 Command::Stop { leave } => {
                     if leave {
-                        engine.leave(wall_ms());
+                        engine.leave(wall_ms(), Instant::now());
                         let mut goodbyes = Vec::new();
                         while let Some(t) = engine.poll_transmit(Instant::now(), wall_ms()) {
                             goodbyes.push(t);

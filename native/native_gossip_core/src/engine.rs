@@ -15,8 +15,8 @@
 //! its own after a short random delay (coalesced), so a newcomer learns everyone within
 //! milliseconds without each node flooding the group.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::SocketAddr;
+use std::collections::{HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,7 @@ use crate::limiter::NewPeerLimiter;
 use crate::name::{self, NameError};
 use crate::peers::{EventKind, Member, PeerEvent, PeerTable, Timing};
 use crate::reason::DropReason;
+use crate::unicast::Learned;
 use crate::wire::{self, OptionsError, Outgoing};
 
 /// First gap of the joining burst; each following gap doubles.
@@ -36,8 +37,8 @@ pub const REPLY_WINDOW: Duration = Duration::from_millis(20);
 /// Widening of the answer window per known peer (see `Engine::reply_window`).
 pub const REPLY_WINDOW_PER_PEER: Duration = Duration::from_millis(4);
 
-/// Most peers first heard by unicast that are sent heartbeats by unicast in return.
-pub const MAX_LEARNED: usize = 1024;
+/// Most addresses first heard by unicast that are sent heartbeats by unicast in return.
+pub use crate::unicast::MAX_LEARNED;
 
 /// With `compat: :libcluster`: most names remembered as speaking the native format
 /// (whose libcluster-format heartbeats are then dropped, even after they are forgotten).
@@ -128,6 +129,11 @@ pub struct Config {
     pub tags: Vec<(String, String)>,
     /// This node's distribution listen port, sent in every heartbeat (0: not sent).
     pub dist_port: u16,
+    /// With a secret: this host's own addresses (of the topology's family; at most
+    /// `wire::MAX_ADDRS` are sent), listed in every heartbeat so that receivers drop
+    /// a replay of it from anywhere else (`foreign_source`). `set_own_addresses`
+    /// replaces them when the host's addresses change.
+    pub own_addresses: Vec<IpAddr>,
 }
 
 /// Why an engine cannot be made from a `Config`.
@@ -155,6 +161,9 @@ pub struct Stats {
     pub events_coalesced: u64,
     /// Events dropped because the owner had that many waiting (see `outbox`).
     pub events_dropped: u64,
+    /// Heartbeats not sent to an address that has not proven itself, because that
+    /// address had sent this node fewer bytes (see `unicast`).
+    pub unicast_withheld: u64,
 }
 
 impl Stats {
@@ -207,13 +216,11 @@ pub struct Engine {
     limiter: Option<NewPeerLimiter>,
     stats: Stats,
     jitter: Jitter,
-    /// Unicast destinations: the seeds, and peers first heard by unicast, by name,
-    /// while they are alive.
+    /// Unicast destinations: the seeds, and (`unicast`) peers first heard by unicast
+    /// while they are alive, and senders just discovered that way (each gets one
+    /// heartbeat back at once, so that it learns this node too).
     seeds: Vec<SocketAddr>,
-    learned: HashMap<String, SocketAddr>,
-    /// Senders heard by unicast and just discovered: each gets one heartbeat back at
-    /// once, so that it learns this node too.
-    answer_to: Vec<SocketAddr>,
+    unicast: Learned,
     /// Datagrams decided and not yet handed out by `poll_transmit`.
     queue: VecDeque<Transmit>,
     /// `leave` was called: nothing but the goodbyes goes out any more.
@@ -236,13 +243,25 @@ pub struct Engine {
     clock: Option<(Instant, u64)>,
     cluster: String,
     dist_port: u16,
+    /// With a secret: this host's addresses, sent in every heartbeat.
+    own_addresses: Vec<IpAddr>,
     /// The options block of every heartbeat: the cluster label, the tags, the
-    /// distribution port.
+    /// distribution port, and with a secret this host's addresses.
     options: Vec<u8>,
     /// Other cluster labels heard (at most `MAX_OTHER_CLUSTERS`), for the doctor.
     other_clusters: Vec<String>,
     /// Where sealed heartbeats are opened (kept between datagrams).
     scratch: Vec<u8>,
+}
+
+/// The options block a config starts with.
+fn options_with(config: &Config, tags: &[(String, String)]) -> Result<Vec<u8>, OptionsError> {
+    let mut options = wire::options_block(&config.cluster, tags)?;
+    options.extend(wire::dist_port_record(config.dist_port));
+    if config.keys.is_signing() {
+        options.extend(wire::address_records(&config.own_addresses));
+    }
+    Ok(options)
 }
 
 impl Engine {
@@ -255,9 +274,7 @@ impl Engine {
         seed: u64,
     ) -> Result<Self, ConfigError> {
         name::validate(config.node_name.as_bytes()).map_err(ConfigError::Name)?;
-        let mut options =
-            wire::options_block(&config.cluster, &config.tags).map_err(ConfigError::Options)?;
-        options.extend(wire::dist_port_record(config.dist_port));
+        let options = options_with(&config, &config.tags).map_err(ConfigError::Options)?;
         let interval = config.heartbeat_interval.max(Duration::from_millis(1));
         let limiter = (!config.keys.is_signing())
             .then(|| NewPeerLimiter::new(config.new_peer_rate, config.new_peer_burst));
@@ -287,8 +304,7 @@ impl Engine {
             stats: Stats::default(),
             jitter: Jitter(seed),
             seeds: config.seeds,
-            learned: HashMap::new(),
-            answer_to: Vec::new(),
+            unicast: Learned::default(),
             queue: VecDeque::new(),
             left: false,
             legacy,
@@ -301,6 +317,7 @@ impl Engine {
             clock: None,
             cluster: config.cluster,
             dist_port: config.dist_port,
+            own_addresses: config.own_addresses,
             options,
             other_clusters: Vec::new(),
             scratch: Vec::new(),
@@ -310,10 +327,40 @@ impl Engine {
     /// Replaces this node's tags; the next heartbeat carries them (see `announce` to
     /// send one at once).
     pub fn set_tags(&mut self, tags: &[(String, String)]) -> Result<(), OptionsError> {
+        self.options = self.options_for(tags)?;
+        Ok(())
+    }
+
+    /// Replaces this host's addresses listed in heartbeats (with a secret); the next
+    /// heartbeat carries them.
+    pub fn set_own_addresses(&mut self, addrs: Vec<IpAddr>) {
+        if addrs != self.own_addresses {
+            let tags = self.tags_now();
+            self.own_addresses = addrs;
+            self.options = self
+                .options_for(&tags)
+                .expect("the same label and tags were accepted before");
+        }
+    }
+
+    /// This node's own addresses as sent (with a secret).
+    pub fn own_addresses(&self) -> &[IpAddr] {
+        &self.own_addresses
+    }
+
+    fn tags_now(&self) -> Vec<(String, String)> {
+        wire::tags(&self.options)
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    fn options_for(&self, tags: &[(String, String)]) -> Result<Vec<u8>, OptionsError> {
         let mut options = wire::options_block(&self.cluster, tags)?;
         options.extend(wire::dist_port_record(self.dist_port));
-        self.options = options;
-        Ok(())
+        if self.keys.is_signing() {
+            options.extend(wire::address_records(&self.own_addresses));
+        }
+        Ok(options)
     }
 
     /// Other cluster labels heard on this group and port (at most
@@ -391,10 +438,13 @@ impl Engine {
         now: Instant,
     ) -> Result<Option<PeerEvent>, DropReason> {
         self.stats.received += 1;
+        if via == Via::Unicast {
+            self.unicast.received(from, data.len(), now);
+        }
         match self.accept(data, from, now) {
             Ok(event) => {
                 if let Some(e) = &event {
-                    self.route(e, via, from);
+                    self.route(e, via, from, data.len(), now);
                 }
                 Ok(event)
             }
@@ -408,18 +458,20 @@ impl Engine {
     /// Keeps the unicast destinations in step with an event: a peer heard by unicast
     /// is sent heartbeats that way while it lives (and answered at once when new); one
     /// that is lost, left or forgotten is not any more.
-    fn route(&mut self, e: &PeerEvent, via: Via, from: SocketAddr) {
+    /// (An address that has not proven itself gets no more bytes than it sent: see
+    /// `unicast`.)
+    fn route(&mut self, e: &PeerEvent, via: Via, from: SocketAddr, len: usize, now: Instant) {
         match e.kind {
             EventKind::Discovered | EventKind::Heard if via == Via::Unicast => {
                 if e.kind == EventKind::Discovered && !self.seeds.contains(&from) {
-                    self.answer_to.push(from);
+                    self.unicast.answer(from, e.proven, len, now);
                 }
-                if self.learned.len() < MAX_LEARNED || self.learned.contains_key(&e.name) {
-                    self.learned.insert(e.name.clone(), from);
+                if !self.seeds.contains(&from) {
+                    self.unicast.learn(&e.name, from, e.proven, len, now);
                 }
             }
             EventKind::Lost | EventKind::Left | EventKind::Forgotten => {
-                self.learned.remove(&e.name);
+                self.unicast.forget(&e.name);
             }
             _ => {}
         }
@@ -471,6 +523,9 @@ impl Engine {
                 DropReason::NameConflict
             });
         }
+        if self.keys.is_signing() && !self.bound_to(&hb, from) {
+            return Err(DropReason::ForeignSource);
+        }
         if let (Some(skew), Some(wall), true) = (
             self.max_clock_skew,
             self.wall_at(now),
@@ -487,17 +542,20 @@ impl Engine {
                 return Err(DropReason::RateLimited);
             }
         }
-        if self.legacy.is_some()
-            && self.native_names.len() < MAX_NATIVE_NAMES
-            && !self.native_names.contains(hb.name)
-        {
-            self.native_names.insert(hb.name.to_owned());
-        }
         match self.peers.observe(&hb, from, now) {
             Err(reason) => Err(reason),
             Ok(mut event) => {
                 if counts {
                     self.names_made += 1;
+                }
+                // Only a name admitted (through the rate limit and the name cap) is
+                // remembered as native: a goodbye of a name never heard adds nothing.
+                if self.legacy.is_some()
+                    && self.native_names.len() < MAX_NATIVE_NAMES
+                    && self.peers.contains(hb.name)
+                    && !self.native_names.contains(hb.name)
+                {
+                    self.native_names.insert(hb.name.to_owned());
                 }
                 if let Some(e) = &mut event {
                     e.lead = self.leads(hb.newcomer || hb.joining, hb.name, now);
@@ -545,7 +603,9 @@ impl Engine {
         // A node that also sends native heartbeats is known by those, which carry its
         // incarnation and liveness: its libcluster heartbeats add nothing, and once it
         // is forgotten, would let a capture of one bring it back forever.
-        if self.native_names.contains(&name) {
+        if self.native_names.contains(&name)
+            || self.peers.incarnation(&name).is_some_and(|i| i != 0)
+        {
             return Err(DropReason::LegacyNativeName);
         }
         // libcluster's format has no label: it belongs to no labelled cluster.
@@ -576,8 +636,11 @@ impl Engine {
         }
         self.stats.accepted += 1;
         if let Some(e) = &mut event {
-            // A libcluster node connects whenever it hears us: no tie-break to wait for.
-            e.lead = true;
+            // The format has no replay protection: its source is never proven, and it
+            // gets the same tie-break as a settled native peer (a replay cannot make
+            // this node hurry to connect).
+            e.proven = false;
+            e.lead = self.leads(false, &name, now);
             self.stats.events += 1;
         }
         Ok(event)
@@ -638,13 +701,13 @@ impl Engine {
         self.peers.sweep(now, out);
         self.stats.events += (out.len() - before) as u64;
         for e in &out[before..] {
-            self.learned.remove(&e.name);
+            self.unicast.forget(&e.name);
         }
     }
 
     /// The earliest instant at which `poll_transmit` or `handle_timeout` has work.
     pub fn next_deadline(&self) -> Instant {
-        if !self.queue.is_empty() || !self.answer_to.is_empty() {
+        if !self.queue.is_empty() || self.unicast.has_answers() {
             // Already due (no instant before `started` is ever passed in).
             return self.started;
         }
@@ -685,18 +748,20 @@ impl Engine {
         if self.left {
             return;
         }
-        for to in std::mem::take(&mut self.answer_to) {
+        if self.unicast.has_answers() {
             // Outside the schedule for one peer: it neither asks for answers nor moves
             // the schedule.
             let newcomer = self.newcomer(now);
             let bytes = self.encode(false, false, newcomer, wall_ms);
-            self.queue.push_back(Transmit {
-                to: Destination::Unicast(to),
-                bytes,
-            });
+            for to in self.unicast.take_answers(bytes.len(), now) {
+                self.queue.push_back(Transmit {
+                    to: Destination::Unicast(to),
+                    bytes: bytes.clone(),
+                });
+            }
         }
         if let Some(bytes) = self.due_heartbeat(now, wall_ms) {
-            self.queue_for_everyone(bytes);
+            self.queue_for_everyone(bytes, now);
             if let Some(legacy) = self.legacy_packet() {
                 self.queue.push_back(Transmit {
                     to: Destination::Group,
@@ -706,19 +771,31 @@ impl Engine {
         }
     }
 
-    /// Queues `bytes` for the group, every seed and every peer learned by unicast.
-    fn queue_for_everyone(&mut self, bytes: Vec<u8>) {
-        let learned = self.learned.values().filter(|a| !self.seeds.contains(a));
+    /// Queues `bytes` for the group, every seed and every address learned by unicast
+    /// (each once; an unproven one only within its credit).
+    fn queue_for_everyone(&mut self, bytes: Vec<u8>, now: Instant) {
+        let learned = self.unicast.destinations(&self.seeds, bytes.len(), now);
+        self.stats.unicast_withheld = self.unicast.withheld();
         let unicast: Vec<Destination> = self
             .seeds
             .iter()
+            .copied()
             .chain(learned)
-            .map(|&a| Destination::Unicast(a))
+            .map(Destination::Unicast)
             .collect();
         for to in std::iter::once(Destination::Group).chain(unicast) {
             let bytes = bytes.clone();
             self.queue.push_back(Transmit { to, bytes });
         }
+    }
+
+    /// With a secret: whether an authenticated heartbeat may have come from `from`: an
+    /// address the sender lists as its own, or a configured seed (whose address the
+    /// operator chose: a seed behind NAT is heard from its public address).
+    fn bound_to(&self, hb: &wire::Heartbeat<'_>, from: SocketAddr) -> bool {
+        let ip = from.ip().to_canonical();
+        wire::addresses(hb.options).any(|a| a.to_canonical() == ip)
+            || self.seeds.iter().any(|s| s.ip().to_canonical() == ip)
     }
 
     /// The heartbeat due now (regular, burst or answer to a joining peer), if one is.
@@ -754,11 +831,11 @@ impl Engine {
     /// Queues the goodbye, for when the topology stops cleanly: twice, so that one lost
     /// datagram does not leave peers waiting for a timeout, to everyone a heartbeat
     /// goes to. `poll_transmit` hands it out.
-    pub fn leave(&mut self, wall_ms: u64) {
+    pub fn leave(&mut self, wall_ms: u64, now: Instant) {
         self.left = true;
         for _ in 0..2 {
             let bytes = self.encode(true, false, false, wall_ms);
-            self.queue_for_everyone(bytes);
+            self.queue_for_everyone(bytes, now);
         }
     }
 
@@ -789,8 +866,28 @@ impl Engine {
         }
     }
 
-    pub fn set_connected(&mut self, name: &str, connected: bool, now: Instant) -> bool {
+    /// Marks a peer connected or not. `via`: the remote address of the distribution
+    /// connection, when connected: if the peer's heartbeats come from it, that address
+    /// is proven (`PeerTable::pin`): pinned without a secret, and sent heartbeats by
+    /// unicast without counting.
+    pub fn set_connected(
+        &mut self,
+        name: &str,
+        connected: bool,
+        via: Option<IpAddr>,
+        now: Instant,
+    ) -> bool {
+        if let (true, Some(ip)) = (connected, via) {
+            if self.peers.pin(name, ip) {
+                self.unicast.prove(name, ip);
+            }
+        }
         self.peers.set_connected(name, connected, now)
+    }
+
+    /// The address a connection proved for `name`, if any (see `set_connected`).
+    pub fn pinned(&self, name: &str) -> Option<IpAddr> {
+        self.peers.pinned(name)
     }
 
     /// Reports `name` again (while it stays unconnected) no sooner than `after` from
@@ -830,6 +927,7 @@ mod tests {
             cluster: String::new(),
             tags: Vec::new(),
             dist_port: 0,
+            own_addresses: vec![from().ip()],
         }
     }
 
@@ -1122,7 +1220,7 @@ mod tests {
         a.announce(later);
         assert_eq!(a.next_deadline(), later);
         assert!(a.poll_transmit(later, 0).is_some());
-        a.leave(0);
+        a.leave(0, t0);
         let bye = a.poll_transmit(later, 0).unwrap().bytes;
         assert_eq!(bye[5] & FLAG_LEAVING, FLAG_LEAVING);
         let hb = decode(&bye, &Keyring::none()).unwrap();
@@ -1184,7 +1282,7 @@ mod tests {
             let name = format!("real{i}@h");
             let mut e = Engine::new(config(&name, Some(b"k")), t0, 1, 1).unwrap();
             let p = e.poll_transmit(t0, 0).unwrap().bytes;
-            s.handle_datagram(&p, flooder, Via::Group, t0);
+            s.handle_datagram(&p, from(), Via::Group, t0);
         }
         assert_eq!(s.peer_count(), 50);
     }
@@ -1259,13 +1357,32 @@ mod tests {
         assert_eq!(now.len(), 1);
         assert_eq!(now[0].0, to(b_addr));
         assert_eq!(now[0].1 & FLAG_JOINING, 0);
+        // b has not proven its address (no secret, no connection): the answer spent
+        // what b sent, so a's answer to the JOINING flag goes to the group only.
         let reply_at = a.next_deadline();
         let dest: Vec<_> = drain(&mut a, reply_at).into_iter().map(|d| d.0).collect();
-        assert_eq!(dest, vec![Destination::Group, to(b_addr)]);
-        // Heard again: no second answer.
+        assert_eq!(dest, vec![Destination::Group]);
+        // Heard again: no second answer, and credit for one more heartbeat to b.
         let again = b.poll_transmit(late + 20 * MS, 0).unwrap().bytes;
         a.handle_datagram(&again, b_addr, Via::Unicast, late + 20 * MS);
         assert!(drain(&mut a, late + 20 * MS).is_empty());
+        a.announce(late + 30 * MS);
+        let dest: Vec<_> = drain(&mut a, late + 30 * MS)
+            .into_iter()
+            .map(|d| d.0)
+            .collect();
+        assert_eq!(dest, vec![Destination::Group, to(b_addr)]);
+        // A distribution connection with b over that address proves it: every
+        // heartbeat goes there then.
+        assert!(a.set_connected("b@h", true, Some(b_addr.ip()), late + 40 * MS));
+        for i in 0..3 {
+            a.announce(late + (50 + i) * MS);
+            let dest: Vec<_> = drain(&mut a, late + (50 + i) * MS)
+                .into_iter()
+                .map(|d| d.0)
+                .collect();
+            assert_eq!(dest, vec![Destination::Group, to(b_addr)]);
+        }
         // Silent: once lost, no more unicast heartbeats to it.
         let mut out = Vec::new();
         a.handle_timeout(late + 3100 * MS, &mut out);
@@ -1306,7 +1423,7 @@ mod tests {
         let mut cfg = config("a@h", None);
         cfg.max_peers = 2 * MAX_LEARNED;
         cfg.new_peer_burst = u32::MAX;
-        let mut a = Engine::new(cfg, t0, 1, 1).unwrap();
+        let mut a = Engine::new(cfg.clone(), t0, 1, 1).unwrap();
         drain(&mut a, t0);
         for i in 0..MAX_LEARNED + 10 {
             let mut p = Engine::new(config(&format!("p{i}@h"), None), t0, 1, 1).unwrap();
@@ -1317,7 +1434,24 @@ mod tests {
         assert_eq!(a.peer_count(), MAX_LEARNED + 10);
         let answers = drain(&mut a, t0);
         assert_eq!(answers.len(), MAX_LEARNED + 10, "every new one is answered");
-        a.leave(0);
+        // Each answer spent what its peer sent: nothing more goes to an unproven one.
+        a.leave(0, t0);
+        assert_eq!(
+            drain(&mut a, t0 + MS).len(),
+            2,
+            "the goodbyes, to the group only"
+        );
+        let mut a = Engine::new(cfg, t0, 1, 1).unwrap();
+        drain(&mut a, t0);
+        for i in 0..MAX_LEARNED + 10 {
+            let mut p = Engine::new(config(&format!("p{i}@h"), None), t0, 1, 1).unwrap();
+            let hb = p.poll_transmit(t0, 0).unwrap().bytes;
+            let addr = SocketAddr::new([198, 51, 100, 1].into(), 1000 + i as u16);
+            a.handle_datagram(&hb, addr, Via::Unicast, t0);
+            a.set_connected(&format!("p{i}@h"), true, Some(addr.ip()), t0);
+        }
+        drain(&mut a, t0);
+        a.leave(0, t0);
         let bye = drain(&mut a, t0 + MS);
         // Two goodbyes, each to the group and to the learned peers (at most MAX_LEARNED).
         assert_eq!(bye.len(), 2 * (1 + MAX_LEARNED));
@@ -1348,9 +1482,11 @@ mod tests {
             };
             assert_eq!(name, "a@h");
             // A unicast answer has no libcluster copy.
-            let mut b = Engine::new(config("b@h", secret), t0, 2, 2).unwrap();
-            let hb = b.poll_transmit(t0, 0).unwrap().bytes;
             let b_addr: SocketAddr = "198.51.100.31:45892".parse().unwrap();
+            let mut cfg = config("b@h", secret);
+            cfg.own_addresses = vec![b_addr.ip()];
+            let mut b = Engine::new(cfg, t0, 2, 2).unwrap();
+            let hb = b.poll_transmit(t0, 0).unwrap().bytes;
             a.handle_datagram(&hb, b_addr, Via::Unicast, t0 + MS)
                 .unwrap();
             let dest: Vec<_> = drain(&mut a, t0 + MS).into_iter().map(|d| d.0).collect();
@@ -1565,7 +1701,7 @@ mod tests {
         assert_eq!(e.kind, EventKind::Discovered);
         let heard: Vec<_> = wire::tags(&e.tags).collect();
         assert_eq!(heard, [("role", "web"), ("version", "1.4.2")]);
-        assert!(b.set_connected("a@h", true, t0));
+        assert!(b.set_connected("a@h", true, None, t0));
         assert_eq!(b.members(t0, 0)[0].tags, e.tags);
 
         // Changed at run time: announced at once, reported once.
@@ -1721,5 +1857,213 @@ mod tests {
                 .dist_port(),
             0
         );
+    }
+
+    // Issue #23: nothing from the network decides where a node connects, and no node
+    // reflects traffic. Each of these failed before the change it tests.
+
+    fn addr(last: u8) -> SocketAddr {
+        SocketAddr::from(([198, 51, 100, last], 45892))
+    }
+
+    #[test]
+    fn with_a_secret_a_heartbeat_replayed_from_another_address_is_dropped_even_by_a_node_just_started(
+    ) {
+        for encrypt in [false, true] {
+            let t0 = Instant::now();
+            let keys = |c: &mut Config| {
+                if encrypt {
+                    c.keys = c.keys.clone().encrypting();
+                }
+            };
+            let mut pc = config("p@h", Some(b"k"));
+            pc.own_addresses = vec![addr(5).ip()];
+            keys(&mut pc);
+            let mut p = Engine::new(pc, t0, 7, 7).unwrap();
+            let captured = p.poll_transmit(t0, 0).unwrap().bytes;
+            // T starts after the capture: it has no memory of p.
+            let mut tc = config("t@h", Some(b"k"));
+            keys(&mut tc);
+            let mut t = Engine::new(tc.clone(), t0, 1, 1).unwrap();
+            let verdict = t.handle_datagram_verdict(&captured, addr(3), Via::Group, t0);
+            assert_eq!(verdict, Err(DropReason::ForeignSource));
+            assert_eq!(t.peer_count(), 0);
+            // From p's own address it is p.
+            let ev = t
+                .handle_datagram(&captured, addr(5), Via::Group, t0)
+                .unwrap();
+            assert_eq!(
+                (ev.kind, ev.addr, ev.proven),
+                (EventKind::Discovered, addr(5), true)
+            );
+            // A seed's address is the operator's: a heartbeat from there is taken (a
+            // seed behind NAT is heard from its public address).
+            tc.seeds = vec![addr(200)];
+            let mut t = Engine::new(tc, t0, 1, 1).unwrap();
+            assert!(t
+                .handle_datagram(&captured, addr(200), Via::Unicast, t0)
+                .is_some());
+        }
+    }
+
+    #[test]
+    fn with_a_secret_heartbeats_list_this_hosts_addresses_and_follow_a_change() {
+        let t0 = Instant::now();
+        let mut c = config("a@h", Some(b"k"));
+        c.own_addresses = vec![addr(1).ip(), "fe80::1".parse().unwrap()];
+        let mut a = Engine::new(c, t0, 1, 1).unwrap();
+        let keys = Keyring::new(vec![b"k".to_vec()]);
+        let hb = a.poll_transmit(t0, 0).unwrap().bytes;
+        let listed: Vec<IpAddr> = wire::addresses(decode(&hb, &keys).unwrap().options).collect();
+        assert_eq!(
+            listed,
+            vec![addr(1).ip(), "fe80::1".parse::<IpAddr>().unwrap()]
+        );
+        a.set_tags(&[("role".into(), "db".into())]).unwrap();
+        a.set_own_addresses(vec![addr(2).ip()]);
+        a.announce(t0 + MS);
+        let hb = a.poll_transmit(t0 + MS, 0).unwrap().bytes;
+        let hb = decode(&hb, &keys).unwrap();
+        assert_eq!(
+            wire::addresses(hb.options).collect::<Vec<_>>(),
+            vec![addr(2).ip()]
+        );
+        assert_eq!(hb.tags().collect::<Vec<_>>(), vec![("role", "db")]);
+        // Without a secret they would prove nothing, and are not sent.
+        let mut c = config("b@h", None);
+        c.own_addresses = vec![addr(1).ip()];
+        let mut b = Engine::new(c, t0, 1, 1).unwrap();
+        let hb = b.poll_transmit(t0, 0).unwrap().bytes;
+        assert_eq!(
+            wire::addresses(decode(&hb, &Keyring::none()).unwrap().options).count(),
+            0
+        );
+    }
+
+    #[test]
+    fn without_a_secret_a_connected_peer_is_pinned_to_its_proven_address_until_forgotten() {
+        let t0 = Instant::now();
+        let mut t = Engine::new(config("t@h", None), t0, 1, 1).unwrap();
+        let genuine = addr(5);
+        let forger = addr(66);
+        let ev = t.handle_datagram(&packet("p@h", None, 10, 0), genuine, Via::Group, t0);
+        assert!(!ev.unwrap().proven);
+        assert!(t.set_connected("p@h", true, Some(genuine.ip()), t0));
+        assert_eq!(t.pinned("p@h"), Some(genuine.ip()));
+        // Disconnected: still pinned. Forged incarnations from elsewhere, 5 ms apart,
+        // change nothing and are counted.
+        t.set_connected("p@h", false, None, t0 + MS);
+        for i in 0..200u64 {
+            let now = t0 + Duration::from_millis(2 + 5 * i);
+            let v = t.handle_datagram_verdict(
+                &packet("p@h", None, 100 + i, 0),
+                forger,
+                Via::Group,
+                now,
+            );
+            assert_eq!(v, Err(DropReason::Unproven));
+        }
+        // The genuine peer's next heartbeat (same incarnation, next sequence) is
+        // reported at once, with its address, proven.
+        let mut p = Engine::new(config("p@h", None), t0, 10, 1).unwrap();
+        p.poll_transmit(t0, 0);
+        let hb = p.poll_transmit(t0 + 1100 * MS, 0).unwrap().bytes;
+        let ev = t
+            .handle_datagram(&hb, genuine, Via::Group, t0 + 1100 * MS)
+            .unwrap();
+        assert_eq!(
+            (ev.kind, ev.addr, ev.proven),
+            (EventKind::Heard, genuine, true)
+        );
+        assert_eq!(t.stats().dropped(DropReason::Unproven), 200);
+        // A connection over another address than its heartbeats' pins nothing (a host
+        // with several interfaces): that address is not where heartbeats come from.
+        let mut u = Engine::new(config("u@h", None), t0, 1, 1).unwrap();
+        u.handle_datagram(&packet("p@h", None, 10, 0), genuine, Via::Group, t0);
+        u.set_connected("p@h", true, Some(addr(77).ip()), t0);
+        assert_eq!(u.pinned("p@h"), None);
+        // Forgotten: the pin goes with it, and the name is anyone's again.
+        let mut out = Vec::new();
+        t.handle_timeout(t0 + 20_000 * MS, &mut out);
+        assert!(out.iter().any(|e| e.kind == EventKind::Forgotten));
+        let now = t0 + 20_001 * MS;
+        assert!(t
+            .handle_datagram(&packet("p@h", None, 11, 0), forger, Via::Group, now)
+            .is_some());
+    }
+
+    #[test]
+    fn without_a_secret_spoofed_unicast_heartbeats_get_no_more_bytes_back_than_they_carry() {
+        let t0 = Instant::now();
+        let mut c = config("t@h", None);
+        c.tags = (0..7)
+            .map(|i| (format!("key{i}"), "v".repeat(60)))
+            .collect();
+        c.new_peer_burst = u32::MAX;
+        c.new_peer_rate = u32::MAX;
+        c.max_peers = 100_000;
+        let mut t = Engine::new(c, t0, 1, 1).unwrap();
+        let victim = addr(99);
+        let (mut received, mut sent) = (0usize, 0usize);
+        let mut now = t0;
+        // 250 tiny heartbeats a second for 60 s, each in a new name, from the victim's
+        // address (a spoofed source), while t sends its 500-byte heartbeats.
+        for i in 0..15_000u32 {
+            now = t0 + Duration::from_millis(4 * i as u64);
+            let p = packet(&format!("n{}@h", i % 5000), None, 1 + i as u64, 0);
+            received += p.len();
+            t.handle_datagram(&p, victim, Via::Unicast, now);
+            while let Some(tx) = t.poll_transmit(now, 0) {
+                if tx.to == Destination::Unicast(victim) {
+                    sent += tx.bytes.len();
+                }
+            }
+            let mut out = Vec::new();
+            t.handle_timeout(now, &mut out);
+        }
+        assert!(now >= t0 + Duration::from_secs(59));
+        assert!(
+            sent <= received,
+            "sent {sent} to the victim, received {received}"
+        );
+        assert!(t.stats().unicast_withheld > 0);
+    }
+
+    #[test]
+    fn compat_a_replayed_libcluster_copy_forces_no_lead_proves_no_address_and_never_overrides_a_native_peer(
+    ) {
+        let t0 = Instant::now();
+        let mut c = config("z@h", None);
+        c.compat_libcluster = true;
+        let mut t = Engine::new(c.clone(), t0, 1, 1).unwrap();
+        // "a@h" sorts before "z@h": a settled z does not lead towards it.
+        let copy = compat::encode_plain("a@h");
+        let later = t0 + 5000 * MS;
+        let ev = t
+            .handle_datagram(&copy, addr(66), Via::Group, later)
+            .unwrap();
+        assert!(!ev.lead, "a libcluster heartbeat gets the usual tie-break");
+        assert!(!ev.proven);
+        // A native heartbeat of the name puts it right, and libcluster copies of a
+        // name known natively are dropped even when the name set is not consulted.
+        let ev = t
+            .handle_datagram(&packet("a@h", None, 9, 0), addr(5), Via::Group, later)
+            .unwrap();
+        assert_eq!((ev.kind, ev.addr), (EventKind::Discovered, addr(5)));
+        t.native_names.clear();
+        let v = t.handle_datagram_verdict(&copy, addr(66), Via::Group, later);
+        assert_eq!(v, Err(DropReason::LegacyNativeName));
+        // Goodbyes of names never heard do not fill the native names: a genuine
+        // libcluster node of such a name still gets in.
+        let mut t = Engine::new(c, t0, 1, 1).unwrap();
+        for i in 0..5000 {
+            let mut e = Engine::new(config(&format!("lib{i}@h"), None), t0, 1, 1).unwrap();
+            e.leave(0, t0);
+            let bye = e.poll_transmit(t0, 0).unwrap().bytes;
+            t.handle_datagram(&bye, addr(66), Via::Group, t0);
+        }
+        assert!(t.native_names.is_empty());
+        let ev = t.handle_datagram(&compat::encode_plain("lib42@h"), addr(7), Via::Group, t0);
+        assert_eq!(ev.unwrap().name, "lib42@h");
     }
 }

@@ -28,6 +28,7 @@ pub mod peers;
 pub mod reason;
 pub mod socket;
 pub mod topology;
+pub mod unicast;
 pub mod wire;
 
 pub use auth::Keyring;

@@ -102,6 +102,7 @@ mod tests {
             lead: false,
             tags: Vec::new(),
             dist_port: 0,
+            proven: false,
         }
     }
 

@@ -97,6 +97,11 @@ pub struct PeerEvent {
     pub tags: Vec<u8>,
     /// The peer's distribution listen port as it last said (0: it does not say).
     pub dist_port: u16,
+    /// `addr` is known to be the peer's: its heartbeat was authenticated with the
+    /// secret and sent from an address it lists as its own, or (no secret) a
+    /// distribution connection with the peer proved that address (`pin`). Where a
+    /// node connects may follow such an address; an unproven one is only a hint.
+    pub proven: bool,
 }
 
 /// A row of `members`.
@@ -142,6 +147,10 @@ struct Peer {
     tags: Box<[u8]>,
     /// Its distribution listen port, as its last heartbeat said (0: none).
     dist_port: u16,
+    /// Without a secret: the address a distribution connection proved (see `pin`);
+    /// heartbeats of this name from any other address are dropped until the peer is
+    /// forgotten.
+    pinned: Option<std::net::IpAddr>,
 }
 
 /// Most answers a peer's joining burst gets from this node: the newcomer needs one to
@@ -268,6 +277,11 @@ impl PeerTable {
         }
     }
 
+    /// The incarnation last accepted from `name`, if it is in the table.
+    pub fn incarnation(&self, name: &str) -> Option<u64> {
+        self.peers.get(name).map(|p| p.incarnation)
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.peers.contains_key(name)
     }
@@ -293,7 +307,8 @@ impl PeerTable {
         from: SocketAddr,
         now: Instant,
     ) -> Result<Option<PeerEvent>, DropReason> {
-        let event = |kind, tags: &[u8]| {
+        let authenticated = self.authenticated;
+        let event = |kind, tags: &[u8], pinned: bool| {
             Some(PeerEvent {
                 kind,
                 name: hb.name.to_owned(),
@@ -302,6 +317,7 @@ impl PeerTable {
                 lead: false,
                 tags: tags.to_vec(),
                 dist_port: hb.dist_port(),
+                proven: authenticated || pinned,
             })
         };
         let Timing {
@@ -338,13 +354,18 @@ impl PeerTable {
                     pending: None,
                     tags: wire::tag_records(hb.options).into(),
                     dist_port: hb.dist_port(),
+                    pinned: None,
                 },
             );
             self.arm(now + lost_after);
             let tags = &self.peers[hb.name].tags;
-            return Ok(event(EventKind::Discovered, tags));
+            return Ok(event(EventKind::Discovered, tags, false));
         }
         let peer = self.peers.get_mut(hb.name).expect("checked above");
+        if !self.authenticated && peer.pinned.is_some_and(|ip| ip != from.ip()) {
+            // A connection proved where this peer is: nothing from elsewhere moves it.
+            return Err(DropReason::Unproven);
+        }
         // Without a secret, order means something only between packets from one address.
         let moved = !self.authenticated && from.ip() != peer.addr.ip();
         if !moved && (hb.incarnation, hb.sequence) <= (peer.incarnation, peer.sequence) {
@@ -419,8 +440,9 @@ impl PeerTable {
             _ => now + self.timing.forget_after,
         };
         let tags = peer.tags.clone();
+        let pinned = peer.pinned.is_some();
         self.arm(deadline);
-        Ok(kind.and_then(|k| event(k, &tags)))
+        Ok(kind.and_then(|k| event(k, &tags, pinned)))
     }
 
     /// Makes room for a new name: removes the peer admitted longest ago among those
@@ -436,6 +458,7 @@ impl PeerTable {
                 lead: false,
                 tags: Vec::new(),
                 dist_port: 0,
+                proven: false,
             });
             self.next_sweep = Some(now);
         }
@@ -462,6 +485,29 @@ impl PeerTable {
             }
             None => false,
         }
+    }
+
+    /// A distribution connection with `name` runs, to or from `ip`: when that is the
+    /// address its heartbeats come from, the address is proven and kept (pinned) until
+    /// the peer is forgotten. Without a secret, heartbeats of the name from any other
+    /// address are then dropped (`Unproven`), so a forger cannot redirect the node's
+    /// next connect, nor spend the peer's state-change budget. (A peer whose
+    /// connection uses another address than its heartbeats, as a host with several
+    /// interfaces may, is not pinned: its connections do not follow heartbeats.)
+    /// Returns whether the address is pinned now.
+    pub fn pin(&mut self, name: &str, ip: std::net::IpAddr) -> bool {
+        match self.peers.get_mut(name) {
+            Some(p) if p.addr.ip() == ip || p.pinned == Some(ip) => {
+                p.pinned = Some(ip);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The address `name` is pinned to (see `pin`).
+    pub fn pinned(&self, name: &str) -> Option<std::net::IpAddr> {
+        self.peers.get(name).and_then(|p| p.pinned)
     }
 
     /// Reports a peer that stays unconnected no sooner than `until` (the owner retries
@@ -504,6 +550,7 @@ impl PeerTable {
                     lead: false,
                     tags: p.tags.to_vec(),
                     dist_port: p.dist_port,
+                    proven: p.pinned.is_some(),
                 })
             };
             if silent >= forget_after {

@@ -86,6 +86,12 @@ drop_reasons! {
     /// With `compat: :libcluster` and a secret: not a NativeGossip packet, and it does
     /// not decrypt to a padded plaintext under any secret.
     LegacyBadCiphertext => "legacy_bad_ciphertext", "not NativeGossip, and not a libcluster heartbeat encrypted with this :secret (compat: :libcluster): another secret, or junk";
+    /// With a secret: an authenticated heartbeat from a source address its sender does
+    /// not list as its own (nor a configured seed's).
+    ForeignSource => "foreign_source", "a signed heartbeat sent from an address its sender does not list as its own (with :secret): a replay from another host, or a sender behind NAT (list it in :seeds)";
+    /// Without a secret: a heartbeat of a peer from another address than the one its
+    /// distribution connection proved.
+    Unproven => "unproven_source", "a heartbeat in a connected peer's name from another address than the one its connection proved (no :secret): forged, or the peer moved (it is heard again once forgotten)";
 }
 
 impl DropReason {

@@ -476,6 +476,52 @@ impl Sockets {
     }
 }
 
+/// This host's own addresses of one family (the one `v4` says), as `getifaddrs(3)`
+/// lists them: those of interfaces that are up, the interface a topology is told to
+/// use first, other non-loopback ones next, loopback last, at most `wire::MAX_ADDRS`.
+/// With a secret, every heartbeat lists them, and receivers accept a heartbeat only
+/// from one of them (see `Engine::set_own_addresses`).
+pub fn local_addresses(v4: bool, first: Option<IpAddr>) -> Vec<IpAddr> {
+    let mut found: Vec<IpAddr> = Vec::new();
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list we only read and then free once.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return found;
+    }
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, not freed yet.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() || ifa.ifa_flags & (libc::IFF_UP as libc::c_uint) == 0 {
+            continue;
+        }
+        // SAFETY: ifa_addr is non-null and points at a sockaddr of the family it says.
+        let family = unsafe { (*ifa.ifa_addr).sa_family } as libc::c_int;
+        let ip = match family {
+            libc::AF_INET if v4 => {
+                // SAFETY: an AF_INET address is a sockaddr_in.
+                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+                IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
+            }
+            libc::AF_INET6 if !v4 => {
+                // SAFETY: an AF_INET6 address is a sockaddr_in6.
+                let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
+                IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr))
+            }
+            _ => continue,
+        };
+        if !found.contains(&ip) {
+            found.push(ip);
+        }
+    }
+    // SAFETY: `head` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    found.sort_by_key(|ip| (Some(*ip) != first, ip.is_loopback()));
+    found.truncate(crate::wire::MAX_ADDRS);
+    found
+}
+
 /// A pair of connected datagram sockets, non-blocking: writing to the first wakes a
 /// thread waiting on the second.
 pub fn wake_pair() -> Result<(UnixDatagram, UnixDatagram), StartError> {

@@ -5,7 +5,7 @@
 //! The thread holds an `Arc` of the shared state, never anything that owns the thread,
 //! so dropping the last `Topology` stops it. `stop` joins; `Drop` only signals.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -39,7 +39,7 @@ pub(crate) enum Command {
     Announce,
     /// Test hook: panic on the thread (proves a native panic never takes the VM down).
     Panic,
-    SetConnected(String, bool),
+    SetConnected(String, bool, Option<IpAddr>),
     Hold(String, Duration),
     SetSeeds(Vec<SocketAddr>),
     Stop {
@@ -116,6 +116,9 @@ impl Topology {
         let mut config = config;
         let config_max_peers = config.max_peers;
         config.seeds = same_family(std::mem::take(&mut config.seeds), &socket);
+        if config.own_addresses.is_empty() {
+            config.own_addresses = own_addresses(&socket);
+        }
         let mut engine = Engine::new(config, now, incarnation, seed).map_err(|e| match e {
             ConfigError::Name(e) => {
                 StartError::InvalidNodeName(format!("this node's name cannot be announced: {e:?}"))
@@ -205,9 +208,11 @@ impl Topology {
         self.command(Command::SetSeeds(seeds));
     }
 
-    /// Tells the engine whether a peer is connected (it stops reporting connected peers).
-    pub fn set_connected(&self, name: &str, connected: bool) {
-        self.command(Command::SetConnected(name.to_owned(), connected));
+    /// Tells the engine whether a peer is connected (it stops reporting connected
+    /// peers), and over which remote address its distribution connection runs (which
+    /// proves that address: see `Engine::set_connected`).
+    pub fn set_connected(&self, name: &str, connected: bool, via: Option<IpAddr>) {
+        self.command(Command::SetConnected(name.to_owned(), connected, via));
     }
 
     /// Reports `name` again, while it stays unconnected, no sooner than `after` from
@@ -280,6 +285,14 @@ impl Drop for Topology {
         // Never join here: drop may run on a BEAM scheduler. The thread exits on its own.
         self.signal_stop(false);
     }
+}
+
+/// This host's addresses of the group's family, the chosen interface's first (what a
+/// heartbeat lists with a secret).
+pub(crate) fn own_addresses(socket: &SocketConfig) -> Vec<IpAddr> {
+    let first = (socket.group.is_ipv4() && !socket.interface.is_unspecified())
+        .then_some(IpAddr::V4(socket.interface));
+    crate::socket::local_addresses(socket.group.is_ipv4(), first)
 }
 
 /// Seeds of the group's address family only (the sockets speak no other).

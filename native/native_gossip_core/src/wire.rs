@@ -41,6 +41,8 @@
 //! one is opened into a buffer the caller keeps), never panics, and checks the MAC or
 //! the AEAD tag in constant time before any field is trusted.
 
+use std::net::IpAddr;
+
 use crate::auth::{Keyring, MAC_LEN, NONCE_LEN, SEAL_TAG_LEN};
 use crate::name::{self, NameError};
 use crate::reason::DropReason;
@@ -76,6 +78,12 @@ pub const OPT_CLUSTER: u8 = 1;
 pub const OPT_TAG: u8 = 2;
 /// Option record: the sender's distribution listen port.
 pub const OPT_DIST: u8 = 3;
+/// Option record: one of the sender's own IP addresses (4 or 16 bytes). With a secret
+/// these bind a heartbeat to where it may come from: a receiver drops a signed or
+/// sealed heartbeat whose source address is not among them (`foreign_source`).
+pub const OPT_ADDR: u8 = 4;
+/// Most `OPT_ADDR` records a heartbeat carries (and a receiver accepts).
+pub const MAX_ADDRS: usize = 8;
 /// Longest cluster label, in bytes.
 pub const MAX_CLUSTER: usize = 64;
 /// Longest tag key, in bytes.
@@ -121,6 +129,33 @@ impl<'a> Heartbeat<'a> {
             .find(|(t, _)| *t == OPT_DIST)
             .map_or(0, |(_, v)| u16::from_be_bytes([v[0], v[1]]))
     }
+}
+
+/// The addresses the sender lists as its own (`OPT_ADDR` records), in the order sent.
+pub fn addresses(options: &[u8]) -> impl Iterator<Item = IpAddr> + '_ {
+    records(options).filter_map(|(t, v)| match (t, v.len()) {
+        (OPT_ADDR, 4) => Some(IpAddr::from(<[u8; 4]>::try_from(v).ok()?)),
+        (OPT_ADDR, 16) => Some(IpAddr::from(<[u8; 16]>::try_from(v).ok()?)),
+        _ => None,
+    })
+}
+
+/// The option records that list a sender's own addresses (at most `MAX_ADDRS`).
+pub fn address_records(addrs: &[IpAddr]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for addr in addrs.iter().take(MAX_ADDRS) {
+        match addr {
+            IpAddr::V4(a) => {
+                out.extend_from_slice(&[OPT_ADDR, 4]);
+                out.extend_from_slice(&a.octets());
+            }
+            IpAddr::V6(a) => {
+                out.extend_from_slice(&[OPT_ADDR, 16]);
+                out.extend_from_slice(&a.octets());
+            }
+        }
+    }
+    out
 }
 
 /// The option record that tells a distribution listen port (nothing for 0).
@@ -415,6 +450,7 @@ fn decode_plain<'a>(
 fn check_options(mut options: &[u8]) -> Result<(), DropReason> {
     let mut clusters = 0;
     let mut dists = 0;
+    let mut addrs = 0;
     while !options.is_empty() {
         if options.len() < 2 {
             return Err(DropReason::Malformed);
@@ -434,6 +470,10 @@ fn check_options(mut options: &[u8]) -> Result<(), DropReason> {
             OPT_DIST => {
                 dists += 1;
                 dists == 1 && len == 2 && value != [0, 0]
+            }
+            OPT_ADDR => {
+                addrs += 1;
+                addrs <= MAX_ADDRS && (len == 4 || len == 16)
             }
             OPT_TAG => {
                 len >= 2 && {

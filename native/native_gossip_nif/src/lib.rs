@@ -117,16 +117,19 @@ fn event_term<'a>(env: Env<'a>, event: &PeerEvent) -> Term<'a> {
     let mut name = rustler::NewBinary::new(env, event.name.len());
     name.as_mut_slice().copy_from_slice(event.name.as_bytes());
     let name: Binary = name.into();
-    (
-        kind,
-        name,
-        (ip_tuple(env, &event.addr), event.addr.port()),
-        event.incarnation,
-        event.lead,
-        tags_map(env, &event.tags),
-        event.dist_port,
+    rustler::types::tuple::make_tuple(
+        env,
+        &[
+            kind.encode(env),
+            name.encode(env),
+            (ip_tuple(env, &event.addr), event.addr.port()).encode(env),
+            event.incarnation.encode(env),
+            event.lead.encode(env),
+            tags_map(env, &event.tags),
+            event.dist_port.encode(env),
+            event.proven.encode(env),
+        ],
     )
-        .encode(env)
 }
 
 /// Tag records as a map of binaries (keys and values are never atoms).
@@ -209,6 +212,8 @@ fn start<'a>(env: Env<'a>, opts: StartOptions<'a>) -> NifResult<Term<'a>> {
         cluster: opts.cluster,
         tags: opts.tags,
         dist_port: opts.dist_port,
+        // Filled in by `Topology::start` from this host's interfaces.
+        own_addresses: Vec::new(),
     };
     let Ok(group) = opts.multicast_addr.parse::<IpAddr>() else {
         return Ok(bad_option(env, "multicast_addr", &opts.multicast_addr));
@@ -271,9 +276,9 @@ fn announce(resource: ResourceArc<TopologyResource>) -> Atom {
 }
 
 /// Decodes one datagram as a topology with `secrets` (and `encrypt`) would, without any
-/// state (no replay check, no label check): `{:ok, {name, incarnation, sequence, flags,
-/// cluster, tags, dist_port}}` or `{:error, reason}`. For `mix native_gossip.listen`
-/// and the doctor.
+/// state (no replay, label, source or clock check: the caller makes those it needs):
+/// `{:ok, %{name, incarnation, sequence, flags, cluster, tags, dist_port, timestamp_ms,
+/// addresses}}` or `{:error, reason}`. For `mix native_gossip.listen` and the doctor.
 #[rustler::nif]
 fn decode<'a>(
     env: Env<'a>,
@@ -306,19 +311,25 @@ fn decode<'a>(
             }
             let cluster = String::from_utf8_lossy(hb.cluster()).into_owned();
             let tags = tags_map(env, &native_gossip_core::wire::tag_records(hb.options));
-            Ok((
-                atoms::ok(),
-                (
-                    hb.name,
-                    hb.incarnation,
-                    hb.sequence,
-                    flags,
-                    cluster,
-                    tags,
-                    hb.dist_port(),
-                ),
-            )
-                .encode(env))
+            let addresses: Vec<Term> = native_gossip_core::wire::addresses(hb.options)
+                .map(|ip| ip_tuple(env, &SocketAddr::new(ip, 0)))
+                .collect();
+            let pairs: [(&str, Term<'a>); 9] = [
+                ("name", hb.name.encode(env)),
+                ("incarnation", hb.incarnation.encode(env)),
+                ("sequence", hb.sequence.encode(env)),
+                ("flags", flags.encode(env)),
+                ("cluster", cluster.encode(env)),
+                ("tags", tags),
+                ("dist_port", hb.dist_port().encode(env)),
+                ("timestamp_ms", hb.timestamp_ms.encode(env)),
+                ("addresses", addresses.encode(env)),
+            ];
+            let mut keyed = Vec::with_capacity(pairs.len());
+            for (k, v) in pairs {
+                keyed.push((Atom::from_str(env, k)?, v));
+            }
+            Ok((atoms::ok(), Term::map_from_pairs(env, &keyed)?).encode(env))
         }
         Err(reason) => Ok((atoms::error(), Atom::from_str(env, reason.as_str())?).encode(env)),
     }
@@ -348,12 +359,46 @@ fn set_seeds(resource: ResourceArc<TopologyResource>, seeds: Vec<String>) -> Ato
     atoms::ok()
 }
 
+/// Marks a peer connected or not; `address`: the remote IP address of its
+/// distribution connection (a tuple), or anything else when unknown.
 #[rustler::nif]
-fn set_connected(resource: ResourceArc<TopologyResource>, name: Binary, connected: bool) -> Atom {
+fn set_connected(
+    resource: ResourceArc<TopologyResource>,
+    name: Binary,
+    connected: bool,
+    address: Term,
+) -> Atom {
     if let Ok(name) = std::str::from_utf8(name.as_slice()) {
-        resource.topology.set_connected(name, connected);
+        resource
+            .topology
+            .set_connected(name, connected, ip_of(address));
     }
     atoms::ok()
+}
+
+/// An IP address tuple (`{a, b, c, d}` or eight 16-bit parts), if `term` is one.
+fn ip_of(term: Term) -> Option<IpAddr> {
+    let parts = rustler::types::tuple::get_tuple(term).ok()?;
+    match parts.len() {
+        4 => {
+            let o: Vec<u8> = parts
+                .iter()
+                .map(|t| t.decode())
+                .collect::<Result<_, _>>()
+                .ok()?;
+            Some(IpAddr::from([o[0], o[1], o[2], o[3]]))
+        }
+        8 => {
+            let s: Vec<u16> = parts
+                .iter()
+                .map(|t| t.decode())
+                .collect::<Result<_, _>>()
+                .ok()?;
+            let s: [u16; 8] = s.try_into().ok()?;
+            Some(IpAddr::from(s))
+        }
+        _ => None,
+    }
 }
 
 /// Reports a peer again, while it stays unconnected, no sooner than `ms` from now: the
@@ -435,7 +480,7 @@ fn stats<'a>(env: Env<'a>, resource: ResourceArc<TopologyResource>) -> NifResult
         dropped.push((Atom::from_str(env, r.as_str())?, s.dropped(r)));
     }
     let dropped = Term::map_from_pairs(env, &dropped)?;
-    let pairs: [(&str, Term<'a>); 13] = [
+    let pairs: [(&str, Term<'a>); 14] = [
         ("sent", s.sent.encode(env)),
         ("send_errors", s.send_errors.encode(env)),
         ("received", s.received.encode(env)),
@@ -444,6 +489,7 @@ fn stats<'a>(env: Env<'a>, resource: ResourceArc<TopologyResource>) -> NifResult
         ("events", s.events.encode(env)),
         ("events_coalesced", s.events_coalesced.encode(env)),
         ("events_dropped", s.events_dropped.encode(env)),
+        ("unicast_withheld", s.unicast_withheld.encode(env)),
         ("names_made", resource.topology.names_made().encode(env)),
         ("peers", peers.encode(env)),
         ("incarnation", resource.topology.incarnation().encode(env)),

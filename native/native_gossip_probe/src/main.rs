@@ -227,6 +227,7 @@ fn listener_engine(o: &Options) -> Engine {
         cluster: o.cluster.clone(),
         tags: Vec::new(),
         dist_port: 0,
+        own_addresses: Vec::new(),
     };
     Engine::new(config, Instant::now(), 0, 0).expect("a valid probe name and label")
 }
@@ -331,6 +332,12 @@ fn heartbeat(name: &str, incarnation: u64, sequence: u64, keys: &Keyring) -> Vec
 }
 
 fn encode(name: &str, incarnation: u64, sequence: u64, leaving: bool, keys: &Keyring) -> Vec<u8> {
+    // Signed, a heartbeat lists the addresses of the host it comes from, as a node's
+    // do (receivers drop it from any other source: `foreign_source`).
+    static OWN: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let own = OWN.get_or_init(|| {
+        wire::address_records(&native_gossip_core::socket::local_addresses(true, None))
+    });
     wire::encode(
         &Outgoing {
             name,
@@ -340,7 +347,7 @@ fn encode(name: &str, incarnation: u64, sequence: u64, leaving: bool, keys: &Key
             leaving,
             joining: false,
             newcomer: false,
-            options: &[],
+            options: if keys.is_signing() { own } else { &[] },
         },
         keys,
     )

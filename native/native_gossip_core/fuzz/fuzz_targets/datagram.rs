@@ -37,6 +37,7 @@ fn engine(keys: Keyring, compat: bool, cluster: &str, now: Instant) -> Engine {
         cluster: cluster.into(),
         tags: vec![("role".into(), "fuzz".into())],
         dist_port: 45_000,
+        own_addresses: Vec::new(),
     };
     Engine::new(config, now, 1, 1).unwrap()
 }
