@@ -95,6 +95,55 @@ defmodule Bench.Attacks do
   end
 end
 
+defmodule Bench.Reflect do
+  @moduledoc false
+  # Issue #23: a node used as a reflector. The node on host 1 has seeds, so it listens
+  # for unicast heartbeats (and before #23 answered each new sender at once and sent
+  # every heartbeat to every sender learned, with no limit per address). The probe on
+  # host 2 sends unicast heartbeats of made-up names from its socket, whose address
+  # stands for a spoofed victim's, and counts what comes back to it.
+  alias NativeGossip.{EventRecorder, TestRig}
+
+  def run(label, tags, seconds) do
+    rig = TestRig.start!(3)
+
+    try do
+      {v, _} = TestRig.start_node!(rig, 1)
+      port = 45_892
+      seed = "#{:inet.ntoa(Enum.at(rig.hosts, 2).address)}:#{port}"
+
+      topology = [
+        name: :lan,
+        heartbeat_interval: 500,
+        tags: tags,
+        seeds: [seed],
+        log_interval: 3_600_000
+      ]
+
+      {_, _} = :peer.call(v, EventRecorder, :start_topology, [topology])
+      target = "#{:inet.ntoa(Enum.at(rig.hosts, 0).address)}:#{port}"
+
+      out =
+        TestRig.probe_output!(
+          rig,
+          2,
+          ~w(send --kind names --target #{target} --rate 250 --duration #{seconds})
+        )
+
+      [_, sent, received, datagrams] =
+        Regex.run(~r/sent (\d+) bytes, received (\d+) bytes in (\d+) datagrams/, out)
+
+      [sent, received, datagrams] = Enum.map([sent, received, datagrams], &String.to_integer/1)
+      ratio = :erlang.float_to_binary(received / max(sent, 1), decimals: 2)
+      verdict = if received <= sent, do: "**met**", else: "**missed**"
+
+      "| #{label} | #{sent} | #{received} (#{datagrams} datagrams) | #{ratio} | #{verdict} |"
+    after
+      TestRig.stop(rig)
+    end
+  end
+end
+
 rejoin_after = fn ms -> fn ctx -> Process.sleep(ms) && Bench.Attacks.rejoin(ctx) end end
 # Seconds of each attack (bench/smoke.sh shortens it).
 s = String.to_integer(System.get_env("ATTACK_SECONDS", "5"))
@@ -157,7 +206,22 @@ rows = [
   )
 ]
 
+tags = for i <- 1..7, into: %{}, do: {"key#{i}", String.duplicate("v", 60)}
+
+reflect = [
+  Bench.Reflect.run("node without tags", %{}, s),
+  Bench.Reflect.run("node with 7 tags (heartbeat ~500 bytes)", tags, s)
+]
+
 IO.puts("""
+Spoofed-source unicast heartbeats (250/s for #{s} s, one made-up name each, no secret)
+at a node with seeds: bytes the spoofed address received back ÷ bytes it sent (target
+≤ 1; before issue #23, ×14 without tags and ×98 with seven):
+
+| node | bytes sent to it | bytes sent back | ratio | ≤ 1 |
+|---|---|---|---|---|
+#{Enum.join(reflect, "\n")}
+
 | attack (#{s} s, no secret unless said) | datagrams sent | atoms made | peer events into the BEAM | topology server mailbox, max | legitimate node restarted during it: connected after | dropped |
 |---|---|---|---|---|---|---|
 #{Enum.join(rows, "\n")}

@@ -270,6 +270,7 @@ defmodule NativeGossip do
           events: non_neg_integer(),
           events_coalesced: non_neg_integer(),
           events_dropped: non_neg_integer(),
+          unicast_withheld: non_neg_integer(),
           names_made: non_neg_integer(),
           peers: non_neg_integer(),
           incarnation: non_neg_integer(),
@@ -395,8 +396,11 @@ defmodule NativeGossip do
       reconnected until it comes back with a new incarnation.
     * `:lost` - no heartbeat from `node` for `:lost_after` ms. Nothing is
       disconnected; it is reported `:discovered` again if it is heard again.
+    * `:tags_changed` - `node` changed its tags at run time (`set_tags/2`).
 
-  Each event is sent once per change, not per heartbeat. On subscribing, the caller
+  Each event is sent once per change, not per heartbeat: the subscriber's mailbox
+  receives one message per event, so a subscriber that cannot keep up with the
+  cluster's churn should hand them on rather than do slow work per message. On subscribing, the caller
   first receives `:discovered` (and `:connected`) for the peers already known, so a
   subscription made just after the topology started misses nothing. Subscribing twice
   is the same as once.
@@ -507,7 +511,9 @@ defmodule NativeGossip do
   by reason (`received == accepted + sum of dropped`), peer events made for the
   server (`events`; of them, `events_coalesced` were replaced by a newer event of the
   same peer before the server took them, and `events_dropped` found the server
-  `2 × :max_peers + 1024` events behind), new names made atoms (`names_made`, at most
+  `2 × :max_peers + 1024` events behind), heartbeats not sent by unicast to an address
+  that has not proven itself because it had sent this node fewer bytes
+  (`unicast_withheld`: see "Security" in the README), new names made atoms (`names_made`, at most
   `:max_names`), the size of the peer table, and whether the socket is a member of
   the group right now (`joined`: false while it cannot join, see the errors above).
 

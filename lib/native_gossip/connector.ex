@@ -266,7 +266,7 @@ defmodule NativeGossip.Connector do
   def nodedown(c, node) do
     case c.status do
       %{^node => :connected} ->
-        Native.set_connected(c.native, Atom.to_string(node), false)
+        Native.set_connected(c.native, Atom.to_string(node), false, nil)
         {[disconnected: node], put_status(c, node, :disconnected)}
 
       _ ->
@@ -301,12 +301,28 @@ defmodule NativeGossip.Connector do
         {[], c}
 
       %{^node => _} ->
-        Native.set_connected(c.native, Atom.to_string(node), true)
+        # The connection's remote address proves where the peer is (see
+        # NativeGossip.Native.set_connected/4 and docs/PROTOCOL.md, "Threat model").
+        Native.set_connected(c.native, Atom.to_string(node), true, dist_address(node))
         {[connected: node], connected(put_status(c, node, :connected), node)}
 
       _ ->
         {[], c}
     end
+  end
+
+  @doc """
+  The remote IP address of the distribution connection with `node`, or nil (none, or
+  a distribution carrier that has no IP address).
+  """
+  @spec dist_address(node()) :: :inet.ip_address() | nil
+  def dist_address(node) do
+    case :net_kernel.node_info(node, :address) do
+      {:ok, {:net_address, {ip, _port}, _host, _protocol, _family}} when is_tuple(ip) -> ip
+      _ -> nil
+    end
+  catch
+    _, _ -> nil
   end
 
   defp put_status(c, node, status), do: %{c | status: Map.put(c.status, node, status)}

@@ -47,6 +47,8 @@ defmodule NativeGossip.EPMD do
 
   @table __MODULE__
   @port_key {__MODULE__, :port}
+  # Most unproven addresses kept per node name (see learn/4).
+  @max_unproven 4
   # The version of the distribution protocol epmd reports (OTP R6 and later).
   @version 6
 
@@ -133,33 +135,108 @@ defmodule NativeGossip.EPMD do
   @doc false
   def listen_port_please(name, host), do: :erl_epmd.listen_port_please(name, host)
 
+  # The table, per node name {name, host}: one row {{name, host}, answer, proven,
+  # unproven}, where `proven` is the {ip, port} a distribution connection (or, with a
+  # secret, an authenticated heartbeat bound to its source) proved, or nil, and
+  # `unproven` at most @max_unproven other {ip, port} heard, newest first; `answer` is
+  # what address_please/3 says: the proven one if any, else the newest unproven. Plus
+  # one row {{name, ip}, ip, port} per address of those (a connect by address). So a
+  # name costs at most 1 + @max_unproven addresses, however many sources send it, and
+  # an unproven address never replaces a proven one.
+
   @doc false
-  # A node's distribution address and port, from its heartbeats (the topology calls it).
-  # A no-op unless this module is the VM's epmd module.
-  @spec learn(node(), :inet.ip_address(), :inet.port_number()) :: :ok
-  def learn(node, ip, port) do
+  # A node's distribution address and port, from its heartbeats (the topology calls it):
+  # `proven` when the heartbeat was authenticated and bound to its source address. A
+  # no-op unless this module is the VM's epmd module.
+  @spec learn(node(), :inet.ip_address(), :inet.port_number(), boolean()) :: :ok
+  def learn(node, ip, port, proven \\ false) do
     if :ets.whereis(@table) != :undefined do
       {name, host} = split(node)
-      :ets.insert(@table, [{{name, host}, ip, port}, {{name, ip}, ip, port}])
+      {old_proven, unproven} = entry(name, host)
+
+      if proven do
+        put(name, host, {ip, port}, List.keydelete(unproven, ip, 0))
+      else
+        case old_proven do
+          {^ip, _} ->
+            :ok
+
+          _ ->
+            put(name, host, old_proven, bounded([{ip, port} | List.keydelete(unproven, ip, 0)]))
+        end
+      end
     end
 
     :ok
   end
 
   @doc false
+  # A distribution connection with `node` runs over `ip`: the address is proven. Its
+  # port is the one its heartbeats from that address gave (nothing to prove otherwise).
+  @spec prove(node(), :inet.ip_address()) :: :ok
+  def prove(node, ip) do
+    if :ets.whereis(@table) != :undefined do
+      {name, host} = split(node)
+
+      case entry(name, host) do
+        {{^ip, _}, _} ->
+          :ok
+
+        {_old, unproven} ->
+          case List.keyfind(unproven, ip, 0) do
+            {^ip, port} -> put(name, host, {ip, port}, List.keydelete(unproven, ip, 0))
+            nil -> :ok
+          end
+      end
+    end
+
+    :ok
+  end
+
+  @doc false
+  # Every row of a node name goes.
   @spec forget(node()) :: :ok
   def forget(node) do
     if :ets.whereis(@table) != :undefined do
       {name, host} = split(node)
-
-      case :ets.lookup(@table, {name, host}) do
-        [{_, ip, _}] -> :ets.delete(@table, {name, ip})
-        [] -> :ok
-      end
-
+      {proven, unproven} = entry(name, host)
+      for {ip, _} <- List.wrap(proven) ++ unproven, do: :ets.delete(@table, {name, ip})
       :ets.delete(@table, {name, host})
     end
 
+    :ok
+  end
+
+  @doc false
+  # Rows held for a node name (for tests): {proven, unproven}.
+  @spec entry(charlist() | node(), charlist()) ::
+          {{:inet.ip_address(), :inet.port_number()} | nil,
+           [{:inet.ip_address(), :inet.port_number()}]}
+  def entry(node) when is_atom(node) do
+    {name, host} = split(node)
+    entry(name, host)
+  end
+
+  def entry(name, host) do
+    case :ets.whereis(@table) != :undefined and :ets.lookup(@table, {name, host}) do
+      [{_, _answer, proven, unproven}] -> {proven, unproven}
+      _ -> {nil, []}
+    end
+  end
+
+  defp bounded(list), do: Enum.take(list, @max_unproven)
+
+  defp put(name, host, proven, unproven) do
+    {old_proven, old_unproven} = entry(name, host)
+    kept = Enum.map(List.wrap(proven) ++ unproven, &elem(&1, 0))
+
+    for {ip, _} <- List.wrap(old_proven) ++ old_unproven,
+        ip not in kept,
+        do: :ets.delete(@table, {name, ip})
+
+    answer = proven || List.first(unproven)
+    rows = for {ip, port} <- List.wrap(proven) ++ unproven, do: {{name, ip}, ip, port}
+    true = :ets.insert(@table, [{{name, host}, answer, proven, unproven} | rows])
     :ok
   end
 
@@ -171,7 +248,7 @@ defmodule NativeGossip.EPMD do
       do: [],
       else:
         for(
-          {{name, host}, ip, port} <- :ets.tab2list(@table),
+          {{name, host}, {ip, port}, _, _} <- :ets.tab2list(@table),
           is_list(host),
           do: {name ++ ~c"@" ++ host, ip, port}
         )
@@ -184,8 +261,11 @@ defmodule NativeGossip.EPMD do
 
   defp lookup(name, host) do
     with tid when tid != :undefined <- :ets.whereis(@table),
-         [{_, ip, port}] <- :ets.lookup(@table, {to_charlist(name), normalize(host)}) do
-      {ip, port}
+         [row] <- :ets.lookup(@table, {to_charlist(name), normalize(host)}) do
+      case row do
+        {_, {ip, port}, _, _} -> {ip, port}
+        {_, ip, port} -> {ip, port}
+      end
     else
       _ -> nil
     end

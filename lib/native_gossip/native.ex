@@ -47,7 +47,7 @@ defmodule NativeGossip.Native do
   def start(_opts), do: :erlang.nif_error(:nif_not_loaded)
   def stop(_ref, _leave?), do: :erlang.nif_error(:nif_not_loaded)
   def announce(_ref), do: :erlang.nif_error(:nif_not_loaded)
-  def set_connected(_ref, _name, _connected?), do: :erlang.nif_error(:nif_not_loaded)
+  def set_connected(_ref, _name, _connected?, _address), do: :erlang.nif_error(:nif_not_loaded)
   def set_seeds(_ref, _seeds), do: :erlang.nif_error(:nif_not_loaded)
   def report_after(_ref, _name, _ms), do: :erlang.nif_error(:nif_not_loaded)
   def drop_reasons, do: :erlang.nif_error(:nif_not_loaded)

@@ -95,9 +95,34 @@ defmodule NativeGossip.ShortNames do
     end
   end
 
-  @doc "`node` is connected: its claim is proven (nothing else moves it now)."
-  @spec connected(t(), node()) :: t()
-  def connected(t, node), do: update_claim(t, node, &%{&1 | proven: true})
+  @doc """
+  `node` is connected, over a distribution connection whose remote address is `ip`
+  (nil: unknown). The connection proves that address, whatever heartbeats said: the
+  host is mapped to it, and nothing else moves it now. (An inbound connection from the
+  node proves its address too, so a mapping a forged heartbeat made is put right.)
+  """
+  @spec connected(t(), node(), :inet.ip_address() | nil) :: t()
+  def connected(t, node, ip \\ nil)
+
+  def connected(t, node, nil), do: update_claim(t, node, &%{&1 | proven: true})
+
+  def connected(%__MODULE__{} = t, node, ip) do
+    host = NodeName.host(node)
+
+    case t.hosts do
+      %{^host => %{node: ^node, address: ^ip}} ->
+        update_claim(t, node, &%{&1 | proven: true})
+
+      _ ->
+        if host != t.own_host and NodeName.short_host?(host) do
+          now = System.monotonic_time(:millisecond)
+          t = t |> unmap(host) |> claim(host, node, ip, now)
+          update_claim(t, node, &%{&1 | proven: true})
+        else
+          t
+        end
+    end
+  end
 
   @doc "`node` was disconnected: its claim is provisional again."
   @spec disconnected(t(), node()) :: t()

@@ -228,7 +228,11 @@ defmodule NativeGossip.Topology do
   end
 
   def handle_call({:await_members, match, count, timeout}, from, state) do
-    if connected_matching(state, match) >= count do
+    # One scan of the peers when a caller starts waiting; after that each event moves
+    # each waiter's count by what it changed (see wake_waiters/3): O(waiters) an event.
+    have = connected_matching(state, match)
+
+    if have >= count do
       {:reply, :ok, state}
     else
       ref = make_ref()
@@ -244,6 +248,7 @@ defmodule NativeGossip.Topology do
         from: from,
         match: match,
         count: count,
+        have: have,
         timer: timer,
         monitor: Process.monitor(caller)
       }
@@ -274,7 +279,7 @@ defmodule NativeGossip.Topology do
     case Enum.split_with(state.waiters, &(&1.ref == ref)) do
       {[w], rest} ->
         Process.demonitor(w.monitor, [:flush])
-        GenServer.reply(w.from, {:error, {:timeout, connected_matching(state, w.match)}})
+        GenServer.reply(w.from, {:error, {:timeout, w.have}})
         {:noreply, %{state | waiters: rest}}
 
       {[], _} ->
@@ -364,24 +369,34 @@ defmodule NativeGossip.Topology do
 
   # The native side validated the name, and without a secret admitted at most
   # :max_names names that were not atoms yet (with a secret, it authenticated it).
-  defp peer_event({kind, name, {ip, _port}, _incarnation, lead, tags, dist_port}, state) do
+  #
+  # Where this node connects follows an event's address only when it may: `proven`
+  # (authenticated and bound to its source, or pinned by a connection) always; an
+  # unproven one (no secret, or a libcluster-format heartbeat) only without a secret,
+  # where nothing better exists, and then never over a proven one (NativeGossip.EPMD,
+  # ShortNames). With a secret, an unproven address is never used.
+  defp peer_event({kind, name, {ip, _port}, _incarnation, lead, tags, dist_port, proven}, state) do
     node = String.to_atom(name)
     c = state.connector
+    usable = proven or state.options.secrets == []
 
     # Without epmd (NativeGossip.EPMD): where this node's distribution listens.
     case kind do
       :forgotten -> NativeGossip.EPMD.forget(node)
-      _ when dist_port > 0 -> NativeGossip.EPMD.learn(node, ip, dist_port)
+      _ when dist_port > 0 and usable -> NativeGossip.EPMD.learn(node, ip, dist_port, proven)
       _ -> :ok
     end
+
+    state =
+      if usable and kind in [:discovered, :heard], do: learn_host(state, node, ip), else: state
 
     {:noreply, state} =
       case kind do
         :discovered ->
-          route(learn_host(state, node, ip), Connector.heard(c, node, kind, lead, tags))
+          route(state, Connector.heard(c, node, kind, lead, tags))
 
         :heard ->
-          route(learn_host(state, node, ip), Connector.heard(c, node, kind, lead, tags))
+          route(state, Connector.heard(c, node, kind, lead, tags))
 
         :tags_changed ->
           route(state, Connector.tags_changed(c, node, tags))
@@ -393,32 +408,32 @@ defmodule NativeGossip.Topology do
           route(state, Connector.lost(c, node))
 
         :forgotten ->
-          route(release_host(state, node), Connector.forgotten(c, node))
+          route(release_host(state, node), Connector.forgotten(c, node), [node])
       end
 
     state
   end
 
   # The connector's new state, and its events to subscribers, telemetry and the log.
-  defp route(state, {events, connector}) do
-    state = count_connected(%{state | connector: connector}, state.connector, events)
+  # `touched`: peers whose status may have changed without an event (forgotten).
+  defp route(state, {events, connector}, touched \\ []) do
+    old = state.connector
+    nodes = Enum.uniq(touched ++ Enum.map(events, &elem(&1, 1)))
+    state = count_connected(%{state | connector: connector}, old, nodes, events)
     for {event, node} <- events, do: notify(state, event, node)
     state = %{state | hosts: prove_hosts(state, events)}
-    {:noreply, if(events == [], do: state, else: wake_waiters(state))}
+    {:noreply, if(nodes == [], do: state, else: wake_waiters(state, old, nodes))}
   end
 
   # How many peers are connected, kept up to date from the status of the peers an event
   # is about (counting the whole status map at each event would cost O(peers)); one
   # info line when the first is connected and when the last goes: what a node at log
   # level :info says about its cluster.
-  defp count_connected(state, old, events) do
+  defp count_connected(state, old, nodes, events) do
     new = state.connector.status
 
     delta =
-      events
-      |> Enum.map(&elem(&1, 1))
-      |> Enum.uniq()
-      |> Enum.reduce(0, fn node, d ->
+      Enum.reduce(nodes, 0, fn node, d ->
         was = Map.get(old.status, node) == :connected
         is = Map.get(new, node) == :connected
         d + if(is, do: 1, else: 0) - if(was, do: 1, else: 0)
@@ -442,6 +457,13 @@ defmodule NativeGossip.Topology do
     %{state | connected: count}
   end
 
+  defp counts(connector, node, match) do
+    if Map.get(Connector.status(connector), node) == :connected and
+         match.(Connector.tags(connector, node)),
+       do: 1,
+       else: 0
+  end
+
   # Connected peers whose tags `match` takes.
   defp connected_matching(state, match) do
     c = state.connector
@@ -451,11 +473,24 @@ defmodule NativeGossip.Topology do
     end)
   end
 
-  defp wake_waiters(%{waiters: []} = state), do: state
+  defp wake_waiters(%{waiters: []} = state, _old, _nodes), do: state
 
-  defp wake_waiters(state) do
-    {done, waiting} =
-      Enum.split_with(state.waiters, &(connected_matching(state, &1.match) >= &1.count))
+  # Each waiter's count moves by what the events' peers changed: connected or not,
+  # matching or not (their tags may have changed too).
+  defp wake_waiters(state, old, nodes) do
+    new = state.connector
+
+    waiters =
+      Enum.map(state.waiters, fn w ->
+        delta =
+          Enum.reduce(nodes, 0, fn node, d ->
+            d + counts(new, node, w.match) - counts(old, node, w.match)
+          end)
+
+        %{w | have: w.have + delta}
+      end)
+
+    {done, waiting} = Enum.split_with(waiters, &(&1.have >= &1.count))
 
     for w <- done do
       _ = if w.timer, do: Process.cancel_timer(w.timer)
@@ -466,14 +501,23 @@ defmodule NativeGossip.Topology do
     %{state | waiters: waiting}
   end
 
-  # A connection proves the address a short host name was mapped to (see ShortNames).
-  defp prove_hosts(%{hosts: nil}, _events), do: nil
-
+  # A connection proves its remote address: the one a short host name maps to (see
+  # ShortNames) and the one NativeGossip.EPMD answers for the node.
   defp prove_hosts(%{hosts: hosts}, events) do
     Enum.reduce(events, hosts, fn
-      {:connected, node}, h -> ShortNames.connected(h, node)
-      {:disconnected, node}, h -> ShortNames.disconnected(h, node)
-      _, h -> h
+      {:connected, node}, h ->
+        ip = Connector.dist_address(node)
+        _ = if ip, do: NativeGossip.EPMD.prove(node, ip)
+        if h, do: ShortNames.connected(h, node, ip)
+
+      _, nil ->
+        nil
+
+      {:disconnected, node}, h ->
+        ShortNames.disconnected(h, node)
+
+      _, h ->
+        h
     end)
   end
 

@@ -53,4 +53,35 @@ defmodule NativeGossip.EPMDTest do
   after
     :persistent_term.erase({NativeGossip.EPMD, :port})
   end
+
+  test "an address heard only in heartbeats never replaces a proven one; a name holds few rows; forget removes them all" do
+    {:ok, owner} = EPMD.start_link()
+    on_exit(fn -> Process.exit(owner, :kill) end)
+    genuine = {198, 51, 100, 3}
+    :ok = EPMD.learn(:p@host3, genuine, 9100)
+    # The connection ran over the genuine address: proven.
+    :ok = EPMD.prove(:p@host3, genuine)
+
+    # 10,000 forged heartbeats from as many addresses, each with another port.
+    for i <- 1..10_000,
+        do: :ok = EPMD.learn(:p@host3, {10, div(i, 256), rem(i, 256), 1}, 6666)
+
+    assert EPMD.address_please(~c"p", ~c"host3", :inet) == {:ok, genuine, 9100, 6}
+    {proven, unproven} = EPMD.entry(:p@host3)
+    assert proven == {genuine, 9100}
+    assert length(unproven) == 4
+    assert :ets.info(EPMD, :size) == 1 + 1 + 4
+
+    # Forgotten: every row goes.
+    :ok = EPMD.forget(:p@host3)
+    assert :ets.info(EPMD, :size) == 0
+
+    # With a secret, an authenticated heartbeat's address is proven at once and a new
+    # one (the peer moved) replaces it.
+    :ok = EPMD.learn(:p@host3, genuine, 9100, true)
+    :ok = EPMD.learn(:p@host3, {10, 0, 0, 9}, 6666)
+    :ok = EPMD.learn(:p@host3, {198, 51, 100, 4}, 9101, true)
+    assert EPMD.address_please(~c"p", ~c"host3", :inet) == {:ok, {198, 51, 100, 4}, 9101, 6}
+    assert :ets.lookup(EPMD, {~c"p", genuine}) == []
+  end
 end

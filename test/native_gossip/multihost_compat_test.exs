@@ -70,4 +70,31 @@ defmodule NativeGossip.MultihostCompatTest do
       end
     end
   end
+
+  # Issue #23: without a secret, goodbyes of names never heard went into the names
+  # remembered as native (whose libcluster heartbeats are dropped) past the rate limit
+  # and the name cap, so a forger could keep a libcluster node out until a restart.
+  test "forged goodbyes of made-up names do not keep a libcluster node of such a name out" do
+    rig = TestRig.start_in_test!(3)
+    {new, _new_node} = TestRig.start_node!(rig, 2)
+
+    {:ok, _} =
+      :peer.call(new, Supervisor, :start_child, [
+        NativeGossip.Supervisor,
+        {NativeGossip, [name: :lan, compat: :libcluster, heartbeat_interval: 300]}
+      ])
+
+    # 5000 goodbyes from host 3, lib0@198.51.100.1 to lib4999@198.51.100.1.
+    args =
+      ~w(send --kind goodbyes --name lib@198.51.100.1 --peers 5000 --group 233.252.1.32) ++
+        ~w(--rate 5000 --duration 1)
+
+    assert TestRig.probe!(rig, 3, args) > 4000
+
+    # Then lib42@198.51.100.1, a libcluster node, starts: it is heard and connected.
+    {old, old_node} = TestRig.start_node!(rig, 1, name: "lib42")
+    {:ok, _} = :peer.call(old, LegacyGossip, :start, [[]])
+    wait_until(fn -> nodes(new) == [old_node] end, 10_000, "the libcluster node connected")
+    assert :peer.call(new, NativeGossip, :stats, [:lan]).dropped.legacy_native_name == 0
+  end
 end

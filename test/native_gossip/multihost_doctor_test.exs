@@ -44,11 +44,11 @@ defmodule NativeGossip.MultihostDoctorTest do
     {_, 0} = nft.(~w(add rule inet ngfw in tcp dport != 4369 drop))
   end
 
-  defp start_nodes(rig, opts) do
+  defp start_nodes(rig, opts, topology \\ @topology) do
     ns =
       for i <- 1..2 do
         {peer, node} = TestRig.start_node!(rig, i, opts)
-        {_t0, _} = :peer.call(peer, EventRecorder, :start_topology, [@topology])
+        {_t0, _} = :peer.call(peer, EventRecorder, :start_topology, [topology])
         %{peer: peer, node: node}
       end
 
@@ -120,5 +120,38 @@ defmodule NativeGossip.MultihostDoctorTest do
 
     assert out =~
              ~r/PROBLEM #{b}'s distribution port \d+ \(from its heartbeats\) is not reachable/
+  end
+
+  # Issue #23: the doctor connects only where an authenticated, fresh heartbeat from
+  # its sender's own address says.
+  test "with a secret: a node's heartbeat replayed from another host is refused, and the doctor connects where the node is" do
+    rig = TestRig.start_in_test!(4)
+    {[a, b], cookie} = start_nodes(rig, names: :short)
+
+    args = ~w(send --kind replay --capture-name #{a} --secret #{@secret} --rate 300 --duration 6)
+    replayer = Task.async(fn -> TestRig.probe!(rig, 4, args) end)
+    Process.sleep(1_000)
+    {status, out} = doctor(rig, 3, ["--secret", @secret, "--seconds", "2"], cookie)
+    assert Task.await(replayer, 30_000) > 500
+    assert out =~ "ok      heard #{a} from 198.51.100.1 and connected to it"
+    assert out =~ "ok      heard #{b} from 198.51.100.2 and connected to it"
+    refute out =~ "198.51.100.4"
+    # The replays are a problem to report, by their reason.
+    assert out =~ ~r/PROBLEM \d+ datagram\(s\) would be dropped: foreign_source/
+    assert status != 0
+  end
+
+  test "without a secret: the doctor does not connect where only a heartbeat says, and says so" do
+    rig = TestRig.start_in_test!(3)
+    topology = Keyword.delete(@topology, :secret)
+    {[a, _b], cookie} = start_nodes(rig, [names: :short], topology)
+    {status, out} = doctor(rig, 3, ["--seconds", "2"], cookie)
+    assert status == 0, out
+
+    assert out =~
+             "note    heard #{a} from 198.51.100.1; not connecting: without a secret the " <>
+               "address of its host host1 comes only from an unauthenticated heartbeat"
+
+    refute out =~ "connected to it"
   end
 end

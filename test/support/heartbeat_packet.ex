@@ -33,7 +33,23 @@ defmodule NativeGossip.HeartbeatPacket do
         <<2, 1 + byte_size(k) + byte_size(v), byte_size(k), k::binary, v::binary>>
       end
 
-    options = cluster <> tags
+    # The sender's own addresses (type 4), which a receiver with a secret requires the
+    # source to be among: by default, with a secret, this host's loopback address (what
+    # the tests send from).
+    addresses =
+      case Keyword.get(opts, :addresses, if(secret, do: [{127, 0, 0, 1}], else: [])) do
+        list ->
+          for ip <- list, into: <<>> do
+            bytes =
+              if tuple_size(ip) == 4,
+                do: :erlang.list_to_binary(Tuple.to_list(ip)),
+                else: for(x <- Tuple.to_list(ip), into: <<>>, do: <<x::16>>)
+
+            <<4, byte_size(bytes), bytes::binary>>
+          end
+      end
+
+    options = cluster <> tags <> addresses
 
     body =
       <<"NGSP", 1, flags, byte_size(name), 0, incarnation::64, sequence::64, timestamp::64,

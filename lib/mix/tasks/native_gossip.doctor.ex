@@ -112,6 +112,8 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
       interface: o.multicast_if,
       secrets: o.secrets,
       encrypt: o.encrypt,
+      max_clock_skew: o.max_clock_skew,
+      seeds: o.seeds,
       cluster: o.cluster || "",
       resolve_short_names: o.resolve_short_names,
       seconds: opts[:seconds] || 5
@@ -295,7 +297,8 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
     case open(s) do
       {:ok, socket} ->
         info("...     listening on #{where(s)}:#{s.port} for #{s.seconds} s")
-        heard = listen(socket, s, System.monotonic_time(:millisecond) + s.seconds * 1000, %{})
+        deadline = System.monotonic_time(:millisecond) + s.seconds * 1000
+        {heard, _last} = listen(socket, s, deadline, {%{}, %{}})
         :gen_udp.close(socket)
         verdicts(heard, s)
 
@@ -305,21 +308,34 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
     end
   end
 
-  defp listen(socket, s, deadline, acc) do
+  # Each datagram gets the verdict a topology would give it: with a secret, the source
+  # and clock checks of NativeGossip.MixTask.decode/3, and here the replay check (per
+  # name, the highest {incarnation, sequence} accepted, kept in `last`).
+  defp listen(socket, s, deadline, {acc, last}) do
     left = deadline - System.monotonic_time(:millisecond)
 
     with true <- left > 0,
          {:ok, {ip, _port, data}} <- :gen_udp.recv(socket, 2048, left) do
-      key =
-        case NativeGossip.Native.decode(data, s.secrets, s.encrypt) do
-          {:ok, {_name, _, _, _, label, _, _}} when label != s.cluster -> {:other_cluster, label}
-          {:ok, {name, _, _, _, _, _, dist_port}} -> {:node, name, ip, dist_port}
-          {:error, reason} -> {:dropped, reason}
+      {key, last} =
+        case NativeGossip.MixTask.decode(data, ip, s) do
+          {:ok, %{cluster: label}} when label != s.cluster ->
+            {{:other_cluster, label}, last}
+
+          {:ok, %{name: name} = hb} ->
+            order = {hb.incarnation, hb.sequence}
+
+            case last do
+              %{^name => seen} when seen >= order -> {{:dropped, :replay}, last}
+              _ -> {{:node, name, ip, hb.dist_port}, Map.put(last, name, order)}
+            end
+
+          {:error, reason} ->
+            {{:dropped, reason}, last}
         end
 
-      listen(socket, s, deadline, Map.update(acc, key, 1, &(&1 + 1)))
+      listen(socket, s, deadline, {Map.update(acc, key, 1, &(&1 + 1)), last})
     else
-      _ -> acc
+      _ -> {acc, last}
     end
   end
 
@@ -334,8 +350,19 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
   end
 
   defp verdicts(heard, s) do
-    nodes = for {{:node, name, ip, dist_port}, _} <- heard, do: {name, ip, dist_port}
-    heard_ok = ok("heard #{length(Enum.uniq_by(nodes, &elem(&1, 0)))} node(s)")
+    # Per name, the address it was heard from most (a name heard from several is
+    # checked where most of its heartbeats came from).
+    nodes =
+      heard
+      |> Enum.flat_map(fn
+        {{:node, name, ip, dist_port}, n} -> [{name, ip, dist_port, n}]
+        _ -> []
+      end)
+      |> Enum.sort_by(&elem(&1, 3), :desc)
+      |> Enum.uniq_by(&elem(&1, 0))
+      |> Enum.map(fn {name, ip, dist_port, _} -> {name, ip, dist_port} end)
+
+    heard_ok = ok("heard #{length(nodes)} node(s)")
 
     labels =
       for {{:other_cluster, label}, n} <- heard do
@@ -354,9 +381,12 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
         )
       end
 
-    checked = nodes |> Enum.uniq_by(&elem(&1, 0)) |> Enum.take(20)
-    # Only for its effect on this VM's resolver.
-    _ = if s.resolve_short_names and Node.alive?(), do: map_short_hosts(checked)
+    checked = Enum.take(nodes, 20)
+    # Only for its effect on this VM's resolver; and only from authenticated heartbeats
+    # (without a secret, anyone could have sent that address).
+    _ =
+      if s.resolve_short_names and Node.alive?() and s.secrets != [],
+        do: map_short_hosts(checked)
 
     checks =
       Enum.flat_map(checked, fn {name, ip, dist_port} -> check_node(name, ip, dist_port, s) end)
@@ -383,9 +413,12 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
       not Node.alive?() ->
         note("heard #{name} from #{from}")
 
+      epmd_less?() and dist_port > 0 and s.secrets == [] ->
+        declined(name, from, "its distribution port #{dist_port}")
+
       epmd_less?() and dist_port > 0 ->
         # As a topology here would: the heartbeat says where the node listens.
-        NativeGossip.EPMD.learn(String.to_atom(name), ip, dist_port)
+        NativeGossip.EPMD.learn(String.to_atom(name), ip, dist_port, true)
         reach_port(name, from, ip, dist_port)
 
       epmd_less?() ->
@@ -404,6 +437,10 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
           "start every node with --sname, or every node with --name"
         )
 
+      s.secrets == [] and s.resolve_short_names and NativeGossip.NodeName.short_host?(host) and
+          match?({:error, _}, :inet.gethostbyname(String.to_charlist(host))) ->
+        declined(name, from, "the address of its host #{host}")
+
       match?({:error, _}, :inet.gethostbyname(String.to_charlist(host))) ->
         problem(
           "heard #{name} from #{from}, but its host #{host} does not resolve here" <>
@@ -414,6 +451,15 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
       true ->
         reach(name, short, host, from)
     end
+  end
+
+  # Without a secret the doctor does not connect where only a heartbeat says to go.
+  defp declined(name, from, what) do
+    note(
+      "heard #{name} from #{from}; not connecting: without a secret #{what} comes only " <>
+        "from an unauthenticated heartbeat, which anyone on the network can send (give " <>
+        "--secret, or make #{name}'s host resolve)"
+    )
   end
 
   defp reach(name, short, host, from) do

@@ -56,4 +56,36 @@ defmodule NativeGossip.MixTask do
         Mix.raise("--#{flag}: #{reason}")
     end
   end
+
+  @doc """
+  Decodes a datagram from `ip` as a topology with these settings would (`secrets`,
+  `encrypt`, `max_clock_skew` in ms or `:infinity`, `seeds` addresses), stateless apart
+  from that: with a secret, a heartbeat signed too far from this clock is `{:error,
+  :stale}`, and one from an address its sender does not list `{:error,
+  :foreign_source}` (in the engine's order). Returns `{:ok, heartbeat map}` (see `NativeGossip.Native.decode/3`) or
+  `{:error, reason}`. The replay check, which needs state, is the caller's.
+  """
+  @spec decode(binary(), :inet.ip_address(), Options.t() | map()) ::
+          {:ok, map()} | {:error, atom()}
+  def decode(data, ip, %{secrets: secrets, encrypt: encrypt} = s) do
+    seeds = for {addr, _port} <- Map.get(s, :seeds, []), is_tuple(addr), do: addr
+    skew = Map.get(s, :max_clock_skew, :infinity)
+
+    case NativeGossip.Native.decode(data, secrets, encrypt) do
+      {:ok, hb} when secrets != [] ->
+        cond do
+          skew != :infinity and abs(hb.timestamp_ms - System.os_time(:millisecond)) > skew ->
+            {:error, :stale}
+
+          ip not in hb.addresses and ip not in seeds ->
+            {:error, :foreign_source}
+
+          true ->
+            {:ok, hb}
+        end
+
+      other ->
+        other
+    end
+  end
 end

@@ -146,12 +146,12 @@ defmodule Mix.Tasks.NativeGossip.Listen do
       if tuple_size(ip) == 4, do: "#{:inet.ntoa(ip)}:#{port}", else: "[#{:inet.ntoa(ip)}]:#{port}"
 
     verdict =
-      case NativeGossip.Native.decode(data, secrets, encrypt) do
-        {:ok, {name, _, _, _, label, _, _}} when cluster != nil and label != cluster ->
+      case NativeGossip.MixTask.decode(data, ip, %{secrets: secrets, encrypt: encrypt}) do
+        {:ok, %{name: name, cluster: label}} when cluster != nil and label != cluster ->
           "dropped other_cluster (#{name}, label #{inspect(label)})"
 
-        {:ok, {name, incarnation, sequence, flags, label, tags, dist_port}} ->
-          "accepted #{name} incarnation=#{incarnation} sequence=#{sequence} [#{Enum.join(flags, ",")}]" <>
+        {:ok, %{name: name, cluster: label, tags: tags, dist_port: dist_port} = hb} ->
+          "accepted #{name} incarnation=#{hb.incarnation} sequence=#{hb.sequence} [#{Enum.join(hb.flags, ",")}]" <>
             if(label != "", do: " cluster=#{inspect(label)}", else: "") <>
             if(tags != %{}, do: " tags=#{inspect(tags)}", else: "") <>
             if(dist_port > 0, do: " dist_port=#{dist_port}", else: "")

@@ -523,9 +523,6 @@ impl Engine {
                 DropReason::NameConflict
             });
         }
-        if self.keys.is_signing() && !self.bound_to(&hb, from) {
-            return Err(DropReason::ForeignSource);
-        }
         if let (Some(skew), Some(wall), true) = (
             self.max_clock_skew,
             self.wall_at(now),
@@ -534,6 +531,11 @@ impl Engine {
             if hb.timestamp_ms.abs_diff(wall) > skew.as_millis() as u64 {
                 return Err(DropReason::Stale);
             }
+        }
+        // A replay too old is `stale` wherever it comes from; a fresh one from another
+        // host than its sender's is `foreign_source`.
+        if self.keys.is_signing() && !self.bound_to(&hb, from) {
+            return Err(DropReason::ForeignSource);
         }
         let new = !hb.leaving && !self.peers.contains(hb.name);
         let counts = new && self.name_allowed(hb.name)?;

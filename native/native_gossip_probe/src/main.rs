@@ -21,6 +21,8 @@
 //!                   its captured incarnation and the highest sequence numbers
 //!       incarnations  unsigned heartbeats of --name, each a new incarnation, every
 //!                   other one a goodbye
+//!       goodbyes    unsigned goodbyes (LEAVING) of --peers made-up names in turn:
+//!                   --name NAME@HOST gives NAME0@HOST, NAME1@HOST, ...
 //!
 //! options:
 //!   --group ADDR       multicast group (default 239.255.45.92, the core's DEFAULT_GROUP)
@@ -39,6 +41,11 @@
 //!   --sources N        send from N source addresses in turn, --source-base and the
 //!                      N - 1 following ones (they must be on this host's interface)
 //!   --source-base ADDR the first of those addresses
+//!   --dist-port PORT   send: heartbeats made here say this distribution port
+//!   --target IP:PORT   send: by unicast to this address (a node's seeds socket) instead
+//!                      of the group, from a socket of this host, and count what comes
+//!                      back to that socket (bytes and datagrams, printed at the end:
+//!                      the amplification a node gives a spoofed source)
 //! ```
 //!
 //! Only ever point it at a network you own; the project's own tests run it inside
@@ -71,7 +78,11 @@ struct Options {
     source_base: Ipv4Addr,
     encrypt: bool,
     cluster: String,
+    target: Option<SocketAddr>,
 }
+
+/// `--dist-port`: the distribution port the heartbeats made here announce (0: none).
+static DIST_PORT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
 
 impl Options {
     /// The keyring the options describe: signing with --secret, sealing with --encrypt.
@@ -110,6 +121,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         source_base: Ipv4Addr::UNSPECIFIED,
         encrypt: false,
         cluster: String::new(),
+        target: None,
     };
     let mut it = args[1..].iter();
     while let Some(flag) = it.next() {
@@ -167,6 +179,15 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--source-base" => {
                 let v = value()?;
                 o.source_base = v.parse().map_err(|_| bad(flag, &v))?
+            }
+            "--dist-port" => {
+                let v = value()?;
+                let port: u16 = v.parse().map_err(|_| bad(flag, &v))?;
+                DIST_PORT.store(port, std::sync::atomic::Ordering::Relaxed);
+            }
+            "--target" => {
+                let v = value()?;
+                o.target = Some(v.parse().map_err(|_| bad(flag, &v))?)
             }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown option {other}\n{USAGE}")),
@@ -334,9 +355,14 @@ fn heartbeat(name: &str, incarnation: u64, sequence: u64, keys: &Keyring) -> Vec
 fn encode(name: &str, incarnation: u64, sequence: u64, leaving: bool, keys: &Keyring) -> Vec<u8> {
     // Signed, a heartbeat lists the addresses of the host it comes from, as a node's
     // do (receivers drop it from any other source: `foreign_source`).
-    static OWN: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    let own = OWN.get_or_init(|| {
-        wire::address_records(&native_gossip_core::socket::local_addresses(true, None))
+    static OWN: std::sync::OnceLock<(Vec<u8>, Vec<u8>)> = std::sync::OnceLock::new();
+    let (signed, plain) = OWN.get_or_init(|| {
+        let dist = wire::dist_port_record(DIST_PORT.load(std::sync::atomic::Ordering::Relaxed));
+        let mut signed = dist.clone();
+        signed.extend(wire::address_records(
+            &native_gossip_core::socket::local_addresses(true, None),
+        ));
+        (signed, dist)
     });
     wire::encode(
         &Outgoing {
@@ -347,7 +373,7 @@ fn encode(name: &str, incarnation: u64, sequence: u64, leaving: bool, keys: &Key
             leaving,
             joining: false,
             newcomer: false,
-            options: if keys.is_signing() { own } else { &[] },
+            options: if keys.is_signing() { signed } else { plain },
         },
         keys,
     )
@@ -455,6 +481,20 @@ fn make_packet(
                 &Keyring::none(),
             )
         }
+        "goodbyes" => {
+            let (prefix, host) = o
+                .name
+                .as_deref()
+                .and_then(|n| n.split_once('@'))
+                .expect("checked");
+            encode(
+                &format!("{prefix}{}@{host}", i % o.peers.max(1)),
+                incarnation,
+                1 + i / o.peers.max(1),
+                true,
+                &Keyring::none(),
+            )
+        }
         "incarnations" => encode(
             o.name.as_deref().expect("checked"),
             incarnation + i,
@@ -523,8 +563,32 @@ fn send_batch(s: &UdpSocket, packets: &[Vec<u8>], to: SocketAddr) -> std::io::Re
 
 fn send(o: &Options) -> Result<(), String> {
     let kind = o.kind.as_deref().ok_or("send needs --kind")?;
-    let s = socket(o)?;
-    let to = SocketAddr::V4(SocketAddrV4::new(o.group, o.port));
+    let s = match o.target {
+        None => socket(o)?,
+        Some(_) => UdpSocket::bind((o.source_base, 0)).map_err(|e| e.to_string())?,
+    };
+    let to = o
+        .target
+        .unwrap_or(SocketAddr::V4(SocketAddrV4::new(o.group, o.port)));
+    // With --target: what comes back to the sending socket, counted by a thread.
+    let back = o.target.map(|_| {
+        let r = s.try_clone().expect("a UDP socket clones");
+        r.set_read_timeout(Some(Duration::from_millis(100))).ok();
+        let until =
+            Instant::now() + o.duration.unwrap_or(Duration::from_secs(10)) + Duration::from_secs(1);
+        std::thread::spawn(move || {
+            let (mut bytes, mut datagrams) = (0u64, 0u64);
+            let mut buf = [0u8; 2048];
+            while Instant::now() < until {
+                if let Ok((n, _)) = r.recv_from(&mut buf) {
+                    bytes += n as u64;
+                    datagrams += 1;
+                }
+            }
+            (bytes, datagrams)
+        })
+    });
+    let mut sent_bytes = 0u64;
     let duration = o.duration.unwrap_or(Duration::from_secs(10));
     let mut rng = Rng(wall_ms() | 1);
     let signing = Keyring::new(if o.secrets.is_empty() {
@@ -535,7 +599,7 @@ fn send(o: &Options) -> Result<(), String> {
     let keys = Keyring::new(o.secrets.clone());
     let captured = match kind {
         "replay" | "bitflip" | "leave" => Some(capture(&s, o)?),
-        "claim" | "incarnations" => {
+        "claim" | "incarnations" | "goodbyes" => {
             let name = o
                 .name
                 .as_deref()
@@ -583,6 +647,7 @@ fn send(o: &Options) -> Result<(), String> {
             match send_batch(&s, &batch, to) {
                 Ok(n) => {
                     sent += n as u64;
+                    sent_bytes += batch[..n].iter().map(|p| p.len() as u64).sum::<u64>();
                     errors += (batch.len() - n) as u64;
                 }
                 Err(_) => errors += batch.len() as u64,
@@ -602,5 +667,11 @@ fn send(o: &Options) -> Result<(), String> {
         "native-gossip-probe: sent {sent} {kind} datagrams in {secs:.1} s ({:.0}/s), {errors} send errors",
         sent as f64 / secs
     );
+    if let Some(back) = back {
+        let (bytes, datagrams) = back.join().expect("the counting thread");
+        eprintln!(
+            "native-gossip-probe: to {to}: sent {sent_bytes} bytes, received {bytes} bytes in {datagrams} datagrams back"
+        );
+    }
     Ok(())
 }
