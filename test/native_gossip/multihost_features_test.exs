@@ -69,6 +69,10 @@ defmodule NativeGossip.MultihostFeaturesTest do
     [a, b] = for i <- 1..2, do: start(rig, i, topology)
     wait_until(fn -> nodes(a) == [b.node] end, 10_000)
     wait_until(fn -> match?([%{tags: %{"role" => "web"}}], members(b)) end)
+    # b's server (not only its native side) knows a with its first tags: a change made
+    # before that reaches b's subscribers as the discovery itself, with the new tags,
+    # not as a change (this test waited only for members/1 and failed now and then).
+    wait_until(fn -> events(b, :discovered, a.node) != [] end)
 
     # Nothing changed yet: no event.
     assert events(b, :tags_changed, a.node) == []

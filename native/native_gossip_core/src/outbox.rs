@@ -7,7 +7,9 @@
 //!
 //! While an event for a name waits, a newer one for the same name replaces it (the
 //! latest state is what the owner needs), except that `Heard` never replaces anything
-//! (what waits already makes the owner consider the peer). Past `capacity` names
+//! (what waits already makes the owner consider the peer), and `TagsChanged` does not
+//! replace a waiting `Discovered` but gives it the new tags (an owner that never took
+//! the discovery would not know the peer at all). Past `capacity` names
 //! waiting, new events are dropped and counted.
 
 use std::collections::{HashMap, VecDeque};
@@ -55,6 +57,13 @@ impl Outbox {
             let full = self.waiting.len() >= self.capacity;
             match self.waiting.get_mut(&e.name) {
                 Some(_) if e.kind == EventKind::Heard => self.coalesced += 1,
+                // A tags change is news only to an owner that knows the peer: while its
+                // discovery waits, the discovery carries the new tags instead.
+                Some(w) if e.kind == EventKind::TagsChanged && w.kind == EventKind::Discovered => {
+                    w.tags = e.tags;
+                    w.dist_port = e.dist_port;
+                    self.coalesced += 1;
+                }
                 Some(w) => {
                     *w = e;
                     self.coalesced += 1;
@@ -145,6 +154,25 @@ mod tests {
             ]
         );
         assert_eq!(o.coalesced, 2);
+    }
+
+    #[test]
+    fn a_tags_change_while_a_discovery_waits_keeps_the_discovery_with_the_new_tags() {
+        // A peer discovered and changing its tags before the owner took the discovery
+        // (issue #24's flaky test): the owner must still learn of the peer.
+        let mut o = Outbox::new(100);
+        let mut changed = ev(EventKind::TagsChanged, "a@h");
+        changed.tags = vec![2, 3, 1, b'k', b'v'];
+        o.push([ev(EventKind::Discovered, "a@h"), changed]);
+        let (taken, _) = o.take(10);
+        assert_eq!(kinds(&taken), [(EventKind::Discovered, "a@h")]);
+        assert_eq!(taken[0].tags, vec![2, 3, 1, b'k', b'v']);
+        // Once the discovery was taken, a change is a change.
+        let (taken, _) = {
+            o.push([ev(EventKind::TagsChanged, "a@h")]);
+            o.take(10)
+        };
+        assert_eq!(kinds(&taken), [(EventKind::TagsChanged, "a@h")]);
     }
 
     #[test]
