@@ -507,7 +507,14 @@ pub fn local_addresses(v4: bool, first: Option<IpAddr>) -> Vec<IpAddr> {
             libc::AF_INET6 if !v4 => {
                 // SAFETY: an AF_INET6 address is a sockaddr_in6.
                 let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
-                IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr))
+                let mut bytes = sin6.sin6_addr.s6_addr;
+                // macOS and the BSDs embed a link-local address's scope in bytes 2 and
+                // 3 (KAME); on the wire, and on Linux, they are 0.
+                if bytes[0] == 0xfe && bytes[1] & 0xc0 == 0x80 {
+                    bytes[2] = 0;
+                    bytes[3] = 0;
+                }
+                IpAddr::V6(Ipv6Addr::from(bytes))
             }
             _ => continue,
         };
@@ -717,5 +724,20 @@ mod tests {
             assert_eq!(from, Some(tx.local_addr().unwrap()));
         }
         assert_eq!(b.recv(rx.as_raw_fd()).unwrap(), 40 - BATCH);
+    }
+
+    #[test]
+    fn local_addresses_list_this_hosts_own_with_the_chosen_one_first_and_loopback_last() {
+        // In the tests' private namespace: loopback is up (make test runs cargo test
+        // there); on a developer's host there are more.
+        let v4 = local_addresses(true, None);
+        assert!(v4.contains(&IpAddr::V4(Ipv4Addr::LOCALHOST)), "{v4:?}");
+        assert!(v4.iter().all(|a| a.is_ipv4()));
+        assert!(v4.len() <= crate::wire::MAX_ADDRS);
+        let loopback_at = v4.iter().position(|a| a.is_loopback()).unwrap();
+        assert!(v4[loopback_at..].iter().all(|a| a.is_loopback()));
+        let chosen = *v4.last().unwrap();
+        assert_eq!(local_addresses(true, Some(chosen))[0], chosen);
+        assert!(local_addresses(false, None).iter().all(|a| a.is_ipv6()));
     }
 }
