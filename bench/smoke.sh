@@ -33,7 +33,7 @@ run join_cold TRIALS=1
 run join_n SIZES=1 TRIALS=1
 run network TRIALS=1 PARTITIONS=1
 run flood FLOOD_SECONDS=1 FLOOD_RATE=2000
-run attacks ATTACK_SECONDS=1
+run attacks ATTACK_SECONDS=1 REFLECT_SECONDS=2
 run formation SIZES=2 TRIALS=1 CHART="$out/formation.svg"
 run idle DURATION=1 ROUNDS=1
 run scale PEERS=200 WAIT=1 WINDOW=2

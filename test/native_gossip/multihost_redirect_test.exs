@@ -123,7 +123,7 @@ defmodule NativeGossip.MultihostRedirectTest do
       TestRig.probe_output!(
         rig,
         2,
-        ~w(send --kind names --target #{target} --rate 250 --duration 5)
+        ~w(send --kind peers --peers 300 --target #{target} --rate 250 --duration 5)
       )
 
     [_, sent, received] = Regex.run(~r/sent (\d+) bytes, received (\d+) bytes/, out)
