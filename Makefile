@@ -9,7 +9,7 @@
 SHELL := /bin/sh
 NETNS := test/support/private_net.sh
 
-.PHONY: all tools test rust-test elixir-portable elixir-lint dialyzer elixir-test bench-smoke elixir-otp27 probe demo bench nif-artifact clean
+.PHONY: all tools test flake-hunt rust-test elixir-portable elixir-lint dialyzer elixir-test bench-smoke elixir-otp27 probe demo bench nif-artifact clean
 
 # This repository builds the NIF from source (rustler; config/config.exs says so, and
 # this for examples/ that depend on it), never downloads it: users of a release get it
@@ -74,6 +74,11 @@ probe:
 # change broke fails here rather than at the next make bench. Writes nothing to docs/.
 bench-smoke: probe
 	bench/smoke.sh
+
+# The multi-host tests N times (FLAKE_RUNS, default 10; FLAKE_FILES, FLAKE_LOAD=1: see
+# the script), with each failing test's count. Not part of make test.
+flake-hunt: tools probe
+	.ci/flake-hunt.sh
 
 # Benchmarks (not part of make test), about 40 minutes: docs/BENCHMARKS.md from the
 # template bench/BENCHMARKS.md.in, and the chart docs/formation.svg.
