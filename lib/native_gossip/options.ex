@@ -255,7 +255,11 @@ defmodule NativeGossip.Options do
 
   # {:ok, ipv4 interface address, ipv6 interface index}.
   defp resolve_interface(nil, _group), do: {:ok, {0, 0, 0, 0}, 0}
-  defp resolve_interface({_, _, _, _} = ip, {_, _, _, _}), do: {:ok, ip, 0}
+
+  defp resolve_interface({_, _, _, _} = ip, {_, _, _, _}) do
+    if interface_with(ip), do: {:ok, ip, 0}, else: no_such_address(ip)
+  end
+
   defp resolve_interface({:index, i}, _group), do: {:ok, {0, 0, 0, 0}, i}
 
   defp resolve_interface({:name, name}, group) do
@@ -284,8 +288,7 @@ defmodule NativeGossip.Options do
   defp resolve_interface(ip, _v6_group) do
     case interface_with(ip) do
       nil ->
-        {:error,
-         {:interface_unavailable, "no interface of this host has the address #{:inet.ntoa(ip)}"}}
+        no_such_address(ip)
 
       name ->
         {:ok, index} = :net.if_name2index(String.to_charlist(name))
@@ -301,6 +304,20 @@ defmodule NativeGossip.Options do
   end
 
   defp interface_names, do: Enum.map(interfaces(), &List.to_string(elem(&1, 0)))
+
+  defp no_such_address(ip) do
+    has =
+      Enum.map_join(interfaces(), ", ", fn {name, opts} ->
+        case for({:addr, a} <- opts, do: List.to_string(:inet.ntoa(a))) do
+          [] -> List.to_string(name)
+          addrs -> "#{name} #{Enum.join(addrs, " ")}"
+        end
+      end)
+
+    {:error,
+     {:interface_unavailable,
+      "no interface of this host has the address #{:inet.ntoa(ip)} (it has: #{has})"}}
+  end
 
   @doc false
   # An IPv4 address given as such, or the first IPv4 address of the interface so named

@@ -142,6 +142,8 @@ defmodule NativeGossip.LifecycleTest do
              NativeGossip.start_link(name: :noif, port: unique_port(), multicast_if: "192.0.2.77")
 
     assert message =~ "192.0.2.77"
+    # And what the host has, as README says (#24: it did not, for an address).
+    assert message =~ "(it has: lo 127.0.0.1"
   end
 
   test "two topologies of one node may share the port; a name is taken once" do

@@ -130,6 +130,5 @@ defmodule NativeGossip.MultihostRedirectTest do
     {sent, received} = {String.to_integer(sent), String.to_integer(received)}
     assert sent > 10_000
     assert received <= sent, "amplification: #{received} bytes back for #{sent}"
-    assert :peer.call(peer, NativeGossip, :stats, [:lan]).unicast_withheld > 0
   end
 end
