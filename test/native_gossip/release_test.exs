@@ -11,11 +11,14 @@ defmodule NativeGossip.ReleaseTest do
   @moduletag timeout: 300_000
 
   @app Path.expand("../../examples/cluster_demo", __DIR__)
-  @bin Path.join(@app, "_build/prod/rel/cluster_demo/bin/cluster_demo")
-  @bin_epmdless Path.join(
-                  @app,
-                  "_build/prod/rel/cluster_demo_epmdless/bin/cluster_demo_epmdless"
-                )
+
+  # Where `mix release` below puts each release: under the build root of the lane
+  # that runs this test (MIX_BUILD_ROOT, relative to the app: the OTP 27 lane builds
+  # into _build/otp27), so each lane runs the release it built.
+  defp bin(name) do
+    root = Path.expand(System.get_env("MIX_BUILD_ROOT", "_build"), @app)
+    Path.join(root, "prod/rel/#{name}/bin/#{name}")
+  end
 
   setup_all do
     # The NIF as users get it, precompiled: this machine's release tarball (make
@@ -57,8 +60,8 @@ defmodule NativeGossip.ReleaseTest do
   end
 
   # `bin/cluster_demo <args>` on a test host; returns {output, status}.
-  defp release(host, args, bin \\ @bin) do
-    System.cmd("ip", ["netns", "exec", host.netns, "env"] ++ env(host) ++ [bin | args],
+  defp release(host, args, path \\ bin("cluster_demo")) do
+    System.cmd("ip", ["netns", "exec", host.netns, "env"] ++ env(host) ++ [path | args],
       stderr_to_stdout: true
     )
   end
@@ -68,7 +71,7 @@ defmodule NativeGossip.ReleaseTest do
     File.mkdir_p!(dir)
 
     {out, status} =
-      System.cmd(@bin, ["start"],
+      System.cmd(bin("cluster_demo"), ["start"],
         cd: dir,
         env: [
           {"NATIVE_GOSSIP_SECRET", nil},
@@ -114,7 +117,7 @@ defmodule NativeGossip.ReleaseTest do
     [h1, h2, h3] = rig.hosts
 
     for host <- [h1, h2],
-        do: Task.start(fn -> release(host, ["start"], @bin_epmdless) end)
+        do: Task.start(fn -> release(host, ["start"], bin("cluster_demo_epmdless")) end)
 
     # The nodes are looked at from a third node without epmd either, with the same
     # cookie and a topology of the same secret: the release's own `rpc` command starts
