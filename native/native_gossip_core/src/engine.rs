@@ -254,12 +254,19 @@ pub struct Engine {
     scratch: Vec<u8>,
 }
 
-/// The options block a config starts with.
-fn options_with(config: &Config, tags: &[(String, String)]) -> Result<Vec<u8>, OptionsError> {
-    let mut options = wire::options_block(&config.cluster, tags)?;
-    options.extend(wire::dist_port_record(config.dist_port));
-    if config.keys.is_signing() {
-        options.extend(wire::address_records(&config.own_addresses));
+/// The options block of every heartbeat: the cluster label, the tags, the distribution
+/// port, and with a secret this host's addresses.
+fn options_block(
+    cluster: &str,
+    tags: &[(String, String)],
+    dist_port: u16,
+    keys: &Keyring,
+    addrs: &[IpAddr],
+) -> Result<Vec<u8>, OptionsError> {
+    let mut options = wire::options_block(cluster, tags)?;
+    options.extend(wire::dist_port_record(dist_port));
+    if keys.is_signing() {
+        options.extend(wire::address_records(addrs));
     }
     Ok(options)
 }
@@ -274,7 +281,14 @@ impl Engine {
         seed: u64,
     ) -> Result<Self, ConfigError> {
         name::validate(config.node_name.as_bytes()).map_err(ConfigError::Name)?;
-        let options = options_with(&config, &config.tags).map_err(ConfigError::Options)?;
+        let options = options_block(
+            &config.cluster,
+            &config.tags,
+            config.dist_port,
+            &config.keys,
+            &config.own_addresses,
+        )
+        .map_err(ConfigError::Options)?;
         let interval = config.heartbeat_interval.max(Duration::from_millis(1));
         let limiter = (!config.keys.is_signing())
             .then(|| NewPeerLimiter::new(config.new_peer_rate, config.new_peer_burst));
@@ -355,12 +369,13 @@ impl Engine {
     }
 
     fn options_for(&self, tags: &[(String, String)]) -> Result<Vec<u8>, OptionsError> {
-        let mut options = wire::options_block(&self.cluster, tags)?;
-        options.extend(wire::dist_port_record(self.dist_port));
-        if self.keys.is_signing() {
-            options.extend(wire::address_records(&self.own_addresses));
-        }
-        Ok(options)
+        options_block(
+            &self.cluster,
+            tags,
+            self.dist_port,
+            &self.keys,
+            &self.own_addresses,
+        )
     }
 
     /// Other cluster labels heard on this group and port (at most
