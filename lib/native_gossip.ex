@@ -264,7 +264,9 @@ defmodule NativeGossip do
   @type stats :: %{
           sent: non_neg_integer(),
           send_errors: non_neg_integer(),
+          last_send_error: String.t() | nil,
           received: non_neg_integer(),
+          looped_back: non_neg_integer(),
           accepted: non_neg_integer(),
           dropped: %{atom() => non_neg_integer()},
           events: non_neg_integer(),
@@ -507,8 +509,12 @@ defmodule NativeGossip do
   def announce(name), do: name |> Topology.native!() |> Native.announce()
 
   @doc """
-  Counters of the topology: heartbeats sent, datagrams received, accepted, and dropped
-  by reason (`received == accepted + sum of dropped`), peer events made for the
+  Counters of the topology: heartbeats sent, and those that could not be
+  (`send_errors`, with the last failure in `last_send_error`: where to and the OS's
+  error; each interval with failures also logs a warning), datagrams received, this
+  node's own heartbeats looped back by the kernel (`looped_back`: one per multicast
+  heartbeat on a healthy node), datagrams accepted, and dropped by reason
+  (`received == accepted + looped_back + sum of dropped`), peer events made for the
   server (`events`; of them, `events_coalesced` were replaced by a newer event of the
   same peer before the server took them, and `events_dropped` found the server
   `2 × :max_peers + 1024` events behind), heartbeats not sent by unicast to an address
@@ -517,8 +523,8 @@ defmodule NativeGossip do
   `:max_names`), the size of the peer table, and whether the socket is a member of
   the group right now (`joined`: false while it cannot join, see the errors above).
 
-  `dropped` has one counter per reason of `NativeGossip.DropReason`, where each is
-  explained.
+  `dropped` has one counter per reason of `NativeGossip.DropReason` (`:own_packet`
+  excepted: that is `looped_back`), where each is explained.
   """
   @spec stats(name()) :: stats()
   def stats(name), do: name |> Topology.native!() |> Native.stats()

@@ -21,11 +21,22 @@ defmodule NativeGossip.Telemetry do
   `[:native_gossip, :packets, :dropped]`, at most once per `:log_interval` (default
   10 s), and only when datagrams were dropped in it: counts by reason over the
   interval, never one event per packet. The node's own heartbeats, looped back, are
-  not counted.
+  not drops (`stats/1` counts them as `looped_back`).
 
     * measurements: `%{total: non_neg_integer}` plus one key per reason that occurred,
       among those of `NativeGossip.DropReason` (`:own_packet` excepted)
     * metadata: `%{topology: atom, interval: milliseconds}`
+
+  ## Heartbeats that could not be sent
+
+  `[:native_gossip, :packets, :send_failed]`, at most once per `:log_interval`, when
+  sends failed in it (no route to the group or broadcast address, an interface down,
+  a firewall that rejects): the same interval also logs one warning with the OS's error.
+
+    * measurements: `%{count: pos_integer}`
+    * metadata: `%{topology: atom, interval: milliseconds, error: String.t()}` (the
+      last failure: where to, and the OS's error, such as `"to 255.255.255.255:45892:
+      Network is unreachable (os error 101)"`)
 
   ## With libcluster
 
@@ -66,27 +77,45 @@ defmodule NativeGossip.Telemetry do
     )
   end
 
-  # Drops that a healthy topology has: its own heartbeats looped back, and in compat
-  # mode the libcluster copies of heartbeats from nodes that speak NativeGossip.
-  @expected [:own_packet, :legacy_native_name]
+  # Drops that a healthy topology has: in compat mode, the libcluster copies of
+  # heartbeats from nodes that speak NativeGossip.
+  @expected [:legacy_native_name]
+
+  # Said once per topology, with what to do, rather than every interval.
+  @once [:libcluster_format]
 
   @doc false
-  # The drop summary of one :log_interval: one warning per reason that occurred (never
-  # one line per packet) and one telemetry event with the counts, from the counters
-  # `previous` (at the last summary) and `current`. Returns `current`.
-  @spec drop_summary(atom(), pos_integer(), map(), map()) :: map()
-  def drop_summary(topology, interval, previous, current) do
+  # What the summary of the last :log_interval compares with: the counters then, and
+  # the reasons already explained once.
+  @spec summary_start() :: map()
+  def summary_start, do: %{dropped: %{}, send_errors: 0, told: MapSet.new()}
+
+  @doc false
+  # The summary of one :log_interval, from `previous` (what the last one saw) and the
+  # topology's `stats/1` now: one warning per drop reason that occurred (never one line
+  # per packet; a reason in @once is explained the first time only) and one telemetry
+  # event with the counts; the same for heartbeats that could not be sent, with the
+  # OS's error. Returns what the next summary compares with.
+  @spec summary(atom(), pos_integer(), map(), map()) :: map()
+  def summary(topology, interval, previous, stats) do
+    told = drop_summary(topology, interval, previous, stats.dropped)
+    send_summary(topology, interval, previous.send_errors, stats)
+    %{dropped: stats.dropped, send_errors: stats.send_errors, told: told}
+  end
+
+  defp drop_summary(topology, interval, previous, current) do
     deltas =
       for {reason, count} <- current,
           reason not in @expected,
-          (delta = count - Map.get(previous, reason, 0)) > 0,
+          (delta = count - Map.get(previous.dropped, reason, 0)) > 0,
           into: %{},
           do: {reason, delta}
 
-    for {reason, delta} <- deltas do
+    for {reason, delta} <- deltas, reason not in @once or reason not in previous.told do
       Logger.warning(
         "NativeGossip topology #{inspect(topology)} dropped #{delta} datagram(s) " <>
-          "in the last #{interval} ms: #{reason} (#{DropReason.explain(reason)})"
+          "in the last #{interval} ms: #{reason} (#{DropReason.explain(reason)})" <>
+          if(reason in @once, do: "; said once, counted in stats/1 and telemetry", else: "")
       )
     end
 
@@ -98,8 +127,31 @@ defmodule NativeGossip.Telemetry do
       )
     end
 
-    current
+    Enum.reduce(Map.keys(deltas), previous.told, fn reason, told ->
+      if reason in @once, do: MapSet.put(told, reason), else: told
+    end)
   end
+
+  defp send_summary(topology, interval, previous, %{send_errors: now} = stats)
+       when now > previous do
+    error = stats.last_send_error || "no error recorded"
+
+    Logger.warning(
+      "NativeGossip topology #{inspect(topology)} could not send #{now - previous} " <>
+        "heartbeat(s) in the last #{interval} ms (last: #{error}). Check that the host " <>
+        "has a route to the group or broadcast address (`ip route get <address>`), that " <>
+        "the interface is up, and that no firewall rejects outgoing UDP; with " <>
+        "broadcast, use the subnet's own broadcast address (such as 10.0.0.255)."
+    )
+
+    execute(
+      [:native_gossip, :packets, :send_failed],
+      %{count: now - previous},
+      %{topology: topology, interval: interval, error: stats.last_send_error}
+    )
+  end
+
+  defp send_summary(_topology, _interval, _previous, _stats), do: :ok
 
   @doc false
   # Calls :telemetry.execute/3 if the library is loaded (a cheap check, unlike

@@ -18,7 +18,7 @@ defmodule NativeGossip.Topology do
     :native,
     :connector,
     hosts: nil,
-    dropped: %{},
+    summary: nil,
     subscribers: %{},
     waiters: [],
     connected: 0,
@@ -342,10 +342,9 @@ defmodule NativeGossip.Topology do
 
   def handle_info(:native_gossip_summary, %{options: o} = state) do
     Process.send_after(self(), :native_gossip_summary, o.log_interval)
-    current = Native.stats(state.native).dropped
-
-    {:noreply,
-     %{state | dropped: Telemetry.drop_summary(o.name, o.log_interval, state.dropped, current)}}
+    previous = state.summary || Telemetry.summary_start()
+    summary = Telemetry.summary(o.name, o.log_interval, previous, Native.stats(state.native))
+    {:noreply, %{state | summary: summary}}
   end
 
   def handle_info({:native_gossip_fault, message}, state) do

@@ -65,4 +65,63 @@ defmodule NativeGossip.TelemetryTest do
     assert Map.get(m, :bad_magic, 0) + Map.get(rest, :bad_magic, 0) == 30
     refute_receive {:telemetry, [:native_gossip, :packets, :dropped], _, _}, 700
   end
+
+  # Issue #24: with broadcast and no route to the broadcast address, stats showed
+  # send_errors growing and nothing was logged.
+  test "heartbeats that cannot be sent: one warning per interval with the OS error, and an event" do
+    # This namespace has loopback only: no route to 255.255.255.255.
+    log =
+      ExUnit.CaptureLog.capture_log(fn ->
+        {:ok, _} =
+          NativeGossip.start_link(
+            name: :unsent,
+            port: unique_port(),
+            broadcast: true,
+            heartbeat_interval: 100,
+            log_interval: 300
+          )
+
+        assert_receive {:telemetry, [:native_gossip, :packets, :send_failed], %{count: n},
+                        %{topology: :unsent, interval: 300, error: error}},
+                       3_000
+
+        assert n >= 1
+        assert error =~ "to 255.255.255.255:"
+        assert error =~ "unreachable"
+        Process.sleep(50)
+      end)
+
+    stats = NativeGossip.stats(:unsent)
+    assert stats.sent == 0 and stats.send_errors >= 1
+    assert stats.last_send_error =~ "unreachable"
+    assert log =~ ~r/topology :unsent could not send \d+ heartbeat\(s\) in the last 300 ms/
+    assert log =~ "Network is unreachable"
+    assert log =~ "ip route get"
+  end
+
+  # Issue #24: a node switched to NativeGossip next to running libcluster nodes
+  # (without compat) heard them as "another program".
+  test "libcluster heartbeats without compat: named, with what to do, said once" do
+    port = unique_port()
+
+    log =
+      ExUnit.CaptureLog.capture_log(fn ->
+        {:ok, _} = NativeGossip.start_link(name: :switched, port: port, log_interval: 200)
+        socket = HeartbeatPacket.sender()
+        packet = NativeGossip.LegacyGossip.packet(:old@host, nil)
+
+        for _ <- 1..3 do
+          HeartbeatPacket.send(socket, port, packet)
+
+          assert_receive {:telemetry, [:native_gossip, :packets, :dropped],
+                          %{libcluster_format: 1}, %{topology: :switched}},
+                         2_000
+        end
+      end)
+
+    assert [_] = Regex.scan(~r/libcluster_format/, log)
+    assert log =~ "compat: :libcluster"
+    assert log =~ "MIGRATING.md"
+    refute log =~ "another program"
+  end
 end

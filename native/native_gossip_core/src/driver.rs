@@ -159,11 +159,11 @@ impl Worker {
         if outgoing.is_empty() {
             return;
         }
-        let results: Vec<bool> = outgoing.iter().map(|t| self.sockets.send(t)).collect();
+        let results: Vec<_> = outgoing.iter().map(|t| self.sockets.send(t)).collect();
         outgoing.clear();
         let mut engine = self.shared.engine.lock();
-        for ok in results {
-            engine.record_send(ok);
+        for result in results {
+            engine.record_send(result.err());
         }
     }
 

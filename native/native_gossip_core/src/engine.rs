@@ -148,12 +148,17 @@ pub enum ConfigError {
 /// Most distinct other cluster labels remembered (for the doctor).
 pub const MAX_OTHER_CLUSTERS: usize = 8;
 
-/// Counters. `received == accepted + sum(dropped)` always holds.
+/// Counters. `received == accepted + looped_back + sum(dropped)` always holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
     pub sent: u64,
     pub send_errors: u64,
+    /// The last send that failed: its destination and the OS error.
+    pub last_send_error: Option<String>,
     pub received: u64,
+    /// This node's own heartbeats, looped back by the kernel: received, not dropped
+    /// (a healthy node hears each of its multicast heartbeats once).
+    pub looped_back: u64,
     pub accepted: u64,
     pub dropped: [u64; DropReason::ALL.len()],
     pub events: u64,
@@ -228,6 +233,9 @@ pub struct Engine {
     /// With `compat: :libcluster`: libcluster's AES keys, one per secret (none without
     /// a secret: plaintext).
     legacy: Option<Vec<[u8; 32]>>,
+    /// Without `compat`: libcluster's AES keys of this node's secrets, to tell a
+    /// libcluster heartbeat (`libcluster_format`) from junk.
+    libcluster_keys: Vec<[u8; 32]>,
     /// Stands in for the sequence number libcluster heartbeats lack: grows with each
     /// one accepted, so they are never taken for replays (the format has no replay
     /// protection to offer).
@@ -292,7 +300,8 @@ impl Engine {
         let interval = config.heartbeat_interval.max(Duration::from_millis(1));
         let limiter = (!config.keys.is_signing())
             .then(|| NewPeerLimiter::new(config.new_peer_rate, config.new_peer_burst));
-        let legacy = config.compat_libcluster.then(|| compat::keys(&config.keys));
+        let libcluster_keys = compat::keys(&config.keys);
+        let legacy = config.compat_libcluster.then(|| libcluster_keys.clone());
         let authenticated = config.keys.is_signing();
         Ok(Engine {
             name: config.node_name,
@@ -322,6 +331,7 @@ impl Engine {
             queue: VecDeque::new(),
             left: false,
             legacy,
+            libcluster_keys,
             legacy_sequence: 0,
             native_names: HashSet::new(),
             max_names: config.max_names,
@@ -463,6 +473,10 @@ impl Engine {
                 }
                 Ok(event)
             }
+            Err(DropReason::OwnPacket) => {
+                self.stats.looped_back += 1;
+                Err(DropReason::OwnPacket)
+            }
             Err(reason) => {
                 self.stats.dropped[reason.index()] += 1;
                 Err(reason)
@@ -509,6 +523,9 @@ impl Engine {
         let mut scratch = std::mem::take(&mut self.scratch);
         let result = match wire::decode_with(data, &self.keys, &mut scratch) {
             Ok(hb) => self.accept_heartbeat(hb, from, now),
+            Err(DropReason::BadMagic | DropReason::TooShort) if self.is_libcluster(data) => {
+                Err(DropReason::LibclusterFormat)
+            }
             Err(reason) => Err(reason),
         };
         self.scratch = scratch;
@@ -599,6 +616,14 @@ impl Engine {
                 Ok(event)
             }
         }
+    }
+
+    /// Without `compat`: whether a datagram that is not NativeGossip is a libcluster
+    /// Gossip heartbeat, in plaintext or encrypted under one of this node's secrets.
+    fn is_libcluster(&self, data: &[u8]) -> bool {
+        compat::decode_plain(data).is_ok()
+            || (!self.libcluster_keys.is_empty()
+                && compat::decode_encrypted(data, &self.libcluster_keys).is_ok())
     }
 
     /// A libcluster Gossip heartbeat: plaintext without a secret, encrypted with one.
@@ -874,12 +899,15 @@ impl Engine {
         .expect("own name validated in Engine::new")
     }
 
-    /// Records the outcome of sending one heartbeat.
-    pub fn record_send(&mut self, ok: bool) {
-        if ok {
-            self.stats.sent += 1;
-        } else {
-            self.stats.send_errors += 1;
+    /// Records the outcome of sending one heartbeat: `None` when it was sent, else
+    /// what failed (the destination and the OS error), kept as the last send error.
+    pub fn record_send(&mut self, error: Option<String>) {
+        match error {
+            None => self.stats.sent += 1,
+            Some(e) => {
+                self.stats.send_errors += 1;
+                self.stats.last_send_error = Some(e);
+            }
         }
     }
 
@@ -1191,10 +1219,41 @@ mod tests {
         let mut imposter = Engine::new(config("a@h", None), t0, 99, 1).unwrap();
         let other = imposter.poll_transmit(t0, 0).unwrap().bytes;
         assert_eq!(a.handle_datagram(&other, from(), Via::Group, t0), None);
-        assert_eq!(a.stats().dropped(DropReason::OwnPacket), 1);
+        assert_eq!(a.stats().looped_back, 1);
+        assert_eq!(a.stats().dropped(DropReason::OwnPacket), 0);
         assert_eq!(a.stats().dropped(DropReason::NameConflict), 1);
         assert_eq!(a.stats().received, 2);
         assert_eq!(a.stats().accepted, 0);
+    }
+
+    #[test]
+    fn libcluster_heartbeats_are_told_apart_without_compat() {
+        let t0 = Instant::now();
+        let mut plain = Engine::new(config("a@h", None), t0, 1, 1).unwrap();
+        let v =
+            plain.handle_datagram_verdict(&compat::encode_plain("lib@h"), from(), Via::Group, t0);
+        assert_eq!(v, Err(DropReason::LibclusterFormat));
+        // The prefix with anything but a heartbeat's term is junk.
+        let v = plain.handle_datagram_verdict(
+            b"heartbeat::junk-junk-junk-junk-junk-junk",
+            from(),
+            Via::Group,
+            t0,
+        );
+        assert_eq!(v, Err(DropReason::BadMagic));
+
+        let mut keyed = Engine::new(config("a@h", Some(b"k")), t0, 1, 1).unwrap();
+        let ours = compat::encode_encrypted("lib@h", &compat::key(b"k"), &[7; 16]);
+        let theirs = compat::encode_encrypted("lib@h", &compat::key(b"other"), &[7; 16]);
+        assert_eq!(
+            keyed.handle_datagram_verdict(&ours, from(), Via::Group, t0),
+            Err(DropReason::LibclusterFormat)
+        );
+        assert_eq!(
+            keyed.handle_datagram_verdict(&theirs, from(), Via::Group, t0),
+            Err(DropReason::BadMagic)
+        );
+        assert_eq!(keyed.stats().dropped(DropReason::LibclusterFormat), 1);
     }
 
     #[test]
@@ -1224,7 +1283,7 @@ mod tests {
         assert_eq!(s.dropped(DropReason::BadMagic), 1);
         assert_eq!(s.dropped(DropReason::BadSignature), 1);
         assert_eq!(s.dropped(DropReason::Replay), 1);
-        assert_eq!(s.received, s.accepted + s.dropped_total());
+        assert_eq!(s.received, s.accepted + s.looped_back + s.dropped_total());
     }
 
     #[test]

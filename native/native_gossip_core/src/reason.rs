@@ -86,6 +86,9 @@ drop_reasons! {
     /// With `compat: :libcluster` and a secret: not a NativeGossip packet, and it does
     /// not decrypt to a padded plaintext under any secret.
     LegacyBadCiphertext => "legacy_bad_ciphertext", "not NativeGossip, and not a libcluster heartbeat encrypted with this :secret (compat: :libcluster): another secret, or junk";
+    /// Without `compat: :libcluster`: a libcluster Gossip heartbeat (plaintext, or
+    /// encrypted under this node's secret).
+    LibclusterFormat => "libcluster_format", "a heartbeat of libcluster's Gossip strategy: nodes still running it are not connected; for a rolling switch set compat: :libcluster on the NativeGossip nodes (MIGRATING.md)";
     /// With a secret: an authenticated heartbeat from a source address its sender does
     /// not list as its own (nor a configured seed's).
     ForeignSource => "foreign_source", "a signed heartbeat sent from an address its sender does not list as its own (with :secret): a replay from another host, or a sender behind NAT (list it in :seeds)";

@@ -406,16 +406,16 @@ impl Sockets {
     }
 
     /// Sends one datagram where the engine said; false if the OS refused it.
-    pub fn send(&self, t: &Transmit) -> bool {
-        match t.to {
-            Destination::Group => self.group.send_to(&t.bytes, self.destination),
-            Destination::Unicast(to) => self
-                .unicast
-                .as_ref()
-                .unwrap_or(&self.group)
-                .send_to(&t.bytes, to),
+    /// Sends one datagram. A failure says where to and the OS error, for the logs.
+    pub fn send(&self, t: &Transmit) -> Result<(), String> {
+        let (socket, to) = match t.to {
+            Destination::Group => (&self.group, self.destination),
+            Destination::Unicast(to) => (self.unicast.as_ref().unwrap_or(&self.group), to),
+        };
+        match socket.send_to(&t.bytes, to) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("to {to}: {e}")),
         }
-        .is_ok()
     }
 
     /// Waits until a socket or `wake` is readable, or `timeout` has passed.

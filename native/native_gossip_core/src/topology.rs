@@ -143,8 +143,7 @@ impl Topology {
         // schedulers spin before they sleep), and a newcomer is found by this datagram.
         let wall = wall_ms();
         while let Some(t) = engine.poll_transmit(now, wall) {
-            let ok = sockets.send(&t);
-            engine.record_send(ok);
+            engine.record_send(sockets.send(&t).err());
         }
         let (wake, wake_rx) = wake_pair()?;
         let (commands, commands_rx) = crossbeam_channel::unbounded();

@@ -476,13 +476,19 @@ fn members<'a>(env: Env<'a>, resource: ResourceArc<TopologyResource>) -> NifResu
 fn stats<'a>(env: Env<'a>, resource: ResourceArc<TopologyResource>) -> NifResult<Term<'a>> {
     let (s, peers) = resource.topology.stats();
     let mut dropped = Vec::with_capacity(DropReason::ALL.len());
-    for &r in DropReason::ALL {
+    // A node's own heartbeats looped back are counted apart (`looped_back`).
+    for &r in DropReason::ALL
+        .iter()
+        .filter(|&&r| r != DropReason::OwnPacket)
+    {
         dropped.push((Atom::from_str(env, r.as_str())?, s.dropped(r)));
     }
     let dropped = Term::map_from_pairs(env, &dropped)?;
-    let pairs: [(&str, Term<'a>); 14] = [
+    let pairs: [(&str, Term<'a>); 16] = [
         ("sent", s.sent.encode(env)),
         ("send_errors", s.send_errors.encode(env)),
+        ("last_send_error", s.last_send_error.encode(env)),
+        ("looped_back", s.looped_back.encode(env)),
         ("received", s.received.encode(env)),
         ("accepted", s.accepted.encode(env)),
         ("dropped", dropped),

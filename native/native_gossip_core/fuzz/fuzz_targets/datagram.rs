@@ -105,6 +105,6 @@ fuzz_target!(|data: &[u8]| {
         e.handle_timeout(now + Duration::from_secs(2), &mut events);
         let s = e.stats();
         assert_eq!(s.received, 2);
-        assert_eq!(s.received, s.accepted + s.dropped_total());
+        assert_eq!(s.received, s.accepted + s.looped_back + s.dropped_total());
     }
 });
