@@ -14,7 +14,7 @@ defmodule NativeGossip.Connector do
 
   require Logger
 
-  alias NativeGossip.{Native, NodeName}
+  alias NativeGossip.{Log, Native, NodeName}
 
   @initial_backoff 100
   @max_backoff 30_000
@@ -44,6 +44,7 @@ defmodule NativeGossip.Connector do
   @max_waits 10
 
   defstruct native: nil,
+            libcluster: nil,
             connect: nil,
             connect_if: nil,
             tags: %{},
@@ -66,6 +67,7 @@ defmodule NativeGossip.Connector do
   @type peer :: %{failures: non_neg_integer(), retry_at: integer() | nil, deferred: boolean()}
   @type t :: %__MODULE__{
           native: reference() | nil,
+          libcluster: atom() | nil,
           connect: (node() -> term()) | nil,
           connect_if: {module(), atom(), list()} | nil,
           tags: %{node() => NativeGossip.tags()},
@@ -101,6 +103,7 @@ defmodule NativeGossip.Connector do
 
     %__MODULE__{
       native: native,
+      libcluster: libcluster,
       connect: fun,
       list_nodes: list_nodes,
       connect_if: Map.get(options, :connect_if)
@@ -285,11 +288,11 @@ defmodule NativeGossip.Connector do
         :unknown
 
       {node, :connected, c} ->
-        Logger.debug("NativeGossip: connected to #{node}")
+        Log.debug(c.libcluster, fn -> "NativeGossip: connected to #{node}" end)
         mark_connected(c, node)
 
       {node, {:failed, why, failures}, c} ->
-        log_failure(node, why, failures)
+        log_failure(c, node, why, failures)
         report_after(c, node, c.peers[node].retry_at - now())
         {[], c}
     end
@@ -336,15 +339,17 @@ defmodule NativeGossip.Connector do
 
   defp apply_mfa({m, f, a}, node), do: apply(m, f, a ++ [node])
 
-  defp log_failure(node, why, 1) do
+  defp log_failure(_c, node, why, 1) do
     Logger.warning(
       "NativeGossip: could not connect to #{node} (#{inspect(why)}); retrying with backoff " <>
         "while it keeps sending heartbeats"
     )
   end
 
-  defp log_failure(node, why, failures) do
-    Logger.debug("NativeGossip: connect to #{node} failed #{failures} times: #{inspect(why)}")
+  defp log_failure(c, node, why, failures) do
+    Log.debug(c.libcluster, fn ->
+      "NativeGossip: connect to #{node} failed #{failures} times: #{inspect(why)}"
+    end)
   end
 
   # The attempt bookkeeping itself.

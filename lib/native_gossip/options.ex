@@ -63,7 +63,8 @@ defmodule NativeGossip.Options do
           log_interval: pos_integer(),
           connect: mfa_like(),
           disconnect: mfa_like(),
-          list_nodes: mfa_like()
+          list_nodes: mfa_like(),
+          notes: [String.t()]
         }
 
   @type mfa_like :: {module(), atom(), list()}
@@ -107,7 +108,8 @@ defmodule NativeGossip.Options do
     :log_interval,
     :connect,
     :disconnect,
-    :list_nodes
+    :list_nodes,
+    notes: []
   ]
 
   # libcluster's Gossip default group (3.3.0 and later): with compat: :libcluster and no
@@ -121,19 +123,29 @@ defmodule NativeGossip.Options do
   # The defaults, for the docs and the mix tasks.
   def defaults, do: @defaults
 
-  @spec validate(keyword()) :: {:ok, t()} | {:error, {:invalid_option, atom(), String.t()}}
-  def validate(opts) when is_list(opts) do
+  @doc """
+  Validates `opts`. `mode`: `:standalone` rejects an unknown key; `:strategy` (under
+  libcluster, which ignores keys it does not know) notes it, with the nearest valid
+  one, in `notes` (logged once when the topology starts) and goes on.
+  """
+  @spec validate(keyword(), :standalone | :strategy) ::
+          {:ok, t()} | {:error, {:invalid_option, atom(), String.t()}}
+  def validate(opts, mode \\ :standalone)
+
+  def validate(opts, mode) when is_list(opts) do
     with :ok <- check_keyword(opts),
-         :ok <- check_unknown(opts),
+         {:ok, opts, unknown} <- check_unknown(opts, mode),
          {:ok, compat} <- check(opts, :compat, &compat/1),
+         given = opts,
          opts = Keyword.merge(@defaults, libcluster_group(opts, compat)),
          {:ok, name} <- check(opts, :name, &name/1),
          {:ok, port} <- check(opts, :port, &int_in(&1, 1, 65_535)),
          {:ok, only} <- check(opts, :broadcast_only, &boolean/1),
-         {:ok, broadcast} <- check(opts, :broadcast, &broadcast(only || &1)),
+         {:ok, broadcast} <- check(opts, :broadcast, &broadcast/1),
+         {:ok, broadcast, only_note} <- broadcast_only(only, broadcast, given[:multicast_addr]),
          {:ok, group} <- group(opts, broadcast),
          {:ok, mif} <- check(opts, :multicast_if, &interface(&1, group)),
-         {:ok, if_addr} <- check(opts, :if_addr, &interface(&1, group)),
+         {:ok, if_addr} <- check(opts, :if_addr, &bind_address(&1, group)),
          {:ok, ttl} <- check(opts, :multicast_ttl, &int_in(&1, 0, 255)),
          {:ok, seeds} <- check(opts, :seeds, &seeds(&1, opts[:port], group)),
          {:ok, seed_refresh} <- check(opts, :seed_refresh, &int_in(&1, 1_000, 86_400_000)),
@@ -165,7 +177,7 @@ defmodule NativeGossip.Options do
          name: name,
          port: port,
          multicast_addr: group,
-         multicast_if: mif || if_addr,
+         multicast_if: if(broadcast, do: mif, else: mif || if_addr),
          multicast_ttl: ttl,
          broadcast: broadcast != false,
          seeds: seeds,
@@ -187,12 +199,13 @@ defmodule NativeGossip.Options do
          log_interval: log_interval,
          connect: connect,
          disconnect: disconnect,
-         list_nodes: list_nodes
+         list_nodes: list_nodes,
+         notes: unknown ++ only_note ++ if_addr_note(if_addr, mif, broadcast)
        }}
     end
   end
 
-  def validate(other),
+  def validate(other, _mode),
     do: {:error, {:invalid_option, :opts, "expected a keyword list, got: #{inspect(other)}"}}
 
   @doc false
@@ -351,15 +364,111 @@ defmodule NativeGossip.Options do
       else: {:error, {:invalid_option, :opts, "expected a keyword list, got: #{inspect(opts)}"}}
   end
 
-  defp check_unknown(opts) do
-    case Enum.find(Keyword.keys(opts), &(&1 not in @known)) do
-      nil ->
-        :ok
+  defp check_unknown(opts, mode) do
+    case {Enum.uniq(for {k, _} <- opts, k not in @known, do: k), mode} do
+      {[], _} ->
+        {:ok, opts, []}
 
-      key ->
-        {:error, {:invalid_option, key, "unknown option; known options are: #{inspect(@known)}"}}
+      {[key | _], :standalone} ->
+        {:error,
+         {:invalid_option, key,
+          "unknown option#{did_you_mean(key)}; known options are: #{inspect(@known)}"}}
+
+      {keys, :strategy} ->
+        notes =
+          for key <- keys,
+              do: "unknown key #{inspect(key)} under config: ignored#{did_you_mean(key)}"
+
+        {:ok, Keyword.drop(opts, keys), notes}
     end
   end
+
+  # The nearest known key, when one is near enough to be what was meant.
+  defp did_you_mean(key) when is_atom(key) do
+    typed = Atom.to_string(key)
+
+    {distance, nearest} =
+      @known
+      |> Enum.map(&{String.jaro_distance(typed, Atom.to_string(&1)), &1})
+      |> Enum.max()
+
+    if distance >= 0.7, do: " (did you mean #{inspect(nearest)}?)", else: ""
+  end
+
+  # libcluster's Gossip: `broadcast_only: true` sends to :multicast_addr as the broadcast
+  # address (a subnet's, such as 10.0.0.255, or 255.255.255.255). Without one,
+  # 255.255.255.255 (libcluster would send to its default group without joining it,
+  # which no node hears). A multicast group given with it is used as a group: a node
+  # sending to a group it has not joined is heard by nobody that also sends only.
+  defp broadcast_only(_only, {_, _, _, _} = broadcast, _given), do: {:ok, broadcast, []}
+  defp broadcast_only(false, false, _given), do: {:ok, false, []}
+  defp broadcast_only(true, false, nil), do: {:ok, {255, 255, 255, 255}, []}
+
+  defp broadcast_only(true, false, given) do
+    case ip(given) do
+      {:ok, {a, _, _, _}} when a in 224..239 ->
+        {:ok, false,
+         [
+           "broadcast_only: true with the multicast group #{given_string(given)} as " <>
+             ":multicast_addr: NativeGossip joins that group and uses multicast (libcluster " <>
+             "sends to it without joining); for broadcast, give the subnet's broadcast " <>
+             "address (such as \"10.0.0.255\") or \"255.255.255.255\""
+         ]}
+
+      {:ok, {_, _, _, _} = addr} ->
+        {:ok, addr, []}
+
+      _ ->
+        {:error,
+         {:invalid_option, :multicast_addr,
+          "with broadcast_only: true it is the IPv4 broadcast address to send to (such as " <>
+            "\"10.0.0.255\" or \"255.255.255.255\"), got: #{inspect(given)}"}}
+    end
+  end
+
+  defp given_string(v) when is_binary(v), do: v
+  defp given_string(v) when is_list(v), do: List.to_string(v)
+  defp given_string(v), do: v |> :inet.ntoa() |> List.to_string()
+
+  # libcluster's Gossip binds its socket to :if_addr (default "0.0.0.0"). NativeGossip
+  # binds its receiving socket to the group (or, for broadcast, the wildcard): a socket
+  # bound to one of the host's unicast addresses hears no multicast or broadcast on
+  # Linux and macOS. So the wildcard and the group mean the default, and an address of
+  # the host chooses the interface heartbeats leave from (:multicast_if, unless given).
+  defp bind_address(nil, _group), do: {:ok, nil}
+
+  defp bind_address(v, group) do
+    case ip(v) do
+      {:ok, {0, 0, 0, 0}} -> {:ok, nil}
+      {:ok, {0, 0, 0, 0, 0, 0, 0, 0}} -> {:ok, nil}
+      {:ok, ^group} -> {:ok, nil}
+      {:ok, addr} when tuple_size(addr) == tuple_size(group) -> {:ok, addr}
+      _ -> interface(v, group)
+    end
+  end
+
+  defp if_addr_note(nil, _mif, _broadcast), do: []
+
+  defp if_addr_note(if_addr, _mif, {_, _, _, _}),
+    do: [
+      "if_addr #{:inet.ntoa(if_addr)} is not used with broadcast: the socket is bound to " <>
+        "the wildcard address (bound to #{:inet.ntoa(if_addr)} it would hear no broadcast), " <>
+        "and the route to the broadcast address chooses the interface"
+    ]
+
+  defp if_addr_note(if_addr, mif, false) when mif not in [nil, if_addr],
+    do: [
+      "if_addr #{inspect_interface(if_addr)} is not used: :multicast_if " <>
+        "#{inspect_interface(mif)} chooses the interface heartbeats leave from (the " <>
+        "receiving socket is bound to the group: bound to a unicast address it would hear " <>
+        "no multicast)"
+    ]
+
+  defp if_addr_note(_if_addr, _mif, _broadcast), do: []
+
+  defp inspect_interface({:name, name}), do: name
+  defp inspect_interface({:index, i}), do: "index #{i}"
+  defp inspect_interface(ip), do: ip |> :inet.ntoa() |> List.to_string()
 
   defp check(opts, key, fun) do
     case fun.(Keyword.get(opts, key)) do
@@ -404,6 +513,7 @@ defmodule NativeGossip.Options do
   defp group(opts, false), do: check(opts, :multicast_addr, &multicast/1)
 
   defp broadcast(false), do: {:ok, false}
+  defp broadcast(nil), do: {:ok, false}
   defp broadcast(true), do: {:ok, {255, 255, 255, 255}}
 
   defp broadcast(v) do
@@ -461,9 +571,10 @@ defmodule NativeGossip.Options do
   defp compat(v), do: {:error, "expected :libcluster or nil, got: #{inspect(v)}"}
 
   defp libcluster_group(opts, :libcluster) do
-    if Keyword.has_key?(opts, :multicast_addr) or Keyword.get(opts, :broadcast, false) != false,
-      do: opts,
-      else: Keyword.put(opts, :multicast_addr, @libcluster_group)
+    if Keyword.has_key?(opts, :multicast_addr) or Keyword.get(opts, :broadcast, false) != false or
+         Keyword.get(opts, :broadcast_only, false) == true,
+       do: opts,
+       else: Keyword.put(opts, :multicast_addr, @libcluster_group)
   end
 
   defp libcluster_group(opts, nil), do: opts

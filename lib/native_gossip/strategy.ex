@@ -57,7 +57,10 @@ defmodule NativeGossip.Strategy do
         fn {_key, value} -> value == nil end
       )
 
-    with {:ok, options} <- NativeGossip.Options.validate([name: topology] ++ mfas ++ config) do
+    # As libcluster's own strategies do, keys this strategy does not know are not fatal:
+    # each is logged once, with the nearest valid key, when the topology starts.
+    with {:ok, options} <-
+           NativeGossip.Options.validate([name: topology] ++ mfas ++ config, :strategy) do
       NativeGossip.Topology.start_link(options, topology)
     end
   end

@@ -9,7 +9,7 @@ defmodule NativeGossip.Topology do
   use GenServer
   require Logger
 
-  alias NativeGossip.{Connector, Native, Options, ShortNames, Telemetry}
+  alias NativeGossip.{Connector, Log, Native, Options, ShortNames, Telemetry}
 
   @registry NativeGossip.Registry
 
@@ -148,6 +148,10 @@ defmodule NativeGossip.Topology do
     warn_if_unauthenticated(options)
     warn_if_short_secret(options)
     warn_if_compat(options)
+
+    for note <- options.notes,
+        do: Logger.warning("NativeGossip topology #{inspect(options.name)}: #{note}")
+
     {:noreply, state}
   end
 
@@ -302,7 +306,10 @@ defmodule NativeGossip.Topology do
 
     case reason do
       {:native_gossip_seeds, seeds} when seeds != state.seeds ->
-        Logger.debug("NativeGossip: seeds now #{inspect(seeds)}")
+        Log.debug(state.connector.libcluster, fn ->
+          "NativeGossip: seeds now #{inspect(seeds)}"
+        end)
+
         Native.set_seeds(state.native, Enum.map(seeds, &Options.seed_string/1))
         {:noreply, %{state | seed_task: nil, seeds: seeds}}
 
@@ -534,6 +541,10 @@ defmodule NativeGossip.Topology do
       _ ->
         :ok
     end
+
+    Log.debug(state.connector.libcluster, fn ->
+      "NativeGossip topology #{inspect(name)}: #{event} #{node}"
+    end)
 
     for {pid, _ref} <- state.subscribers, do: send(pid, {:native_gossip, name, event, node})
     Telemetry.peer(name, event, node, Connector.tags(state.connector, node))

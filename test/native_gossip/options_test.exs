@@ -146,9 +146,99 @@ defmodule NativeGossip.OptionsTest do
 
     assert {:ok, %{max_names: 7, max_clock_skew: 0}} = Options.to_native(o, "a@h")
 
-    # :multicast_if wins over its libcluster-style alias :if_addr.
-    assert {:ok, %{multicast_if: {127, 0, 0, 2}}} =
+    # :multicast_if wins over libcluster's bind address :if_addr, and says so.
+    assert {:ok, %{multicast_if: {127, 0, 0, 2}, notes: [note]}} =
              Options.validate(name: :lan, if_addr: "127.0.0.1", multicast_if: "127.0.0.2")
+
+    assert note =~ "if_addr 127.0.0.1 is not used: :multicast_if 127.0.0.2 chooses"
+  end
+
+  # Issue #24: libcluster's Gossip keys with libcluster's meaning.
+  test "libcluster's keys: broadcast_only sends to multicast_addr, if_addr is the bind address" do
+    # broadcast_only: true uses :multicast_addr as the broadcast address...
+    for addr <- ["198.51.100.255", ~c"10.0.0.255", {255, 255, 255, 255}] do
+      assert {:ok, %{broadcast: true, multicast_addr: {_, _, _, 255}, notes: []}} =
+               Options.validate(name: :lan, broadcast_only: true, multicast_addr: addr)
+    end
+
+    assert {:ok, %{multicast_addr: {198, 51, 100, 255}}} =
+             Options.validate(name: :lan, broadcast_only: true, multicast_addr: "198.51.100.255")
+
+    # ... 255.255.255.255 without one, also with compat (not libcluster's default group)...
+    assert {:ok, %{broadcast: true, multicast_addr: {255, 255, 255, 255}}} =
+             Options.validate(name: :lan, broadcast_only: true, compat: :libcluster)
+
+    # ... a group given with it stays a group, with a note; :broadcast given wins.
+    assert {:ok, %{broadcast: false, multicast_addr: {233, 252, 1, 32}, notes: [note]}} =
+             Options.validate(name: :lan, broadcast_only: true, multicast_addr: "233.252.1.32")
+
+    assert note =~ "joins that group"
+
+    assert {:ok, %{broadcast: true, multicast_addr: {10, 1, 1, 255}}} =
+             Options.validate(
+               name: :lan,
+               broadcast_only: true,
+               broadcast: "10.1.1.255",
+               multicast_addr: "10.0.0.255"
+             )
+
+    assert {:error, {:invalid_option, :multicast_addr, msg}} =
+             Options.validate(name: :lan, broadcast_only: true, multicast_addr: "nope")
+
+    assert msg =~ "broadcast address to send to"
+
+    # if_addr: the wildcard (libcluster's default and example) and the group are the
+    # default bind; libcluster's own examples validate as they are, with no note.
+    for if_addr <- ["0.0.0.0", {0, 0, 0, 0}, "239.255.45.92"] do
+      assert {:ok, %{multicast_if: nil, notes: []}} =
+               Options.validate(name: :lan, if_addr: if_addr)
+    end
+
+    assert {:ok, %{multicast_if: {127, 0, 0, 1}, notes: []}} =
+             Options.validate(
+               name: :lan,
+               port: 45_892,
+               if_addr: "0.0.0.0",
+               multicast_if: "127.0.0.1",
+               multicast_addr: "233.252.1.32",
+               multicast_ttl: 1,
+               secret: "somepassword"
+             )
+
+    assert {:ok, %{broadcast: true, multicast_addr: {255, 255, 255, 255}, notes: []} = o} =
+             Options.validate(
+               name: :lan,
+               port: 45_892,
+               if_addr: "0.0.0.0",
+               multicast_addr: "255.255.255.255",
+               broadcast_only: true
+             )
+
+    assert {:ok, %{multicast_if: "0.0.0.0"}} = Options.to_native(o, "a@h")
+
+    # An address of the host with broadcast: not bound (it would hear no broadcast).
+    assert {:ok, %{notes: [note]}} =
+             Options.validate(name: :lan, if_addr: "127.0.0.1", broadcast_only: true)
+
+    assert note =~ "not used with broadcast"
+  end
+
+  test "an unknown key: rejected standalone with the nearest key; noted as a strategy" do
+    assert {:error, {:invalid_option, :multicast_adr, msg}} =
+             Options.validate(name: :lan, multicast_adr: "239.1.1.1")
+
+    assert msg =~ "unknown option (did you mean :multicast_addr?)"
+
+    assert {:ok, %{multicast_addr: {239, 255, 45, 92}, notes: [note, other]}} =
+             Options.validate(
+               [name: :lan, multicast_adr: "239.1.1.1", zzz: 1, multicast_adr: "x"],
+               :strategy
+             )
+
+    assert note ==
+             "unknown key :multicast_adr under config: ignored (did you mean :multicast_addr?)"
+
+    assert other == "unknown key :zzz under config: ignored"
   end
 
   test "IPv6 groups, interfaces by name or index, broadcast, seeds" do

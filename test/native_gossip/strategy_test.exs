@@ -78,14 +78,33 @@ defmodule NativeGossip.StrategyTest do
              TestPeers.call(a, :persistent_term, :get, [:connect_nodes_call])
   end
 
-  test "a bad option in the libcluster config is reported, not raised" do
+  test "a bad value in the libcluster config is reported, not raised" do
     state = %Cluster.Strategy.State{topology: :bad, config: [port: -1]}
     assert {:error, {:invalid_option, :port, _}} = NativeGossip.Strategy.start_link([state])
+  end
 
-    state = %Cluster.Strategy.State{topology: :bad, config: [multicast_adr: "239.1.1.1"]}
+  # Issue #24: libcluster ignores keys it does not know; an unknown key aborted the
+  # topology and Cluster.Supervisor with it.
+  test "an unknown key in the libcluster config is logged once with the nearest key, and ignored" do
+    state = %Cluster.Strategy.State{
+      topology: :typo,
+      config: [port: unique_port(), multicast_adr: "239.1.1.1", heartbeat_interval: 200]
+    }
 
-    assert {:error, {:invalid_option, :multicast_adr, "unknown option" <> _}} =
-             NativeGossip.Strategy.start_link([state])
+    log =
+      ExUnit.CaptureLog.capture_log(fn ->
+        assert {:ok, pid} = NativeGossip.Strategy.start_link([state])
+        # The warnings come after the start: wait for the server to have logged them.
+        :sys.get_state(pid)
+        Process.sleep(50)
+        GenServer.stop(pid)
+      end)
+
+    assert [_] =
+             Regex.scan(
+               ~r/topology :typo: unknown key :multicast_adr under config: ignored \(did you mean :multicast_addr\?\)/,
+               log
+             )
   end
 
   test "child_spec/1 has the shape libcluster gives its strategies" do
@@ -93,5 +112,53 @@ defmodule NativeGossip.StrategyTest do
 
     assert %{id: :x, start: {NativeGossip.Strategy, :start_link, [[^state]]}} =
              NativeGossip.Strategy.child_spec([state])
+  end
+
+  # Issue #24: `config :libcluster, debug: true` had no effect on NativeGossip's logs.
+  test "the strategy's debug lines follow config :libcluster, debug: (read at each line)" do
+    port = unique_port()
+    {b, b_node} = pb = TestPeers.start!(:lcd_b)
+    on_exit(fn -> TestPeers.stop(elem(pb, 0)) end)
+    Logger.configure(level: :debug)
+    Application.put_env(:libcluster, :debug, false)
+
+    on_exit(fn ->
+      Logger.configure(level: :warning)
+      Application.delete_env(:libcluster, :debug)
+    end)
+
+    state = %Cluster.Strategy.State{
+      topology: :dbg,
+      config: [port: port, secret: "libcluster-debug-secret", heartbeat_interval: 200]
+    }
+
+    quiet =
+      ExUnit.CaptureLog.capture_log(fn ->
+        {:ok, _} = NativeGossip.Strategy.start_link([state])
+
+        {:ok, _} =
+          TestPeers.start_topology(b, name: :lan, port: port, secret: "libcluster-debug-secret")
+
+        wait_until(fn -> b_node in Node.list() end)
+        Process.sleep(100)
+      end)
+
+    refute quiet =~ "[libcluster:dbg]"
+
+    loud =
+      ExUnit.CaptureLog.capture_log(fn ->
+        Application.put_env(:libcluster, :debug, true)
+
+        :ok =
+          TestPeers.call(b, Supervisor, :terminate_child, [
+            NativeGossip.Supervisor,
+            {NativeGossip, :lan}
+          ])
+
+        wait_until(fn -> NativeGossip.members(:dbg) |> Enum.all?(&(&1.state == :left)) end)
+        Process.sleep(100)
+      end)
+
+    assert loud =~ "[libcluster:dbg] NativeGossip topology :dbg: left #{b_node}"
   end
 end
