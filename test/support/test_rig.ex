@@ -243,6 +243,15 @@ defmodule NativeGossip.TestRig do
 
   def link(%__MODULE__{} = rig, i, :up), do: link_up(Enum.at(rig.hosts, i - 1))
 
+  @doc """
+  Removes host `i`'s multicast route: a multicast send from it fails (no route), while
+  broadcast on its /24 still works (a network that does not route multicast).
+  """
+  def without_multicast_route(%__MODULE__{} = rig, i) do
+    host = Enum.at(rig.hosts, i - 1)
+    ip!(["-n", host.netns, "route", "del", "224.0.0.0/4"])
+  end
+
   @doc "Drops `percent` % of the gossip datagrams arriving at host `i` (nftables), at random."
   def loss(%__MODULE__{} = rig, i, percent, port \\ 45_892) do
     host = Enum.at(rig.hosts, i - 1)
