@@ -165,10 +165,113 @@ defmodule NativeGossip.MixTasksTest do
         heartbeat_interval: 200
       )
 
-    {result, out} = doctor(~w(--port #{port} --broadcast --seconds 1))
+    # --group is the broadcast address with --broadcast (255.255.255.255 without: this
+    # namespace has no route to it, which the doctor's send check reports).
+    {result, out} = doctor(~w(--port #{port} --broadcast --group 127.255.255.255 --seconds 1))
     assert out =~ "ok      can bind UDP port #{port} and receive broadcasts"
     assert out =~ "listening on broadcasts:#{port}"
     assert out =~ "ok      heard #{node} from 127.0.0.1 and connected to it"
+    assert out =~ "ok      sent a heartbeat to 127.255.255.255:#{port} and heard it back"
     assert result == :ok, out
+
+    {result, out} = doctor(~w(--port #{port} --broadcast --seconds 1))
+    assert out =~ "PROBLEM cannot send to 255.255.255.255:#{port}: network is unreachable"
+    assert out =~ "ip route get 255.255.255.255"
+    assert result != :ok
+  end
+
+  # Issue #24: with a libcluster node and a compat node running (the documented
+  # migration), the doctor reported "PROBLEM ... bad_magic" and exited 1, and listen
+  # showed every libcluster packet as dropped bad_magic.
+  describe "the migration: a libcluster node beside a compat: :libcluster node" do
+    setup do
+      port = unique_port()
+      secret = "migration-secret-0123456789"
+      {old, old_node} = TestPeers.start!(:doc_old)
+      {new, new_node} = TestPeers.start!(:doc_new)
+      on_exit(fn -> Enum.each([old, new], &TestPeers.stop/1) end)
+
+      {:ok, _} =
+        TestPeers.call(old, NativeGossip.LegacyGossip, :start, [[port: port, secret: secret]])
+
+      {:ok, _} =
+        TestPeers.start_topology(new,
+          name: :lan,
+          port: port,
+          secret: secret,
+          compat: :libcluster,
+          heartbeat_interval: 200
+        )
+
+      %{port: port, secret: secret, old: old_node, new: new_node}
+    end
+
+    test "doctor --compat libcluster passes; without it, libcluster_format is the problem", c do
+      {result, out} =
+        doctor(~w(--port #{c.port} --group 233.252.1.32 --secret #{c.secret} --seconds 2))
+
+      assert out =~ ~r/PROBLEM \d+ datagram\(s\) would be dropped: libcluster_format/
+      assert out =~ "compat: :libcluster"
+      refute out =~ "bad_magic"
+      assert {:raised, _} = result
+
+      {result, out} =
+        doctor(
+          ~w(--port #{c.port} --group 233.252.1.32 --secret #{c.secret} --compat libcluster --seconds 2)
+        )
+
+      assert out =~ "ok      heard 1 node(s), and 1 in libcluster's format (compat)"
+      assert out =~ "ok      heard #{c.new} from 127.0.0.1 and connected to it"
+      assert out =~ "ok      heard #{c.old} from 127.0.0.1 and connected to it"
+      assert out =~ "ok      sent a heartbeat to 233.252.1.32:#{c.port} and heard it back"
+      refute out =~ "PROBLEM"
+      assert result == :ok, out
+    end
+
+    test "the doctor reads a libcluster topology: its strategy's config, compat included", c do
+      topologies = [
+        gossip_example: [
+          strategy: NativeGossip.Strategy,
+          config: [port: c.port, secret: c.secret, compat: :libcluster, if_addr: "0.0.0.0"]
+        ],
+        old_gossip: [
+          strategy: Cluster.Strategy.Gossip,
+          config: [port: c.port, secret: c.secret, multicast_ttl: 1]
+        ]
+      ]
+
+      Application.put_env(:libcluster, :topologies, topologies)
+      on_exit(fn -> Application.delete_env(:libcluster, :topologies) end)
+
+      for topology <- ~w(gossip_example old_gossip) do
+        {result, out} = doctor(~w(--topology #{topology} --seconds 2))
+        assert out =~ "listening on 233.252.1.32:#{c.port}"
+        assert out =~ "ok      heard #{c.old} from 127.0.0.1 and connected to it"
+        assert result == :ok, out
+      end
+
+      {{:raised, message}, _} = doctor(~w(--topology nope --seconds 1))
+
+      assert message =~
+               "no topology nope in config :native_gossip, :topologies, nor in config :libcluster"
+    end
+
+    test "listen --compat libcluster shows libcluster heartbeats as such", c do
+      run = fn args ->
+        Task.async(fn -> Mix.Tasks.NativeGossip.Listen.run(args) end) |> Task.await(15_000)
+        lines()
+      end
+
+      base = ~w(--port #{c.port} --group 233.252.1.32 --secret #{c.secret} --seconds 1)
+      out = run.(base ++ ~w(--compat libcluster))
+      assert Enum.any?(out, &(&1 =~ "accepted #{c.old} (libcluster format)"))
+      # The compat node's own libcluster copies, and its native heartbeats.
+      assert Enum.any?(out, &(&1 =~ "accepted #{c.new} (libcluster format)"))
+      assert Enum.any?(out, &(&1 =~ ~r/accepted #{c.new} incarnation=\d+/))
+
+      out = run.(base)
+      assert Enum.any?(out, &(&1 =~ "dropped libcluster_format"))
+      refute Enum.any?(out, &(&1 =~ "bad_magic"))
+    end
   end
 end

@@ -28,15 +28,26 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
       $ elixir --sname doctor --cookie "$COOKIE" -S mix native_gossip.doctor
       $ mix native_gossip.doctor --port #{NativeGossip.Options.defaults()[:port]} --secret "$SECRET" --seconds 10
       $ mix native_gossip.doctor --topology lan   # options of config :native_gossip, :topologies
+      $ mix native_gossip.doctor --topology gossip_example --compat libcluster
 
-  It never sends a heartbeat. It exits with an error when it found a problem.
+  After listening it sends one heartbeat to the group, to check the path out of this
+  host: a goodbye in a name no node uses, signed with the first `--secret` (every node
+  of that secret accepts it and changes nothing; it is not sent when heartbeats heard
+  here would be dropped, so that nodes of another secret do not log it). It exits with
+  an error when it found a problem.
 
   ## Options
 
-    * `--topology` - take group, port, interface and secret from this topology of
-      `config :native_gossip, :topologies`
+    * `--topology` - take group, port, interface, secret and compat from this topology
+      of `config :native_gossip, :topologies`, or of `config :libcluster, :topologies`
+      (a `NativeGossip.Strategy` topology, with libcluster's meaning of each key; or a
+      `Cluster.Strategy.Gossip` one, checked as `compat: :libcluster` would see it)
+    * `--compat libcluster` - as a `compat: :libcluster` topology: libcluster Gossip
+      heartbeats are decoded and their nodes checked, not reported as dropped; a mixed
+      cluster in the middle of a migration passes
     * `--group`, `--port`, `--if` (or `--interface`), `--secret` (once per secret), `--encrypt`,
-      `--cluster`, `--broadcast` - the topology's options, for a topology started in a
+      `--cluster`, `--broadcast` (libcluster's `broadcast_only`: `--group` is then the
+      broadcast address, 255.255.255.255 without it) - the topology's options, for a topology started in a
       supervision tree (`{NativeGossip, ...}`) rather than from config; they override
       `--topology`'s. Heartbeats of another cluster label are listed with their label
     * `--no-resolve-short-names` - check as a topology with `resolve_short_names: false`
@@ -56,6 +67,7 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
     secret: :keep,
     encrypt: :boolean,
     cluster: :string,
+    compat: :string,
     broadcast: :boolean,
     resolve_short_names: :boolean,
     seconds: :integer
@@ -88,19 +100,13 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
   end
 
   defp settings(opts) do
-    topology =
+    {topology, mode} =
       case opts[:topology] do
-        nil ->
-          []
-
-        name ->
-          topologies = Application.get_env(:native_gossip, :topologies, [])
-
-          Keyword.get(topologies, String.to_atom(name)) ||
-            Mix.raise("no topology #{name} in config :native_gossip, :topologies")
+        nil -> {[], :standalone}
+        name -> NativeGossip.MixTask.topology!(name)
       end
 
-    o = NativeGossip.MixTask.options!(opts, topology)
+    o = NativeGossip.MixTask.options!(opts, topology, mode)
 
     if tuple_size(o.multicast_addr) != 4,
       do: Mix.raise("--group: only IPv4 groups are checked by this task")
@@ -112,6 +118,8 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
       interface: o.multicast_if,
       secrets: o.secrets,
       encrypt: o.encrypt,
+      compat: o.compat,
+      ttl: o.multicast_ttl,
       max_clock_skew: o.max_clock_skew,
       seeds: o.seeds,
       cluster: o.cluster || "",
@@ -299,8 +307,9 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
         info("...     listening on #{where(s)}:#{s.port} for #{s.seconds} s")
         deadline = System.monotonic_time(:millisecond) + s.seconds * 1000
         {heard, _last} = listen(socket, s, deadline, {%{}, %{}})
+        sent = send_check(socket, s, heard)
         :gen_udp.close(socket)
-        verdicts(heard, s)
+        verdicts(heard, s) ++ sent
 
       {:error, _} ->
         # Already reported by group_and_port/1.
@@ -320,6 +329,10 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
         case NativeGossip.MixTask.decode(data, ip, s) do
           {:ok, %{cluster: label}} when label != s.cluster ->
             {{:other_cluster, label}, last}
+
+          # libcluster's format (with --compat) has no sequence to check for replays.
+          {:ok, %{format: :libcluster, name: name}} ->
+            {{:libcluster, name, ip}, last}
 
           {:ok, %{name: name} = hb} ->
             order = {hb.incarnation, hb.sequence}
@@ -352,17 +365,22 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
   defp verdicts(heard, s) do
     # Per name, the address it was heard from most (a name heard from several is
     # checked where most of its heartbeats came from).
-    nodes =
-      heard
-      |> Enum.flat_map(fn
-        {{:node, name, ip, dist_port}, n} -> [{name, ip, dist_port, n}]
-        _ -> []
-      end)
-      |> Enum.sort_by(&elem(&1, 3), :desc)
-      |> Enum.uniq_by(&elem(&1, 0))
-      |> Enum.map(fn {name, ip, dist_port, _} -> {name, ip, dist_port} end)
+    nodes = most_heard(heard, fn {:node, name, ip, dist_port} -> {name, ip, dist_port} end)
 
-    heard_ok = ok("heard #{length(nodes)} node(s)")
+    # With --compat: nodes heard only in libcluster's format (a compat node sends both
+    # formats, and is known by its native heartbeats, as a topology does).
+    native = MapSet.new(nodes, &elem(&1, 0))
+
+    old =
+      heard
+      |> most_heard(fn {:libcluster, name, ip} -> {name, ip, 0} end)
+      |> Enum.reject(&MapSet.member?(native, elem(&1, 0)))
+
+    heard_ok =
+      ok(
+        "heard #{length(nodes)} node(s)" <>
+          if(old == [], do: "", else: ", and #{length(old)} in libcluster's format (compat)")
+      )
 
     labels =
       for {{:other_cluster, label}, n} <- heard do
@@ -381,7 +399,7 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
         )
       end
 
-    checked = Enum.take(nodes, 20)
+    checked = Enum.take(nodes ++ old, 20)
     # Only for its effect on this VM's resolver; and only from authenticated heartbeats
     # (without a secret, anyone could have sent that address).
     _ =
@@ -392,6 +410,90 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
       Enum.flat_map(checked, fn {name, ip, dist_port} -> check_node(name, ip, dist_port, s) end)
 
     List.flatten([heard_ok | labels] ++ drops ++ checks)
+  end
+
+  # The rows of `heard` that `row` takes (a function clause), per name the one heard
+  # most often, most heard first.
+  defp most_heard(heard, row) do
+    heard
+    |> Enum.flat_map(fn {key, n} ->
+      try do
+        [{row.(key), n}]
+      rescue
+        FunctionClauseError -> []
+      end
+    end)
+    |> Enum.sort_by(&elem(&1, 1), :desc)
+    |> Enum.map(&elem(&1, 0))
+    |> Enum.uniq_by(&elem(&1, 0))
+  end
+
+  # One heartbeat sent to the group (a goodbye in a name no node uses, which every node
+  # of this secret accepts and ignores), and heard back on `socket` through this host's
+  # multicast loopback: the path out of this host works. Not sent when heartbeats heard
+  # here would be dropped (another secret: those nodes would log this one too).
+  defp send_check(socket, s, heard) do
+    if Enum.any?(heard, &match?({{:dropped, _}, _}, &1)) do
+      note("no heartbeat sent to check the path: fix the drops above first")
+    else
+      {:ok, host} = :inet.gethostname()
+      name = "native_gossip_doctor#{System.unique_integer([:positive])}@#{host}"
+
+      case NativeGossip.Native.goodbye(name, s.secrets, s.encrypt, s.cluster) do
+        {:ok, packet} -> send_and_hear(socket, s, packet)
+        {:error, why} -> note("no heartbeat sent to check the path (#{why})")
+      end
+    end
+  end
+
+  defp send_and_hear(socket, s, packet) do
+    interface =
+      case s.interface do
+        {:name, name} -> NativeGossip.Options.ipv4_interface(name) || {0, 0, 0, 0}
+        other -> Mix.Tasks.NativeGossip.Listen.interface!(other)
+      end
+
+    {:ok, out} =
+      :gen_udp.open(0, [
+        :binary,
+        broadcast: s.broadcast,
+        multicast_if: interface,
+        multicast_ttl: s.ttl,
+        multicast_loop: true
+      ])
+
+    result = :gen_udp.send(out, s.group, s.port, packet)
+    :gen_udp.close(out)
+    to = "#{:inet.ntoa(s.group)}:#{s.port}"
+
+    case result do
+      :ok ->
+        if hear(socket, packet, System.monotonic_time(:millisecond) + 1000),
+          do: ok("sent a heartbeat to #{to} and heard it back: the path out of this host works"),
+          else:
+            note(
+              "sent a heartbeat to #{to} but did not hear it back on this host (multicast " <>
+                "loopback off, or an interface that drops it)"
+            )
+
+      {:error, reason} ->
+        problem(
+          "cannot send to #{to}: #{:inet.format_error(reason)}",
+          "check that the host has a route to #{:inet.ntoa(s.group)} (`ip route get " <>
+            "#{:inet.ntoa(s.group)}`), that the interface is up, and that no firewall " <>
+            "rejects outgoing UDP; with broadcast, use the subnet's broadcast address"
+        )
+    end
+  end
+
+  defp hear(socket, packet, deadline) do
+    left = deadline - System.monotonic_time(:millisecond)
+
+    case left > 0 && :gen_udp.recv(socket, 2048, left) do
+      {:ok, {_ip, _port, ^packet}} -> true
+      {:ok, _other} -> hear(socket, packet, deadline)
+      _ -> false
+    end
   end
 
   # As a topology with :resolve_short_names does: each short host name heard is mapped,

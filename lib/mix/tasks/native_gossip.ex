@@ -24,20 +24,73 @@ defmodule NativeGossip.MixTask do
     port: :port,
     if: :multicast_if,
     interface: :multicast_if,
-    broadcast: :broadcast,
+    # As libcluster's broadcast_only: --group is then the broadcast address.
+    broadcast: :broadcast_only,
     encrypt: :encrypt,
     cluster: :cluster,
+    compat: :compat,
     resolve_short_names: :resolve_short_names
   ]
 
   @doc """
+  The options of topology `name` in config: from `config :native_gossip, :topologies`,
+  or else a `config :libcluster, :topologies` entry whose strategy is
+  `NativeGossip.Strategy` (its `config:`; with libcluster's meaning of every key) or
+  libcluster's `Cluster.Strategy.Gossip` (its `config:`, read as `compat: :libcluster`
+  reads it, to check a cluster before or during a switch). Returns `{options, mode}`,
+  `mode` as `NativeGossip.Options.validate/2` takes it.
+  """
+  @spec topology!(String.t()) :: {keyword(), :standalone | :strategy}
+  def topology!(name) do
+    key = String.to_atom(name)
+    ours = Application.get_env(:native_gossip, :topologies, [])
+    libcluster = Application.get_env(:libcluster, :topologies, [])
+
+    cond do
+      opts = Keyword.get(ours, key) ->
+        {opts, :standalone}
+
+      entry = Keyword.get(libcluster, key) ->
+        libcluster_topology!(name, entry)
+
+      true ->
+        Mix.raise(
+          "no topology #{name} in config :native_gossip, :topologies, nor in config " <>
+            ":libcluster, :topologies (known: " <>
+            "#{inspect(Keyword.keys(ours) ++ Keyword.keys(libcluster))})"
+        )
+    end
+  end
+
+  defp libcluster_topology!(name, entry) do
+    config = Keyword.get(entry, :config, [])
+
+    case Keyword.get(entry, :strategy) do
+      NativeGossip.Strategy ->
+        {config, :strategy}
+
+      Cluster.Strategy.Gossip ->
+        {Keyword.put(config, :compat, :libcluster), :strategy}
+
+      other ->
+        Mix.raise(
+          "topology #{name} of config :libcluster, :topologies uses #{inspect(other)}, not " <>
+            "NativeGossip.Strategy (nor Cluster.Strategy.Gossip)"
+        )
+    end
+  end
+
+  @doc """
   The validated options of a topology made of `topology` (options from config, or
   `[]`) with the task's flags on top: `--group`, `--port`, `--if` (or `--interface`), `--broadcast`,
-  `--encrypt`, `--cluster`, `--[no-]resolve-short-names`, and every `--secret`.
+  `--encrypt`, `--cluster`, `--compat libcluster`, `--[no-]resolve-short-names`, and
+  every `--secret`. `mode`: how the topology's options are validated (`:strategy` for
+  a libcluster topology's `config:`).
   """
-  @spec options!(keyword(), keyword()) :: Options.t()
-  def options!(flags, topology \\ []) do
+  @spec options!(keyword(), keyword(), :standalone | :strategy) :: Options.t()
+  def options!(flags, topology \\ [], mode \\ :standalone) do
     given = for {flag, key} <- @flags, Keyword.has_key?(flags, flag), do: {key, flags[flag]}
+    given = Keyword.replace_lazy(given, :compat, &compat_flag/1)
 
     given =
       case Keyword.get_values(flags, :secret) do
@@ -47,8 +100,9 @@ defmodule NativeGossip.MixTask do
 
     opts = topology |> Keyword.merge(given) |> Keyword.put(:name, :mix_task)
 
-    case Options.validate(opts) do
+    case Options.validate(opts, mode) do
       {:ok, options} ->
+        for note <- options.notes, do: Mix.shell().info("note    " <> note)
         options
 
       {:error, {:invalid_option, key, reason}} ->
@@ -57,22 +111,28 @@ defmodule NativeGossip.MixTask do
     end
   end
 
+  defp compat_flag("libcluster"), do: :libcluster
+  defp compat_flag(other), do: Mix.raise("--compat: expected libcluster, got: #{inspect(other)}")
+
   @doc """
   Decodes a datagram from `ip` as a topology with these settings would (`secrets`,
-  `encrypt`, `max_clock_skew` in ms or `:infinity`, `seeds` addresses), stateless apart
-  from that: with a secret, a heartbeat signed too far from this clock is `{:error,
-  :stale}`, and one from an address its sender does not list `{:error,
-  :foreign_source}` (in the engine's order). Returns `{:ok, heartbeat map}` (see `NativeGossip.Native.decode/3`) or
-  `{:error, reason}`. The replay check, which needs state, is the caller's.
+  `encrypt`, `compat`, `max_clock_skew` in ms or `:infinity`, `seeds` addresses),
+  stateless apart from that: with a secret, a heartbeat signed too far from this clock
+  is `{:error, :stale}`, and one from an address its sender does not list `{:error,
+  :foreign_source}` (in the engine's order). Returns `{:ok, heartbeat map}` (see
+  `NativeGossip.Native.decode/4`; `format: :libcluster` for a libcluster heartbeat
+  with compat, which has no clock or addresses to check) or `{:error, reason}`. The
+  replay check, which needs state, is the caller's.
   """
   @spec decode(binary(), :inet.ip_address(), Options.t() | map()) ::
           {:ok, map()} | {:error, atom()}
   def decode(data, ip, %{secrets: secrets, encrypt: encrypt} = s) do
     seeds = for {addr, _port} <- Map.get(s, :seeds, []), is_tuple(addr), do: addr
     skew = Map.get(s, :max_clock_skew, :infinity)
+    compat = Map.get(s, :compat) == :libcluster
 
-    case NativeGossip.Native.decode(data, secrets, encrypt) do
-      {:ok, hb} when secrets != [] ->
+    case NativeGossip.Native.decode(data, secrets, encrypt, compat) do
+      {:ok, %{format: :native} = hb} when secrets != [] ->
         cond do
           skew != :infinity and abs(hb.timestamp_ms - System.os_time(:millisecond)) > skew ->
             {:error, :stale}

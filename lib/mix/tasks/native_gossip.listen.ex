@@ -36,7 +36,14 @@ defmodule Mix.Tasks.NativeGossip.Listen do
     * `--if` (or `--interface`) - the interface to listen on: a name (`eth0`) or an IPv4 address
       (default: the multicast route's)
     * `--broadcast` - listen for broadcast heartbeats (`:broadcast` topologies)
-      instead of joining a group
+      instead of joining a group (as libcluster's `broadcast_only`: `--group` is then
+      the broadcast address)
+    * `--compat libcluster` - as a `compat: :libcluster` topology: libcluster Gossip
+      heartbeats show as `accepted <node> (libcluster format)` (without it, as
+      `dropped libcluster_format`)
+    * `--topology` - the group, port, interface, secret and compat of this topology of
+      `config :native_gossip, :topologies` or `config :libcluster, :topologies` (flags
+      override them)
     * `--count` - stop after this many datagrams
     * `--seconds` - stop after this many seconds
 
@@ -55,6 +62,8 @@ defmodule Mix.Tasks.NativeGossip.Listen do
     if: :string,
     interface: :string,
     broadcast: :boolean,
+    compat: :string,
+    topology: :string,
     count: :integer,
     seconds: :integer
   ]
@@ -62,7 +71,15 @@ defmodule Mix.Tasks.NativeGossip.Listen do
   @impl Mix.Task
   def run(argv) do
     opts = NativeGossip.MixTask.prepare!(argv, @switches)
-    o = NativeGossip.MixTask.options!(opts)
+    Mix.Task.run("app.config")
+
+    {topology, mode} =
+      case opts[:topology] do
+        nil -> {[], :standalone}
+        name -> NativeGossip.MixTask.topology!(name)
+      end
+
+    o = NativeGossip.MixTask.options!(opts, topology, mode)
     socket = open!(o)
     deadline = if s = opts[:seconds], do: System.monotonic_time(:millisecond) + s * 1000
     what = if o.broadcast, do: "broadcasts", else: :inet.ntoa(o.multicast_addr)
@@ -120,7 +137,7 @@ defmodule Mix.Tasks.NativeGossip.Listen do
 
     case :gen_udp.recv(socket, 2048, timeout) do
       {:ok, {ip, port, data}} ->
-        Mix.shell().info(line(ip, port, data, o.secrets, o.encrypt, o.cluster))
+        Mix.shell().info(line(ip, port, data, o))
         loop(socket, o, count && count - 1, deadline)
 
       {:error, :timeout} ->
@@ -134,9 +151,11 @@ defmodule Mix.Tasks.NativeGossip.Listen do
   end
 
   @doc false
-  # One output line for a datagram from `ip`:`port`, as a topology with `secrets`,
-  # `encrypt` and the cluster label `cluster` (nil: any label is shown) would see it.
-  def line(ip, port, data, secrets, encrypt \\ false, cluster \\ nil) do
+  # One output line for a datagram from `ip`:`port`, as a topology with these settings
+  # (`secrets`, `encrypt`, `compat`, and the cluster label `cluster`: nil shows any
+  # label) would see it.
+  def line(ip, port, data, settings) do
+    cluster = Map.get(settings, :cluster)
     {{_, _, _}, {h, m, s}} = :calendar.local_time()
     ms = rem(System.system_time(:millisecond), 1000)
 
@@ -146,7 +165,10 @@ defmodule Mix.Tasks.NativeGossip.Listen do
       if tuple_size(ip) == 4, do: "#{:inet.ntoa(ip)}:#{port}", else: "[#{:inet.ntoa(ip)}]:#{port}"
 
     verdict =
-      case NativeGossip.MixTask.decode(data, ip, %{secrets: secrets, encrypt: encrypt}) do
+      case NativeGossip.MixTask.decode(data, ip, settings) do
+        {:ok, %{format: :libcluster, name: name}} ->
+          "accepted #{name} (libcluster format)"
+
         {:ok, %{name: name, cluster: label}} when cluster != nil and label != cluster ->
           "dropped other_cluster (#{name}, label #{inspect(label)})"
 

@@ -106,6 +106,23 @@ pub fn decode_encrypted(packet: &[u8], keys: &[[u8; 32]]) -> Result<String, Drop
     outcome
 }
 
+/// The name a libcluster Gossip heartbeat announces: plaintext when `keys` is empty
+/// (a topology without a secret), else encrypted under one of them.
+pub fn decode(packet: &[u8], keys: &[[u8; 32]]) -> Result<String, DropReason> {
+    if keys.is_empty() {
+        decode_plain(packet).map(str::to_owned)
+    } else {
+        decode_encrypted(packet, keys)
+    }
+}
+
+/// Whether a datagram is a libcluster Gossip heartbeat: its plaintext, or encrypted
+/// under one of `keys` (for a node that does not speak the format, to say what it
+/// hears).
+pub fn is_heartbeat(packet: &[u8], keys: &[[u8; 32]]) -> bool {
+    decode_plain(packet).is_ok() || (!keys.is_empty() && decode_encrypted(packet, keys).is_ok())
+}
+
 /// A plaintext heartbeat for `name`, as `:erlang.term_to_binary/1` of OTP 26 and later
 /// writes it (UTF-8 atoms); every OTP that libcluster runs on reads it.
 pub fn encode_plain(name: &str) -> Vec<u8> {

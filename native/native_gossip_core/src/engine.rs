@@ -279,6 +279,32 @@ fn options_block(
     Ok(options)
 }
 
+/// A goodbye (LEAVING) heartbeat in `name`, as a node with these keys, label and host
+/// addresses would send it: what `mix native_gossip.doctor` sends to check the path to
+/// the group. A goodbye of a name nobody knows is accepted and changes nothing.
+pub fn goodbye(
+    name: &str,
+    keys: &Keyring,
+    cluster: &str,
+    addrs: &[IpAddr],
+    incarnation: u64,
+    wall_ms: u64,
+) -> Result<Vec<u8>, ConfigError> {
+    name::validate(name.as_bytes()).map_err(ConfigError::Name)?;
+    let options = options_block(cluster, &[], 0, keys, addrs).map_err(ConfigError::Options)?;
+    let outgoing = Outgoing {
+        name,
+        incarnation,
+        sequence: 1,
+        timestamp_ms: wall_ms,
+        leaving: true,
+        joining: false,
+        newcomer: false,
+        options: &options,
+    };
+    wire::encode(&outgoing, keys).map_err(ConfigError::Name)
+}
+
 impl Engine {
     /// A new engine whose first heartbeat is due at `now`. `incarnation` must grow
     /// across restarts of the same node (the driver uses the wall clock in µs).
@@ -523,7 +549,9 @@ impl Engine {
         let mut scratch = std::mem::take(&mut self.scratch);
         let result = match wire::decode_with(data, &self.keys, &mut scratch) {
             Ok(hb) => self.accept_heartbeat(hb, from, now),
-            Err(DropReason::BadMagic | DropReason::TooShort) if self.is_libcluster(data) => {
+            Err(DropReason::BadMagic | DropReason::TooShort)
+                if compat::is_heartbeat(data, &self.libcluster_keys) =>
+            {
                 Err(DropReason::LibclusterFormat)
             }
             Err(reason) => Err(reason),
@@ -618,14 +646,6 @@ impl Engine {
         }
     }
 
-    /// Without `compat`: whether a datagram that is not NativeGossip is a libcluster
-    /// Gossip heartbeat, in plaintext or encrypted under one of this node's secrets.
-    fn is_libcluster(&self, data: &[u8]) -> bool {
-        compat::decode_plain(data).is_ok()
-            || (!self.libcluster_keys.is_empty()
-                && compat::decode_encrypted(data, &self.libcluster_keys).is_ok())
-    }
-
     /// A libcluster Gossip heartbeat: plaintext without a secret, encrypted with one.
     fn accept_legacy(
         &mut self,
@@ -633,12 +653,7 @@ impl Engine {
         from: SocketAddr,
         now: Instant,
     ) -> Result<Option<PeerEvent>, DropReason> {
-        let keys = self.legacy.as_deref().unwrap_or_default();
-        let name = if !keys.is_empty() {
-            compat::decode_encrypted(data, keys)?
-        } else {
-            compat::decode_plain(data)?.to_owned()
-        };
+        let name = compat::decode(data, self.legacy.as_deref().unwrap_or_default())?;
         if name == self.name {
             return Err(DropReason::OwnPacket);
         }
