@@ -47,7 +47,15 @@ defmodule NativeGossip.MixProject do
   defp extra_applications(:test), do: [:logger, :crypto]
   defp extra_applications(_), do: [:logger]
 
-  defp elixirc_paths(:test), do: ["lib", "test/support"]
+  defp elixirc_paths(:test) do
+    # With the real libcluster (LIBCLUSTER_PATH), its own state struct is used.
+    if System.get_env("LIBCLUSTER_PATH"),
+      do: [
+        "lib" | Path.wildcard("test/support/*.ex") -- ["test/support/cluster_strategy_state.ex"]
+      ],
+      else: ["lib", "test/support"]
+  end
+
   defp elixirc_paths(_), do: ["lib"]
 
   # The NIF comes precompiled (rustler_precompiled) for the targets of
@@ -63,13 +71,36 @@ defmodule NativeGossip.MixProject do
       [
         {:rustler_precompiled, "~> 0.8", path: Path.join(shared, "rustler_precompiled")},
         {:rustler, ">= 0.0.0", path: Path.join(shared, "rustler"), optional: true}
-      ]
+      ] ++ libcluster_from_path(shared)
     else
       [
         {:rustler_precompiled, "~> 0.8", []},
         {:rustler, ">= 0.0.0", optional: true},
+        # NativeGossip.Strategy calls Cluster.Strategy.connect_nodes/4 when libcluster is
+        # there: optional, so that an app with libcluster starts it first and builds
+        # without "does not depend on :libcluster" warnings.
+        {:libcluster, "~> 3.3", optional: true},
         {:ex_doc, "~> 0.34", only: :dev, runtime: false}
       ]
+    end
+  end
+
+  # libcluster is a hex package these machines cannot fetch. LIBCLUSTER_PATH=<a checkout
+  # of libcluster> makes it a path dependency (its hex deps jason and telemetry then come
+  # from ../shared/deps), and the tests run against its real Cluster.Supervisor
+  # (test/native_gossip/libcluster_test.exs); unset, the tests use a stand-in of its
+  # state struct (test/support/cluster_strategy_state.ex).
+  defp libcluster_from_path(shared) do
+    case System.get_env("LIBCLUSTER_PATH") do
+      nil ->
+        []
+
+      path ->
+        [
+          {:libcluster, "~> 3.3", path: path, optional: true},
+          {:jason, "~> 1.1", path: Path.join(shared, "jason"), override: true},
+          {:telemetry, "~> 1.0", path: Path.join(shared, "telemetry"), override: true}
+        ]
     end
   end
 

@@ -72,8 +72,12 @@ defmodule NativeGossip.Strategy do
   end
 
   @doc false
-  # Runs in a connect-attempt process when libcluster is loaded.
-  def connect(topology, connect, list_nodes, node) do
+  # Runs in a connect-attempt process when libcluster is loaded. connect_nodes/4 checks
+  # the MFAs with function_exported?/3, which is false for a module not loaded yet (a
+  # user's connect module, in interactive mode): load them first.
+  def connect(topology, {m, _, _} = connect, {l, _, _} = list_nodes, node) do
+    _ = Code.ensure_loaded(m)
+    _ = Code.ensure_loaded(l)
     Cluster.Strategy.connect_nodes(topology, connect, list_nodes, [node])
   end
 end

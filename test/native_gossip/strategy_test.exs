@@ -45,12 +45,18 @@ defmodule NativeGossip.StrategyTest do
     on_exit(fn -> Enum.each([pa, pb], fn {p, _} -> TestPeers.stop(p) end) end)
 
     # A stand-in for libcluster's module, loaded on node a only, recording its calls.
+    # As libcluster 3.5's, it raises when an MFA is not exported, which
+    # function_exported?/3 says of a module not loaded yet (found against the real
+    # libcluster: a user's connect module, in interactive mode).
     [{mod, binary}] =
       Code.compile_string("""
       defmodule Cluster.Strategy do
         def connect_nodes(topology, connect, list_nodes, nodes) do
           :persistent_term.put(:connect_nodes_call, {topology, connect, list_nodes, nodes})
           {m, f, args} = connect
+          {l, lf, largs} = list_nodes
+          unless function_exported?(l, lf, length(largs)), do: raise("list_nodes undefined")
+          unless function_exported?(m, f, length(args) + 1), do: raise("connect undefined")
           for n <- nodes, do: apply(m, f, args ++ [n])
           :ok
         end
@@ -61,7 +67,13 @@ defmodule NativeGossip.StrategyTest do
     :code.delete(mod)
     {:module, Cluster.Strategy} = TestPeers.call(a, :code, :load_binary, [mod, ~c"fake", binary])
 
-    state = %Cluster.Strategy.State{topology: :lc, config: [port: port, heartbeat_interval: 200]}
+    state = %Cluster.Strategy.State{
+      topology: :lc,
+      connect: {NativeGossip.RecordingConnect, :connect, [:connect]},
+      config: [port: port, heartbeat_interval: 200]
+    }
+
+    refute TestPeers.call(a, :code, :is_loaded, [NativeGossip.RecordingConnect])
     spec = %{id: :lc, start: {NativeGossip.Strategy, :start_link, [[state]]}}
     {:ok, _} = TestPeers.call(a, Supervisor, :start_child, [NativeGossip.Supervisor, spec])
 
@@ -74,8 +86,9 @@ defmodule NativeGossip.StrategyTest do
 
     wait_until(fn -> TestPeers.nodes(a) == [b_node] end)
 
-    assert {:lc, {:net_kernel, :connect_node, []}, {:erlang, :nodes, [:connected]}, [^b_node]} =
-             TestPeers.call(a, :persistent_term, :get, [:connect_nodes_call])
+    assert {:lc, {NativeGossip.RecordingConnect, :connect, [:connect]},
+            {:erlang, :nodes, [:connected]},
+            [^b_node]} = TestPeers.call(a, :persistent_term, :get, [:connect_nodes_call])
   end
 
   test "a bad value in the libcluster config is reported, not raised" do
