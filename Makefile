@@ -23,7 +23,7 @@ tools:
 
 test: tools rust-test elixir-portable elixir-lint dialyzer elixir-test bench-smoke elixir-otp27
 
-rust-test:
+rust-test: tools
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(NETNS) cargo test -p native_gossip_core
@@ -34,7 +34,7 @@ rust-test:
 # The socket paths of macOS and the BSDs (recvfrom, no IP_MULTICAST_ALL), forced on
 # Linux: joins across test hosts by multicast and by seeds. Built apart (_build/portable);
 # elixir-lint rebuilds the regular NIF after it.
-elixir-portable: probe
+elixir-portable: tools probe
 	NATIVE_GOSSIP_PORTABLE=1 MIX_ENV=test MIX_BUILD_PATH=$(CURDIR)/_build/portable mix compile --force
 	@# The library under test is the portable one: recvfrom, not recvmmsg.
 	! nm -D priv/native/libnative_gossip_nif.so | grep -q recvmmsg
@@ -44,22 +44,22 @@ elixir-portable: probe
 # The same Elixir checks and tests under OTP 27 and Elixir 1.18, what most users run:
 # a Debian trixie chroot made once by ../shared/tools/newer-otp.sh (about a minute; it
 # builds into _build/otp27, and runs inside a private network namespace of its own).
-elixir-otp27: probe
+elixir-otp27: tools probe
 	../shared/tools/newer-otp.sh run sh -c 'export NATIVE_GOSSIP_BUILD=1 MIX_ENV=test && \
 	  mix compile --warnings-as-errors && mix test'
 
-elixir-lint:
+elixir-lint: tools
 	MIX_ENV=test mix format --check-formatted
 	MIX_ENV=test mix compile --force --warnings-as-errors
 
 # Dialyzer on lib/ (erlang-dialyzer; no dialyxir): zero warnings. The PLT is built
 # once per OTP and Elixir version under _build/dialyzer/ (about two minutes).
-dialyzer:
+dialyzer: tools
 	MIX_ENV=test mix compile --warnings-as-errors
 	MIX_ENV=test mix run --no-start .ci/dialyzer.exs
 
 # The multi-host tests use native-gossip-probe as an attacker.
-elixir-test: probe
+elixir-test: tools probe
 	MIX_ENV=test $(NETNS) mix test
 
 # The release tarball of the NIF for this machine, as the release workflow makes it,
@@ -72,7 +72,7 @@ probe:
 
 # Every benchmark script once with tiny parameters (about 3 minutes): a script that a
 # change broke fails here rather than at the next make bench. Writes nothing to docs/.
-bench-smoke: probe
+bench-smoke: tools probe
 	bench/smoke.sh
 
 # The multi-host tests N times (FLAKE_RUNS, default 10; FLAKE_FILES, FLAKE_LOAD=1: see

@@ -23,8 +23,14 @@ defmodule NativeGossip.Topology do
     waiters: [],
     connected: 0,
     seed_task: nil,
-    seeds: []
+    seeds: [],
+    warned: false
   ]
+
+  # The warnings about a topology's options wait this long after its start (or until it
+  # stops): in a freshly booted VM the first log line loads the logger's modules, which
+  # took milliseconds out of the join when it was logged at once.
+  @warn_after 500
 
   @doc false
   # `origin` says where this start comes from, for the error when a topology of the same
@@ -134,17 +140,19 @@ defmodule NativeGossip.Topology do
         hosts: hosts
       }
 
-      # The first heartbeat has left (from Native.start/1); the warnings can wait until
-      # start_link/1 has returned.
-      {:ok, resolve_seeds(state), {:continue, :warn}}
+      # The first heartbeat has left (from Native.start/1); the warnings wait until the
+      # join is done (@warn_after).
+      Process.send_after(self(), :native_gossip_warn, @warn_after)
+      {:ok, resolve_seeds(state)}
     else
       {:error, {kind, message}} ->
         {:stop, {kind, message}}
     end
   end
 
-  @impl true
-  def handle_continue(:warn, %{options: options} = state) do
+  defp warn(%{warned: true} = state), do: state
+
+  defp warn(%{options: options} = state) do
     warn_if_unauthenticated(options)
     warn_if_short_secret(options)
     warn_if_compat(options)
@@ -152,7 +160,7 @@ defmodule NativeGossip.Topology do
     for note <- options.notes,
         do: Logger.warning("NativeGossip topology #{inspect(options.name)}: #{note}")
 
-    {:noreply, state}
+    %{state | warned: true}
   end
 
   # Seeds given by name are resolved in a task (DNS can take seconds), now and every
@@ -330,6 +338,8 @@ defmodule NativeGossip.Topology do
   end
 
   def handle_info(:native_gossip_resolve_seeds, state), do: {:noreply, resolve_seeds(state)}
+
+  def handle_info(:native_gossip_warn, state), do: {:noreply, warn(state)}
 
   def handle_info({:native_gossip_membership, status}, state) do
     case status do
@@ -551,9 +561,12 @@ defmodule NativeGossip.Topology do
   end
 
   @impl true
-  def terminate(reason, %__MODULE__{native: native}) do
+  def terminate(reason, %__MODULE__{native: native} = state) do
     # A clean stop says goodbye so peers do not wait for a timeout; a crash does not.
     Native.stop(native, clean?(reason))
+    # A topology stopped before its warnings were due still says them.
+    _ = warn(state)
+    :ok
   end
 
   def terminate(_reason, _state), do: :ok

@@ -19,6 +19,10 @@ defmodule NativeGossip.BenchJoin do
   of the start in µs}` (the OS clock, which VMs on one machine share).
   """
   def cold(kind, opts, target, preload) do
+    # What a user sees: warnings and info lines are logged (the rig's nodes run at
+    # :error otherwise). The bench gives the node a group leader that discards them.
+    Logger.configure(level: :info)
+
     if preload do
       for {app, _, _} <- Application.loaded_applications(),
           mod <- Application.spec(app, :modules) || [],
@@ -140,5 +144,22 @@ defmodule NativeGossip.BenchJoin do
     after
       5_000 -> :ok
     end
+  end
+
+  @doc """
+  An IO device that accepts and discards everything (for a :peer node's output: give
+  it as the group leader of the process that starts the peer).
+  """
+  def discard_device do
+    spawn(fn -> discard() end)
+  end
+
+  defp discard do
+    receive do
+      {:io_request, from, ref, _request} -> send(from, {:io_reply, ref, :ok})
+      _ -> :ok
+    end
+
+    discard()
   end
 end
