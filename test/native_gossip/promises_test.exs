@@ -20,7 +20,15 @@ defmodule NativeGossip.PromisesTest do
   defp name(i), do: "p#{i}@127.0.0.#{rem(i, 200) + 2}"
 
   # The start warnings come half a second after the start (out of a cold VM's join,
-  # issue #24), or when the topology stops, whichever is first.
+  # issue #24): waited for on the server's state.
+  defp start_warnings(opts) do
+    capture_log(fn ->
+      start!(opts)
+      server = NativeGossip.Topology.server!(opts[:name])
+      wait_until(fn -> :sys.get_state(server).warned end, 10_000)
+    end)
+  end
+
   test "a topology without a :secret warns after its start, naming its group and port" do
     port = unique_port()
 
@@ -31,36 +39,17 @@ defmodule NativeGossip.PromisesTest do
       end)
 
     refute log =~ "has no :secret"
+    stop_supervised!({NativeGossip, :nosecret})
 
-    log = capture_log(fn -> stop_supervised!({NativeGossip, :nosecret}) end)
-    assert log =~ "NativeGossip topology :nosecret has no :secret"
+    log = start_warnings(name: :later, port: port)
+    assert log =~ "NativeGossip topology :later has no :secret"
     assert log =~ "239.255.45.92:#{port}"
 
-    log =
-      capture_log(fn ->
-        start!(name: :secret, port: port, secret: @secret)
-        stop_supervised!({NativeGossip, :secret})
-      end)
-
-    refute log =~ "has no :secret"
-
-    # Without a stop: after half a second (waited for on the server's state).
-    log =
-      capture_log(fn ->
-        start!(name: :later, port: port)
-        server = NativeGossip.Topology.server!(:later)
-        wait_until(fn -> :sys.get_state(server).warned end, 10_000)
-      end)
-
-    assert log =~ "NativeGossip topology :later has no :secret"
+    refute start_warnings(name: :secret, port: port, secret: @secret) =~ "has no :secret"
   end
 
   test "compat: :libcluster warns at start that libcluster's format has no MAC" do
-    log =
-      capture_log(fn ->
-        start!(name: :compat, port: unique_port(), secret: @secret, compat: :libcluster)
-        stop_supervised!({NativeGossip, :compat})
-      end)
+    log = start_warnings(name: :compat, port: unique_port(), secret: @secret, compat: :libcluster)
 
     assert log =~ "NativeGossip topology :compat also speaks libcluster's Gossip format"
     assert log =~ "no MAC and no replay protection"

@@ -107,9 +107,8 @@ defmodule NativeGossip.StrategyTest do
     log =
       ExUnit.CaptureLog.capture_log(fn ->
         assert {:ok, pid} = NativeGossip.Strategy.start_link([state])
-        # The warnings come after the start: wait for the server to have logged them.
-        :sys.get_state(pid)
-        Process.sleep(50)
+        # The warnings come half a second after the start: wait for them.
+        wait_until(fn -> :sys.get_state(pid).warned end, 10_000)
         GenServer.stop(pid)
       end)
 
