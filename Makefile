@@ -26,9 +26,14 @@ test: tools rust-test elixir-portable elixir-lint dialyzer elixir-test bench-smo
 rust-test: tools
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	$(NETNS) cargo test -p native_gossip_core
-	$(NETNS) cargo test -p native_gossip_core --features portable
-	cargo clippy -p native_gossip_core -p native_gossip_nif --features native_gossip_core/portable -- -D warnings
+	cargo test -p native_gossip_core
+	@# The protocol crate is sans-IO: no socket, thread, OS-randomness or libc crate
+	@# anywhere in its dependency tree (its own test checks its manifest).
+	! cargo tree -p native_gossip_core -e normal --prefix none | \
+	  grep -E '^(socket2|libc|getrandom|crossbeam|parking_lot|mio|tokio) '
+	$(NETNS) cargo test -p native_gossip_io
+	$(NETNS) cargo test -p native_gossip_io --features portable
+	cargo clippy -p native_gossip_io -p native_gossip_nif --features native_gossip_io/portable -- -D warnings
 	.ci/fuzz-smoke.sh
 
 # The socket paths of macOS and the BSDs (recvfrom, no IP_MULTICAST_ALL), forced on

@@ -5,7 +5,7 @@
 //! can be rolled through a running cluster node by node without a split. Verification
 //! is constant time.
 
-use chacha20poly1305::aead::{AeadCore, AeadInPlace, KeyInit, OsRng};
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
@@ -13,7 +13,8 @@ use sha2::Sha256;
 
 /// Length of the MAC trailer.
 pub const MAC_LEN: usize = 32;
-/// Length of a sealed heartbeat's nonce (random: 192 bits never repeat by chance).
+/// Length of a sealed heartbeat's nonce. It is synthetic (see `Keyring::seal`): no
+/// randomness from the OS, so this crate needs no I/O.
 pub const NONCE_LEN: usize = 24;
 /// Length of a sealed heartbeat's Poly1305 tag.
 pub const SEAL_TAG_LEN: usize = 16;
@@ -30,6 +31,8 @@ pub struct Keyring {
     secrets: Vec<Vec<u8>>,
     // With encryption: an AEAD per secret, same order. Empty: heartbeats are signed.
     seals: Vec<XChaCha20Poly1305>,
+    // With encryption: the keyed MAC that makes the first secret's nonces.
+    nonces: Option<HmacSha256>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -51,11 +54,21 @@ impl std::fmt::Debug for Keyring {
 /// The encryption key of a secret: HKDF-SHA256 with a fixed salt and purpose, so that
 /// the key that encrypts is never the key that signs (or libcluster's `compat` key).
 fn seal_key(secret: &[u8]) -> XChaCha20Poly1305 {
+    XChaCha20Poly1305::new(&derived(secret, b"heartbeat encryption key").into())
+}
+
+/// The key of a secret's nonces: HKDF-SHA256 as `seal_key`, for another purpose.
+fn nonce_key(secret: &[u8]) -> HmacSha256 {
+    <HmacSha256 as Mac>::new_from_slice(&derived(secret, b"heartbeat nonce key"))
+        .expect("HMAC takes keys of any length")
+}
+
+fn derived(secret: &[u8], purpose: &[u8]) -> [u8; 32] {
     let hk = Hkdf::<Sha256>::new(Some(b"NativeGossip v1"), secret);
     let mut key = [0u8; 32];
-    hk.expand(b"heartbeat encryption key", &mut key)
+    hk.expand(purpose, &mut key)
         .expect("32 bytes is a valid HKDF-SHA256 output length");
-    XChaCha20Poly1305::new(&key.into())
+    key
 }
 
 impl Keyring {
@@ -70,6 +83,7 @@ impl Keyring {
             macs,
             secrets,
             seals: Vec::new(),
+            nonces: None,
         }
     }
 
@@ -77,6 +91,7 @@ impl Keyring {
     /// effect on a keyring without secrets.
     pub fn encrypting(mut self) -> Self {
         self.seals = self.secrets.iter().map(|s| seal_key(s)).collect();
+        self.nonces = self.secrets.first().map(|s| nonce_key(s));
         self
     }
 
@@ -86,6 +101,7 @@ impl Keyring {
             macs: Vec::new(),
             secrets: Vec::new(),
             seals: Vec::new(),
+            nonces: None,
         }
     }
 
@@ -121,11 +137,22 @@ impl Keyring {
     }
 
     /// Encrypts `plain` in place under the first secret, authenticating `aad` too:
-    /// `plain` becomes ciphertext followed by the tag. Returns the random nonce, or
-    /// None without encryption.
+    /// `plain` becomes ciphertext followed by the tag. Returns the nonce, or None
+    /// without encryption.
+    ///
+    /// The nonce is synthetic: the first 24 bytes of HMAC-SHA256, under a key derived
+    /// from the secret for that purpose alone, of `aad` and `plain`. Every heartbeat's
+    /// plaintext is new (its sequence grows, and a restart takes a new incarnation), so
+    /// no nonce repeats under a key unless the whole message does, which then shows only
+    /// that it is the same message; and no randomness is needed from the OS.
     pub fn seal(&self, aad: &[u8], plain: &mut Vec<u8>) -> Option<[u8; NONCE_LEN]> {
         let cipher = self.seals.first()?;
-        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let mut mac = self.nonces.clone()?;
+        mac.update(&(aad.len() as u64).to_be_bytes());
+        mac.update(aad);
+        mac.update(plain);
+        let full: [u8; 32] = mac.finalize().into_bytes().into();
+        let nonce = *XNonce::from_slice(&full[..NONCE_LEN]);
         cipher
             .encrypt_in_place(&nonce, aad, plain)
             .expect("a heartbeat is far below the AEAD's length limit");
@@ -209,11 +236,23 @@ mod tests {
                 "flip at {i}"
             );
         }
-        // Two seals of the same data differ (random nonces).
+        // Synthetic nonces: the same message seals the same (it shows only that it is
+        // the same); one byte more or another header, and the nonce is another.
         let mut again = b"a@b and its tags".to_vec();
-        let nonce2 = old.seal(b"head", &mut again).unwrap();
+        assert_eq!(old.seal(b"head", &mut again).unwrap(), nonce);
+        assert_eq!(data, again);
+        let mut next = b"a@b and its tagz".to_vec();
+        let nonce2 = old.seal(b"head", &mut next).unwrap();
         assert_ne!(nonce, nonce2);
-        assert_ne!(data, again);
+        let mut other_head = b"a@b and its tags".to_vec();
+        assert_ne!(old.seal(b"heae", &mut other_head).unwrap(), nonce);
+        // Neither the encryption key nor the signing key makes the nonces: the nonce
+        // is no MAC of the message under the signing key.
+        let signer = Keyring::new(vec![b"old".to_vec()]);
+        let mut input = (4u64).to_be_bytes().to_vec();
+        input.extend_from_slice(b"head");
+        input.extend_from_slice(b"a@b and its tags");
+        assert_ne!(&signer.sign(&input).unwrap()[..NONCE_LEN], &nonce[..]);
         // The sealing key is not the signing key, and a keyring that signs does not seal.
         assert!(!Keyring::new(vec![b"old".to_vec()]).is_sealing());
         assert!(Keyring::none()

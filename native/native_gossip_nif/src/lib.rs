@@ -19,10 +19,8 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use native_gossip_core::{
-    Config, DropReason, EventSink, Keyring, NameCheck, PeerEvent, SocketConfig, StartError,
-    Topology,
-};
+use native_gossip_core::{Config, DropReason, Keyring, NameCheck, PeerEvent};
+use native_gossip_io::{EventSink, SocketConfig, StartError, Topology};
 use rustler::{
     Atom, Binary, Encoder, Env, LocalPid, Monitor, NifMap, NifResult, OwnedEnv, Resource,
     ResourceArc, Term,
@@ -410,8 +408,8 @@ fn goodbye<'a>(
 ) -> NifResult<Term<'a>> {
     let keys = Keyring::new(secrets.iter().map(|b| b.as_slice().to_vec()).collect());
     let keys = if encrypt { keys.encrypting() } else { keys };
-    let addrs = native_gossip_core::socket::local_addresses(true, None);
-    let wall = native_gossip_core::topology::wall_ms();
+    let addrs = native_gossip_io::socket::local_addresses(true, None);
+    let wall = native_gossip_io::wall_ms();
     match native_gossip_core::engine::goodbye(&name, &keys, &cluster, &addrs, wall * 1000, wall) {
         Ok(bytes) => {
             let mut binary = rustler::NewBinary::new(env, bytes.len());

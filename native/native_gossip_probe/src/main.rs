@@ -55,9 +55,10 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use native_gossip_core::socket::{bind_socket, join, Join, DEFAULT_GROUP, DEFAULT_PORT};
 use native_gossip_core::wire::{self, Outgoing, MAX_PACKET};
-use native_gossip_core::{Config, DropReason, Engine, Keyring, SocketConfig, Via};
+use native_gossip_core::{Config, DropReason, Engine, Keyring, Via};
+use native_gossip_io::socket::{bind_socket, join, Join, DEFAULT_GROUP, DEFAULT_PORT};
+use native_gossip_io::SocketConfig;
 
 struct Options {
     command: String,
@@ -360,7 +361,7 @@ fn encode(name: &str, incarnation: u64, sequence: u64, leaving: bool, keys: &Key
         let dist = wire::dist_port_record(DIST_PORT.load(std::sync::atomic::Ordering::Relaxed));
         let mut signed = dist.clone();
         signed.extend(wire::address_records(
-            &native_gossip_core::socket::local_addresses(true, None),
+            &native_gossip_io::socket::local_addresses(true, None),
         ));
         (signed, dist)
     });

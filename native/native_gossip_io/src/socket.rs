@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use crate::engine::{Destination, Transmit, Via};
+use native_gossip_core::engine::{Destination, Transmit, Via};
 
 /// The default UDP port of a topology.
 pub const DEFAULT_PORT: u16 = 45892;
@@ -525,7 +525,7 @@ pub fn local_addresses(v4: bool, first: Option<IpAddr>) -> Vec<IpAddr> {
     // SAFETY: `head` came from getifaddrs and is freed once.
     unsafe { libc::freeifaddrs(head) };
     found.sort_by_key(|ip| (Some(*ip) != first, ip.is_loopback()));
-    found.truncate(crate::wire::MAX_ADDRS);
+    found.truncate(native_gossip_core::wire::MAX_ADDRS);
     found
 }
 
@@ -733,7 +733,7 @@ mod tests {
         let v4 = local_addresses(true, None);
         assert!(v4.contains(&IpAddr::V4(Ipv4Addr::LOCALHOST)), "{v4:?}");
         assert!(v4.iter().all(|a| a.is_ipv4()));
-        assert!(v4.len() <= crate::wire::MAX_ADDRS);
+        assert!(v4.len() <= native_gossip_core::wire::MAX_ADDRS);
         let loopback_at = v4.iter().position(|a| a.is_loopback()).unwrap();
         assert!(v4[loopback_at..].iter().all(|a| a.is_loopback()));
         let chosen = *v4.last().unwrap();

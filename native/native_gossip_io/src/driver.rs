@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, TryRecvError};
 
-use crate::engine::Transmit;
-use crate::peers::PeerEvent;
 use crate::socket::{BatchReceiver, Join, SocketConfig, Sockets};
 use crate::topology::{own_addresses, same_family, wall_ms, Command, EventSink, Shared};
+use native_gossip_core::engine::Transmit;
+use native_gossip_core::peers::PeerEvent;
 
 /// The thread's state; built by `Topology::start`.
 pub(crate) struct Worker {

@@ -16,11 +16,11 @@ use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
 use crate::driver::{JoinState, Worker};
-use crate::engine::{Config, ConfigError, Engine, Stats};
-use crate::outbox::Outbox;
-use crate::peers::{Member, PeerEvent};
 use crate::socket::{wake_pair, Join, SocketConfig, Sockets, StartError};
-use crate::wire::OptionsError;
+use native_gossip_core::engine::{Config, ConfigError, Engine, Stats};
+use native_gossip_core::outbox::Outbox;
+use native_gossip_core::peers::{Member, PeerEvent};
+use native_gossip_core::wire::OptionsError;
 
 /// How the thread reaches the owner. The NIF implements it with `OwnedEnv`.
 pub trait EventSink: Send + 'static {
