@@ -139,15 +139,7 @@ fn engine(keys: Keyring) -> Engine {
         max_peers: 100_000,
         new_peer_rate: 1_000_000,
         new_peer_burst: 1_000_000,
-        compat_libcluster: false,
-        max_names: None,
-        name_exists: Default::default(),
-        max_clock_skew: None,
-        seeds: Vec::new(),
-        cluster: String::new(),
-        tags: Vec::new(),
-        dist_port: 0,
-        own_addresses: Vec::new(),
+        ..Config::default()
     };
     Engine::new(config, Instant::now(), 1, 1).unwrap()
 }

@@ -136,6 +136,33 @@ pub struct Config {
     pub own_addresses: Vec<IpAddr>,
 }
 
+impl Default for Config {
+    /// The library's defaults (README, "Options"), without a secret, for a node named
+    /// `nonode@localhost` (set `node_name`): a 1.5 s interval, lost after 4.5 s,
+    /// forgotten after 60 s, 10 000 peers, 5 new names per second per source.
+    fn default() -> Self {
+        Config {
+            node_name: "nonode@localhost".into(),
+            keys: Keyring::none(),
+            heartbeat_interval: Duration::from_millis(1500),
+            lost_after: Duration::from_millis(4500),
+            forget_after: Duration::from_secs(60),
+            max_peers: 10_000,
+            new_peer_rate: 5,
+            new_peer_burst: 10,
+            compat_libcluster: false,
+            seeds: Vec::new(),
+            max_names: None,
+            name_exists: NameCheck::default(),
+            max_clock_skew: None,
+            cluster: String::new(),
+            tags: Vec::new(),
+            dist_port: 0,
+            own_addresses: Vec::new(),
+        }
+    }
+}
+
 /// Why an engine cannot be made from a `Config`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigError {
@@ -977,17 +1004,8 @@ mod tests {
             lost_after: 3000 * MS,
             forget_after: 10_000 * MS,
             max_peers: 100,
-            new_peer_rate: 5,
-            new_peer_burst: 10,
-            compat_libcluster: false,
-            seeds: Vec::new(),
-            max_names: None,
-            name_exists: NameCheck::default(),
-            max_clock_skew: None,
-            cluster: String::new(),
-            tags: Vec::new(),
-            dist_port: 0,
             own_addresses: vec![from().ip()],
+            ..Config::default()
         }
     }
 

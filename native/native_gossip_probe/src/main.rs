@@ -241,15 +241,8 @@ fn listener_engine(o: &Options) -> Engine {
         max_peers: 1_000_000,
         new_peer_rate: 1_000_000,
         new_peer_burst: 1_000_000,
-        compat_libcluster: false,
-        max_names: None,
-        name_exists: Default::default(),
-        max_clock_skew: None,
-        seeds: Vec::new(),
         cluster: o.cluster.clone(),
-        tags: Vec::new(),
-        dist_port: 0,
-        own_addresses: Vec::new(),
+        ..Config::default()
     };
     Engine::new(config, Instant::now(), 0, 0).expect("a valid probe name and label")
 }
