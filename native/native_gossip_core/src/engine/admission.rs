@@ -1,0 +1,178 @@
+//! What a datagram must pass to be accepted: the format and the keys (`wire`), the
+//! label, the node's own name, the clock (`stale`), the source (`foreign_source`), the
+//! atom cap (`name_cap`) and, without a secret, the new-name rate.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{Engine, MAX_NATIVE_NAMES};
+use crate::compat;
+use crate::peers::PeerEvent;
+use crate::reason::DropReason;
+use crate::wire;
+
+/// Most distinct other cluster labels remembered (for the doctor).
+pub const MAX_OTHER_CLUSTERS: usize = 8;
+
+/// Tells whether a name already exists on the owner's side (on the BEAM: as an atom),
+/// so that admitting it again costs nothing there. The default knows no name.
+#[derive(Clone, Default)]
+pub struct NameCheck(Option<Arc<NameExists>>);
+
+type NameExists = dyn Fn(&str) -> bool + Send + Sync;
+
+impl NameCheck {
+    pub fn new(f: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
+        NameCheck(Some(Arc::new(f)))
+    }
+
+    pub(super) fn exists(&self, name: &str) -> bool {
+        self.0.as_ref().is_some_and(|f| f(name))
+    }
+}
+
+impl std::fmt::Debug for NameCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "NameCheck(..)"
+        } else {
+            "NameCheck(none)"
+        })
+    }
+}
+
+impl Engine {
+    pub(super) fn accept(
+        &mut self,
+        data: &[u8],
+        from: SocketAddr,
+        now: Instant,
+    ) -> Result<Option<PeerEvent>, DropReason> {
+        if self.legacy.is_some() && !data.starts_with(&wire::MAGIC) {
+            return self.accept_legacy(data, from, now);
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let result = match wire::decode_with(data, &self.keys, &mut scratch) {
+            Ok(hb) => self.accept_heartbeat(hb, from, now),
+            Err(DropReason::BadMagic | DropReason::TooShort)
+                if compat::is_heartbeat(data, &self.libcluster_keys) =>
+            {
+                Err(DropReason::LibclusterFormat)
+            }
+            Err(reason) => Err(reason),
+        };
+        self.scratch = scratch;
+        result
+    }
+
+    pub(super) fn accept_heartbeat(
+        &mut self,
+        hb: wire::Heartbeat<'_>,
+        from: SocketAddr,
+        now: Instant,
+    ) -> Result<Option<PeerEvent>, DropReason> {
+        let cluster = hb.cluster();
+        if cluster != self.cluster.as_bytes() {
+            if self.other_clusters.len() < MAX_OTHER_CLUSTERS {
+                let label = String::from_utf8_lossy(cluster).into_owned();
+                if !self.other_clusters.contains(&label) {
+                    self.other_clusters.push(label);
+                }
+            }
+            return Err(DropReason::OtherCluster);
+        }
+        if hb.name == self.name {
+            return Err(if hb.incarnation == self.incarnation {
+                DropReason::OwnPacket
+            } else {
+                DropReason::NameConflict
+            });
+        }
+        if let (Some(skew), Some(wall), true) = (
+            self.max_clock_skew,
+            self.wall_at(now),
+            self.keys.is_signing(),
+        ) {
+            if hb.timestamp_ms.abs_diff(wall) > skew.as_millis() as u64 {
+                return Err(DropReason::Stale);
+            }
+        }
+        // A replay too old is `stale` wherever it comes from; a fresh one from another
+        // host than its sender's is `foreign_source`.
+        if self.keys.is_signing() && !self.bound_to(&hb, from) {
+            return Err(DropReason::ForeignSource);
+        }
+        let new = !hb.leaving && !self.peers.contains(hb.name);
+        let counts = new && self.name_allowed(hb.name)?;
+        if let Some(limiter) = &mut self.limiter {
+            if new && !limiter.admit(from.ip(), now) {
+                return Err(DropReason::RateLimited);
+            }
+        }
+        match self.peers.observe(&hb, from, now) {
+            Err(reason) => Err(reason),
+            Ok(mut event) => {
+                if counts {
+                    self.names_made += 1;
+                }
+                // Only a name admitted (through the rate limit and the name cap) is
+                // remembered as native: a goodbye of a name never heard adds nothing.
+                if self.legacy.is_some()
+                    && self.native_names.len() < MAX_NATIVE_NAMES
+                    && self.peers.contains(hb.name)
+                    && !self.native_names.contains(hb.name)
+                {
+                    self.native_names.insert(hb.name.to_owned());
+                }
+                if let Some(e) = &mut event {
+                    e.lead = self.leads(hb.newcomer || hb.joining, hb.name, now);
+                }
+                self.stats.accepted += 1;
+                // One answer covers every joining packet until it leaves; a newcomer's
+                // burst gets a few (see peers::MAX_ANSWERS), not one per packet.
+                if hb.joining
+                    && !hb.leaving
+                    && self.reply_at.is_none()
+                    && self.peers.take_answer(hb.name, now)
+                {
+                    // Any heartbeat answers: when this node's own is due within the
+                    // window anyway (in its burst, when many start at once), that one
+                    // is the answer, and no datagram more is multicast to everyone.
+                    let window = self.reply_window();
+                    if self.next_heartbeat > now + window {
+                        self.reply_at = Some(now + self.jitter.upto(window));
+                    }
+                }
+                if event.is_some() {
+                    self.stats.events += 1;
+                }
+                Ok(event)
+            }
+        }
+    }
+
+    /// Whether a new name may still be admitted, and whether it counts against
+    /// `max_names` (false when the owner already knows it).
+    pub(super) fn name_allowed(&self, name: &str) -> Result<bool, DropReason> {
+        let Some(max) = self.max_names else {
+            return Ok(false);
+        };
+        if self.name_exists.exists(name) {
+            Ok(false)
+        } else if self.names_made >= max {
+            Err(DropReason::NameCap)
+        } else {
+            Ok(true)
+        }
+    }
+
+    /// With a secret: whether an authenticated heartbeat may have come from `from`: an
+    /// address the sender lists as its own, or a configured seed (whose address the
+    /// operator chose: a seed behind NAT is heard from its public address).
+    pub(super) fn bound_to(&self, hb: &wire::Heartbeat<'_>, from: SocketAddr) -> bool {
+        let ip = from.ip().to_canonical();
+        wire::addresses(hb.options).any(|a| a.to_canonical() == ip)
+            || self.seeds.iter().any(|s| s.ip().to_canonical() == ip)
+    }
+}

@@ -1,0 +1,212 @@
+//! When heartbeats go: the first at once, the joining burst, the jittered interval,
+//! answers to a newcomer (coalesced), and who leads a connect (the tie-break).
+
+use std::time::{Duration, Instant};
+
+use super::{Destination, Engine, Transmit};
+use crate::peers::PeerEvent;
+use crate::wire::{self, Outgoing};
+
+/// First gap of the joining burst; each following gap doubles.
+pub const JOIN_BURST_FIRST_GAP: Duration = Duration::from_millis(20);
+/// Answers to a joining peer go out after a random delay within this window (wider in
+/// larger groups: see `Engine::reply_window`).
+pub const REPLY_WINDOW: Duration = Duration::from_millis(20);
+/// Widening of the answer window per known peer (see `Engine::reply_window`).
+pub const REPLY_WINDOW_PER_PEER: Duration = Duration::from_millis(4);
+
+/// Small, fast, non-cryptographic generator for jitter (splitmix64).
+#[derive(Debug, Clone)]
+pub(super) struct Jitter(pub(super) u64);
+
+impl Jitter {
+    pub(super) fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, max].
+    pub(super) fn upto(&mut self, max: Duration) -> Duration {
+        let nanos = max.as_nanos() as u64;
+        Duration::from_nanos(if nanos == 0 {
+            0
+        } else {
+            self.next() % (nanos + 1)
+        })
+    }
+}
+
+impl Engine {
+    /// Whether this node should connect to a peer at once when it hears it, or give the
+    /// peer the first go: two connects at once between the same pair cost two handshakes
+    /// and net_kernel keeps one. A node that is not new leads towards one that is (it heard
+    /// the newcomer's first heartbeat, while the newcomer only hears the answers);
+    /// otherwise the smaller name leads. Both sides reach the same answer as long as they
+    /// agree on who is new, which is what the NEWCOMER flag tells (on answers too).
+    pub(super) fn leads(&self, peer_new: bool, peer_name: &str, now: Instant) -> bool {
+        let new = self.newcomer(now);
+        if peer_new != new {
+            peer_new
+        } else {
+            self.name.as_str() < peer_name
+        }
+    }
+
+    /// How long answers to a newcomer are spread over: every member answers, and each
+    /// answer is multicast to all members, so a larger group spreads them wider (4 ms a
+    /// peer beyond the first 20 ms, at most a quarter interval). The newcomer's
+    /// connections do not wait for answers: its peers connect as soon as they hear it.
+    pub(super) fn reply_window(&self) -> Duration {
+        let per_peer = REPLY_WINDOW_PER_PEER * self.peers.len().min(100_000) as u32;
+        REPLY_WINDOW.max(per_peer).min(self.interval / 4)
+    }
+
+    /// Within one interval of the start (or of a rejoin): what NEWCOMER says.
+    pub(super) fn newcomer(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.started) < self.interval
+    }
+
+    /// Moves silent peers along (lost, forgotten), appending the events to `out`.
+    pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<PeerEvent>) {
+        let before = out.len();
+        self.peers.sweep(now, out);
+        self.stats.events += (out.len() - before) as u64;
+        for e in &out[before..] {
+            self.unicast.forget(&e.name);
+        }
+    }
+
+    /// The earliest instant at which `poll_transmit` or `handle_timeout` has work.
+    pub fn next_deadline(&self) -> Instant {
+        if !self.queue.is_empty() || self.unicast.has_answers() {
+            // Already due (no instant before `started` is ever passed in).
+            return self.started;
+        }
+        let mut t = self.next_heartbeat;
+        if let Some(r) = self.reply_at {
+            t = t.min(r);
+        }
+        if let Some(s) = self.peers.next_sweep() {
+            t = t.min(s);
+        }
+        t
+    }
+
+    /// Starts announcing as a newcomer again: a heartbeat now and a joining burst. For a
+    /// node that has just (re)joined the group, so peers answer it at once.
+    pub fn restart_burst(&mut self, now: Instant) {
+        self.started = now;
+        self.next_heartbeat = now;
+        self.burst_gap = (JOIN_BURST_FIRST_GAP < self.interval).then_some(JOIN_BURST_FIRST_GAP);
+    }
+
+    /// Makes a heartbeat due now (the `announce` command).
+    pub fn announce(&mut self, now: Instant) {
+        self.reply_at = Some(now);
+    }
+
+    /// The next datagram to send now, if any: answers to peers just discovered by
+    /// unicast, then a due heartbeat to the group, to every seed and learned peer, and
+    /// its libcluster copy. Call until it returns `None`.
+    pub fn poll_transmit(&mut self, now: Instant, wall_ms: u64) -> Option<Transmit> {
+        if self.queue.is_empty() {
+            self.decide(now, wall_ms);
+        }
+        self.queue.pop_front()
+    }
+
+    pub(super) fn decide(&mut self, now: Instant, wall_ms: u64) {
+        if self.left {
+            return;
+        }
+        if self.unicast.has_answers() {
+            // Outside the schedule for one peer: it neither asks for answers nor moves
+            // the schedule.
+            let newcomer = self.newcomer(now);
+            let bytes = self.encode(false, false, newcomer, wall_ms);
+            for to in self.unicast.take_answers(bytes.len(), now) {
+                self.queue.push_back(Transmit {
+                    to: Destination::Unicast(to),
+                    bytes: bytes.clone(),
+                });
+            }
+        }
+        if let Some(bytes) = self.due_heartbeat(now, wall_ms) {
+            self.queue_for_everyone(bytes, now);
+            if let Some(legacy) = self.legacy_packet() {
+                self.queue.push_back(Transmit {
+                    to: Destination::Group,
+                    bytes: legacy,
+                });
+            }
+        }
+    }
+
+    /// The heartbeat due now (regular, burst or answer to a joining peer), if one is.
+    pub(super) fn due_heartbeat(&mut self, now: Instant, wall_ms: u64) -> Option<Vec<u8>> {
+        let regular = self.next_heartbeat <= now;
+        let reply = self.reply_at.is_some_and(|r| r <= now);
+        if !regular && !reply {
+            return None;
+        }
+        // Only scheduled burst heartbeats ask for answers; an answer (or an announce)
+        // never does, so two joining nodes cannot keep answering each other.
+        let newcomer = self.newcomer(now);
+        let joining = regular && newcomer;
+        if regular {
+            self.next_heartbeat = now
+                + match self.burst_gap {
+                    Some(gap) if now.duration_since(self.started) < self.interval => {
+                        let next = gap * 2;
+                        self.burst_gap = (now + gap < self.started + self.interval).then_some(next);
+                        gap
+                    }
+                    _ => {
+                        self.burst_gap = None;
+                        self.interval * 3 / 4 + self.jitter.upto(self.interval / 2)
+                    }
+                };
+        }
+        // Any heartbeat answers a pending reply.
+        self.reply_at = None;
+        Some(self.encode(false, joining, newcomer, wall_ms))
+    }
+
+    /// Queues the goodbye, for when the topology stops cleanly: twice, so that one lost
+    /// datagram does not leave peers waiting for a timeout, to everyone a heartbeat
+    /// goes to. `poll_transmit` hands it out.
+    pub fn leave(&mut self, wall_ms: u64, now: Instant) {
+        self.left = true;
+        for _ in 0..2 {
+            let bytes = self.encode(true, false, false, wall_ms);
+            self.queue_for_everyone(bytes, now);
+        }
+    }
+
+    pub(super) fn encode(
+        &mut self,
+        leaving: bool,
+        joining: bool,
+        newcomer: bool,
+        wall_ms: u64,
+    ) -> Vec<u8> {
+        self.sequence += 1;
+        wire::encode(
+            &Outgoing {
+                name: &self.name,
+                incarnation: self.incarnation,
+                sequence: self.sequence,
+                timestamp_ms: wall_ms,
+                leaving,
+                joining,
+                newcomer,
+                options: &self.options,
+            },
+            &self.keys,
+        )
+        .expect("own name validated in Engine::new")
+    }
+}
