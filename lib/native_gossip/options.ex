@@ -72,11 +72,25 @@ defmodule NativeGossip.Options do
   @typedoc "A node's tags: short strings, the same on the wire and on receipt."
   @type tags :: %{optional(String.t()) => String.t()}
 
-  # What the wire format takes (native_gossip_core::wire): the label, a tag's key, and
-  # all the tag records of a heartbeat (3 bytes each besides key and value).
-  @max_cluster 64
-  @max_tag_key 64
-  @max_tags 512
+  # What the wire format takes: the label, a tag's key, and all the tag records of a
+  # heartbeat (3 bytes each besides key and value). Read from wire.rs, their one home,
+  # when this module is compiled (as NativeGossip.DropReason reads reason.rs), so that
+  # a limit only the native side knows cannot come back as a message of another shape.
+  @wire Path.expand("../../native/native_gossip_core/src/wire.rs", __DIR__)
+  @external_resource @wire
+  @limits Map.new(
+            Regex.scan(
+              ~r/^pub const (MAX_CLUSTER|MAX_TAG_KEY|MAX_TAGS): usize = (\d+);$/m,
+              File.read!(@wire)
+            ),
+            fn [_, name, n] -> {name, String.to_integer(n)} end
+          )
+  if map_size(@limits) != 3,
+    do: raise(CompileError, description: "tag and label limits not found in #{@wire}")
+
+  @max_cluster @limits["MAX_CLUSTER"]
+  @max_tag_key @limits["MAX_TAG_KEY"]
+  @max_tags @limits["MAX_TAGS"]
 
   @typedoc "An interface: an address on it, its name, or (IPv6) its index; nil: the route's."
   @type interface :: :inet.ip_address() | {:name, String.t()} | {:index, pos_integer()} | nil
