@@ -392,7 +392,18 @@ defmodule NativeGossip.Topology do
   # unproven one (no secret, or a libcluster-format heartbeat) only without a secret,
   # where nothing better exists, and then never over a proven one (NativeGossip.EPMD,
   # ShortNames). With a secret, an unproven address is never used.
-  defp peer_event({kind, name, {ip, _port}, _incarnation, lead, tags, dist_port, proven}, state) do
+  defp peer_event(
+         %{
+           kind: kind,
+           name: name,
+           address: {ip, _port},
+           lead: lead,
+           tags: tags,
+           dist_port: dist_port,
+           proven: proven
+         },
+         state
+       ) do
     node = String.to_atom(name)
     c = state.connector
     usable = proven or state.options.secrets == []

@@ -4,12 +4,14 @@
 //! Messages sent to the owner (the process that called `start/1`):
 //!
 //! - `:native_gossip_events` when peer events wait: the owner takes them with
-//!   `take_events/2` (each `{event, name :: binary, {ip_tuple, port}, incarnation, lead,
-//!   tags, dist_port}` with `event` one of `:discovered`, `:heard`, `:left`, `:lost`, `:forgotten`,
-//!   `:tags_changed`, `lead` true when this node should connect at once rather than let
-//!   the peer go first, `tags` a map of binaries to binaries, and `dist_port` the
-//!   peer's distribution listen port as its heartbeats say, 0 if they do not). The message is sent once until the owner has taken every event, so the
-//!   owner's mailbox holds at most one of them whatever the traffic;
+//!   `take_events/2` (each a map `%{kind, name :: binary, address: {ip_tuple, port},
+//!   incarnation, lead, tags, dist_port, proven}` with `kind` one of `:discovered`,
+//!   `:heard`, `:left`, `:lost`, `:forgotten`, `:tags_changed`, `lead` true when this
+//!   node should connect at once rather than let the peer go first, `tags` a map of
+//!   binaries to binaries, `dist_port` the peer's distribution listen port as its
+//!   heartbeats say (0 if they do not), and `proven` whether the address is proven).
+//!   The message is sent once until the owner has taken every event, so the owner's
+//!   mailbox holds at most one of them whatever the traffic;
 //! - `{:native_gossip_fault, message :: binary}` when the thread stops on a fault;
 //! - `{:native_gossip_membership, :joined | {:not_joined, message}}` when the socket's
 //!   group membership changes (it cannot join yet, or joined after all).
@@ -109,25 +111,32 @@ fn ip_tuple<'a>(env: Env<'a>, addr: &SocketAddr) -> Term<'a> {
     }
 }
 
-/// One waiting event as the owner takes it.
+/// One waiting event as the owner takes it: a map, matched by key on the Elixir side
+/// (`%{kind, name, address, incarnation, lead, tags, dist_port, proven}`).
 fn event_term<'a>(env: Env<'a>, event: &PeerEvent) -> Term<'a> {
     let kind = Atom::from_str(env, event.kind.as_str()).expect("fixed atom");
     let mut name = rustler::NewBinary::new(env, event.name.len());
     name.as_mut_slice().copy_from_slice(event.name.as_bytes());
     let name: Binary = name.into();
-    rustler::types::tuple::make_tuple(
-        env,
-        &[
-            kind.encode(env),
-            name.encode(env),
+    let pairs: [(&str, Term<'a>); 8] = [
+        ("kind", kind.encode(env)),
+        ("name", name.encode(env)),
+        (
+            "address",
             (ip_tuple(env, &event.addr), event.addr.port()).encode(env),
-            event.incarnation.encode(env),
-            event.lead.encode(env),
-            tags_map(env, &event.tags),
-            event.dist_port.encode(env),
-            event.proven.encode(env),
-        ],
-    )
+        ),
+        ("incarnation", event.incarnation.encode(env)),
+        ("lead", event.lead.encode(env)),
+        ("tags", tags_map(env, &event.tags)),
+        ("dist_port", event.dist_port.encode(env)),
+        ("proven", event.proven.encode(env)),
+    ];
+    let keys: Vec<Term<'a>> = pairs
+        .iter()
+        .map(|(k, _)| Atom::from_str(env, k).expect("fixed atom").encode(env))
+        .collect();
+    let values: Vec<Term<'a>> = pairs.iter().map(|(_, v)| *v).collect();
+    Term::map_from_term_arrays(env, &keys, &values).expect("distinct keys")
 }
 
 /// Tag records as a map of binaries (keys and values are never atoms).
