@@ -257,7 +257,8 @@ defmodule NativeGossip do
           state: :alive | :lost | :left,
           connected?: boolean(),
           last_seen: integer(),
-          tags: tags()
+          tags: tags(),
+          dist_port: :inet.port_number() | 0
         }
 
   @typedoc "What `stats/1` returns."
@@ -310,7 +311,9 @@ defmodule NativeGossip do
 
   `:last_seen` is the time of the last accepted heartbeat in milliseconds since the
   Unix epoch (as `System.system_time(:millisecond)`); `:connected?` is whether the
-  node is connected according to `:list_nodes`.
+  node is connected according to `:list_nodes`; `:dist_port` is the distribution port
+  its heartbeats say (nodes run without epmd, `NativeGossip.EPMD`), 0 when they say
+  none.
   """
   @spec members(name(), tag_filter()) :: [member()]
   def members(name, filter \\ []) do
