@@ -72,16 +72,66 @@ impl Engine {
         from: SocketAddr,
         now: Instant,
     ) -> Result<Option<PeerEvent>, DropReason> {
-        let cluster = hb.cluster();
-        if cluster != self.cluster.as_bytes() {
-            if self.other_clusters.len() < MAX_OTHER_CLUSTERS {
-                let label = String::from_utf8_lossy(cluster).into_owned();
-                if !self.other_clusters.contains(&label) {
-                    self.other_clusters.push(label);
-                }
+        self.check_label(hb.cluster())?;
+        self.check_sender(&hb, from, now)?;
+        let new = !hb.leaving && !self.peers.contains(hb.name);
+        let counts = new && self.name_allowed(hb.name)?;
+        if let Some(limiter) = &mut self.limiter {
+            if new && !limiter.admit(from.ip(), now) {
+                return Err(DropReason::RateLimited);
             }
-            return Err(DropReason::OtherCluster);
         }
+        let mut event = self.peers.observe(&hb, from, now)?;
+        if counts {
+            self.names_made += 1;
+        }
+        // Only a name admitted (through the rate limit and the name cap) is remembered
+        // as native: a goodbye of a name never heard adds nothing.
+        if self.legacy.is_some()
+            && self.native_names.len() < MAX_NATIVE_NAMES
+            && self.peers.contains(hb.name)
+            && !self.native_names.contains(hb.name)
+        {
+            self.native_names.insert(hb.name.to_owned());
+        }
+        if let Some(e) = &mut event {
+            e.lead = self.leads(hb.newcomer || hb.joining, hb.name, now);
+        }
+        self.stats.accepted += 1;
+        if hb.joining && !hb.leaving {
+            self.answer(hb.name, now);
+        }
+        if event.is_some() {
+            self.stats.events += 1;
+        }
+        Ok(event)
+    }
+
+    /// A heartbeat of another `:cluster` label is dropped, and the label remembered
+    /// for the doctor (a few of them).
+    fn check_label(&mut self, cluster: &[u8]) -> Result<(), DropReason> {
+        if cluster == self.cluster.as_bytes() {
+            return Ok(());
+        }
+        if self.other_clusters.len() < MAX_OTHER_CLUSTERS {
+            let label = String::from_utf8_lossy(cluster).into_owned();
+            if !self.other_clusters.contains(&label) {
+                self.other_clusters.push(label);
+            }
+        }
+        Err(DropReason::OtherCluster)
+    }
+
+    /// This node's own name (looped back, or another node's claim), then with a secret
+    /// the signed clock (`stale`) and the source (`foreign_source`), in that order: a
+    /// replay too old is `stale` wherever it comes from; a fresh one from another host
+    /// than its sender's is `foreign_source`.
+    fn check_sender(
+        &self,
+        hb: &wire::Heartbeat<'_>,
+        from: SocketAddr,
+        now: Instant,
+    ) -> Result<(), DropReason> {
         if hb.name == self.name {
             return Err(if hb.incarnation == self.incarnation {
                 DropReason::OwnPacket
@@ -98,58 +148,10 @@ impl Engine {
                 return Err(DropReason::Stale);
             }
         }
-        // A replay too old is `stale` wherever it comes from; a fresh one from another
-        // host than its sender's is `foreign_source`.
-        if self.keys.is_signing() && !self.bound_to(&hb, from) {
+        if self.keys.is_signing() && !self.bound_to(hb, from) {
             return Err(DropReason::ForeignSource);
         }
-        let new = !hb.leaving && !self.peers.contains(hb.name);
-        let counts = new && self.name_allowed(hb.name)?;
-        if let Some(limiter) = &mut self.limiter {
-            if new && !limiter.admit(from.ip(), now) {
-                return Err(DropReason::RateLimited);
-            }
-        }
-        match self.peers.observe(&hb, from, now) {
-            Err(reason) => Err(reason),
-            Ok(mut event) => {
-                if counts {
-                    self.names_made += 1;
-                }
-                // Only a name admitted (through the rate limit and the name cap) is
-                // remembered as native: a goodbye of a name never heard adds nothing.
-                if self.legacy.is_some()
-                    && self.native_names.len() < MAX_NATIVE_NAMES
-                    && self.peers.contains(hb.name)
-                    && !self.native_names.contains(hb.name)
-                {
-                    self.native_names.insert(hb.name.to_owned());
-                }
-                if let Some(e) = &mut event {
-                    e.lead = self.leads(hb.newcomer || hb.joining, hb.name, now);
-                }
-                self.stats.accepted += 1;
-                // One answer covers every joining packet until it leaves; a newcomer's
-                // burst gets a few (see peers::MAX_ANSWERS), not one per packet.
-                if hb.joining
-                    && !hb.leaving
-                    && self.reply_at.is_none()
-                    && self.peers.take_answer(hb.name, now)
-                {
-                    // Any heartbeat answers: when this node's own is due within the
-                    // window anyway (in its burst, when many start at once), that one
-                    // is the answer, and no datagram more is multicast to everyone.
-                    let window = self.reply_window();
-                    if self.next_heartbeat > now + window {
-                        self.reply_at = Some(now + self.jitter.upto(window));
-                    }
-                }
-                if event.is_some() {
-                    self.stats.events += 1;
-                }
-                Ok(event)
-            }
-        }
+        Ok(())
     }
 
     /// Whether a new name may still be admitted, and whether it counts against

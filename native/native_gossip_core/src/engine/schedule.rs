@@ -209,4 +209,19 @@ impl Engine {
         )
         .expect("own name validated in Engine::new")
     }
+
+    /// A joining heartbeat of `name` was accepted: answer it, unless an answer is
+    /// already due. One answer covers every joining packet until it leaves; a
+    /// newcomer's burst gets a few (see peers::MAX_ANSWERS), not one per packet. Any
+    /// heartbeat answers: when this node's own is due within the window anyway (in its
+    /// burst, when many start at once), that one is the answer, and no datagram more is
+    /// multicast to everyone.
+    pub(super) fn answer(&mut self, name: &str, now: Instant) {
+        if self.reply_at.is_none() && self.peers.take_answer(name, now) {
+            let window = self.reply_window();
+            if self.next_heartbeat > now + window {
+                self.reply_at = Some(now + self.jitter.upto(window));
+            }
+        }
+    }
 }
