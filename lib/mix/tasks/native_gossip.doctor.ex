@@ -100,13 +100,7 @@ defmodule Mix.Tasks.NativeGossip.Doctor do
   end
 
   defp settings(opts) do
-    {topology, mode} =
-      case opts[:topology] do
-        nil -> {[], :standalone}
-        name -> NativeGossip.MixTask.topology!(name)
-      end
-
-    o = NativeGossip.MixTask.options!(opts, topology, mode)
+    o = NativeGossip.MixTask.task_options!(opts)
 
     if tuple_size(o.multicast_addr) != 4,
       do: Mix.raise("--group: only IPv4 groups are checked by this task")

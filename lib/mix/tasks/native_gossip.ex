@@ -33,6 +33,22 @@ defmodule NativeGossip.MixTask do
   ]
 
   @doc """
+  The validated options of a task run with `flags`: those of the topology that
+  `--topology` names (see `topology!/1`), if any, with the flags on top (`options!/3`).
+  """
+  @spec task_options!(keyword()) :: Options.t()
+  def task_options!(flags) do
+    case flags[:topology] do
+      nil ->
+        options!(flags)
+
+      name ->
+        {topology, mode} = topology!(name)
+        options!(flags, topology, mode)
+    end
+  end
+
+  @doc """
   The options of topology `name` in config: from `config :native_gossip, :topologies`,
   or else a `config :libcluster, :topologies` entry whose strategy is
   `NativeGossip.Strategy` (its `config:`; with libcluster's meaning of every key) or

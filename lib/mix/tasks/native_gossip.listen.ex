@@ -73,13 +73,7 @@ defmodule Mix.Tasks.NativeGossip.Listen do
     opts = NativeGossip.MixTask.prepare!(argv, @switches)
     Mix.Task.run("app.config")
 
-    {topology, mode} =
-      case opts[:topology] do
-        nil -> {[], :standalone}
-        name -> NativeGossip.MixTask.topology!(name)
-      end
-
-    o = NativeGossip.MixTask.options!(opts, topology, mode)
+    o = NativeGossip.MixTask.task_options!(opts)
     socket = open!(o)
     deadline = if s = opts[:seconds], do: System.monotonic_time(:millisecond) + s * 1000
     what = if o.broadcast, do: "broadcasts", else: :inet.ntoa(o.multicast_addr)

@@ -297,8 +297,7 @@ fn decode<'a>(
     encrypt: bool,
     compat: bool,
 ) -> NifResult<Term<'a>> {
-    let keys = Keyring::new(secrets.iter().map(|b| b.as_slice().to_vec()).collect());
-    let keys = if encrypt { keys.encrypting() } else { keys };
+    let keys = keyring(&secrets, encrypt);
     let libcluster_keys = native_gossip_core::compat::keys(&keys);
     let bytes = data.as_slice();
     let mut scratch = Vec::new();
@@ -366,6 +365,16 @@ fn decode<'a>(
     }
 }
 
+/// A keyring of the secrets the tasks give (`decode`, `goodbye`), sealing with `encrypt`.
+fn keyring(secrets: &[Binary<'_>], encrypt: bool) -> Keyring {
+    let keys = Keyring::new(secrets.iter().map(|b| b.as_slice().to_vec()).collect());
+    if encrypt {
+        keys.encrypting()
+    } else {
+        keys
+    }
+}
+
 fn error_term(env: Env<'_>, reason: DropReason) -> NifResult<Term<'_>> {
     Ok((atoms::error(), Atom::from_str(env, reason.as_str())?).encode(env))
 }
@@ -415,8 +424,7 @@ fn goodbye<'a>(
     encrypt: bool,
     cluster: String,
 ) -> NifResult<Term<'a>> {
-    let keys = Keyring::new(secrets.iter().map(|b| b.as_slice().to_vec()).collect());
-    let keys = if encrypt { keys.encrypting() } else { keys };
+    let keys = keyring(&secrets, encrypt);
     let addrs = native_gossip_io::socket::local_addresses(true, None);
     let wall = native_gossip_io::wall_ms();
     match native_gossip_core::engine::goodbye(&name, &keys, &cluster, &addrs, wall * 1000, wall) {
