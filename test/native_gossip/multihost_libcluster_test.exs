@@ -71,7 +71,9 @@ defmodule NativeGossip.MultihostLibclusterTest do
     end
   end
 
-  test "if_addr set to the host's own address chooses the interface, as the user meant" do
+  # With one interface per host this shows that such a config starts and meshes (before,
+  # if_addr was only an alias); that it becomes :multicast_if is options_test.exs's.
+  test "if_addr set to the host's own address: the hosts start and mesh" do
     rig = TestRig.start_in_test!(2)
 
     ns =
