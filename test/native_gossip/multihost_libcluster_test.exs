@@ -64,9 +64,18 @@ defmodule NativeGossip.MultihostLibclusterTest do
     TestRig.wait_for_mesh(ns)
 
     for n <- ns do
-      # Heard from the other host's own address, on libcluster's group.
+      # Heard from the other host's own address, on libcluster's group. The mesh can
+      # be up before a side has heard the other (the other side connected first):
+      # wait for the member, not for the connection.
       [other] = for h <- rig.hosts, h.index != n.i, do: h.address
-      assert [%{address: ^other}] = :peer.call(n.peer, NativeGossip, :members, [:gossip_example])
+
+      NativeGossip.TestNet.wait_until(fn ->
+        match?(
+          [%{address: ^other}],
+          :peer.call(n.peer, NativeGossip, :members, [:gossip_example])
+        )
+      end)
+
       assert stats(n).send_errors == 0
     end
   end
