@@ -15,6 +15,9 @@ defmodule NativeGossip.Application do
     NativeGossip.Options,
     NativeGossip.Topology,
     NativeGossip.Connector,
+    NativeGossip.Connector.World,
+    NativeGossip.Topology.Waiters,
+    NativeGossip.Topology.Warnings,
     NativeGossip.ShortNames,
     NativeGossip.NodeName,
     NativeGossip.Telemetry,
@@ -48,7 +51,7 @@ defmodule NativeGossip.Application do
   @doc false
   def start_topology(opts) do
     with {:ok, options} <- NativeGossip.Options.validate(opts) do
-      NativeGossip.Topology.start_link(options, nil, :config)
+      NativeGossip.Topology.start_link(options, origin: :config)
     end
   end
 end

@@ -1,20 +1,26 @@
 defmodule NativeGossip.Connector do
   @moduledoc false
-  # Who to connect, and when: the one owner of that decision. The native side reports
-  # peers (discovered, heard again while unconnected, left, lost, forgotten); this
-  # module decides whether to connect, waits its turn in the tie-break, makes the
-  # attempt, backs off after a failure and tells the native side when to report the
-  # peer again (so there is one backoff, this one), and keeps each peer's connection
-  # status so that :connected/:disconnected are announced once per change.
+  # Who to connect, and when: decisions only. Each function takes one thing that
+  # happened (a peer report of the native side, a distribution event, the end of an
+  # attempt, a timer) and the connector's state, and returns
   #
-  # Each attempt runs in its own monitored process, so a name that does not resolve or
-  # a host that drops SYNs never delays the topology server. A failed peer is retried
-  # only when it is heard again after its backoff, so a peer that went away is not
-  # retried forever.
+  #     {events, effects, connector}
+  #
+  # `events` are the peer events for subscribers and telemetry (:connected and
+  # :disconnected once per change); `effects` are what NativeGossip.Topology carries
+  # out, in order (see effect/0): start an attempt, wake this module later, have the
+  # native side report a peer again after a backoff, tell it a peer's connection state,
+  # log. This module starts no process, sends no message and calls no NIF; what it asks
+  # of the world (the connected nodes, the time, `:connect_if`) it asks through the
+  # functions of NativeGossip.Connector.World, which a test replaces.
+  #
+  # The backoff lives here, and only here: a failed peer is retried only when the
+  # native side reports it again after its backoff (report_after), so a peer that went
+  # away is not retried forever. The tie-break's rule (which side of a pair leads) is
+  # the native side's (`Engine::leads`, in `engine/schedule.rs`), given with each report
+  # as `lead`; what the side that does not lead does is here (@defer_ms, @max_waits).
 
-  require Logger
-
-  alias NativeGossip.{Log, Native, NodeName}
+  alias NativeGossip.{Connector.World, NodeName}
 
   @initial_backoff 100
   @max_backoff 30_000
@@ -43,22 +49,17 @@ defmodule NativeGossip.Connector do
   # second handshake for the same pair. On a quiet machine the turn is taken at once.
   @max_waits 10
 
-  defstruct native: nil,
-            libcluster: nil,
-            connect: nil,
-            connect_if: nil,
+  defstruct world: nil,
             tags: %{},
-            list_nodes: {:erlang, :nodes, [:connected]},
-            attempts: %{},
             attempting: %{},
-            started_at: %{},
             waits: %{},
             started: 0,
             queue: :queue.new(),
-            queued: %{},
+            queued: MapSet.new(),
             peers: %{},
             status: %{}
 
+  # attempting: each attempt in flight, and when it started.
   # peers: the backoff of each peer attempted. retry_at is nil when the peer is not
   # backing off (monotonic time is usually negative on the BEAM, so no number can stand
   # for "long ago"); deferred is true once this side has let the other side connect
@@ -66,19 +67,13 @@ defmodule NativeGossip.Connector do
   # status: every peer the native table holds, :connected or :disconnected.
   @type peer :: %{failures: non_neg_integer(), retry_at: integer() | nil, deferred: boolean()}
   @type t :: %__MODULE__{
-          native: reference() | nil,
-          libcluster: atom() | nil,
-          connect: (node() -> term()) | nil,
-          connect_if: {module(), atom(), list()} | nil,
+          world: World.t(),
           tags: %{node() => NativeGossip.tags()},
-          list_nodes: {module(), atom(), list()},
-          attempts: %{reference() => node()},
-          attempting: %{node() => reference()},
-          started_at: %{reference() => integer()},
+          attempting: %{node() => integer()},
           waits: %{node() => pos_integer()},
           started: non_neg_integer(),
           queue: :queue.queue(node()),
-          queued: %{node() => (() -> term())},
+          queued: MapSet.t(node()),
           peers: %{node() => peer()},
           status: %{node() => :connected | :disconnected}
         }
@@ -88,27 +83,31 @@ defmodule NativeGossip.Connector do
           {:discovered | :connected | :disconnected | :left | :lost | :tags_changed, node()}
         ]
 
-  @doc """
-  A connector for a topology's native resource and options; with a libcluster topology
-  state, attempts go through `Cluster.Strategy.connect_nodes/4`.
-  """
-  @spec new(reference(), NativeGossip.Options.t(), term()) :: t()
-  def new(native, %{connect: connect, list_nodes: list_nodes} = options, libcluster) do
-    fun =
-      if libcluster && Code.ensure_loaded?(Cluster.Strategy) do
-        &NativeGossip.Strategy.connect(libcluster, connect, list_nodes, &1)
-      else
-        fn node -> apply_mfa(connect, node) end
-      end
+  @typedoc """
+  What the topology server does for the connector:
 
-    %__MODULE__{
-      native: native,
-      libcluster: libcluster,
-      connect: fun,
-      list_nodes: list_nodes,
-      connect_if: Map.get(options, :connect_if)
-    }
-  end
+  - `{:attempt, node}`: connect to `node` in a process of its own, and hand its end to
+    `finished/3`;
+  - `{:wake, node, ms}`: call `turn/2` for `node` after `ms`;
+  - `{:report_after, node, ms}`: have the native side report `node` again (as
+    `:heard`) no sooner than `ms` from now;
+  - `{:set_connected, node, connected?}`: tell the native side (with the connection's
+    address when connected: it proves where the peer is);
+  - `{:log, :warning | :debug, message}`: log (a debug message is a function, built only
+    when debug logging is on).
+  """
+  @type effect ::
+          {:attempt, node()}
+          | {:wake, node(), non_neg_integer()}
+          | {:report_after, node(), non_neg_integer()}
+          | {:set_connected, node(), boolean()}
+          | {:log, :warning, String.t()}
+          | {:log, :debug, (() -> String.t())}
+  @type result :: {events(), [effect()], t()}
+
+  @doc "A connector that asks `world` (see NativeGossip.Connector.World)."
+  @spec new(World.t()) :: t()
+  def new(world), do: %__MODULE__{world: world}
 
   @doc "A peer's tags as last heard (empty when it has none or is unknown)."
   @spec tags(t(), node()) :: NativeGossip.tags()
@@ -118,13 +117,20 @@ defmodule NativeGossip.Connector do
   @spec status(t()) :: %{node() => :connected | :disconnected}
   def status(%__MODULE__{status: status}), do: status
 
+  @doc "Most connect attempts in flight at once (more wait in a queue)."
+  @spec max_attempts() :: pos_integer()
+  def max_attempts, do: @max_attempts
+
+  @doc "Number of attempts in flight."
+  @spec in_flight(t()) :: non_neg_integer()
+  def in_flight(%__MODULE__{attempting: a}), do: map_size(a)
+
   @doc """
   A peer was reported `:discovered` (new, back from lost, or a new incarnation: the
   native side starts it as not connected, and so does this) or `:heard` again while
   not connected. `lead` says whether this side connects first.
   """
-  @spec heard(t(), node(), :discovered | :heard, boolean(), NativeGossip.tags()) ::
-          {events(), t()}
+  @spec heard(t(), node(), :discovered | :heard, boolean(), NativeGossip.tags()) :: result()
   def heard(c, node, kind, lead, tags \\ %{}) do
     c = %{c | tags: Map.put(c.tags, node, tags)}
 
@@ -133,346 +139,221 @@ defmodule NativeGossip.Connector do
         do: {[discovered: node], put_status(c, node, :disconnected)},
         else: {[], %{c | status: Map.put_new(c.status, node, :disconnected)}}
 
-    {more, c} = consider(c, node, if(lead, do: 0, else: @defer_ms))
-    {events ++ more, c}
+    {more, effects, c} = consider(c, node, if(lead, do: 0, else: @defer_ms))
+    {events ++ more, effects, c}
   end
 
   @doc """
   The peer changed its tags: announced, and, if it is not connected, considered again
   (`:connect_if` may say yes now).
   """
-  @spec tags_changed(t(), node(), NativeGossip.tags()) :: {events(), t()}
+  @spec tags_changed(t(), node(), NativeGossip.tags()) :: result()
   def tags_changed(c, node, tags) do
     c = %{c | tags: Map.put(c.tags, node, tags)}
 
     case c.status do
       %{^node => :disconnected} ->
-        {more, c} = consider(c, node, 0)
-        {[tags_changed: node] ++ more, c}
+        {more, effects, c} = consider(c, node, 0)
+        {[tags_changed: node] ++ more, effects, c}
 
       %{^node => _} ->
-        {[tags_changed: node], c}
+        {[tags_changed: node], [], c}
 
       _ ->
-        {[], c}
+        {[], [], c}
     end
   end
 
-  @doc "This side's turn in the tie-break has come: connect unless the other side did."
-  @spec deferred(t(), node()) :: {events(), t()}
-  def deferred(c, node) do
+  @doc """
+  A `{:wake, node, _}` came due: this side's turn in the tie-break, or a longer wait
+  (see @max_waits). Connects unless the other side did.
+  """
+  @spec turn(t(), node()) :: result()
+  def turn(c, node) do
     waits = Map.get(c.waits, node, 0)
 
     cond do
       Map.get(c.status, node) != :disconnected ->
-        {[], %{c | waits: Map.delete(c.waits, node)}}
+        {[], [], %{c | waits: Map.delete(c.waits, node)}}
 
-      waits < @max_waits and (pending?(node) or slow?(c)) ->
-        Process.send_after(self(), {:native_gossip_deferred, node}, @defer_ms)
-        {[], %{c | waits: Map.put(c.waits, node, waits + 1)}}
+      waits < @max_waits and (c.world.pending?.(node) or slow?(c)) ->
+        {[], [{:wake, node, @defer_ms}], %{c | waits: Map.put(c.waits, node, waits + 1)}}
 
       true ->
         consider(%{c | waits: Map.delete(c.waits, node)}, node, 0)
     end
   end
 
-  # A handshake with `node` is under way (either side started it).
-  defp pending?(node) do
-    case :net_kernel.node_info(node, :state) do
-      {:ok, state} -> state in [:pending, :up_pending]
-      _ -> false
-    end
-  catch
-    # Not distributed (a connector in a unit test): no handshake can be under way.
-    :error, :badarg -> false
-  end
-
-  # One of this node's own attempts has been running longer than the tie-break wait.
-  defp slow?(%{started_at: started_at}) do
-    limit = now() - @defer_ms
-    Enum.any?(started_at, fn {_ref, t} -> t < limit end)
-  end
-
-  defp consider(c, node, defer) do
-    cond do
-      node in list_nodes(c) ->
-        mark_connected(c, node)
-
-      not allowed?(c, node) ->
-        # Listed, never connected by this side: asked again when its tags change, or
-        # when it is heard after the longest backoff.
-        report_after(c, node, @max_backoff)
-        {[], c}
-
-      NodeName.connectable?(node) ->
-        {[], maybe_attempt(c, node, fn -> c.connect.(node) end, defer)}
-
-      true ->
-        # Listed in members/1, but a connect could only fail (and make net_kernel
-        # log): the native side need not report it often.
-        report_after(c, node, @max_backoff)
-        {[], c}
-    end
-  end
-
-  # :connect_if says yes (or there is none). A function that raises or returns
-  # anything but true says no, with a warning.
-  defp allowed?(%{connect_if: nil}, _node), do: true
-
-  defp allowed?(%{connect_if: {m, f, a}} = c, node) do
-    case apply(m, f, a ++ [node, tags(c, node)]) do
-      true ->
-        true
-
-      false ->
-        false
-
-      other ->
-        Logger.warning(
-          "NativeGossip: :connect_if #{inspect({m, f, a})} returned #{inspect(other)} for " <>
-            "#{node}, not a boolean: not connecting"
-        )
-
-        false
-    end
-  catch
-    kind, reason ->
-      Logger.warning(
-        "NativeGossip: :connect_if #{inspect({m, f, a})} failed for #{node}: " <>
-          Exception.format_banner(kind, reason)
-      )
-
-      false
-  end
-
   @doc "The peer said goodbye: not reconnected until it comes back."
-  @spec left(t(), node()) :: {events(), t()}
-  def left(c, node), do: {[left: node], forget(c, node)}
+  @spec left(t(), node()) :: result()
+  def left(c, node), do: {[left: node], [], forget(c, node)}
 
   @doc "The peer went silent."
-  @spec lost(t(), node()) :: {events(), t()}
-  def lost(c, node), do: {[lost: node], c}
+  @spec lost(t(), node()) :: result()
+  def lost(c, node), do: {[lost: node], [], c}
 
   @doc "The native side forgot the peer."
-  @spec forgotten(t(), node()) :: {events(), t()}
+  @spec forgotten(t(), node()) :: result()
   def forgotten(c, node) do
     c = forget(c, node)
-    {[], %{c | status: Map.delete(c.status, node), tags: Map.delete(c.tags, node)}}
+    {[], [], %{c | status: Map.delete(c.status, node), tags: Map.delete(c.tags, node)}}
   end
 
   @doc "A node came up (by our attempt or its own)."
-  @spec nodeup(t(), node()) :: {events(), t()}
+  @spec nodeup(t(), node()) :: result()
   def nodeup(c, node), do: mark_connected(c, node)
 
   @doc "A node went down: a known peer is announced disconnected and reported again."
-  @spec nodedown(t(), node()) :: {events(), t()}
+  @spec nodedown(t(), node()) :: result()
   def nodedown(c, node) do
     case c.status do
       %{^node => :connected} ->
-        Native.set_connected(c.native, Atom.to_string(node), false, nil)
-        {[disconnected: node], put_status(c, node, :disconnected)}
+        {[disconnected: node], [{:set_connected, node, false}],
+         put_status(c, node, :disconnected)}
 
       _ ->
-        {[], c}
+        {[], [], c}
     end
   end
 
   @doc """
-  A monitored process ended: `:unknown` if it was not an attempt; otherwise the
-  events it causes. A failure is logged (the first one as a warning) and backs off.
+  An attempt ended with `outcome`: `{:native_gossip_connect, result}` (what the connect
+  function returned, or `{:crashed, {kind, reason}}`), or the exit reason of an attempt
+  that was killed. A failure is logged (the first one as a warning) and backs off; the
+  next queued attempt, if any, starts.
   """
-  @spec down(t(), reference(), term()) :: :unknown | {events(), t()}
-  def down(c, ref, reason) do
-    case finished(c, ref, reason) do
-      :unknown ->
-        :unknown
+  @spec finished(t(), node(), term()) :: result()
+  def finished(c, node, outcome) do
+    {drained, c} = drain_queue(%{c | attempting: Map.delete(c.attempting, node)})
+    peer = Map.get(c.peers, node, fresh())
 
-      {node, :connected, c} ->
-        Log.debug(c.libcluster, fn -> "NativeGossip: connected to #{node}" end)
+    if success?(outcome) do
+      c = %{c | peers: Map.put(c.peers, node, fresh())}
+      {events, effects, c} = mark_connected(c, node)
+      connected = {:log, :debug, fn -> "NativeGossip: connected to #{node}" end}
+      {events, drained ++ [connected | effects], c}
+    else
+      failures = peer.failures + 1
+      backoff = min(@initial_backoff * Integer.pow(2, failures - 1), @max_backoff)
+      peer = %{peer | failures: failures, retry_at: now(c) + backoff}
+      effects = [failure_log(node, failure(outcome), failures), {:report_after, node, backoff}]
+      {[], drained ++ effects, %{c | peers: Map.put(c.peers, node, peer)}}
+    end
+  end
+
+  # Whether to connect, given what is known of the peer. `defer` > 0: this side does
+  # not lead, and its first attempt waits that long.
+  defp consider(c, node, defer) do
+    cond do
+      c.world.connected?.(node) ->
         mark_connected(c, node)
 
-      {node, {:failed, why, failures}, c} ->
-        log_failure(c, node, why, failures)
-        report_after(c, node, c.peers[node].retry_at - now())
-        {[], c}
+      not c.world.allowed?.(node, tags(c, node)) ->
+        # Listed, never connected by this side: asked again when its tags change, or
+        # when it is heard after the longest backoff.
+        {[], [{:report_after, node, @max_backoff}], c}
+
+      NodeName.connectable?(node) ->
+        {effects, c} = maybe_attempt(c, node, defer)
+        {[], effects, c}
+
+      true ->
+        # Listed in members/1, but a connect could only fail (and make net_kernel
+        # log): the native side need not report it often.
+        {[], [{:report_after, node, @max_backoff}], c}
     end
+  end
+
+  # Starts an attempt unless one runs or the peer is backing off. With `defer` > 0, the
+  # first attempt towards a peer that is not connected waits `defer` ms (a :wake); if
+  # the other side connected meanwhile, no attempt is made.
+  defp maybe_attempt(c, node, defer) do
+    peer = Map.get(c.peers, node, fresh())
+
+    cond do
+      Map.has_key?(c.attempting, node) or MapSet.member?(c.queued, node) ->
+        {[], c}
+
+      peer.retry_at != nil and now(c) < peer.retry_at ->
+        {[], c}
+
+      defer > 0 and not peer.deferred ->
+        peer = %{peer | deferred: true, retry_at: now(c) + defer}
+        {[{:wake, node, defer}], %{c | peers: Map.put(c.peers, node, peer)}}
+
+      map_size(c.attempting) >= @max_attempts ->
+        {[], %{c | queue: :queue.in(node, c.queue), queued: MapSet.put(c.queued, node)}}
+
+      true ->
+        start(c, node, peer)
+    end
+  end
+
+  defp start(c, node, peer) do
+    c = %{
+      c
+      | attempting: Map.put(c.attempting, node, now(c)),
+        started: c.started + 1,
+        peers: Map.put(c.peers, node, peer)
+    }
+
+    {[{:attempt, node}], c}
+  end
+
+  # Starts queued attempts while there is room; a peer forgotten (or connected)
+  # meanwhile is skipped.
+  defp drain_queue(c, effects \\ []) do
+    with true <- map_size(c.attempting) < @max_attempts,
+         {{:value, node}, queue} <- :queue.out(c.queue) do
+      c = %{c | queue: queue, queued: MapSet.delete(c.queued, node)}
+
+      if Map.get(c.status, node) != :connected do
+        {more, c} = start(c, node, Map.get(c.peers, node, fresh()))
+        drain_queue(c, effects ++ more)
+      else
+        drain_queue(c, effects)
+      end
+    else
+      _ -> {effects, c}
+    end
+  end
+
+  # One of this node's own attempts has been running longer than the tie-break wait.
+  defp slow?(%{attempting: attempting} = c) do
+    limit = now(c) - @defer_ms
+    Enum.any?(attempting, fn {_node, t} -> t < limit end)
   end
 
   defp mark_connected(c, node) do
     case c.status do
       %{^node => :connected} ->
-        {[], c}
+        {[], [], c}
 
       %{^node => _} ->
-        # The connection's remote address proves where the peer is (see
-        # NativeGossip.Native.set_connected/4 and docs/PROTOCOL.md, "Threat model").
-        Native.set_connected(c.native, Atom.to_string(node), true, dist_address(node))
-        {[connected: node], connected(put_status(c, node, :connected), node)}
+        # Its next disconnection starts afresh.
+        peers = if Map.has_key?(c.peers, node), do: Map.put(c.peers, node, fresh()), else: c.peers
+        c = %{put_status(c, node, :connected) | peers: peers}
+        {[connected: node], [{:set_connected, node, true}], c}
 
       _ ->
-        {[], c}
+        {[], [], c}
     end
   end
 
-  @doc """
-  The remote IP address of the distribution connection with `node`, or nil (none, or
-  a distribution carrier that has no IP address).
-  """
-  @spec dist_address(node()) :: :inet.ip_address() | nil
-  def dist_address(node) do
-    case :net_kernel.node_info(node, :address) do
-      {:ok, {:net_address, {ip, _port}, _host, _protocol, _family}} when is_tuple(ip) -> ip
-      _ -> nil
-    end
-  catch
-    _, _ -> nil
+  # Forgets a peer's backoff and its place in the queue (it left, or was forgotten).
+  defp forget(c, node) do
+    c = %{c | peers: Map.delete(c.peers, node), waits: Map.delete(c.waits, node)}
+
+    if MapSet.member?(c.queued, node),
+      do: %{c | queued: MapSet.delete(c.queued, node), queue: :queue.delete(node, c.queue)},
+      else: c
   end
 
   defp put_status(c, node, status), do: %{c | status: Map.put(c.status, node, status)}
 
-  defp report_after(%{native: nil}, _node, _ms), do: :ok
-
-  defp report_after(c, node, ms),
-    do: Native.report_after(c.native, Atom.to_string(node), max(ms, 0))
-
-  defp list_nodes(%{list_nodes: {m, f, a}}), do: apply(m, f, a)
-
-  defp apply_mfa({m, f, a}, node), do: apply(m, f, a ++ [node])
-
-  defp log_failure(_c, node, why, 1) do
-    Logger.warning(
-      "NativeGossip: could not connect to #{node} (#{inspect(why)}); retrying with backoff " <>
-        "while it keeps sending heartbeats"
-    )
-  end
-
-  defp log_failure(c, node, why, failures) do
-    Log.debug(c.libcluster, fn ->
-      "NativeGossip: connect to #{node} failed #{failures} times: #{inspect(why)}"
-    end)
-  end
-
-  # The attempt bookkeeping itself.
-
-  @doc """
-  Starts an attempt unless one runs or the peer is backing off. `fun` does the connect.
-
-  With `defer` > 0, the first attempt towards a peer that is not connected waits
-  `defer` ms: the calling process gets `{:native_gossip_deferred, node}` then, and
-  calls this again. This is the side of a pair that lets the other side connect
-  first; if the other side did, the peer is connected by then and no attempt is made.
-  """
-  @spec maybe_attempt(t(), node(), (() -> term()), non_neg_integer()) :: t()
-  def maybe_attempt(%__MODULE__{} = c, node, fun, defer \\ 0) do
-    peer = Map.get(c.peers, node, fresh())
-
-    cond do
-      Map.has_key?(c.attempting, node) or Map.has_key?(c.queued, node) ->
-        c
-
-      peer.retry_at != nil and now() < peer.retry_at ->
-        c
-
-      defer > 0 and not peer.deferred ->
-        Process.send_after(self(), {:native_gossip_deferred, node}, defer)
-        peer = %{peer | deferred: true, retry_at: now() + defer}
-        %{c | peers: Map.put(c.peers, node, peer)}
-
-      map_size(c.attempts) >= @max_attempts ->
-        %{c | queue: :queue.in(node, c.queue), queued: Map.put(c.queued, node, fun)}
-
-      true ->
-        start(c, node, peer, fun)
-    end
-  end
-
-  # Starts queued attempts while there is room; a peer forgotten (or connected)
-  # meanwhile is skipped.
-  defp drain_queue(c) do
-    with true <- map_size(c.attempts) < @max_attempts,
-         {{:value, node}, queue} <- :queue.out(c.queue) do
-      {fun, queued} = Map.pop(c.queued, node)
-      c = %{c | queue: queue, queued: queued}
-
-      if fun != nil and Map.get(c.status, node) != :connected,
-        do: drain_queue(start(c, node, Map.get(c.peers, node, fresh()), fun)),
-        else: drain_queue(c)
-    else
-      _ -> c
-    end
-  end
-
-  @doc "Most connect attempts in flight at once (more wait in a queue)."
-  @spec max_attempts() :: pos_integer()
-  def max_attempts, do: @max_attempts
-
-  @doc "The peer is connected (by us or by itself): its next disconnection starts afresh."
-  @spec connected(t(), node()) :: t()
-  def connected(%__MODULE__{} = c, node) do
-    if Map.has_key?(c.peers, node), do: %{c | peers: Map.put(c.peers, node, fresh())}, else: c
-  end
-
   defp fresh, do: %{failures: 0, retry_at: nil, deferred: false}
 
-  defp start(c, node, peer, fun) do
-    # The exit reason carries the result, so one :DOWN tells success and failure. A
-    # connect function that raises is a failure like another (logged once by the
-    # server), not a crash report from a bare process.
-    {_pid, ref} =
-      spawn_monitor(fn ->
-        result =
-          try do
-            fun.()
-          catch
-            kind, reason -> {:crashed, {kind, reason}}
-          end
-
-        exit({:native_gossip_connect, result})
-      end)
-
-    %{
-      c
-      | attempts: Map.put(c.attempts, ref, node),
-        attempting: Map.put(c.attempting, node, ref),
-        started_at: Map.put(c.started_at, ref, now()),
-        started: c.started + 1,
-        peers: Map.put(c.peers, node, peer)
-    }
-  end
-
-  @doc """
-  Handles the end of an attempt: its `:DOWN` reason is `{:native_gossip_connect, result}`,
-  or a crash reason. Returns `{node, outcome, connector}`, or `:unknown` for a monitor
-  that is not ours.
-  """
-  @spec finished(t(), reference(), term()) ::
-          {node(), :connected | {:failed, term(), non_neg_integer()}, t()} | :unknown
-  def finished(%__MODULE__{} = c, ref, result) do
-    case Map.pop(c.attempts, ref) do
-      {nil, _} ->
-        :unknown
-
-      {node, attempts} ->
-        c = %{
-          c
-          | attempts: attempts,
-            attempting: Map.delete(c.attempting, node),
-            started_at: Map.delete(c.started_at, ref)
-        }
-
-        c = drain_queue(c)
-        peer = Map.get(c.peers, node, fresh())
-
-        if success?(result) do
-          {node, :connected, %{c | peers: Map.put(c.peers, node, fresh())}}
-        else
-          failures = peer.failures + 1
-          backoff = min(@initial_backoff * Integer.pow(2, failures - 1), @max_backoff)
-          peer = %{peer | failures: failures, retry_at: now() + backoff}
-          {node, {:failed, failure(result), failures}, %{c | peers: Map.put(c.peers, node, peer)}}
-        end
-    end
-  end
+  defp now(%{world: world}), do: world.now.()
 
   # :net_kernel.connect_node/1 and Node.connect/1 return true; libcluster's
   # Cluster.Strategy.connect_nodes/4 returns :ok.
@@ -483,20 +364,14 @@ defmodule NativeGossip.Connector do
   defp failure({:native_gossip_connect, result}), do: result
   defp failure(killed), do: {:crashed, {:exit, killed}}
 
-  @doc "Forgets a peer's backoff (it left, or was forgotten by the native side)."
-  @spec forget(t(), node()) :: t()
-  def forget(%__MODULE__{} = c, node) do
-    c = %{c | peers: Map.delete(c.peers, node), waits: Map.delete(c.waits, node)}
-
-    case Map.pop(c.queued, node) do
-      {nil, _} -> c
-      {_fun, queued} -> %{c | queued: queued, queue: :queue.delete(node, c.queue)}
-    end
+  defp failure_log(node, why, 1) do
+    {:log, :warning,
+     "NativeGossip: could not connect to #{node} (#{inspect(why)}); retrying with backoff " <>
+       "while it keeps sending heartbeats"}
   end
 
-  @doc "Number of attempts in flight."
-  @spec in_flight(t()) :: non_neg_integer()
-  def in_flight(%__MODULE__{attempts: a}), do: map_size(a)
-
-  defp now, do: System.monotonic_time(:millisecond)
+  defp failure_log(node, why, failures) do
+    {:log, :debug,
+     fn -> "NativeGossip: connect to #{node} failed #{failures} times: #{inspect(why)}" end}
+  end
 end

@@ -61,7 +61,10 @@ defmodule NativeGossip.Strategy do
     # each is logged once, with the nearest valid key, when the topology starts.
     with {:ok, options} <-
            NativeGossip.Options.validate([name: topology] ++ mfas ++ config, :strategy) do
-      NativeGossip.Topology.start_link(options, topology)
+      NativeGossip.Topology.start_link(options,
+        libcluster: topology,
+        connect: connect_fun(topology, options)
+      )
     end
   end
 
@@ -71,10 +74,19 @@ defmodule NativeGossip.Strategy do
     %{id: topology, start: {__MODULE__, :start_link, [args]}, type: :worker}
   end
 
+  # How the topology connects a node: through libcluster's
+  # Cluster.Strategy.connect_nodes/4 when libcluster is loaded (its logs and
+  # telemetry), else with the :connect MFA alone.
+  defp connect_fun(topology, %{connect: {m, f, a} = connect, list_nodes: list_nodes}) do
+    if Code.ensure_loaded?(Cluster.Strategy),
+      do: &connect(topology, connect, list_nodes, &1),
+      else: fn node -> apply(m, f, a ++ [node]) end
+  end
+
   @doc false
-  # Runs in a connect-attempt process when libcluster is loaded. connect_nodes/4 checks
-  # the MFAs with function_exported?/3, which is false for a module not loaded yet (a
-  # user's connect module, in interactive mode): load them first.
+  # Runs in a connect-attempt process. connect_nodes/4 checks the MFAs with
+  # function_exported?/3, which is false for a module not loaded yet (a user's connect
+  # module, in interactive mode): load them first.
   def connect(topology, {m, _, _} = connect, {l, _, _} = list_nodes, node) do
     _ = Code.ensure_loaded(m)
     _ = Code.ensure_loaded(l)

@@ -2,14 +2,19 @@ defmodule NativeGossip.Topology do
   @moduledoc false
   # The thin server around one native topology. It owns the native resource (the
   # native thread watches it with a monitor and stops when it dies) and routes what
-  # arrives: peer reports and distribution events to NativeGossip.Connector (who to
-  # connect, and when), the peer events that result to subscribers and telemetry, the
-  # drop counters to NativeGossip.Telemetry's summary, and seed names to a resolver.
+  # arrives: peer reports, distribution events and the ends of connect attempts to
+  # NativeGossip.Connector, which decides; this server carries out the effects it
+  # returns (connect attempts, each in a monitored process, timers, calls to the native
+  # side, log lines) and hands the peer events to subscribers, telemetry and waiters
+  # (Topology.Waiters); the drop counters go to NativeGossip.Telemetry's summary, and
+  # seed names to a resolver.
 
   use GenServer
   require Logger
 
   alias NativeGossip.{Connector, Log, Native, Options, ShortNames, Telemetry}
+  alias NativeGossip.Connector.World
+  alias NativeGossip.Topology.{Waiters, Warnings}
 
   @registry NativeGossip.Registry
 
@@ -17,6 +22,9 @@ defmodule NativeGossip.Topology do
     :options,
     :native,
     :connector,
+    :connect,
+    :libcluster,
+    attempts: %{},
     hosts: nil,
     summary: nil,
     subscribers: %{},
@@ -34,37 +42,36 @@ defmodule NativeGossip.Topology do
   @warn_after 500
 
   @doc false
-  # `origin` says where this start comes from, for the error when a topology of the same
-  # name is already running: `:config`, `{:libcluster, topology}`, or (nil) the caller,
-  # the supervisor that starts the child. Kept as a term and only described in that
-  # error, so a start builds no text.
-  def start_link(%Options{} = options, libcluster_topology \\ nil, origin \\ nil) do
-    origin = origin || caller_origin(libcluster_topology)
+  # `opts`: `libcluster:` the libcluster topology this one runs as; `connect:` the
+  # function that connects a node (NativeGossip.Strategy's goes through libcluster;
+  # by default the :connect MFA); `origin:` where this start comes from, for the error
+  # when a topology of the same name is already running (Warnings.origin/0; by default
+  # the caller, the supervisor that starts the child). Kept as a term and only
+  # described in that error, so a start builds no text.
+  def start_link(%Options{} = options, opts \\ []) do
+    libcluster = Keyword.get(opts, :libcluster)
+    origin = Keyword.get_lazy(opts, :origin, fn -> caller_origin(libcluster) end)
+    connect = Keyword.get_lazy(opts, :connect, fn -> connect_mfa(options.connect) end)
     # The registry's value: {native resource once started, origin}.
     name = {:via, Registry, {@registry, options.name, {nil, origin}}}
 
-    case GenServer.start_link(__MODULE__, {options, libcluster_topology}, name: name) do
+    case GenServer.start_link(__MODULE__, {options, libcluster, connect}, name: name) do
       {:error, {:already_started, pid}} = error ->
         first =
           case Registry.lookup(@registry, options.name) do
-            [{^pid, {_, first}}] -> describe_origin(first)
-            _ -> "elsewhere"
+            [{^pid, {_, first}}] -> first
+            _ -> nil
           end
 
-        Logger.error(
-          "NativeGossip topology #{inspect(options.name)} is already running " <>
-            "(#{inspect(pid)}, started from #{first}); this start, from " <>
-            "#{describe_origin(origin)}, is " <>
-            "refused. Start each topology once: in config :native_gossip, :topologies, or " <>
-            "in a supervision tree, or as a libcluster topology (or give it another :name)"
-        )
-
+        Warnings.already_running(options, pid, first, origin)
         error
 
       other ->
         other
     end
   end
+
+  defp connect_mfa({m, f, a}), do: fn node -> apply(m, f, a ++ [node]) end
 
   defp caller_origin(nil) do
     case Process.info(self(), :registered_name) do
@@ -74,13 +81,6 @@ defmodule NativeGossip.Topology do
   end
 
   defp caller_origin(libcluster_topology), do: {:libcluster, libcluster_topology}
-
-  defp describe_origin(:config), do: "config :native_gossip, :topologies"
-  defp describe_origin({:caller, pid}) when is_pid(pid), do: "process #{inspect(pid)}"
-  defp describe_origin({:caller, name}), do: inspect(name)
-
-  defp describe_origin({:libcluster, topology}),
-    do: "libcluster's topology #{inspect(topology)} (NativeGossip.Strategy)"
 
   @doc false
   # The native resource of a running topology, for calls that need not go through the
@@ -101,7 +101,7 @@ defmodule NativeGossip.Topology do
   end
 
   @impl true
-  def init({options, libcluster}) do
+  def init({options, libcluster, connect}) do
     Logger.metadata(native_gossip: options.name)
 
     cond do
@@ -117,11 +117,11 @@ defmodule NativeGossip.Topology do
         :ignore
 
       true ->
-        start_native(options, libcluster)
+        start_native(options, libcluster, connect)
     end
   end
 
-  defp start_native(options, libcluster) do
+  defp start_native(options, libcluster, connect) do
     # Exits of linked processes (the parent supervisor) must reach terminate/2, so that
     # a clean shutdown sends the goodbye heartbeat.
     Process.flag(:trap_exit, true)
@@ -131,13 +131,14 @@ defmodule NativeGossip.Topology do
       {_, _} = Registry.update_value(@registry, options.name, fn {_, o} -> {native, o} end)
       :ok = :net_kernel.monitor_nodes(true, node_type: :all)
       Process.send_after(self(), :native_gossip_summary, options.log_interval)
-      connector = Connector.new(native, options, libcluster)
       hosts = if options.resolve_short_names, do: ShortNames.new(node())
 
       state = %__MODULE__{
         options: options,
         native: native,
-        connector: connector,
+        connector: Connector.new(World.new(options)),
+        connect: connect,
+        libcluster: libcluster,
         hosts: hosts
       }
 
@@ -153,14 +154,8 @@ defmodule NativeGossip.Topology do
 
   defp warn(%{warned: true} = state), do: state
 
-  defp warn(%{options: options} = state) do
-    warn_if_unauthenticated(options)
-    warn_if_short_secret(options)
-    warn_if_compat(options)
-
-    for note <- options.notes,
-        do: Logger.warning("NativeGossip topology #{inspect(options.name)}: #{note}")
-
+  defp warn(state) do
+    :ok = Warnings.options(state.options)
     %{state | warned: true}
   end
 
@@ -179,38 +174,6 @@ defmodule NativeGossip.Topology do
       state
     end
   end
-
-  defp warn_if_unauthenticated(%Options{secrets: []} = o) do
-    Logger.warning(
-      "NativeGossip topology #{inspect(o.name)} has no :secret: any host that can send to " <>
-        "#{:inet.ntoa(o.multicast_addr)}:#{o.port} can make this node connect to a name of " <>
-        "its choosing. Set the same :secret on every node to authenticate heartbeats."
-    )
-  end
-
-  defp warn_if_unauthenticated(_), do: :ok
-
-  # HMAC takes a key of any length, but a short one can be guessed offline from one
-  # captured heartbeat.
-  defp warn_if_short_secret(%Options{secrets: secrets} = o) do
-    if Enum.any?(secrets, &(byte_size(&1) < 16)) do
-      Logger.warning(
-        "NativeGossip topology #{inspect(o.name)}: a :secret is shorter than 16 bytes; " <>
-          "anyone who captures a heartbeat can try to guess it offline. Use at least 16 " <>
-          "random bytes (for example :crypto.strong_rand_bytes(24) |> Base.encode64())."
-      )
-    end
-  end
-
-  defp warn_if_compat(%Options{compat: :libcluster} = o) do
-    Logger.warning(
-      "NativeGossip topology #{inspect(o.name)} also speaks libcluster's Gossip format " <>
-        "(compat: :libcluster), which has no MAC and no replay protection. Remove :compat " <>
-        "once the last libcluster node is gone."
-    )
-  end
-
-  defp warn_if_compat(_), do: :ok
 
   @impl true
   def handle_call(:subscribe, {pid, _}, state) do
@@ -241,32 +204,9 @@ defmodule NativeGossip.Topology do
   end
 
   def handle_call({:await_members, match, count, timeout}, from, state) do
-    # One scan of the peers when a caller starts waiting; after that each event moves
-    # each waiter's count by what it changed (see wake_waiters/3): O(waiters) an event.
-    have = connected_matching(state, match)
-
-    if have >= count do
-      {:reply, :ok, state}
-    else
-      ref = make_ref()
-
-      timer =
-        if timeout != :infinity, do: Process.send_after(self(), {:await_timeout, ref}, timeout)
-
-      # A caller that goes away stops waiting (with :infinity, nothing else would).
-      {caller, _} = from
-
-      waiter = %{
-        ref: ref,
-        from: from,
-        match: match,
-        count: count,
-        have: have,
-        timer: timer,
-        monitor: Process.monitor(caller)
-      }
-
-      {:noreply, %{state | waiters: [waiter | state.waiters]}}
+    case Waiters.add(state.waiters, state.connector, from, match, count, timeout) do
+      {:reply, waiters} -> {:reply, :ok, %{state | waiters: waiters}}
+      {:wait, waiters} -> {:noreply, %{state | waiters: waiters}}
     end
   end
 
@@ -288,20 +228,11 @@ defmodule NativeGossip.Topology do
     {:noreply, Enum.reduce(events, state, &peer_event/2)}
   end
 
-  def handle_info({:await_timeout, ref}, state) do
-    case Enum.split_with(state.waiters, &(&1.ref == ref)) do
-      {[w], rest} ->
-        Process.demonitor(w.monitor, [:flush])
-        GenServer.reply(w.from, {:error, {:timeout, w.have}})
-        {:noreply, %{state | waiters: rest}}
+  def handle_info({:await_timeout, ref}, state),
+    do: {:noreply, %{state | waiters: Waiters.timeout(state.waiters, ref)}}
 
-      {[], _} ->
-        {:noreply, state}
-    end
-  end
-
-  def handle_info({:native_gossip_deferred, node}, state),
-    do: route(state, Connector.deferred(state.connector, node))
+  def handle_info({:native_gossip_turn, node}, state),
+    do: route(state, Connector.turn(state.connector, node))
 
   def handle_info({:nodeup, node, _info}, state),
     do: route(state, Connector.nodeup(state.connector, node))
@@ -315,7 +246,7 @@ defmodule NativeGossip.Topology do
 
     case reason do
       {:native_gossip_seeds, seeds} when seeds != state.seeds ->
-        Log.debug(state.connector.libcluster, fn ->
+        Log.debug(state.libcluster, fn ->
           "NativeGossip: seeds now #{inspect(seeds)}"
         end)
 
@@ -328,13 +259,12 @@ defmodule NativeGossip.Topology do
   end
 
   def handle_info({:DOWN, ref, :process, pid, reason}, state) do
-    case Enum.split_with(state.waiters, &(&1.monitor == ref)) do
-      {[w], rest} ->
-        _ = if w.timer, do: Process.cancel_timer(w.timer)
-        {:noreply, %{state | waiters: rest}}
+    case Map.pop(state.attempts, ref) do
+      {nil, _} ->
+        {:noreply, other_down(state, ref, pid)}
 
-      {[], _} ->
-        attempt_or_subscriber_down(state, ref, pid, reason)
+      {node, attempts} ->
+        route(%{state | attempts: attempts}, Connector.finished(state.connector, node, reason))
     end
   end
 
@@ -377,10 +307,11 @@ defmodule NativeGossip.Topology do
 
   def handle_info(_other, state), do: {:noreply, state}
 
-  defp attempt_or_subscriber_down(state, ref, pid, reason) do
-    case Connector.down(state.connector, ref, reason) do
-      :unknown -> {:noreply, %{state | subscribers: Map.delete(state.subscribers, pid)}}
-      result -> route(state, result)
+  # A waiter or a subscriber went away.
+  defp other_down(state, ref, pid) do
+    case Waiters.down(state.waiters, ref) do
+      {:ok, waiters} -> %{state | waiters: waiters}
+      :unknown -> %{state | subscribers: Map.delete(state.subscribers, pid)}
     end
   end
 
@@ -442,15 +373,70 @@ defmodule NativeGossip.Topology do
     state
   end
 
-  # The connector's new state, and its events to subscribers, telemetry and the log.
-  # `touched`: peers whose status may have changed without an event (forgotten).
-  defp route(state, {events, connector}, touched \\ []) do
+  # The connector's new state, its effects carried out, and its events to subscribers,
+  # telemetry, waiters and the log. `touched`: peers whose status may have changed
+  # without an event (forgotten).
+  defp route(state, {events, effects, connector}, touched \\ []) do
     old = state.connector
+    state = Enum.reduce(effects, %{state | connector: connector}, &carry_out/2)
     nodes = Enum.uniq(touched ++ Enum.map(events, &elem(&1, 1)))
-    state = count_connected(%{state | connector: connector}, old, nodes, events)
+    state = count_connected(state, old, nodes, events)
     for {event, node} <- events, do: notify(state, event, node)
     state = %{state | hosts: prove_hosts(state, events)}
-    {:noreply, if(nodes == [], do: state, else: wake_waiters(state, old, nodes))}
+
+    if nodes == [],
+      do: {:noreply, state},
+      else: {:noreply, %{state | waiters: Waiters.moved(state.waiters, old, connector, nodes)}}
+  end
+
+  # The connector's effects (Connector.effect/0).
+  defp carry_out({:attempt, node}, state) do
+    connect = state.connect
+
+    # The exit reason carries the result, so one :DOWN tells success and failure. A
+    # connect function that raises is a failure like another (logged by the
+    # connector), not a crash report from a bare process.
+    {_pid, ref} =
+      spawn_monitor(fn ->
+        result =
+          try do
+            connect.(node)
+          catch
+            kind, reason -> {:crashed, {kind, reason}}
+          end
+
+        exit({:native_gossip_connect, result})
+      end)
+
+    %{state | attempts: Map.put(state.attempts, ref, node)}
+  end
+
+  defp carry_out({:wake, node, ms}, state) do
+    Process.send_after(self(), {:native_gossip_turn, node}, ms)
+    state
+  end
+
+  defp carry_out({:report_after, node, ms}, state) do
+    Native.report_after(state.native, Atom.to_string(node), max(ms, 0))
+    state
+  end
+
+  defp carry_out({:set_connected, node, connected?}, state) do
+    # The connection's remote address proves where the peer is (see
+    # NativeGossip.Native.set_connected/4 and docs/PROTOCOL.md, "Threat model").
+    address = if connected?, do: World.dist_address(node)
+    Native.set_connected(state.native, Atom.to_string(node), connected?, address)
+    state
+  end
+
+  defp carry_out({:log, :warning, message}, state) do
+    Logger.warning(message)
+    state
+  end
+
+  defp carry_out({:log, :debug, message}, state) do
+    Log.debug(state.libcluster, message)
+    state
   end
 
   # How many peers are connected, kept up to date from the status of the peers an event
@@ -485,56 +471,12 @@ defmodule NativeGossip.Topology do
     %{state | connected: count}
   end
 
-  defp counts(connector, node, match) do
-    if Map.get(Connector.status(connector), node) == :connected and
-         match.(Connector.tags(connector, node)),
-       do: 1,
-       else: 0
-  end
-
-  # Connected peers whose tags `match` takes.
-  defp connected_matching(state, match) do
-    c = state.connector
-
-    Enum.count(Connector.status(c), fn {node, status} ->
-      status == :connected and match.(Connector.tags(c, node))
-    end)
-  end
-
-  defp wake_waiters(%{waiters: []} = state, _old, _nodes), do: state
-
-  # Each waiter's count moves by what the events' peers changed: connected or not,
-  # matching or not (their tags may have changed too).
-  defp wake_waiters(state, old, nodes) do
-    new = state.connector
-
-    waiters =
-      Enum.map(state.waiters, fn w ->
-        delta =
-          Enum.reduce(nodes, 0, fn node, d ->
-            d + counts(new, node, w.match) - counts(old, node, w.match)
-          end)
-
-        %{w | have: w.have + delta}
-      end)
-
-    {done, waiting} = Enum.split_with(waiters, &(&1.have >= &1.count))
-
-    for w <- done do
-      _ = if w.timer, do: Process.cancel_timer(w.timer)
-      Process.demonitor(w.monitor, [:flush])
-      GenServer.reply(w.from, :ok)
-    end
-
-    %{state | waiters: waiting}
-  end
-
   # A connection proves its remote address: the one a short host name maps to (see
   # ShortNames) and the one NativeGossip.EPMD answers for the node.
   defp prove_hosts(%{hosts: hosts}, events) do
     Enum.reduce(events, hosts, fn
       {:connected, node}, h ->
-        ip = Connector.dist_address(node)
+        ip = World.dist_address(node)
         _ = if ip, do: NativeGossip.EPMD.prove(node, ip)
         if h, do: ShortNames.connected(h, node, ip)
 
@@ -564,7 +506,7 @@ defmodule NativeGossip.Topology do
         :ok
     end
 
-    Log.debug(state.connector.libcluster, fn ->
+    Log.debug(state.libcluster, fn ->
       "NativeGossip topology #{inspect(name)}: #{event} #{node}"
     end)
 

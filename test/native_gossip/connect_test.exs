@@ -99,6 +99,35 @@ defmodule NativeGossip.ConnectTest do
     assert events <= attempts + 2, "#{events} events for #{attempts} attempts"
   end
 
+  def raise_boom(_node), do: raise("boom")
+
+  test "a connect function that raises is a failure with a warning, not a crash" do
+    port = unique_port()
+
+    log =
+      ExUnit.CaptureLog.capture_log(fn ->
+        {:ok, server} =
+          NativeGossip.start_link(
+            name: :raiser,
+            port: port,
+            heartbeat_interval: 100,
+            connect: {__MODULE__, :raise_boom, []}
+          )
+
+        beat(HeartbeatPacket.sender(), port, "boom@127.0.0.1", 1)
+
+        wait_until(fn ->
+          c = :sys.get_state(server).connector
+          c.peers[:"boom@127.0.0.1"][:failures] == 1 and NativeGossip.Connector.in_flight(c) == 0
+        end)
+
+        assert Process.alive?(server)
+      end)
+
+    assert log =~ "could not connect to boom@127.0.0.1"
+    assert log =~ "boom"
+  end
+
   test "an unresolvable name fails fast and does not stop discovery" do
     port = unique_port()
     {:ok, server} = NativeGossip.start_link(name: :unres, port: port, heartbeat_interval: 100)

@@ -1,155 +1,261 @@
 defmodule NativeGossip.ConnectorTest do
-  # The connection-attempt bookkeeping alone, with functions standing in for connects.
+  # The connector's decisions alone: a world of our own (a clock this test moves, the
+  # nodes it says are connected or have a handshake pending), and the events and
+  # effects it returns. No process is started and nothing is sent.
   use ExUnit.Case, async: true
 
   alias NativeGossip.Connector
 
+  # A peer named in this VM's style (so that a connect is possible at all).
+  defp peer(name), do: :"#{name}@#{NativeGossip.NodeName.host(node())}"
+
+  # The world: the process dictionary holds the clock and the connected nodes.
+  defp world(extra) do
+    Process.put(:now, 0)
+    Process.put(:connected, MapSet.new())
+    Process.put(:pending, MapSet.new())
+
+    Map.merge(
+      %{
+        connected?: &MapSet.member?(Process.get(:connected), &1),
+        pending?: &MapSet.member?(Process.get(:pending), &1),
+        allowed?: fn _node, _tags -> true end,
+        now: fn -> Process.get(:now) end
+      },
+      extra
+    )
+  end
+
+  defp new(extra \\ %{}), do: Connector.new(world(extra))
+  defp advance(ms), do: Process.put(:now, Process.get(:now) + ms)
+
+  defp attempts(effects), do: for({:attempt, n} <- effects, do: n)
+
+  # Heard (leading) and its attempt ended with `result`.
   defp run(c, node, result) do
-    c = Connector.maybe_attempt(c, node, fn -> result end)
-    assert_receive {:DOWN, ref, :process, _, reason}
-    Connector.finished(c, ref, reason)
+    {_, effects, c} = Connector.heard(c, node, :heard, true)
+    assert attempts(effects) == [node]
+    Connector.finished(c, node, {:native_gossip_connect, result})
+  end
+
+  test "a discovered peer this side leads is attempted at once, and announced once" do
+    n = peer(:a)
+    assert {[discovered: ^n], [{:attempt, ^n}], c} = Connector.heard(new(), n, :discovered, true)
+    assert Connector.in_flight(c) == 1
+    assert Connector.status(c) == %{n => :disconnected}
+
+    assert {[connected: ^n], effects, c} =
+             Connector.finished(c, n, {:native_gossip_connect, true})
+
+    assert {:set_connected, n, true} in effects
+    assert Connector.status(c) == %{n => :connected}
+    # The nodeup that follows says nothing more.
+    assert {[], [], ^c} = Connector.nodeup(c, n)
   end
 
   test "a peer connected once is attempted again at once after it drops" do
-    {:n@h, :connected, c} = run(%Connector{}, :n@h, true)
-    {:n@h, :connected, _c} = run(c, :n@h, :ok)
+    n = peer(:n)
+    {[discovered: ^n], _, c} = Connector.heard(new(), n, :discovered, true)
+    {[connected: ^n], _, c} = Connector.finished(c, n, {:native_gossip_connect, true})
+
+    assert {[disconnected: ^n], [{:set_connected, ^n, false}], c} = Connector.nodedown(c, n)
+    {[connected: ^n], _, _c} = run(c, n, :ok)
   end
 
   test "failures back off exponentially and success resets the backoff" do
-    {:n@h, {:failed, false, 1}, c} = run(%Connector{}, :n@h, false)
-    # Backing off: no new attempt is started.
-    assert Connector.maybe_attempt(c, :n@h, fn -> flunk("attempted while backing off") end) == c
-    assert (c.peers[:n@h].retry_at - System.monotonic_time(:millisecond)) in 1..100
+    n = peer(:n)
+    {[], effects, c} = run(new(), n, false)
+    assert {:report_after, n, 100} in effects
+    assert [{:log, :warning, "NativeGossip: could not connect to " <> _}] = logs(effects)
 
-    Process.sleep(110)
-    {:n@h, {:failed, false, 2}, c} = run(c, :n@h, false)
-    assert (c.peers[:n@h].retry_at - System.monotonic_time(:millisecond)) in 101..200
+    # Backing off: heard again, no new attempt.
+    assert {[], [], ^c} = Connector.heard(c, n, :heard, true)
+    assert c.peers[n].retry_at == 100
 
-    Process.sleep(210)
-    {:n@h, :connected, c} = run(c, :n@h, true)
-    assert c.peers[:n@h] == %{failures: 0, retry_at: nil, deferred: false}
+    advance(100)
+    {[], effects, c} = run(c, n, false)
+    assert {:report_after, n, 200} in effects
+    # The second failure is a debug line, not another warning.
+    assert [{:log, :debug, message}] = logs(effects)
+    assert message.() =~ "failed 2 times"
+    assert c.peers[n].retry_at == 300
+
+    advance(200)
+    {[connected: ^n], _, c} = run(c, n, true)
+    assert c.peers[n] == %{failures: 0, retry_at: nil, deferred: false}
+  end
+
+  defp logs(effects), do: for({:log, _, _} = l <- effects, do: l)
+
+  test "the backoff stops at 30 s" do
+    n = peer(:n)
+
+    c =
+      Enum.reduce(1..12, new(), fn _, c ->
+        {[], _, c} = run(c, n, false)
+        advance(c.peers[n].retry_at - Process.get(:now))
+        c
+      end)
+
+    {[], effects, _} = run(c, n, false)
+    assert {:report_after, n, 30_000} in effects
   end
 
   test "one attempt per node at a time" do
-    parent = self()
-
-    c =
-      Connector.maybe_attempt(%Connector{}, :n@h, fn ->
-        send(parent, :go)
-        Process.sleep(:infinity)
-      end)
-
-    assert_receive :go
-    assert Connector.maybe_attempt(c, :n@h, fn -> flunk("second attempt") end) == c
+    n = peer(:n)
+    {_, [{:attempt, ^n}], c} = Connector.heard(new(), n, :discovered, true)
+    assert {[], [], ^c} = Connector.heard(c, n, :heard, true)
     assert Connector.in_flight(c) == 1
   end
 
-  test "a connect function that raises counts as a failure" do
-    c = Connector.maybe_attempt(%Connector{}, :m@h, fn -> raise "boom" end)
-    assert_receive {:DOWN, ref, :process, _, reason}
+  test "a connect function that raised, or an attempt killed, counts as a failure" do
+    n = peer(:m)
+    {_, _, c} = Connector.heard(new(), n, :heard, true)
+    crashed = {:crashed, {:error, %RuntimeError{message: "boom"}}}
+    {[], effects, c} = Connector.finished(c, n, {:native_gossip_connect, crashed})
+    assert [{:log, :warning, message}] = logs(effects)
+    assert message =~ "boom"
+    assert c.peers[n].failures == 1
 
-    assert {:m@h, {:failed, {:crashed, {:error, %RuntimeError{message: "boom"}}}, 1}, _} =
-             Connector.finished(c, ref, reason)
+    advance(100)
+    {_, [{:attempt, ^n}], c} = Connector.heard(c, n, :heard, true)
+    {[], _, c} = Connector.finished(c, n, :killed)
+    assert c.peers[n].failures == 2
   end
 
   test "a deferred attempt waits, is announced once, then starts" do
-    c = Connector.maybe_attempt(%Connector{}, :n@h, fn -> flunk("attempted at once") end, 30)
+    n = peer(:n)
+    # This side does not lead: a wake, not an attempt.
+    assert {_, [{:wake, ^n, 100}], c} = Connector.heard(new(), n, :discovered, false)
     assert Connector.in_flight(c) == 0
-    # Heard again meanwhile: still waiting, and no second timer.
-    assert Connector.maybe_attempt(c, :n@h, fn -> flunk("attempted early") end, 30) == c
-    assert_receive {:native_gossip_deferred, :n@h}, 1_000
-    refute_received {:native_gossip_deferred, :n@h}
+    # Heard again meanwhile: still waiting, and no second wake.
+    assert {[], [], ^c} = Connector.heard(c, n, :heard, false)
 
-    c = Connector.maybe_attempt(c, :n@h, fn -> true end, 30)
-    assert Connector.in_flight(c) == 1
-    assert_receive {:DOWN, ref, :process, _, reason}
-    assert {:n@h, :connected, c} = Connector.finished(c, ref, reason)
+    advance(100)
+    assert {[], [{:attempt, ^n}], c} = Connector.turn(c, n)
+    {[connected: ^n], _, c} = Connector.finished(c, n, {:native_gossip_connect, true})
 
     # Connected, then dropped: the next attempt defers again.
-    c = Connector.maybe_attempt(c, :n@h, fn -> flunk("attempted at once") end, 30)
-    assert Connector.in_flight(c) == 0
-    assert_receive {:native_gossip_deferred, :n@h}, 1_000
+    {_, _, c} = Connector.nodedown(c, n)
+    assert {[], [{:wake, ^n, 100}], _} = Connector.heard(c, n, :heard, false)
   end
 
   test "a peer connected by the other side is not attempted after the deferral" do
-    c = Connector.maybe_attempt(%Connector{}, :n@h, fn -> flunk("attempted") end, 10_000)
-    c = Connector.connected(c, :n@h)
-    assert c.peers[:n@h].deferred == false
-    assert c.peers[:n@h].retry_at == nil
-    assert Connector.connected(c, :other@h) == c
+    n = peer(:n)
+    {_, [{:wake, ^n, _}], c} = Connector.heard(new(), n, :discovered, false)
+    # The other side's connect came up meanwhile.
+    assert {[connected: ^n], [{:set_connected, ^n, true}], c} = Connector.nodeup(c, n)
+    assert c.peers[n] == %{failures: 0, retry_at: nil, deferred: false}
+
+    advance(100)
+    assert {[], [], _} = Connector.turn(c, n)
+  end
+
+  test "a node already connected is marked connected, not attempted" do
+    n = peer(:n)
+    c = new()
+    Process.put(:connected, MapSet.new([n]))
+
+    assert {[discovered: ^n, connected: ^n], [{:set_connected, ^n, true}], _} =
+             Connector.heard(c, n, :discovered, true)
   end
 
   test "at most max_attempts connect at once; the rest wait their turn, each once" do
-    parent = self()
     max = Connector.max_attempts()
-    nodes = for i <- 1..(max + 20), do: :"n#{i}@h"
+    nodes = for i <- 1..(max + 20), do: peer(:"n#{i}")
 
-    hang = fn node ->
-      fn ->
-        send(parent, {:attempt, node, self()})
-        receive do: (:go -> true)
-      end
-    end
+    {started, c} =
+      Enum.flat_map_reduce(nodes, new(), fn n, c ->
+        {_, effects, c} = Connector.heard(c, n, :discovered, true)
+        {attempts(effects), c}
+      end)
 
-    c = Enum.reduce(nodes, %Connector{}, &Connector.maybe_attempt(&2, &1, hang.(&1)))
+    assert started == Enum.take(nodes, max)
     # Heard again while queued or attempted: nothing more.
-    c = Enum.reduce(nodes, c, &Connector.maybe_attempt(&2, &1, hang.(&1)))
+    c =
+      Enum.reduce(nodes, c, fn n, c ->
+        {[], [], c} = Connector.heard(c, n, :heard, true)
+        c
+      end)
+
     assert Connector.in_flight(c) == max
-    first = for _ <- 1..max, do: assert_receive({:attempt, _, _})
-    refute_receive {:attempt, _, _}, 50
-    # A queued peer forgotten meanwhile is not attempted.
-    c = Connector.forget(c, :"n#{max + 1}@h")
+    # A queued peer that left meanwhile is not attempted.
+    gone = Enum.at(nodes, max)
+    {[left: ^gone], [], c} = Connector.left(c, gone)
 
     # Each finished attempt lets the next queued one start, in the order they came.
-    {attempted, c} =
-      Enum.reduce(1..(max + 19), {first, c}, fn _, {[{:attempt, node, pid} | rest], c} ->
-        ref = c.attempting[node]
-        send(pid, :go)
-        assert_receive {:DOWN, ^ref, :process, _, reason}
-        {^node, :connected, c} = Connector.finished(c, ref, reason)
-        assert Connector.in_flight(c) <= max
+    {finished, c} =
+      Enum.reduce_while(1..(max + 20), {[], c}, fn _, {done, c} ->
+        case Map.keys(c.attempting) do
+          [] ->
+            {:halt, {done, c}}
 
-        receive do
-          {:attempt, _, _} = next -> {rest ++ [next], c}
-        after
-          50 -> {rest, c}
+          _ ->
+            n = Enum.find(nodes, &Map.has_key?(c.attempting, &1))
+            {_, effects, c} = Connector.finished(c, n, {:native_gossip_connect, true})
+            assert Connector.in_flight(c) <= max
+            assert length(attempts(effects)) <= 1
+            {:cont, {done ++ [n], c}}
         end
       end)
 
-    assert attempted == []
+    assert finished == List.delete(nodes, gone)
     assert Connector.in_flight(c) == 0
-    assert c.queued == %{}
+    assert MapSet.size(c.queued) == 0
   end
 
   test "this side's turn waits longer while its own connects are slow, at most ten times" do
-    parent = self()
+    busy = peer(:busy)
+    n = peer(:n)
     # One attempt of this node has run for longer than the tie-break wait.
-    c = Connector.maybe_attempt(%Connector{}, :busy@h, fn -> receive(do: (:go -> true)) end)
-    [ref] = Map.keys(c.started_at)
-    c = %{c | started_at: %{ref => System.monotonic_time(:millisecond) - 1_000}}
-    # A peer named in this VM's style (so that a connect is possible at all).
-    peer = :"peer@#{NativeGossip.NodeName.host(node())}"
-    c = %{c | status: %{peer => :disconnected}}
+    {_, [{:attempt, ^busy}], c} = Connector.heard(new(), busy, :discovered, true)
+    {_, [{:wake, ^n, _}], c} = Connector.heard(c, n, :discovered, false)
+    advance(1_000)
 
     c =
       Enum.reduce(1..10, c, fn i, c ->
-        {[], c} = Connector.deferred(c, peer)
-        assert c.waits[peer] == i
+        {[], [{:wake, ^n, 100}], c} = Connector.turn(c, n)
+        assert c.waits[n] == i
         assert Connector.in_flight(c) == 1
-        assert_receive {:native_gossip_deferred, ^peer}, 1_000
         c
       end)
 
     # The eleventh time it connects after all.
-    {[], c} =
-      Connector.deferred(%{c | connect: fn node -> send(parent, {:connect, node}) end}, peer)
-
-    assert_receive {:connect, ^peer}
+    assert {[], [{:attempt, ^n}], c} = Connector.turn(c, n)
     assert c.waits == %{}
     assert Connector.in_flight(c) == 2
   end
 
-  test "a monitor that is not an attempt is unknown" do
-    assert Connector.finished(%Connector{}, make_ref(), :normal) == :unknown
+  test "this side's turn waits while the other side's handshake is pending" do
+    n = peer(:n)
+    {_, [{:wake, ^n, _}], c} = Connector.heard(new(), n, :discovered, false)
+    Process.put(:pending, MapSet.new([n]))
+    advance(100)
+    assert {[], [{:wake, ^n, 100}], c} = Connector.turn(c, n)
+    Process.put(:pending, MapSet.new())
+    assert {[], [{:attempt, ^n}], _} = Connector.turn(c, n)
+  end
+
+  test ":connect_if says no: not attempted, reported again after the longest backoff" do
+    n = peer(:n)
+    c = new(%{allowed?: fn _node, tags -> tags == %{"role" => "web"} end})
+
+    assert {[discovered: ^n], [{:report_after, ^n, 30_000}], c} =
+             Connector.heard(c, n, :discovered, true, %{"role" => "db"})
+
+    # Its tags change: considered again, and now allowed.
+    assert {[tags_changed: ^n], [{:attempt, ^n}], _} =
+             Connector.tags_changed(c, n, %{"role" => "web"})
+  end
+
+  test "a name no connect can reach is listed, and reported rarely" do
+    # The other name style than this VM's: net_kernel would refuse to connect it.
+    n = if :net_kernel.longnames(), do: :n@shorthost, else: :"n@long.example"
+    refute NativeGossip.NodeName.connectable?(n)
+
+    assert {[discovered: ^n], [{:report_after, ^n, 30_000}], c} =
+             Connector.heard(new(), n, :discovered, true)
+
+    assert Connector.status(c) == %{n => :disconnected}
   end
 end
