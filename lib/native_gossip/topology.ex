@@ -14,7 +14,7 @@ defmodule NativeGossip.Topology do
 
   alias NativeGossip.{Connector, Log, Native, Options, ShortNames, Telemetry}
   alias NativeGossip.Connector.World
-  alias NativeGossip.Topology.{Waiters, Warnings}
+  alias NativeGossip.Topology.{Result, Waiters, Warnings}
 
   @registry NativeGossip.Registry
 
@@ -35,6 +35,23 @@ defmodule NativeGossip.Topology do
     warned: false
   ]
 
+  @type t :: %__MODULE__{
+          options: Options.t(),
+          native: reference(),
+          connector: Connector.t(),
+          connect: (node() -> term()),
+          libcluster: atom() | nil,
+          attempts: %{reference() => node()},
+          hosts: ShortNames.t() | nil,
+          summary: term(),
+          subscribers: %{pid() => reference()},
+          waiters: Waiters.t(),
+          connected: non_neg_integer(),
+          seed_task: reference() | nil,
+          seeds: [term()],
+          warned: boolean()
+        }
+
   # The warnings about a topology's options wait this long after its start: in a freshly
   # booted VM the first log line loads the logger's modules, which took milliseconds
   # out of the join when it was logged at once. (A topology stopped before then says
@@ -45,12 +62,12 @@ defmodule NativeGossip.Topology do
   # `opts`: `libcluster:` the libcluster topology this one runs as; `connect:` the
   # function that connects a node (NativeGossip.Strategy's goes through libcluster;
   # by default the :connect MFA); `origin:` where this start comes from, for the error
-  # when a topology of the same name is already running (Warnings.origin/0; by default
+  # when a topology of the same name is already running (a Warnings.origin(); by default
   # the caller, the supervisor that starts the child). Kept as a term and only
   # described in that error, so a start builds no text.
   def start_link(%Options{} = options, opts \\ []) do
     libcluster = Keyword.get(opts, :libcluster)
-    origin = Keyword.get_lazy(opts, :origin, fn -> caller_origin(libcluster) end)
+    origin = Keyword.get_lazy(opts, :origin, fn -> Warnings.origin(libcluster) end)
     connect = Keyword.get_lazy(opts, :connect, fn -> connect_mfa(options.connect) end)
     # The registry's value: {native resource once started, origin}.
     name = {:via, Registry, {@registry, options.name, {nil, origin}}}
@@ -72,15 +89,6 @@ defmodule NativeGossip.Topology do
   end
 
   defp connect_mfa({m, f, a}), do: fn node -> apply(m, f, a ++ [node]) end
-
-  defp caller_origin(nil) do
-    case Process.info(self(), :registered_name) do
-      {:registered_name, name} -> {:caller, name}
-      _ -> {:caller, self()}
-    end
-  end
-
-  defp caller_origin(libcluster_topology), do: {:libcluster, libcluster_topology}
 
   @doc false
   # The native resource of a running topology, for calls that need not go through the
@@ -273,18 +281,7 @@ defmodule NativeGossip.Topology do
   def handle_info(:native_gossip_warn, state), do: {:noreply, warn(state)}
 
   def handle_info({:native_gossip_membership, status}, state) do
-    case status do
-      :joined ->
-        Logger.info(
-          "NativeGossip topology #{inspect(state.options.name)} joined its multicast group"
-        )
-
-      {:not_joined, message} ->
-        Logger.warning(
-          "NativeGossip topology #{inspect(state.options.name)}: #{message}; retrying in the background"
-        )
-    end
-
+    :ok = Warnings.membership(state.options, status)
     {:noreply, state}
   end
 
@@ -373,146 +370,7 @@ defmodule NativeGossip.Topology do
     state
   end
 
-  # The connector's new state, its effects carried out, and its events to subscribers,
-  # telemetry, waiters and the log. `touched`: peers whose status may have changed
-  # without an event (forgotten).
-  defp route(state, {events, effects, connector}, touched \\ []) do
-    old = state.connector
-    state = Enum.reduce(effects, %{state | connector: connector}, &carry_out/2)
-    nodes = Enum.uniq(touched ++ Enum.map(events, &elem(&1, 1)))
-    state = count_connected(state, old, nodes, events)
-    for {event, node} <- events, do: notify(state, event, node)
-    state = %{state | hosts: prove_hosts(state, events)}
-
-    if nodes == [],
-      do: {:noreply, state},
-      else: {:noreply, %{state | waiters: Waiters.moved(state.waiters, old, connector, nodes)}}
-  end
-
-  # The connector's effects (Connector.effect/0).
-  defp carry_out({:attempt, node}, state) do
-    connect = state.connect
-
-    # The exit reason carries the result, so one :DOWN tells success and failure. A
-    # connect function that raises is a failure like another (logged by the
-    # connector), not a crash report from a bare process.
-    {_pid, ref} =
-      spawn_monitor(fn ->
-        result =
-          try do
-            connect.(node)
-          catch
-            kind, reason -> {:crashed, {kind, reason}}
-          end
-
-        exit({:native_gossip_connect, result})
-      end)
-
-    %{state | attempts: Map.put(state.attempts, ref, node)}
-  end
-
-  defp carry_out({:wake, node, ms}, state) do
-    Process.send_after(self(), {:native_gossip_turn, node}, ms)
-    state
-  end
-
-  defp carry_out({:report_after, node, ms}, state) do
-    Native.report_after(state.native, Atom.to_string(node), max(ms, 0))
-    state
-  end
-
-  defp carry_out({:set_connected, node, connected?}, state) do
-    # The connection's remote address proves where the peer is (see
-    # NativeGossip.Native.set_connected/4 and docs/PROTOCOL.md, "Threat model").
-    address = if connected?, do: World.dist_address(node)
-    Native.set_connected(state.native, Atom.to_string(node), connected?, address)
-    state
-  end
-
-  defp carry_out({:log, :warning, message}, state) do
-    Logger.warning(message)
-    state
-  end
-
-  defp carry_out({:log, :debug, message}, state) do
-    Log.debug(state.libcluster, message)
-    state
-  end
-
-  # How many peers are connected, kept up to date from the status of the peers an event
-  # is about (counting the whole status map at each event would cost O(peers)); one
-  # info line when the first is connected and when the last goes: what a node at log
-  # level :info says about its cluster.
-  defp count_connected(state, old, nodes, events) do
-    new = state.connector.status
-
-    delta =
-      Enum.reduce(nodes, 0, fn node, d ->
-        was = Map.get(old.status, node) == :connected
-        is = Map.get(new, node) == :connected
-        d + if(is, do: 1, else: 0) - if(was, do: 1, else: 0)
-      end)
-
-    count = max(state.connected + delta, 0)
-    name = inspect(state.options.name)
-
-    cond do
-      state.connected == 0 and count > 0 ->
-        [node | _] = for {:connected, n} <- events, do: n
-        Logger.info("NativeGossip topology #{name} connected to its first peer, #{node}")
-
-      state.connected > 0 and count == 0 ->
-        Logger.info("NativeGossip topology #{name} has no connected peer any more")
-
-      true ->
-        :ok
-    end
-
-    %{state | connected: count}
-  end
-
-  # A connection proves its remote address: the one a short host name maps to (see
-  # ShortNames) and the one NativeGossip.EPMD answers for the node.
-  defp prove_hosts(%{hosts: hosts}, events) do
-    Enum.reduce(events, hosts, fn
-      {:connected, node}, h ->
-        ip = World.dist_address(node)
-        _ = if ip, do: NativeGossip.EPMD.prove(node, ip)
-        if h, do: ShortNames.connected(h, node, ip)
-
-      _, nil ->
-        nil
-
-      {:disconnected, node}, h ->
-        ShortNames.disconnected(h, node)
-
-      _, h ->
-        h
-    end)
-  end
-
-  defp notify(%{options: %{name: name}} = state, event, node) do
-    case event do
-      :left ->
-        Logger.info("NativeGossip: #{node} left topology #{inspect(name)}")
-
-      :lost ->
-        Logger.info(
-          "NativeGossip: no heartbeat from #{node} for #{state.options.lost_after} ms " <>
-            "(topology #{inspect(name)})"
-        )
-
-      _ ->
-        :ok
-    end
-
-    Log.debug(state.libcluster, fn ->
-      "NativeGossip topology #{inspect(name)}: #{event} #{node}"
-    end)
-
-    for {pid, _ref} <- state.subscribers, do: send(pid, {:native_gossip, name, event, node})
-    Telemetry.peer(name, event, node, Connector.tags(state.connector, node))
-  end
+  defp route(state, result, touched \\ []), do: {:noreply, Result.apply(state, result, touched)}
 
   @impl true
   def terminate(reason, %__MODULE__{native: native}) do

@@ -1,7 +1,8 @@
 defmodule NativeGossip.Topology.Warnings do
   @moduledoc false
-  # What a topology says about its options (once, shortly after its start), and the
-  # error when a topology of the same name is already running.
+  # What a topology says about itself: its options (once, shortly after its start), its
+  # multicast membership, and the error when a topology of the same name is already
+  # running (with where each start came from).
 
   require Logger
 
@@ -24,6 +25,29 @@ defmodule NativeGossip.Topology.Warnings do
         do: Logger.warning("NativeGossip topology #{inspect(options.name)}: #{note}")
 
     :ok
+  end
+
+  @doc "Where a start comes from when its caller does not say: the caller, or libcluster."
+  @spec origin(atom() | nil) :: origin()
+  def origin(nil) do
+    case Process.info(self(), :registered_name) do
+      {:registered_name, name} -> {:caller, name}
+      _ -> {:caller, self()}
+    end
+  end
+
+  def origin(libcluster_topology), do: {:libcluster, libcluster_topology}
+
+  @doc "The multicast membership's news (the native side joins in the background)."
+  @spec membership(Options.t(), :joined | {:not_joined, String.t()}) :: :ok
+  def membership(options, :joined) do
+    Logger.info("NativeGossip topology #{inspect(options.name)} joined its multicast group")
+  end
+
+  def membership(options, {:not_joined, message}) do
+    Logger.warning(
+      "NativeGossip topology #{inspect(options.name)}: #{message}; retrying in the background"
+    )
   end
 
   @doc "The error logged when a start finds its topology's name taken."
