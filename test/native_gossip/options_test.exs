@@ -363,4 +363,50 @@ defmodule NativeGossip.OptionsTest do
       end
     end
   end
+
+  describe "the schema, the one statement of the options" do
+    alias NativeGossip.Options.Schema
+
+    test "the README's options table is the schema's, row for row" do
+      readme = File.read!(Path.expand("../../README.md", __DIR__))
+      [_, section] = String.split(readme, "\n## Options\n", parts: 2)
+      rows = for "| `:" <> _ = row <- String.split(section, "\n"), do: row
+      expected = Schema.table_rows()
+
+      assert Enum.take(rows, length(expected)) == expected,
+             "README.md's options table differs from NativeGossip.Options.Schema; its rows " <>
+               "should be:\n" <> Enum.join(expected, "\n")
+    end
+
+    test "a default the docs state is the default validation gives" do
+      for {key, o} <- Schema.options(), o[:default] != nil do
+        assert o[:default_doc] == "`#{inspect(o[:default])}`", "#{key}"
+        {:ok, options} = NativeGossip.Options.validate(name: :x)
+        field = Keyword.get(o, :field, key)
+        if field, do: assert(Map.fetch!(options, field) == o[:default], "#{key}")
+      end
+    end
+
+    test "every option is in the typespec, the docs and the struct, and checked" do
+      {:ok, types} = Code.Typespec.fetch_types(NativeGossip)
+
+      [option] = for {:type, {:option, _, _} = t} <- types, do: Code.Typespec.type_to_quoted(t)
+
+      typed = for {:{}, _, [k, _]} <- flatten_union(option), do: k
+      typed = typed ++ for {k, _} <- flatten_union(option), is_atom(k), do: k
+      assert Enum.sort(typed) == Enum.sort(Schema.keys())
+
+      {:docs_v1, _, _, _, _, _, docs} = Code.fetch_docs(NativeGossip)
+      [doc] = for {{:type, :option, 0}, _, _, %{"en" => doc}, _} <- docs, do: doc
+      for key <- Schema.keys(), do: assert(doc =~ "* `#{inspect(key)}` - ")
+
+      assert length(Schema.checks()) == length(Schema.keys())
+      fields = Map.keys(%NativeGossip.Options{name: :x}) -- [:__struct__, :notes]
+      assert Enum.sort(fields) == Enum.sort(Keyword.keys(Schema.fields()))
+    end
+
+    defp flatten_union({:"::", _, [_, union]}), do: flatten_union(union)
+    defp flatten_union({:|, _, [a, b]}), do: flatten_union(a) ++ flatten_union(b)
+    defp flatten_union(t), do: [t]
+  end
 end

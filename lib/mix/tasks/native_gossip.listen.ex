@@ -9,7 +9,7 @@ defmodule Mix.Tasks.NativeGossip.Listen do
   it announces, or why it would be dropped.
 
       $ mix native_gossip.listen
-      $ mix native_gossip.listen --group #{:inet.ntoa(@defaults[:multicast_addr])} --port #{@defaults[:port]} --secret "$SECRET"
+      $ mix native_gossip.listen --group #{:inet.ntoa(NativeGossip.Options.default_group())} --port #{@defaults[:port]} --secret "$SECRET"
       $ mix native_gossip.listen --if eth0 --seconds 30
 
   Sample output:
@@ -24,7 +24,7 @@ defmodule Mix.Tasks.NativeGossip.Listen do
 
   ## Options
 
-    * `--group` - the IPv4 multicast group (default `#{:inet.ntoa(@defaults[:multicast_addr])}`)
+    * `--group` - the IPv4 multicast group (default `#{:inet.ntoa(NativeGossip.Options.default_group())}`)
     * `--port` - the UDP port (default `#{@defaults[:port]}`)
     * `--secret` - a topology secret; repeat it to try several (without one, signed
       heartbeats show as `unexpected_signature`)

@@ -28,7 +28,7 @@ defmodule NativeGossip.Topology.Warnings do
   end
 
   @doc "Where a start comes from when its caller does not say: the caller, or libcluster."
-  @spec origin(atom() | nil) :: origin()
+  @spec origin(atom() | nil) :: {:caller, atom() | pid()} | {:libcluster, atom()}
   def origin(nil) do
     case Process.info(self(), :registered_name) do
       {:registered_name, name} -> {:caller, name}
