@@ -108,9 +108,11 @@ defmodule NativeGossip.Options do
          lost_after: o.lost_after,
          forget_after: o.forget_after,
          max_peers: o.max_peers,
-         max_names: if(o.max_names == :infinity, do: 0, else: o.max_names),
-         max_clock_skew: if(o.max_clock_skew == :infinity, do: 0, else: o.max_clock_skew),
+         max_names: finite(o.max_names),
+         max_clock_skew: finite(o.max_clock_skew),
          new_peer_rate: o.new_peer_rate,
+         # Bursts of twice the rate (see :new_peer_rate in the schema).
+         new_peer_burst: 2 * o.new_peer_rate,
          secrets: o.secrets,
          encrypt: o.encrypt,
          compat_libcluster: o.compat == :libcluster,
@@ -120,6 +122,9 @@ defmodule NativeGossip.Options do
        }}
     end
   end
+
+  defp finite(:infinity), do: nil
+  defp finite(n), do: n
 
   @doc false
   # "ip:port", or "[ip]:port" for IPv6: what the native side parses.
