@@ -17,10 +17,10 @@ defmodule NativeGossip.Options.Check do
   @libcluster_group {233, 252, 1, 32}
 
   # What the wire format takes: the label, a tag's key, and all the tag records of a
-  # heartbeat (3 bytes each besides key and value). Read from wire.rs, their one home,
+  # heartbeat (3 bytes each besides key and value). Read from wire/mod.rs, their one home,
   # when this module is compiled (as NativeGossip.DropReason reads reason.rs), so that
   # a limit only the native side knows cannot come back as a message of another shape.
-  @wire Path.expand("../../../native/native_gossip_core/src/wire.rs", __DIR__)
+  @wire Path.expand("../../../native/native_gossip_core/src/wire/mod.rs", __DIR__)
   @external_resource @wire
   @limits Map.new(
             Regex.scan(
