@@ -100,6 +100,27 @@ pub fn next_incarnation(wall_us: u64) -> u64 {
     }
 }
 
+/// The engine of a topology starting now: a new incarnation, the seeds of the socket's
+/// family, and (unless given) this host's addresses.
+fn engine(mut config: Config, socket: &SocketConfig, now: Instant) -> Result<Engine, StartError> {
+    // Grows across restarts (within this VM even if the clock steps back); a
+    // restarted node is then told apart from its past self by every peer.
+    let incarnation = next_incarnation(wall_us());
+    let seed = incarnation ^ (std::process::id() as u64) << 32;
+    config.seeds = same_family(std::mem::take(&mut config.seeds), socket);
+    if config.own_addresses.is_empty() {
+        config.own_addresses = own_addresses(socket);
+    }
+    Engine::new(config, now, incarnation, seed).map_err(|e| match e {
+        ConfigError::Name(e) => {
+            StartError::InvalidNodeName(format!("this node's name cannot be announced: {e:?}"))
+        }
+        ConfigError::Options(OptionsError::Cluster(m) | OptionsError::Tags(m)) => {
+            StartError::InvalidOption(m)
+        }
+    })
+}
+
 impl Topology {
     /// Opens the socket, sends the first heartbeat (from the calling thread, before
     /// anything else) and starts the thread.
@@ -109,24 +130,8 @@ impl Topology {
         sink: impl EventSink,
     ) -> Result<Topology, StartError> {
         let now = Instant::now();
-        // Grows across restarts (within this VM even if the clock steps back); a
-        // restarted node is then told apart from its past self by every peer.
-        let incarnation = next_incarnation(wall_us());
-        let seed = incarnation ^ (std::process::id() as u64) << 32;
-        let mut config = config;
-        let config_max_peers = config.max_peers;
-        config.seeds = same_family(std::mem::take(&mut config.seeds), &socket);
-        if config.own_addresses.is_empty() {
-            config.own_addresses = own_addresses(&socket);
-        }
-        let mut engine = Engine::new(config, now, incarnation, seed).map_err(|e| match e {
-            ConfigError::Name(e) => {
-                StartError::InvalidNodeName(format!("this node's name cannot be announced: {e:?}"))
-            }
-            ConfigError::Options(OptionsError::Cluster(m) | OptionsError::Tags(m)) => {
-                StartError::InvalidOption(m)
-            }
-        })?;
+        let max_peers = config.max_peers;
+        let mut engine = engine(config, &socket, now)?;
         engine.set_clock(now, wall_ms());
         let sockets = Sockets::open(&socket)?;
         let joined = match sockets.join(&socket) {
@@ -148,7 +153,7 @@ impl Topology {
         let (wake, wake_rx) = wake_pair()?;
         let (commands, commands_rx) = crossbeam_channel::unbounded();
         // Room for an event per peer in the table, and as many evicted or forgotten.
-        let outbox = Outbox::new(config_max_peers.saturating_mul(2).saturating_add(1024));
+        let outbox = Outbox::new(max_peers.saturating_mul(2).saturating_add(1024));
         let shared = Arc::new(Shared {
             engine: Mutex::new(engine),
             outbox: Mutex::new(outbox),

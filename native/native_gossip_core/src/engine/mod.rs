@@ -161,10 +161,25 @@ pub struct Engine {
     scratch: Vec<u8>,
 }
 
+/// The peer table of an engine with this configuration: reported lost and forgotten
+/// as configured, heard again at most every half interval, a state change reported per
+/// interval after the burst.
+fn peer_table(config: &Config, interval: Duration) -> PeerTable {
+    PeerTable::new(
+        Timing {
+            lost_after: config.lost_after,
+            forget_after: config.forget_after.max(config.lost_after),
+            heard_gap: interval / 2,
+            change_gap: interval,
+        },
+        config.max_peers,
+        config.keys.is_signing(),
+    )
+}
+
 impl Engine {
     /// A new engine whose first heartbeat is due at `now`. `incarnation` must grow
     /// across restarts of the same node (the driver uses the wall clock in µs).
-    // Over 60 lines only by the struct literal that names every field once.
     pub fn new(
         config: Config,
         now: Instant,
@@ -185,16 +200,7 @@ impl Engine {
             .then(|| NewPeerLimiter::new(config.new_peer_rate, config.new_peer_burst));
         let libcluster_keys = compat::keys(&config.keys);
         let legacy = config.compat_libcluster.then(|| libcluster_keys.clone());
-        let peers = PeerTable::new(
-            Timing {
-                lost_after: config.lost_after,
-                forget_after: config.forget_after.max(config.lost_after),
-                heard_gap: interval / 2,
-                change_gap: interval,
-            },
-            config.max_peers,
-            config.keys.is_signing(),
-        );
+        let peers = peer_table(&config, interval);
         Ok(Engine {
             name: config.node_name,
             keys: config.keys,
