@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 netns=test/support/private_net.sh
 out=bench/out
 mkdir -p "$out"
-all="join join_cold join_n network flood attacks soak fuzz throughput formation idle scale"
+all="join join_cold join_n network failover flood attacks soak fuzz throughput formation idle scale"
 
 # Compiled first, so that no "Compiling ..." line lands in a benchmark's output.
 MIX_ENV=test mix compile >&2

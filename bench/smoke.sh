@@ -37,3 +37,4 @@ run attacks ATTACK_SECONDS=1 REFLECT_SECONDS=2
 run formation SIZES=2 TRIALS=1 CHART="$out/formation.svg"
 run idle DURATION=1 ROUNDS=1
 run scale PEERS=200 WAIT=1 WINDOW=2
+run failover TRIALS=1 SERIES=on500 FAULT_SECONDS=1

@@ -122,7 +122,7 @@ defmodule NativeGossip do
           address: :inet.ip_address(),
           port: :inet.port_number(),
           incarnation: non_neg_integer(),
-          state: :alive | :lost | :left,
+          state: :alive | :lost | :suspect | :dead | :left,
           connected?: boolean(),
           last_seen: integer(),
           tags: tags(),
@@ -177,7 +177,9 @@ defmodule NativeGossip do
   @doc """
   The peers this topology has heard, sorted by node name.
 
-  `:last_seen` is the time of the last accepted heartbeat in milliseconds since the
+  `:state` is `:alive`, `:lost` (no heartbeat for `:lost_after`), `:suspect` (lost
+  and being probed), `:dead` (declared dead by failure detection: disconnected) or
+  `:left`. `:last_seen` is the time of the last accepted heartbeat in milliseconds since the
   Unix epoch (as `System.system_time(:millisecond)`); `:connected?` is whether the
   node is connected according to `:list_nodes`; `:dist_port` is the distribution port
   its heartbeats say (nodes run without epmd, `NativeGossip.EPMD`), 0 when they say
@@ -186,13 +188,27 @@ defmodule NativeGossip do
   @spec members(name(), tag_filter()) :: [member()]
   def members(name, filter \\ []) do
     match = tag_matcher(filter)
+    states = Topology.states!(name)
 
     name
     |> Topology.native!()
     |> Native.members()
     |> Enum.filter(&match.(&1.tags))
-    |> Enum.map(&Map.update!(&1, :node, fn n -> String.to_atom(n) end))
+    |> Enum.map(fn row ->
+      node = String.to_atom(row.node)
+      %{row | node: node, state: detected(states, node, row.state)}
+    end)
   end
+
+  # A lost peer under failure detection: :suspect while probed, :dead once declared.
+  defp detected(states, node, :lost) do
+    case :ets.lookup(states, node) do
+      [{^node, state}] -> state
+      [] -> :lost
+    end
+  end
+
+  defp detected(_states, _node, state), do: state
 
   @doc false
   # A function of a peer's tags: whether they match `filter` (see t:tag_filter/0).
@@ -267,8 +283,13 @@ defmodule NativeGossip do
       next heartbeat triggers a reconnect.
     * `:left` - `node`'s topology stopped cleanly and said goodbye; it is not
       reconnected until it comes back with a new incarnation.
-    * `:lost` - no heartbeat from `node` for `:lost_after` ms. Nothing is
-      disconnected; it is reported `:discovered` again if it is heard again.
+    * `:lost` - no heartbeat from `node` for `:lost_after` ms. It is reported
+      `:discovered` again if it is heard again.
+    * `:suspect` - `node` is lost and connected: it is being probed (failure
+      detection, see `:failure_detection`).
+    * `:dead` - no probe of `node` was answered: it is disconnected (`:disconnected`
+      and distribution's `:nodedown` follow). What each probe gave is in the
+      telemetry event's metadata and the warning logged.
     * `:tags_changed` - `node` changed its tags at run time (`set_tags/2`).
 
   Each event is sent once per change, not per heartbeat: the subscriber's mailbox

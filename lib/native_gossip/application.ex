@@ -1,7 +1,8 @@
 defmodule NativeGossip.Application do
   @moduledoc false
-  # Starts the registry that names topologies and the topologies configured under
-  # `config :native_gossip, topologies: [...]`. None configured: nothing else starts.
+  # Starts the registry that names topologies, the prober that answers other members'
+  # probes (failure detection), and the topologies configured under
+  # `config :native_gossip, topologies: [...]`.
 
   use Application
 
@@ -18,6 +19,9 @@ defmodule NativeGossip.Application do
     NativeGossip.Connector.World,
     NativeGossip.Topology.Waiters,
     NativeGossip.Topology.Warnings,
+    NativeGossip.Topology.Detection,
+    NativeGossip.Detector,
+    NativeGossip.Prober,
     NativeGossip.ShortNames,
     NativeGossip.NodeName,
     NativeGossip.Telemetry,
@@ -35,7 +39,11 @@ defmodule NativeGossip.Application do
 
     topologies = config_children(Application.get_env(:native_gossip, :topologies, []))
 
-    children = [{Registry, keys: :unique, name: NativeGossip.Registry} | topologies]
+    children = [
+      {Registry, keys: :unique, name: NativeGossip.Registry},
+      NativeGossip.Prober | topologies
+    ]
+
     Supervisor.start_link(children, strategy: :one_for_one, name: NativeGossip.Supervisor)
   end
 

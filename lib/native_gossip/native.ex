@@ -56,6 +56,7 @@ defmodule NativeGossip.Native do
   def set_tags(_ref, _tags), do: :erlang.nif_error(:nif_not_loaded)
   def running(_ref), do: :erlang.nif_error(:nif_not_loaded)
   def panic_for_test(_ref, _place), do: :erlang.nif_error(:nif_not_loaded)
+  def pause_for_test(_ref, _ms), do: :erlang.nif_error(:nif_not_loaded)
   def take_events(_ref, _max), do: :erlang.nif_error(:nif_not_loaded)
   def members(_ref), do: :erlang.nif_error(:nif_not_loaded)
   def stats(_ref), do: :erlang.nif_error(:nif_not_loaded)

@@ -63,7 +63,8 @@ defmodule NativeGossip.Strategy do
            NativeGossip.Options.validate([name: topology] ++ mfas ++ config, :strategy) do
       NativeGossip.Topology.start_link(options,
         libcluster: topology,
-        connect: connect_fun(topology, options)
+        connect: connect_fun(topology, options),
+        disconnect: disconnect_fun(topology, options)
       )
     end
   end
@@ -81,6 +82,20 @@ defmodule NativeGossip.Strategy do
     if Code.ensure_loaded?(Cluster.Strategy),
       do: &connect(topology, connect, list_nodes, &1),
       else: fn node -> apply(m, f, a ++ [node]) end
+  end
+
+  # How the topology disconnects a node declared dead (failure detection): through
+  # libcluster's Cluster.Strategy.disconnect_nodes/4 when libcluster is loaded, as its
+  # Kubernetes strategy does, else with the :disconnect MFA alone.
+  defp disconnect_fun(topology, %{disconnect: {m, f, a} = disconnect, list_nodes: list}) do
+    if Code.ensure_loaded?(Cluster.Strategy) do
+      fn node ->
+        _ = Code.ensure_loaded(m)
+        Cluster.Strategy.disconnect_nodes(topology, disconnect, list, [node])
+      end
+    else
+      fn node -> apply(m, f, a ++ [node]) end
+    end
   end
 
   @doc false

@@ -8,13 +8,16 @@ defmodule NativeGossip.Telemetry do
   ## Peer events
 
   `[:native_gossip, :peer, event]`, with `event` one of `:discovered`, `:connected`,
-  `:disconnected`, `:left`, `:lost` and `:tags_changed` (the events of
-  `NativeGossip.subscribe/1`, with the same meaning), once per change, never per
-  heartbeat.
+  `:disconnected`, `:left`, `:lost`, `:tags_changed`, `:suspect` and `:dead` (the
+  events of `NativeGossip.subscribe/1`, with the same meaning), once per change, never
+  per heartbeat.
 
     * measurements: `%{system_time: integer}` (`System.system_time/0`, native units)
     * metadata: `%{topology: atom, node: node, tags: %{String.t() => String.t()}}` (the
-      peer's tags as last heard; `%{}` when it has none)
+      peer's tags as last heard; `%{}` when it has none); for `:dead`, also
+      `evidence: %{direct: outcome, indirect: %{helper_node => outcome}}`, what each
+      probe gave (`:failed`, `:timeout`, or `:not_connected` for a member with no
+      connection to the peer), see "Failure detection" in the README
 
   ## Dropped datagrams
 
@@ -68,12 +71,12 @@ defmodule NativeGossip.Telemetry do
 
   @doc false
   # A peer event of a topology: `[:native_gossip, :peer, event]`.
-  @spec peer(atom(), atom(), node(), NativeGossip.tags()) :: :ok
-  def peer(topology, event, node, tags \\ %{}) do
+  @spec peer(atom(), atom(), node(), NativeGossip.tags(), map()) :: :ok
+  def peer(topology, event, node, tags \\ %{}, extra \\ %{}) do
     execute(
       [:native_gossip, :peer, event],
       %{system_time: System.system_time()},
-      %{topology: topology, node: node, tags: tags}
+      Map.merge(%{topology: topology, node: node, tags: tags}, extra)
     )
   end
 

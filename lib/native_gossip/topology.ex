@@ -14,7 +14,8 @@ defmodule NativeGossip.Topology do
 
   alias NativeGossip.{Connector, Log, Native, Options, ShortNames, Telemetry}
   alias NativeGossip.Connector.World
-  alias NativeGossip.Topology.{Result, Waiters, Warnings}
+  alias NativeGossip.Detector
+  alias NativeGossip.Topology.{Detection, Result, Waiters, Warnings}
 
   @registry NativeGossip.Registry
 
@@ -23,7 +24,10 @@ defmodule NativeGossip.Topology do
     :native,
     :connector,
     :connect,
+    :disconnect,
     :libcluster,
+    :detector,
+    :states,
     attempts: %{},
     hosts: nil,
     summary: nil,
@@ -40,7 +44,10 @@ defmodule NativeGossip.Topology do
           native: reference(),
           connector: Connector.t(),
           connect: (node() -> term()),
+          disconnect: (node() -> term()),
           libcluster: atom() | nil,
+          detector: Detector.t(),
+          states: :ets.tid(),
           attempts: %{reference() => node()},
           hosts: ShortNames.t() | nil,
           summary: term(),
@@ -68,15 +75,17 @@ defmodule NativeGossip.Topology do
   def start_link(%Options{} = options, opts \\ []) do
     libcluster = Keyword.get(opts, :libcluster)
     origin = Keyword.get_lazy(opts, :origin, fn -> Warnings.origin(libcluster) end)
-    connect = Keyword.get_lazy(opts, :connect, fn -> connect_mfa(options.connect) end)
-    # The registry's value: {native resource once started, origin}.
-    name = {:via, Registry, {@registry, options.name, {nil, origin}}}
+    connect = Keyword.get_lazy(opts, :connect, fn -> node_fun(options.connect) end)
+    disconnect = Keyword.get_lazy(opts, :disconnect, fn -> node_fun(options.disconnect) end)
+    # The registry's value: {native resource once started, origin, the table of peers'
+    # detector states (for members/1)}.
+    name = {:via, Registry, {@registry, options.name, {nil, origin, nil}}}
 
-    case GenServer.start_link(__MODULE__, {options, libcluster, connect}, name: name) do
+    case GenServer.start_link(__MODULE__, {options, libcluster, connect, disconnect}, name: name) do
       {:error, {:already_started, pid}} = error ->
         first =
           case Registry.lookup(@registry, options.name) do
-            [{^pid, {_, first}}] -> first
+            [{^pid, {_, first, _}}] -> first
             _ -> nil
           end
 
@@ -88,7 +97,7 @@ defmodule NativeGossip.Topology do
     end
   end
 
-  defp connect_mfa({m, f, a}), do: fn node -> apply(m, f, a ++ [node]) end
+  defp node_fun({m, f, a}), do: fn node -> apply(m, f, a ++ [node]) end
 
   @doc false
   # The native resource of a running topology, for calls that need not go through the
@@ -96,12 +105,16 @@ defmodule NativeGossip.Topology do
   def native!(name), do: name |> lookup!() |> elem(1)
 
   @doc false
+  # The table of peers' failure-detection states (:suspect, :dead) of a topology.
+  def states!(name), do: name |> lookup!() |> elem(2)
+
+  @doc false
   def server!(name), do: name |> lookup!() |> elem(0)
 
   defp lookup!(name) do
     case Registry.lookup(@registry, name) do
-      [{pid, {native, _origin}}] when native != nil ->
-        {pid, native}
+      [{pid, {native, _origin, states}}] when native != nil ->
+        {pid, native, states}
 
       _ ->
         raise ArgumentError, "no NativeGossip topology named #{inspect(name)} is running"
@@ -109,7 +122,7 @@ defmodule NativeGossip.Topology do
   end
 
   @impl true
-  def init({options, libcluster, connect}) do
+  def init({options, libcluster, connect, disconnect}) do
     Logger.metadata(native_gossip: options.name)
 
     cond do
@@ -125,18 +138,22 @@ defmodule NativeGossip.Topology do
         :ignore
 
       true ->
-        start_native(options, libcluster, connect)
+        start_native(options, libcluster, {connect, disconnect})
     end
   end
 
-  defp start_native(options, libcluster, connect) do
+  defp start_native(options, libcluster, {connect, disconnect}) do
     # Exits of linked processes (the parent supervisor) must reach terminate/2, so that
     # a clean shutdown sends the goodbye heartbeat.
     Process.flag(:trap_exit, true)
 
     with {:ok, native_options} <- Options.to_native(options, Atom.to_string(node())),
          {:ok, native} <- Native.start(native_options) do
-      {_, _} = Registry.update_value(@registry, options.name, fn {_, o} -> {native, o} end)
+      states = :ets.new(:native_gossip_states, [:protected, read_concurrency: true])
+
+      {_, _} =
+        Registry.update_value(@registry, options.name, fn {_, o, _} -> {native, o, states} end)
+
       :ok = :net_kernel.monitor_nodes(true, node_type: :all)
       Process.send_after(self(), :native_gossip_summary, options.log_interval)
       hosts = if options.resolve_short_names, do: ShortNames.new(node())
@@ -145,7 +162,10 @@ defmodule NativeGossip.Topology do
         options: options,
         native: native,
         connector: Connector.new(World.new(options)),
+        detector: Detector.new(options),
+        states: states,
         connect: connect,
+        disconnect: disconnect,
         libcluster: libcluster,
         hosts: hosts
       }
@@ -245,8 +265,22 @@ defmodule NativeGossip.Topology do
   def handle_info({:nodeup, node, _info}, state),
     do: route(state, Connector.nodeup(state.connector, node))
 
-  def handle_info({:nodedown, node, _info}, state),
-    do: route(state, Connector.nodedown(state.connector, node))
+  def handle_info({:nodedown, node, _info}, state) do
+    {:noreply, state} = route(state, Connector.nodedown(state.connector, node))
+    {:noreply, Detection.apply(state, Detector.down(state.detector, node))}
+  end
+
+  def handle_info({:native_gossip_probe, id, from, outcome}, state)
+      when outcome in [:ok, :failed, :not_connected],
+      do: {:noreply, Detection.apply(state, Detector.answer(state.detector, id, from, outcome))}
+
+  def handle_info({:native_gossip_probe_timeout, id}, state),
+    do: {:noreply, Detection.apply(state, Detector.timeout(state.detector, id))}
+
+  def handle_info({:native_gossip_reprobe, node}, state) do
+    helpers = Detection.helpers(state, node)
+    {:noreply, Detection.apply(state, Detector.still_lost(state.detector, node, helpers))}
+  end
 
   def handle_info({:DOWN, ref, :process, _, reason}, %{seed_task: ref} = state) do
     # The resolver's result (or its crash): seeds now, and again at the next refresh.
@@ -367,7 +401,14 @@ defmodule NativeGossip.Topology do
           route(release_host(state, node), Connector.forgotten(c, node), [node])
       end
 
-    state
+    # Failure detection: a connected peer gone silent is probed; any other report of a
+    # peer ends its suspicion.
+    d = state.detector
+
+    case kind do
+      :lost -> Detection.apply(state, Detector.lost(d, node, Detection.helpers(state, node)))
+      _ -> Detection.apply(state, Detector.clear(d, node))
+    end
   end
 
   defp route(state, result, touched \\ []), do: {:noreply, Result.apply(state, result, touched)}

@@ -264,9 +264,36 @@ defmodule NativeGossip.TestRig do
     nft.(["add", "table", "inet", "ngloss"])
     nft.(["add", "chain", "inet", "ngloss", "in", "{ type filter hook input priority 0; }"])
 
-    nft.(
-      ~w(add rule inet ngloss in udp dport #{port} numgen random mod 100 < #{percent} counter drop)
-    )
+    # (nft takes "< 100" as out of range: all of it is a plain drop.)
+    cond do
+      percent >= 100 ->
+        nft.(~w(add rule inet ngloss in udp dport #{port} counter drop))
+
+      percent > 0 ->
+        nft.(
+          ~w(add rule inet ngloss in udp dport #{port} numgen random mod 100 < #{percent} counter drop)
+        )
+
+      true ->
+        :ok
+    end
+  end
+
+  @doc """
+  Drops every gossip datagram arriving at host `i` from host `from` (nftables): a path
+  that carries TCP but not that host's heartbeats. Undone by `loss(rig, i, 0)`.
+  """
+  def drop_from(%__MODULE__{} = rig, i, from) do
+    host = Enum.at(rig.hosts, i - 1)
+    source = rig.hosts |> Enum.at(from - 1) |> Map.fetch!(:address) |> :inet.ntoa()
+    loss(rig, i, 0)
+
+    cmd!("ip", [
+      "netns",
+      "exec",
+      host.netns,
+      "nft" | ~w(add rule inet ngloss in ip saddr #{source} udp dport 45892 counter drop)
+    ])
   end
 
   @doc "Datagrams the loss rule of host `i` dropped so far."

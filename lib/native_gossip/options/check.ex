@@ -110,6 +110,15 @@ defmodule NativeGossip.Options.Check do
     do: timeout_at_least(v, lost, max(60_000, 2 * lost))
 
   @doc false
+  def failure_detection(v, _), do: boolean(v)
+
+  @doc false
+  def probe_timeout(v, _), do: int_in(v, 10, 60_000)
+
+  @doc false
+  def indirect_probes(v, _), do: int_in(v, 0, 16)
+
+  @doc false
   def max_peers(v, _), do: int_in(v, 1, 1_000_000)
 
   @doc false

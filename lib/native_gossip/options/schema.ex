@@ -210,6 +210,51 @@ defmodule NativeGossip.Options.Schema do
       that is longer).
       """
     ],
+    failure_detection: [
+      default: true,
+      default_doc: "`true`",
+      type: quote(do: boolean()),
+      check: &Check.failure_detection/2,
+      summary:
+        "a connected peer reported lost is probed (over its connection, and through up to `:indirect_probes` other members); if every probe fails it is disconnected, so `:nodedown` comes in seconds, not after `net_ticktime` ([below](#failure-detection))",
+      doc: """
+      `true` (default) to confirm and act on a connected peer whose heartbeats stopped:
+      when it is reported `:lost`, it is probed over its distribution connection (a call
+      to its `net_kernel`, which every node answers) and, at the same time, through up
+      to `:indirect_probes` other members connected to it; if no probe is answered
+      within `:probe_timeout`, it is declared `:dead` and disconnected (with
+      `:disconnect`), so that `:nodedown` fires in seconds instead of after
+      `net_ticktime` (45 to 75 s by default). A peer that answers any probe, or whose
+      heartbeats come back, is alive; one declared dead is connected again when it is
+      heard again. `false`: NativeGossip never disconnects a node on its own, as
+      libcluster's Gossip. See the README's "Failure detection".
+      """
+    ],
+    probe_timeout: [
+      default: 500,
+      default_doc: "`500`",
+      type: quote(do: pos_integer()),
+      check: &Check.probe_timeout/2,
+      summary: "ms a probe of a lost peer waits for its answer",
+      doc: """
+      milliseconds the probes of a lost peer (direct and indirect) have to answer,
+      default `500`. A round trip over a working connection takes well under a
+      millisecond on a LAN; the time is for a peer's VM that is busy.
+      """
+    ],
+    indirect_probes: [
+      default: 3,
+      default_doc: "`3`",
+      type: quote(do: non_neg_integer()),
+      check: &Check.indirect_probes/2,
+      summary: "other members asked to probe a lost peer too (0: the direct probe alone)",
+      doc: """
+      how many other members are asked to probe a lost peer over their own connections
+      (at the same time as this node's direct probe), default `3`; `0`: the direct
+      probe alone. A member not connected to the peer (a partial mesh) does not probe
+      it and is no evidence either way.
+      """
+    ],
     max_peers: [
       default: 10_000,
       default_doc: "`10000`",
@@ -398,11 +443,13 @@ defmodule NativeGossip.Options.Schema do
       default_doc: "`{:erlang, :disconnect_node, []}`",
       type: quote(do: {module(), atom(), list()}),
       check: &Check.disconnect/2,
-      summary: "accepted for libcluster compatibility; NativeGossip never disconnects on its own",
+      summary:
+        "how to disconnect a node declared dead by failure detection (node appended to args); never called with `failure_detection: false`",
       doc: """
-      `{module, function, args}`, libcluster's; default `{:erlang, :disconnect_node, []}`.
-      NativeGossip never disconnects a node on its own (like libcluster's Gossip strategy),
-      so it is accepted for compatibility.
+      `{module, function, args}` that disconnects a node, libcluster's; default
+      `{:erlang, :disconnect_node, []}`. Called only for a peer that failure detection
+      declared dead (see `:failure_detection`); with `failure_detection: false`
+      NativeGossip never disconnects a node on its own, as libcluster's Gossip.
       """
     ],
     list_nodes: [

@@ -131,7 +131,12 @@ defmodule NativeGossip.Topology.Result do
     end)
   end
 
-  defp notify(%{options: %{name: name}} = state, event, node) do
+  @doc """
+  A peer event to the log (`:left`, `:lost`), the debug log, subscribers and telemetry
+  (`extra`: more telemetry metadata, such as a `:dead` event's evidence).
+  """
+  @spec notify(Topology.t(), atom(), node(), map()) :: :ok
+  def notify(%{options: %{name: name}} = state, event, node, extra \\ %{}) do
     case event do
       :left ->
         Logger.info("NativeGossip: #{node} left topology #{inspect(name)}")
@@ -151,6 +156,6 @@ defmodule NativeGossip.Topology.Result do
     end)
 
     for {pid, _ref} <- state.subscribers, do: send(pid, {:native_gossip, name, event, node})
-    Telemetry.peer(name, event, node, Connector.tags(state.connector, node))
+    Telemetry.peer(name, event, node, Connector.tags(state.connector, node), extra)
   end
 end

@@ -209,8 +209,13 @@ impl Worker {
                 // The owner is gone without saying stop: leave quietly.
                 Err(TryRecvError::Disconnected) => return Ok(Flow::Stop),
             };
+            if let Command::PauseForTest(d) = command {
+                std::thread::sleep(d);
+                continue;
+            }
             let mut engine = self.shared.engine.lock();
             match command {
+                Command::PauseForTest(_) => {}
                 Command::Announce => engine.announce(Instant::now()),
                 Command::Panic => panic!("panic requested by the test hook"),
                 Command::SetConnected(name, connected, via) => {

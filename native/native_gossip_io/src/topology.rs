@@ -39,6 +39,9 @@ pub(crate) enum Command {
     Announce,
     /// Test hook: panic on the thread (proves a native panic never takes the VM down).
     Panic,
+    /// Test hook: the thread sleeps this long, holding no lock (a stalled native
+    /// thread: no heartbeat goes out, nothing is read, the VM runs on).
+    PauseForTest(Duration),
     SetConnected(String, bool, Option<IpAddr>),
     Hold(String, Duration),
     SetSeeds(Vec<SocketAddr>),
@@ -205,6 +208,12 @@ impl Topology {
     /// fault, and the thread exits; nothing else is affected.
     pub fn panic_for_test(&self) {
         self.command(Command::Panic);
+    }
+
+    /// Test hook: makes the thread sleep for `d`, holding no lock: a stalled native
+    /// thread, for the failure detector's tests (the VM and its connections run on).
+    pub fn pause_for_test(&self, d: Duration) {
+        self.command(Command::PauseForTest(d));
     }
 
     /// Replaces the addresses heartbeats are also sent to by unicast.

@@ -136,6 +136,14 @@ fn panic_for_test(resource: ResourceArc<TopologyResource>, place: Atom) -> NifRe
     }
 }
 
+/// Test hook: the topology's thread sleeps `ms`, holding no lock (a stalled native
+/// thread: the failure detector's tests check that its peers do not disconnect it).
+#[rustler::nif]
+fn pause_for_test(resource: ResourceArc<TopologyResource>, ms: u64) -> Atom {
+    resource.topology.pause_for_test(Duration::from_millis(ms));
+    atoms::ok()
+}
+
 #[rustler::nif]
 fn running(resource: ResourceArc<TopologyResource>) -> bool {
     resource.topology.is_running()

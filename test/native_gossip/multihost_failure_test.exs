@@ -1,0 +1,148 @@
+defmodule NativeGossip.MultihostFailureTest do
+  # Failure detection across test hosts (issue #26): a node that vanishes is gone from
+  # the whole cluster in seconds, and no fault that leaves the distribution connection
+  # working ever disconnects anyone. Times are measured in bench/failover.exs; these
+  # tests check behaviour, with bounds wide enough for a busy machine.
+  use ExUnit.Case, async: false
+
+  import NativeGossip.TestNet
+  alias NativeGossip.{EventRecorder, TestRig}
+
+  @moduletag :multihost
+  @moduletag timeout: 300_000
+
+  # heartbeat_interval 500 ms: lost after 1.5 s.
+  @interval 500
+  @lost_after 3 * @interval
+
+  defp start_nodes(rig, hosts, topology, node_opts \\ []) do
+    for i <- hosts do
+      {peer, node} = TestRig.start_node!(rig, i, node_opts)
+      {_t0, recorder} = :peer.call(peer, EventRecorder, :start_topology, [topology])
+      %{i: i, peer: peer, node: node, recorder: recorder}
+    end
+  end
+
+  defp topology(more \\ []),
+    do: [name: :lan, secret: "failure", heartbeat_interval: @interval] ++ more
+
+  defp events(n), do: :peer.call(n.peer, EventRecorder, :events, [n.recorder])
+  defp events(n, event, node), do: for({^event, ^node, at} <- events(n), do: at)
+
+  defp wait_event(n, event, node, timeout) do
+    wait_until(
+      fn -> if (at = events(n, event, node)) != [], do: at end,
+      timeout,
+      "#{n.node}: #{event} #{node}"
+    )
+  end
+
+  defp now_us, do: System.system_time(:microsecond)
+
+  test "a host cut off without a reset: :nodedown on both others within lost_after + 1 s; back, it rejoins" do
+    rig = TestRig.start_in_test!(3)
+    [a, b, c] = ns = start_nodes(rig, 1..3, topology())
+    TestRig.wait_for_mesh(ns)
+
+    cut = now_us()
+    TestRig.link(rig, 3, :down)
+
+    for n <- [a, b] do
+      [down | _] = wait_event(n, :nodedown, c.node, 15_000)
+      took = div(down - cut, 1000)
+      assert took <= @lost_after + 1_000, "#{n.node}: :nodedown #{took} ms after the cut"
+      assert [_ | _] = events(n, :suspect, c.node)
+      assert [_ | _] = events(n, :dead, c.node)
+      assert c.node not in TestRig.nodes(n)
+    end
+
+    # members/1 says what happened.
+    assert %{state: :dead} =
+             Enum.find(:peer.call(a.peer, NativeGossip, :members, [:lan]), &(&1.node == c.node))
+
+    # The link back: heard again, discovered and connected within two intervals.
+    TestRig.link(rig, 3, :up)
+    back = now_us()
+    TestRig.wait_for_mesh(ns, 10_000)
+    [up | _] = events(a, :nodeup, c.node) |> Enum.filter(&(&1 > back))
+    assert div(up - back, 1000) <= 2 * 1_500 + 1_000, "rejoined #{div(up - back, 1000)} ms after"
+
+    assert %{state: :alive} =
+             Enum.find(:peer.call(a.peer, NativeGossip, :members, [:lan]), &(&1.node == c.node))
+  end
+
+  test "a partition of {a, b} from {c}: each side drops the other, and the mesh is whole after the heal" do
+    rig = TestRig.start_in_test!(3)
+    [a, b, c] = ns = start_nodes(rig, 1..3, topology())
+    TestRig.wait_for_mesh(ns)
+
+    TestRig.link(rig, 3, :down)
+    for n <- [a, b], do: wait_event(n, :nodedown, c.node, 15_000)
+    # c, alone, drops both (its probes through each other fail too).
+    wait_event(c, :nodedown, a.node, 15_000)
+    wait_event(c, :nodedown, b.node, 15_000)
+    assert [_ | _] = events(c, :dead, a.node)
+    assert TestRig.nodes(c) == []
+    # a and b stay connected to each other.
+    assert b.node in TestRig.nodes(a)
+    assert events(a, :nodedown, b.node) == []
+
+    TestRig.link(rig, 3, :up)
+    TestRig.wait_for_mesh(ns, 15_000)
+  end
+
+  test "-connect_all false with :connect_if: probed only through members connected to the peer" do
+    rig = TestRig.start_in_test!(4)
+    connect_if = {NativeGossip.TestRoles, :connect?, []}
+    role = fn r -> topology(tags: %{role: r}, connect_if: put_elem(connect_if, 2, [r])) end
+    [c1, c2] = start_nodes(rig, 1..2, role.("coordinator"))
+    [w1, w2] = start_nodes(rig, 3..4, role.("worker"))
+    coordinators = Enum.sort([c1.node, c2.node])
+    for w <- [w1, w2], do: wait_until(fn -> TestRig.nodes(w) == coordinators end)
+    everyone = Enum.sort([c1.node, c2.node, w1.node, w2.node])
+    for c <- [c1, c2], do: wait_until(fn -> TestRig.nodes(c) == everyone -- [c.node] end)
+
+    # c1's heartbeats stop reaching w1 (its connection works): w1 probes c1 directly
+    # and through c2, the only other member w1 is connected to.
+    TestRig.drop_from(rig, 3, 1)
+    wait_event(w1, :suspect, c1.node, 10_000)
+    wait_until(fn -> prober(c2).probed >= 1 end, 5_000, "c2 to probe c1 for w1")
+    Process.sleep(2 * @lost_after)
+    assert events(w1, :dead, c1.node) == []
+    assert c1.node in TestRig.nodes(w1)
+    TestRig.loss(rig, 3, 0)
+
+    # w1's heartbeats stop reaching c1: c1 asks c2 and w2; w2 is not connected to w1,
+    # so it does not probe it (that would connect two workers): it says so.
+    TestRig.drop_from(rig, 1, 3)
+    wait_event(c1, :suspect, w1.node, 10_000)
+    wait_until(fn -> prober(w2).not_connected >= 1 end, 5_000, "w2 to decline")
+    Process.sleep(2 * @lost_after)
+    assert events(c1, :dead, w1.node) == []
+    # No worker is connected to another, by probing or otherwise.
+    assert TestRig.nodes(w2) == coordinators
+    assert TestRig.nodes(w1) == coordinators
+  end
+
+  defp prober(n), do: :peer.call(n.peer, :sys, :get_state, [NativeGossip.Prober])
+
+  test "the fault matrix: no fault that leaves the connections working disconnects anyone" do
+    rig = TestRig.start_in_test!(3)
+    ns = start_nodes(rig, 1..3, topology())
+    TestRig.wait_for_mesh(ns)
+
+    for {name, make, undo} <- NativeGossip.FaultMatrix.faults(rig, ns) do
+      make.()
+      Process.sleep(30_000)
+      undo.()
+
+      for n <- ns do
+        assert [] == for({:nodedown, x, _} <- events(n), do: x), "#{name}: #{n.node} disconnected"
+      end
+    end
+
+    # The faults were real: every node was suspected by someone, and probed.
+    assert Enum.any?(ns, fn n -> Enum.any?(events(n), &match?({:suspect, _, _}, &1)) end)
+    TestRig.wait_for_mesh(ns)
+  end
+end
