@@ -37,6 +37,27 @@ down_at = fn n, node, since, timeout ->
   )
 end
 
+# Each node has heard every other one (a node can be connected by a peer before it has
+# heard it; one never heard is never reported lost).
+wait_heard = fn ns ->
+  for n <- ns do
+    others = Enum.sort(for m <- ns, m != n, do: m.node)
+
+    TestNet.wait_until(
+      fn ->
+        heard =
+          for m <- :peer.call(n.peer, NativeGossip, :members, [:lan]),
+              m.state == :alive,
+              do: m.node
+
+        Enum.sort(heard) == others
+      end,
+      10_000,
+      "#{n.node} to hear every other node"
+    )
+  end
+end
+
 # One series: a rig of four hosts with `topology` and the VM arguments `erl`.
 measure = fn label, topology, erl, timeout ->
   rig = TestRig.start!(4)
@@ -50,7 +71,9 @@ measure = fn label, topology, erl, timeout ->
       end
 
     [a, b, c, d] = ns
+    heard = fn -> wait_heard(ns) end
     wait_mesh(ns)
+    heard.()
 
     times =
       for _ <- 1..trials do
@@ -59,6 +82,7 @@ measure = fn label, topology, erl, timeout ->
         took = for n <- [a, b, c], do: (down_at.(n, d.node, cut, timeout) - cut) / 1000
         TestRig.link(rig, 4, :up)
         wait_mesh(ns)
+        heard.()
         took
       end
 
@@ -127,6 +151,7 @@ rig = TestRig.start!(3)
       end
 
     wait_mesh(ns)
+    wait_heard.(ns)
     t0 = System.monotonic_time(:millisecond)
 
     for {name, make, undo} <- FaultMatrix.faults(rig, ns) do

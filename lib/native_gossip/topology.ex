@@ -15,7 +15,7 @@ defmodule NativeGossip.Topology do
   alias NativeGossip.{Connector, Log, Native, Options, ShortNames, Telemetry}
   alias NativeGossip.Connector.World
   alias NativeGossip.Detector
-  alias NativeGossip.Topology.{Detection, Result, Waiters, Warnings}
+  alias NativeGossip.Topology.{Detection, Report, Result, Waiters, Warnings}
 
   @registry NativeGossip.Registry
 
@@ -253,7 +253,7 @@ defmodule NativeGossip.Topology do
   def handle_info(:native_gossip_events, state) do
     {events, more} = Native.take_events(state.native, @batch)
     if more, do: send(self(), :native_gossip_events)
-    {:noreply, Enum.reduce(events, state, &peer_event/2)}
+    {:noreply, Enum.reduce(events, state, &Report.apply/2)}
   end
 
   def handle_info({:await_timeout, ref}, state),
@@ -346,71 +346,6 @@ defmodule NativeGossip.Topology do
     end
   end
 
-  # The native side validated the name, and without a secret admitted at most
-  # :max_names names that were not atoms yet (with a secret, it authenticated it).
-  #
-  # Where this node connects follows an event's address only when it may: `proven`
-  # (authenticated and bound to its source, or pinned by a connection) always; an
-  # unproven one (no secret, or a libcluster-format heartbeat) only without a secret,
-  # where nothing better exists, and then never over a proven one (NativeGossip.EPMD,
-  # ShortNames). With a secret, an unproven address is never used.
-  defp peer_event(
-         %{
-           kind: kind,
-           name: name,
-           address: {ip, _port},
-           lead: lead,
-           tags: tags,
-           dist_port: dist_port,
-           proven: proven
-         },
-         state
-       ) do
-    node = String.to_atom(name)
-    c = state.connector
-    usable = proven or state.options.secrets == []
-
-    # Without epmd (NativeGossip.EPMD): where this node's distribution listens.
-    case kind do
-      :forgotten -> NativeGossip.EPMD.forget(node)
-      _ when dist_port > 0 and usable -> NativeGossip.EPMD.learn(node, ip, dist_port, proven)
-      _ -> :ok
-    end
-
-    state =
-      if usable and kind in [:discovered, :heard], do: learn_host(state, node, ip), else: state
-
-    {:noreply, state} =
-      case kind do
-        :discovered ->
-          route(state, Connector.heard(c, node, kind, lead, tags))
-
-        :heard ->
-          route(state, Connector.heard(c, node, kind, lead, tags))
-
-        :tags_changed ->
-          route(state, Connector.tags_changed(c, node, tags))
-
-        :left ->
-          route(release_host(state, node), Connector.left(c, node))
-
-        :lost ->
-          route(state, Connector.lost(c, node))
-
-        :forgotten ->
-          route(release_host(state, node), Connector.forgotten(c, node), [node])
-      end
-
-    # Failure detection: a connected peer gone silent is probed; any other report of a
-    # peer ends its suspicion.
-    d = state.detector
-
-    case kind do
-      :lost -> Detection.apply(state, Detector.lost(d, node, Detection.helpers(state, node)))
-      _ -> Detection.apply(state, Detector.clear(d, node))
-    end
-  end
-
   defp route(state, result, touched \\ []), do: {:noreply, Result.apply(state, result, touched)}
 
   @impl true
@@ -425,10 +360,4 @@ defmodule NativeGossip.Topology do
   defp clean?(:shutdown), do: true
   defp clean?({:shutdown, _}), do: true
   defp clean?(_), do: false
-
-  defp learn_host(%{hosts: nil} = state, _node, _ip), do: state
-  defp learn_host(state, node, ip), do: %{state | hosts: ShortNames.learn(state.hosts, node, ip)}
-
-  defp release_host(%{hosts: nil} = state, _node), do: state
-  defp release_host(state, node), do: %{state | hosts: ShortNames.release(state.hosts, node)}
 end

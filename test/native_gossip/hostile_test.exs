@@ -21,7 +21,7 @@ defmodule NativeGossip.HostileTest do
         # drops the old one's entry a moment after it died) whose native side runs.
         wait_until(fn ->
           case Registry.lookup(NativeGossip.Registry, :panicky) do
-            [{new, {native, _}}] when new != pid and native != nil ->
+            [{new, {native, _, _}}] when new != pid and native != nil ->
               Native.stats(native).sent > 0
 
             _ ->

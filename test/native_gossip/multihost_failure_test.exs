@@ -39,10 +39,38 @@ defmodule NativeGossip.MultihostFailureTest do
 
   defp now_us, do: System.system_time(:microsecond)
 
+  # Connected, and each node has heard each other one: a node can be connected by a
+  # peer before it has heard that peer's heartbeat (an answer lost), and a peer never
+  # heard is never reported lost (the BEAM's tick is then all there is).
+  defp wait_for_cluster(ns) do
+    TestRig.wait_for_mesh(ns)
+
+    for n <- ns do
+      others = Enum.sort(for m <- ns, m != n, do: m.node)
+
+      wait_until(
+        fn ->
+          heard = for m <- :peer.call(n.peer, NativeGossip, :members, [:lan]), do: m.node
+          Enum.sort(heard) == others
+        end,
+        5_000,
+        "#{n.node} to hear every other node"
+      )
+    end
+  end
+
+  defp wait_heard(n, node) do
+    wait_until(
+      fn -> Enum.any?(:peer.call(n.peer, NativeGossip, :members, [:lan]), &(&1.node == node)) end,
+      5_000,
+      "#{n.node} to hear #{node}"
+    )
+  end
+
   test "a host cut off without a reset: :nodedown on both others within lost_after + 1 s; back, it rejoins" do
     rig = TestRig.start_in_test!(3)
     [a, b, c] = ns = start_nodes(rig, 1..3, topology())
-    TestRig.wait_for_mesh(ns)
+    wait_for_cluster(ns)
 
     cut = now_us()
     TestRig.link(rig, 3, :down)
@@ -74,7 +102,7 @@ defmodule NativeGossip.MultihostFailureTest do
   test "a partition of {a, b} from {c}: each side drops the other, and the mesh is whole after the heal" do
     rig = TestRig.start_in_test!(3)
     [a, b, c] = ns = start_nodes(rig, 1..3, topology())
-    TestRig.wait_for_mesh(ns)
+    wait_for_cluster(ns)
 
     TestRig.link(rig, 3, :down)
     for n <- [a, b], do: wait_event(n, :nodedown, c.node, 15_000)
@@ -101,6 +129,8 @@ defmodule NativeGossip.MultihostFailureTest do
     for w <- [w1, w2], do: wait_until(fn -> TestRig.nodes(w) == coordinators end)
     everyone = Enum.sort([c1.node, c2.node, w1.node, w2.node])
     for c <- [c1, c2], do: wait_until(fn -> TestRig.nodes(c) == everyone -- [c.node] end)
+
+    for {n, m} <- [{w1, c1}, {c1, w1}, {c2, c1}], do: wait_heard(n, m.node)
 
     # c1's heartbeats stop reaching w1 (its connection works): w1 probes c1 directly
     # and through c2, the only other member w1 is connected to.
@@ -129,7 +159,7 @@ defmodule NativeGossip.MultihostFailureTest do
   test "the fault matrix: no fault that leaves the connections working disconnects anyone" do
     rig = TestRig.start_in_test!(3)
     ns = start_nodes(rig, 1..3, topology())
-    TestRig.wait_for_mesh(ns)
+    wait_for_cluster(ns)
 
     for {name, make, undo} <- NativeGossip.FaultMatrix.faults(rig, ns) do
       make.()

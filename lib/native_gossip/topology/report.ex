@@ -1,0 +1,86 @@
+defmodule NativeGossip.Topology.Report do
+  @moduledoc false
+  # One peer report of the native side (`:discovered`, `:heard`, `:tags_changed`,
+  # `:left`, `:lost`, `:forgotten`), as the topology server applies it: where the peer's
+  # distribution listens (NativeGossip.EPMD) and its short host name (ShortNames), the
+  # connector's decision (NativeGossip.Connector) and the failure detector's
+  # (NativeGossip.Detector), each carried out.
+
+  alias NativeGossip.{Connector, Detector, ShortNames, Topology}
+  alias NativeGossip.Topology.{Detection, Result}
+
+  # The native side validated the name, and without a secret admitted at most
+  # :max_names names that were not atoms yet (with a secret, it authenticated it).
+  #
+  # Where this node connects follows an event's address only when it may: `proven`
+  # (authenticated and bound to its source, or pinned by a connection) always; an
+  # unproven one (no secret, or a libcluster-format heartbeat) only without a secret,
+  # where nothing better exists, and then never over a proven one (NativeGossip.EPMD,
+  # ShortNames). With a secret, an unproven address is never used.
+  @doc "Applies one peer report of the native side (a map, see NativeGossip.Native)."
+  @spec apply(map(), Topology.t()) :: Topology.t()
+  def apply(
+        %{
+          kind: kind,
+          name: name,
+          address: {ip, _port},
+          lead: lead,
+          tags: tags,
+          dist_port: dist_port,
+          proven: proven
+        },
+        state
+      ) do
+    node = String.to_atom(name)
+    c = state.connector
+    usable = proven or state.options.secrets == []
+
+    # Without epmd (NativeGossip.EPMD): where this node's distribution listens.
+    case kind do
+      :forgotten -> NativeGossip.EPMD.forget(node)
+      _ when dist_port > 0 and usable -> NativeGossip.EPMD.learn(node, ip, dist_port, proven)
+      _ -> :ok
+    end
+
+    state =
+      if usable and kind in [:discovered, :heard], do: learn_host(state, node, ip), else: state
+
+    {:noreply, state} =
+      case kind do
+        :discovered ->
+          route(state, Connector.heard(c, node, kind, lead, tags))
+
+        :heard ->
+          route(state, Connector.heard(c, node, kind, lead, tags))
+
+        :tags_changed ->
+          route(state, Connector.tags_changed(c, node, tags))
+
+        :left ->
+          route(release_host(state, node), Connector.left(c, node))
+
+        :lost ->
+          route(state, Connector.lost(c, node))
+
+        :forgotten ->
+          route(release_host(state, node), Connector.forgotten(c, node), [node])
+      end
+
+    # Failure detection: a connected peer gone silent is probed; any other report of a
+    # peer ends its suspicion.
+    d = state.detector
+
+    case kind do
+      :lost -> Detection.apply(state, Detector.lost(d, node, Detection.helpers(state, node)))
+      _ -> Detection.apply(state, Detector.clear(d, node))
+    end
+  end
+
+  defp route(state, result, touched \\ []), do: {:noreply, Result.apply(state, result, touched)}
+
+  defp learn_host(%{hosts: nil} = state, _node, _ip), do: state
+  defp learn_host(state, node, ip), do: %{state | hosts: ShortNames.learn(state.hosts, node, ip)}
+
+  defp release_host(%{hosts: nil} = state, _node), do: state
+  defp release_host(state, node), do: %{state | hosts: ShortNames.release(state.hosts, node)}
+end
