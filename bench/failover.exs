@@ -66,12 +66,14 @@ measure = fn label, topology, erl, timeout ->
     ns =
       for i <- 1..4 do
         {peer, node} = TestRig.start_node!(rig, i, erl_args: erl)
+        # Quiet: net_kernel's "not responding" reports would land in the output.
+        :ok = :peer.call(peer, :logger, :set_primary_config, [:level, :none])
         {_t0, rec} = :peer.call(peer, EventRecorder, :start_topology, [topology])
         %{i: i, peer: peer, node: node, recorder: rec}
       end
 
     [a, b, c, d] = ns
-    heard = fn -> wait_heard(ns) end
+    heard = fn -> wait_heard.(ns) end
     wait_mesh(ns)
     heard.()
 
@@ -145,6 +147,7 @@ rig = TestRig.start!(3)
     ns =
       for i <- 1..3 do
         {peer, node} = TestRig.start_node!(rig, i)
+        :ok = :peer.call(peer, :logger, :set_primary_config, [:level, :none])
         topology = [name: :lan, secret: secret, heartbeat_interval: 500]
         {_t0, rec} = :peer.call(peer, EventRecorder, :start_topology, [topology])
         %{i: i, peer: peer, node: node, recorder: rec}

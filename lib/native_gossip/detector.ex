@@ -36,7 +36,7 @@ defmodule NativeGossip.Detector do
         }
 
   defstruct enabled: true,
-            timeout: 500,
+            timeout: 300,
             helpers: 3,
             lost_after: 4_500,
             next: 0,
@@ -185,8 +185,8 @@ defmodule NativeGossip.Detector do
   end
 
   @doc """
-  The native side reported the peer again (heard, back, left, forgotten): any
-  suspicion of it, and its death, end without a verdict.
+  The native side reported the peer again (heard, back, left, forgotten), or it came
+  up: any suspicion of it, and its death, end without a verdict.
   """
   @spec clear(t(), node()) :: result()
   def clear(d, node) do

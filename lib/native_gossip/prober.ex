@@ -48,14 +48,18 @@ defmodule NativeGossip.Prober do
 
   @doc """
   Asks `helper`'s prober to probe `node` within `timeout` ms and send
-  `{:native_gossip_probe, id, helper, outcome}` to `reply_to`. Sent with `:noconnect`:
-  a helper this node is not connected to is not asked (nothing is sent, no answer).
+  `{:native_gossip_probe, id, helper, outcome}` to `reply_to`. Sent with `:noconnect`
+  and `:nosuspend`: a helper this node is not connected to is not asked, nor one whose
+  connection is congested (the caller, the topology server, is never suspended):
+  `:not_sent` then, and no answer will come.
   """
-  @spec ask(node(), node(), term(), non_neg_integer(), pid()) :: :ok | :noconnect
+  @spec ask(node(), node(), term(), non_neg_integer(), pid()) :: :ok | :not_sent
   def ask(helper, node, id, timeout, reply_to) do
-    case :erlang.send({__MODULE__, helper}, {:probe, node, id, timeout, reply_to}, [:noconnect]) do
-      :noconnect -> :noconnect
-      _ -> :ok
+    message = {:probe, node, id, timeout, reply_to}
+
+    case :erlang.send({__MODULE__, helper}, message, [:noconnect, :nosuspend]) do
+      :ok -> :ok
+      _ -> :not_sent
     end
   end
 

@@ -262,8 +262,11 @@ defmodule NativeGossip.Topology do
   def handle_info({:native_gossip_turn, node}, state),
     do: route(state, Connector.turn(state.connector, node))
 
-  def handle_info({:nodeup, node, _info}, state),
-    do: route(state, Connector.nodeup(state.connector, node))
+  def handle_info({:nodeup, node, _info}, state) do
+    {:noreply, state} = route(state, Connector.nodeup(state.connector, node))
+    # Connected again: whatever was concluded of it before is over.
+    {:noreply, Detection.apply(state, Detector.clear(state.detector, node))}
+  end
 
   def handle_info({:nodedown, node, _info}, state) do
     {:noreply, state} = route(state, Connector.nodedown(state.connector, node))

@@ -71,7 +71,15 @@ defmodule NativeGossip.MultihostFailureTest do
     rig = TestRig.start_in_test!(3)
     [a, b, c] = ns = start_nodes(rig, 1..3, topology())
     wait_for_cluster(ns)
+    # A :pg group member on c, seen from a: gone with c's :nodedown, as for a crash.
+    for n <- ns, do: {:ok, _} = :peer.call(n.peer, :pg, :start, [:ng_failure])
+    service = :peer.call(c.peer, :erlang, :spawn, [:timer, :sleep, [:infinity]])
+    :ok = :peer.call(c.peer, :pg, :join, [:ng_failure, :service, service])
+    members = fn -> :peer.call(a.peer, :pg, :get_members, [:ng_failure, :service]) end
+    wait_until(fn -> members.() == [service] end)
 
+    :ok = :peer.call(a.peer, EventRecorder, :record_dead_evidence, [a.recorder])
+    b_node = b.node
     cut = now_us()
     TestRig.link(rig, 3, :down)
 
@@ -84,6 +92,16 @@ defmodule NativeGossip.MultihostFailureTest do
       assert c.node not in TestRig.nodes(n)
     end
 
+    wait_until(fn -> members.() == [] end)
+
+    # The evidence, in telemetry: no answer from c directly, nor through b (which may
+    # have dropped c already, and then says it has no connection to probe it over).
+    assert [%{direct: direct, indirect: %{^b_node => via_b}}] =
+             for({:dead_evidence, x, e} <- events(a), x == c.node, do: e)
+
+    assert direct in [:timeout, :failed]
+    assert via_b in [:timeout, :failed, :not_connected]
+
     # members/1 says what happened.
     assert %{state: :dead} =
              Enum.find(:peer.call(a.peer, NativeGossip, :members, [:lan]), &(&1.node == c.node))
@@ -95,8 +113,11 @@ defmodule NativeGossip.MultihostFailureTest do
     [up | _] = events(a, :nodeup, c.node) |> Enum.filter(&(&1 > back))
     assert div(up - back, 1000) <= 2 * 1_500 + 1_000, "rejoined #{div(up - back, 1000)} ms after"
 
-    assert %{state: :alive} =
-             Enum.find(:peer.call(a.peer, NativeGossip, :members, [:lan]), &(&1.node == c.node))
+    # (Connected may come before a has heard c again: it may be :lost until then.)
+    wait_until(fn ->
+      row = Enum.find(:peer.call(a.peer, NativeGossip, :members, [:lan]), &(&1.node == c.node))
+      match?(%{state: :alive}, row)
+    end)
   end
 
   test "a partition of {a, b} from {c}: each side drops the other, and the mesh is whole after the heal" do
@@ -116,6 +137,25 @@ defmodule NativeGossip.MultihostFailureTest do
     assert events(a, :nodedown, b.node) == []
 
     TestRig.link(rig, 3, :up)
+    TestRig.wait_for_mesh(ns, 15_000)
+  end
+
+  test "a frozen VM (SIGSTOP) is declared dead and disconnected; resumed, it is connected again" do
+    rig = TestRig.start_in_test!(3)
+    [a, b, c] = ns = start_nodes(rig, 1..3, topology())
+    wait_for_cluster(ns)
+    pid = :peer.call(c.peer, :os, :getpid, [])
+
+    System.cmd("kill", ["-STOP", to_string(pid)])
+
+    try do
+      for n <- [a, b], do: wait_event(n, :dead, c.node, 15_000)
+      for n <- [a, b], do: wait_until(fn -> c.node not in TestRig.nodes(n) end)
+    after
+      System.cmd("kill", ["-CONT", to_string(pid)])
+    end
+
+    # Its heartbeats again: discovered and connected, as after a restart.
     TestRig.wait_for_mesh(ns, 15_000)
   end
 

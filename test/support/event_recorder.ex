@@ -45,6 +45,16 @@ defmodule NativeGossip.EventRecorder do
     end
   end
 
+  @doc """
+  Also records the telemetry event `[:native_gossip, :peer, :dead]` of this node, as
+  `{:dead_evidence, node, evidence}`: the recorder becomes the receiver of the test
+  build's stand-in :telemetry module (test/support/telemetry_stub.ex).
+  """
+  def record_dead_evidence(pid) do
+    true = Process.register(pid, :native_gossip_telemetry_test)
+    :ok
+  end
+
   @doc "The events so far, oldest first: `{event, node, wall_us}`."
   def events(pid) do
     ref = make_ref()
@@ -64,6 +74,12 @@ defmodule NativeGossip.EventRecorder do
 
       {event, node} when event in [:nodeup, :nodedown] ->
         loop([{event, node, System.system_time(:microsecond)} | events])
+
+      {:telemetry, [:native_gossip, :peer, :dead], _, %{node: node, evidence: evidence}} ->
+        loop([{:dead_evidence, node, evidence} | events])
+
+      {:telemetry, _event, _measurements, _metadata} ->
+        loop(events)
 
       {:events, from, ref} ->
         send(from, {ref, events})

@@ -231,15 +231,16 @@ defmodule NativeGossip.Options.Schema do
       """
     ],
     probe_timeout: [
-      default: 500,
-      default_doc: "`500`",
+      default: 300,
+      default_doc: "`300`",
       type: quote(do: pos_integer()),
       check: &Check.probe_timeout/2,
       summary: "ms a probe of a lost peer waits for its answer",
       doc: """
       milliseconds the probes of a lost peer (direct and indirect) have to answer,
-      default `500`. A round trip over a working connection takes well under a
-      millisecond on a LAN; the time is for a peer's VM that is busy.
+      default `300`. A round trip over a working connection takes well under a
+      millisecond on a LAN; the rest is for a peer's VM that is busy (its `net_kernel`
+      answers between time slices even with every scheduler at 100 %).
       """
     ],
     indirect_probes: [

@@ -49,7 +49,7 @@ defmodule NativeGossip.Topology.Detection do
   defp carry_out({:ask, helper, node, id}, state) do
     case Prober.ask(helper, node, id, state.detector.timeout, self()) do
       :ok -> :ok
-      :noconnect -> send(self(), {:native_gossip_probe, id, helper, :not_connected})
+      :not_sent -> send(self(), {:native_gossip_probe, id, helper, :not_connected})
     end
   end
 
