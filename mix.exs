@@ -20,13 +20,19 @@ defmodule NativeGossip.MixProject do
       # `mix docs` (ex_doc, a dev dependency of the hex set).
       docs: [
         main: "NativeGossip",
+        source_ref: "v#{@version}",
         extras: [
           "README.md",
           "docs/DEPLOYMENT.md",
           "docs/MIGRATING.md",
           "docs/PROTOCOL.md",
           "docs/ARCHITECTURE.md",
-          "docs/BENCHMARKS.md"
+          "docs/BENCHMARKS.md",
+          "CHANGELOG.md"
+        ],
+        groups_for_extras: [
+          Guides: ["docs/DEPLOYMENT.md", "docs/MIGRATING.md"],
+          Reference: ["docs/PROTOCOL.md", "docs/ARCHITECTURE.md", "docs/BENCHMARKS.md"]
         ],
         groups_for_modules: [
           "Running a topology": [NativeGossip, NativeGossip.Strategy],
@@ -115,9 +121,17 @@ defmodule NativeGossip.MixProject do
   defp package do
     [
       licenses: ["Apache-2.0"],
-      links: %{"GitHub" => @source_url},
+      links: %{
+        "GitHub" => @source_url,
+        "Changelog" => "#{@source_url}/blob/v#{@version}/CHANGELOG.md",
+        "Docs" => "https://hexdocs.pm/native_gossip/#{@version}"
+      },
+      # What a build needs (the NIF from source included: the crates, the lock file,
+      # .cargo/config.toml's musl and macOS link flags), the license and the docs; no
+      # tests, benchmarks or build output (test/native_gossip/package_test.exs checks).
       files:
-        ~w(lib native/*/src native/*/Cargo.toml Cargo.toml Cargo.lock mix.exs README.md docs) ++
+        ~w(lib native/*/src native/*/Cargo.toml Cargo.toml Cargo.lock .cargo/config.toml) ++
+          ~w(mix.exs README.md CHANGELOG.md LICENSE docs) ++
           ["checksum-Elixir.NativeGossip.Native.exs"]
     ]
   end

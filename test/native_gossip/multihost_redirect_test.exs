@@ -69,8 +69,11 @@ defmodule NativeGossip.MultihostRedirectTest do
     assert stats(t).dropped.unproven_source > 0.9 * sent
     assert member(t, p.node).address == p.address
     # At most one proven and a few unproven addresses per name, however many sources.
+    # (Forged heartbeats taken between the disconnect and the new connection's pin
+    # may leave some unproven ones, never answered over the proven one: checked above.)
     {proven, unproven} = call(t, NativeGossip.EPMD, :entry, [p.node])
-    assert {proven, length(unproven)} == {{p.address, p_port}, 0}
+    assert proven == {p.address, p_port}
+    assert length(unproven) <= 4
   end
 
   test "with a secret: a peer's heartbeat replayed from another host to a node that has just started is dropped (foreign_source), and the node sees the peer where it is" do
