@@ -6,6 +6,7 @@ defmodule NativeGossip.MultihostFailureTest do
   use ExUnit.Case, async: false
 
   import NativeGossip.TestNet
+  import NativeGossip.BenchNetwork, only: [start_nodes: 3]
   alias NativeGossip.{EventRecorder, TestRig}
 
   @moduletag :multihost
@@ -14,14 +15,6 @@ defmodule NativeGossip.MultihostFailureTest do
   # heartbeat_interval 500 ms: lost after 1.5 s.
   @interval 500
   @lost_after 3 * @interval
-
-  defp start_nodes(rig, hosts, topology, node_opts \\ []) do
-    for i <- hosts do
-      {peer, node} = TestRig.start_node!(rig, i, node_opts)
-      {_t0, recorder} = :peer.call(peer, EventRecorder, :start_topology, [topology])
-      %{i: i, peer: peer, node: node, recorder: recorder}
-    end
-  end
 
   defp topology(more \\ []),
     do: [name: :lan, secret: "failure", heartbeat_interval: @interval] ++ more
