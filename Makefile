@@ -9,7 +9,7 @@
 SHELL := /bin/sh
 NETNS := test/support/private_net.sh
 
-.PHONY: all tools test flake-hunt rust-test elixir-portable elixir-lint dialyzer elixir-test bench-smoke elixir-otp27 probe demo bench nif-artifact clean
+.PHONY: all tools test flake-hunt rust-test elixir-portable elixir-lint dialyzer elixir-test bench-smoke elixir-otp27 probe demo bench nif-artifact loopback-join docs docs-check clean
 
 # This repository builds the NIF from source (rustler; config/config.exs says so, and
 # this for examples/ that depend on it), never downloads it: users of a release get it
@@ -49,9 +49,10 @@ elixir-portable: tools probe
 # The same Elixir checks and tests under OTP 27 and Elixir 1.18, what most users run:
 # a Debian trixie chroot made once by ../shared/tools/newer-otp.sh (about a minute; it
 # builds into _build/otp27, and runs inside a private network namespace of its own).
+# The chroot has no Python, so no PyYAML: the workflow checks run in elixir-test only.
 elixir-otp27: tools probe
 	../shared/tools/newer-otp.sh run sh -c 'export NATIVE_GOSSIP_BUILD=1 MIX_ENV=test && \
-	  mix compile --warnings-as-errors && mix test'
+	  mix compile --warnings-as-errors && mix test --exclude workflows'
 
 elixir-lint: tools
 	MIX_ENV=test mix format --check-formatted
@@ -63,9 +64,14 @@ dialyzer: tools
 	MIX_ENV=test mix compile --warnings-as-errors
 	MIX_ENV=test mix run --no-start .ci/dialyzer.exs
 
-# The multi-host tests use native-gossip-probe as an attacker.
+# The multi-host tests use native-gossip-probe as an attacker. Then the two-node join
+# the macOS CI jobs run (.github/workflows/ci.yml), here on loopback with TTL 0.
 elixir-test: tools probe
 	MIX_ENV=test $(NETNS) mix test
+	$(MAKE) loopback-join
+
+loopback-join: tools
+	MIX_ENV=test $(NETNS) mix run --no-start .ci/loopback-join.exs
 
 # The release tarball of the NIF for this machine, as the release workflow makes it,
 # and its checksum file: _artifacts/ and checksum-Elixir.NativeGossip.Native.exs.

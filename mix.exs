@@ -1,7 +1,7 @@
 defmodule NativeGossip.MixProject do
   use Mix.Project
 
-  @version "0.1.0"
+  @version "0.2.0-dev"
   @source_url "https://github.com/native-gossip/native_gossip"
 
   def project do
@@ -49,13 +49,16 @@ defmodule NativeGossip.MixProject do
     ]
   end
 
-  # Tests forge signed heartbeats with :crypto; the library itself does not use it.
-  defp extra_applications(:test), do: [:logger, :crypto]
-  defp extra_applications(_), do: [:logger]
+  # telemetry, when the application has it, starts before NativeGossip (an optional
+  # application: OTP skips it when it is not there). Tests forge signed heartbeats with
+  # :crypto; the library itself does not use it.
+  defp extra_applications(:test), do: extra_applications(:prod) ++ [:crypto]
+  defp extra_applications(_), do: [:logger, {:telemetry, :optional}]
 
   defp elixirc_paths(:test) do
-    # With the real libcluster (LIBCLUSTER_PATH), its own state struct is used.
-    if System.get_env("LIBCLUSTER_PATH"),
+    # With the real libcluster (LIBCLUSTER_PATH, or the hex set), its own state struct
+    # is used.
+    if System.get_env("LIBCLUSTER_PATH") || not path_deps?(),
       do: [
         "lib" | Path.wildcard("test/support/*.ex") -- ["test/support/cluster_strategy_state.ex"]
       ],
@@ -76,12 +79,23 @@ defmodule NativeGossip.MixProject do
 
       [
         {:rustler_precompiled, "~> 0.8", path: Path.join(shared, "rustler_precompiled")},
-        {:rustler, ">= 0.0.0", path: Path.join(shared, "rustler"), optional: true}
+        {:rustler, "~> 0.36", path: Path.join(shared, "rustler"), optional: true},
+        # (libcluster, a path dependency below, needs telemetry too: then it must win.)
+        {:telemetry, "~> 0.4 or ~> 1.0",
+         path: Path.join(shared, "telemetry"),
+         optional: true,
+         override: System.get_env("LIBCLUSTER_PATH") != nil},
+        {:ex_doc, "~> 0.34", path: Path.join(shared, "ex_doc"), only: :dev, runtime: false}
       ] ++ libcluster_from_path(shared)
     else
       [
         {:rustler_precompiled, "~> 0.8", []},
-        {:rustler, ">= 0.0.0", optional: true},
+        # Only to build the NIF from source: rustler 0.37.1 and later need Elixir 1.15,
+        # 0.36 builds the same crate (NativeGossip.Native.Target says so to users).
+        {:rustler, "~> 0.36", optional: true},
+        # Events (NativeGossip.Telemetry) are sent when the application has telemetry;
+        # optional, so that Mix and releases start it before NativeGossip.
+        {:telemetry, "~> 0.4 or ~> 1.0", optional: true},
         # NativeGossip.Strategy calls Cluster.Strategy.connect_nodes/4 when libcluster is
         # there: optional, so that an app with libcluster starts it first and builds
         # without "does not depend on :libcluster" warnings.
@@ -93,7 +107,7 @@ defmodule NativeGossip.MixProject do
 
   # libcluster is a hex package these machines cannot fetch. LIBCLUSTER_PATH=<a checkout
   # of libcluster> makes it a path dependency (its hex deps jason and telemetry then come
-  # from ../shared/deps), and the tests run against its real Cluster.Supervisor
+  # from ../shared/deps: jason here, telemetry in deps/0), and the tests run against its real Cluster.Supervisor
   # (test/native_gossip/libcluster_test.exs); unset, the tests use a stand-in of its
   # state struct (test/support/cluster_strategy_state.ex).
   defp libcluster_from_path(shared) do
@@ -104,8 +118,7 @@ defmodule NativeGossip.MixProject do
       path ->
         [
           {:libcluster, "~> 3.3", path: path, optional: true},
-          {:jason, "~> 1.1", path: Path.join(shared, "jason"), override: true},
-          {:telemetry, "~> 1.0", path: Path.join(shared, "telemetry"), override: true}
+          {:jason, "~> 1.1", path: Path.join(shared, "jason"), override: true}
         ]
     end
   end
@@ -127,10 +140,13 @@ defmodule NativeGossip.MixProject do
         "Docs" => "https://hexdocs.pm/native_gossip/#{@version}"
       },
       # What a build needs (the NIF from source included: the crates, the lock file,
-      # .cargo/config.toml's musl and macOS link flags), the license and the docs; no
-      # tests, benchmarks or build output (test/native_gossip/package_test.exs checks).
+      # .cargo/config.toml's musl and macOS link flags, and the core's Rust benchmark,
+      # which its Cargo.toml declares, so cargo wants the file), the license and the
+      # docs; no tests, Elixir benchmarks or build output (package_files_test.exs and
+      # package_test.exs check, the latter on mix hex.build's tarball).
       files:
-        ~w(lib native/*/src native/*/Cargo.toml Cargo.toml Cargo.lock .cargo/config.toml) ++
+        ~w(lib native/*/src native/*/benches native/*/Cargo.toml Cargo.toml Cargo.lock) ++
+          ~w(.cargo/config.toml) ++
           ~w(mix.exs README.md CHANGELOG.md LICENSE docs) ++
           ["checksum-Elixir.NativeGossip.Native.exs"]
     ]

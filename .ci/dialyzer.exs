@@ -57,8 +57,7 @@ defmodule NativeGossip.Dialyzer do
           Path.basename(Path.dirname(dep)) != "native_gossip",
           do: dep
 
-    dirs =
-      Enum.map(@otp_apps ++ @elixir_apps, &Path.join(:code.lib_dir(&1), "ebin")) ++ deps
+    dirs = Enum.map(@otp_apps ++ @elixir_apps, &Path.join(:code.lib_dir(&1), "ebin")) ++ deps
 
     unless File.exists?(plt) do
       File.mkdir_p!(dir)

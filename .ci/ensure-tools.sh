@@ -33,6 +33,12 @@ command -v nft >/dev/null 2>&1 || need_pkg nftables
 command -v epmd >/dev/null 2>&1 || need_pkg erlang-nox
 # dialyzer: the type checks of `make test` (make dialyzer).
 command -v dialyzer >/dev/null 2>&1 || need_pkg erlang-dialyzer
+# readelf/objdump: the glibc symbol versions of the release NIF (package_test.exs).
+command -v objdump >/dev/null 2>&1 && command -v readelf >/dev/null 2>&1 || need_pkg binutils
+# PyYAML: workflows_test.exs parses .github/workflows; pip installs zig (below).
+python3 -c 'import yaml' >/dev/null 2>&1 || /usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 ||
+  need_pkg python3-yaml
+python3 -m pip --version >/dev/null 2>&1 || need_pkg python3-pip
 
 if [ -n "$missing_pkgs" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -57,4 +63,8 @@ if [ "$otp" -lt 25 ]; then
   echo "NativeGossip needs Erlang/OTP >= 25; this is OTP $otp" >&2
   exit 1
 fi
+# cargo-zigbuild and zig, for the release NIF linked against the glibc floor
+# (.ci/nif-artifact.sh; the tests that use it run without network).
+"$(dirname "$0")/ensure-zig.sh" >/dev/null
+
 elixir -e 'unless Version.match?(System.version(), ">= 1.14.0"), do: (IO.puts(:stderr, "NativeGossip needs Elixir >= 1.14; this is #{System.version()}"); System.halt(1))'

@@ -6,7 +6,8 @@
 #   _artifacts/libnative_gossip_nif-v<version>-nif-2.15-<target>.so.tar.gz
 #
 # NATIVE_GOSSIP_TARGET overrides the target (default: rustc's host triple); CARGO=cross
-# cross-compiles (the release workflow).
+# cross-compiles (the release workflow's musl targets). Linux gnu targets are built with
+# cargo-zigbuild against glibc $(cat .ci/glibc-floor) (.ci/ensure-zig.sh installs it).
 set -eu
 cd "$(dirname "$0")/.."
 version=$(sed -n 's/^  @version "\(.*\)"$/\1/p' mix.exs)
@@ -14,17 +15,34 @@ version=$(sed -n 's/^  @version "\(.*\)"$/\1/p' mix.exs)
 target=${NATIVE_GOSSIP_TARGET:-$(rustc -vV | sed -n 's/^host: //p')}
 nif=2.15
 
-if [ -n "${NATIVE_GOSSIP_TARGET:-}" ]; then
-  "${CARGO:-cargo}" build --release -p native_gossip_nif --target "$target"
-  out=${CARGO_TARGET_DIR:-target}/$target/release
-else
-  "${CARGO:-cargo}" build --release -p native_gossip_nif
-  out=${CARGO_TARGET_DIR:-target}/release
-fi
+case "$target" in
+  *-linux-gnu)
+    # Linked against the oldest glibc we support (.ci/glibc-floor), with cargo-zigbuild,
+    # so that the library loads on every distribution at or above it; the highest
+    # GLIBC_ symbol version it needs is checked below.
+    floor=$(cat .ci/glibc-floor)
+    PATH="$(.ci/ensure-zig.sh):$PATH"
+    cargo zigbuild --release -p native_gossip_nif --target "$target.$floor"
+    out=${CARGO_TARGET_DIR:-target}/$target/release
+    ;;
+  *)
+    if [ -n "${NATIVE_GOSSIP_TARGET:-}" ]; then
+      "${CARGO:-cargo}" build --release -p native_gossip_nif --target "$target"
+      out=${CARGO_TARGET_DIR:-target}/$target/release
+    else
+      "${CARGO:-cargo}" build --release -p native_gossip_nif
+      out=${CARGO_TARGET_DIR:-target}/release
+    fi
+    ;;
+esac
 case "$target" in
   *-apple-darwin) built=$out/libnative_gossip_nif.dylib ;;
   *) built=$out/libnative_gossip_nif.so ;;
 esac
+
+if [ -n "${floor:-}" ]; then
+  .ci/glibc-check.sh "$built" "$floor"
+fi
 
 # The library inside is named .so on every Unix, as rustler_precompiled loads it.
 name=libnative_gossip_nif-v$version-nif-$nif-$target.so

@@ -10,7 +10,8 @@ defmodule ClusterDemo.MixProject do
       version: "0.1.0",
       elixir: "~> 1.14",
       start_permanent: Mix.env() == :prod,
-      deps: [{:native_gossip, path: "../.."}],
+      # NATIVE_GOSSIP_PATH: the package a release makes, in release_test.exs.
+      deps: [{:native_gossip, path: System.get_env("NATIVE_GOSSIP_PATH", "../..")}],
       releases: [
         cluster_demo: [include_executables_for: [:unix]],
         # The same application without epmd: rel/epmdless/vm.args.eex.

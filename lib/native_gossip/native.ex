@@ -2,7 +2,7 @@ defmodule NativeGossip.Native do
   @moduledoc false
   # One-line stubs for the NIFs in native/native_gossip_nif.
   #
-  # The library comes precompiled for the targets below (rustler_precompiled): at
+  # The library comes precompiled for the targets of NativeGossip.Native.Target (rustler_precompiled): at
   # compile time the tarball for this machine is downloaded from the GitHub release of
   # this version (or from NATIVE_GOSSIP_BASE_URL, for mirrors and tests), its checksum
   # checked against checksum-Elixir.NativeGossip.Native.exs, and it is unpacked into
@@ -18,6 +18,19 @@ defmodule NativeGossip.Native do
   version = Mix.Project.config()[:version]
   source_url = Mix.Project.config()[:source_url]
 
+  force_build =
+    System.get_env("NATIVE_GOSSIP_BUILD") in ["1", "true"] or
+      Application.compile_env(:rustler_precompiled, [:force_build, :native_gossip], false) or
+      System.get_env("RUSTLER_PRECOMPILED_FORCE_BUILD_ALL") in ["1", "true"] or
+      "dev" in Version.parse!(version).pre
+
+  # On a target with no precompiled NIF (and no build from source asked), or on
+  # Windows, compilation stops here with our sentence.
+  with {:error, sentence} <-
+         NativeGossip.Native.Target.check(NativeGossip.Native.Target.current(), force_build) do
+    raise CompileError, description: sentence
+  end
+
   use RustlerPrecompiled,
     otp_app: :native_gossip,
     crate: "native_gossip_nif",
@@ -29,20 +42,11 @@ defmodule NativeGossip.Native do
           "#{source_url}/releases/download/v#{version}",
         "/"
       ) <> "/",
-    force_build:
-      System.get_env("NATIVE_GOSSIP_BUILD") in ["1", "true"] or
-        Application.compile_env(:rustler_precompiled, [:force_build, :native_gossip], false),
+    force_build: force_build,
     features:
       if(System.get_env("NATIVE_GOSSIP_PORTABLE") in ["1", "true"], do: ["portable"], else: []),
     nif_versions: ["2.15"],
-    targets: ~w(
-      aarch64-apple-darwin
-      x86_64-apple-darwin
-      aarch64-unknown-linux-gnu
-      x86_64-unknown-linux-gnu
-      aarch64-unknown-linux-musl
-      x86_64-unknown-linux-musl
-    )
+    targets: NativeGossip.Native.Target.targets()
 
   def start(_opts), do: :erlang.nif_error(:nif_not_loaded)
   def stop(_ref, _leave?), do: :erlang.nif_error(:nif_not_loaded)

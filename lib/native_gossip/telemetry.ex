@@ -1,7 +1,9 @@
 defmodule NativeGossip.Telemetry do
   @moduledoc """
-  Telemetry events, emitted when the `:telemetry` library is loaded at run time
-  (NativeGossip has no compile-time dependency on it). Attach handlers with
+  Telemetry events, sent when the application has the `:telemetry` library (an
+  optional dependency of NativeGossip: add `{:telemetry, "~> 1.0"}` to your deps if
+  nothing brings it already; Phoenix, Ecto and libcluster do). Without it nothing is
+  sent and nothing fails. Attach handlers with
   `:telemetry.attach/4` or `:telemetry.attach_many/4`, or define metrics on them with
   `Telemetry.Metrics`.
 
@@ -64,10 +66,16 @@ defmodule NativeGossip.Telemetry do
   alias NativeGossip.DropReason
 
   @doc false
-  # Loads :telemetry if it is on the code path (once, when the application starts: looking
-  # for a module that is not there searches the whole code path).
+  # Loads :telemetry if it is on the code path and makes sure its application runs
+  # (once, when NativeGossip's application starts: looking for a module that is not
+  # there searches the whole code path). Elixir >= 1.15 and releases start telemetry
+  # first anyway (an optional application of ours); Elixir 1.14 writes no optional
+  # applications into the .app file, so nothing else would. false without telemetry.
   @spec load() :: boolean()
-  def load, do: Code.ensure_loaded?(:telemetry)
+  def load do
+    Code.ensure_loaded?(:telemetry) and
+      match?({:ok, _}, Application.ensure_all_started(:telemetry))
+  end
 
   @doc false
   # A peer event of a topology: `[:native_gossip, :peer, event]`.
@@ -167,5 +175,8 @@ defmodule NativeGossip.Telemetry do
     end
 
     :ok
+  rescue
+    # telemetry's application stopped (its handler table gone): no event, no crash.
+    ArgumentError -> :ok
   end
 end

@@ -21,17 +21,23 @@ defmodule NativeGossip.ReleaseTest do
   end
 
   setup_all do
-    # The NIF as users get it, precompiled: this machine's release tarball (make
-    # nif-artifact) found in the download cache, its checksum checked; no cargo run.
-    repo = Path.expand("../..", __DIR__)
-    {_, 0} = System.cmd("sh", [Path.join(repo, ".ci/nif-artifact.sh")], stderr_to_stdout: true)
+    # The library as users get it: the hex package a release makes (TestPackage), and
+    # its NIF precompiled, this machine's release tarball found in the download cache,
+    # its checksum checked; no cargo run.
+    tmp =
+      Path.join(System.tmp_dir!(), "native_gossip_release_#{System.unique_integer([:positive])}")
+
+    File.mkdir_p!(tmp)
+    on_exit(fn -> File.rm_rf!(tmp) end)
+    built = NativeGossip.TestPackage.build!(tmp)
 
     env = [
       {"MIX_ENV", "prod"},
       {"MIX_BUILD_PATH", nil},
       {"NATIVE_GOSSIP_BUILD", nil},
       {"NATIVE_GOSSIP_PORTABLE", nil},
-      {"RUSTLER_PRECOMPILED_GLOBAL_CACHE_PATH", Path.join(repo, "_artifacts")},
+      {"NATIVE_GOSSIP_PATH", built.package},
+      {"RUSTLER_PRECOMPILED_GLOBAL_CACHE_PATH", built.artifacts},
       # Never reached: the tarball is in the cache. Loopback of the test's namespace.
       {"NATIVE_GOSSIP_BASE_URL", "http://127.0.0.1:9/"}
     ]

@@ -1,13 +1,16 @@
 defmodule NativeGossip.TelemetryTest do
-  # Telemetry events, received through the stand-in :telemetry module of the test build
-  # (test/support/telemetry_stub.ex), from a real topology and real datagrams.
+  # Telemetry events, received through the telemetry library (a handler attached with
+  # :telemetry.attach_many/4), from a real topology and real datagrams. Without the
+  # library nothing is sent and nothing fails: package_test.exs runs an application
+  # that does not have it.
   use ExUnit.Case, async: false
 
   import NativeGossip.TestNet
   alias NativeGossip.{HeartbeatPacket, TestPeers}
 
   setup do
-    Process.register(self(), :native_gossip_telemetry_test)
+    id = NativeGossip.TestTelemetry.forward(self())
+    on_exit(fn -> NativeGossip.TestTelemetry.detach(id) end)
     :ok
   end
 

@@ -47,11 +47,11 @@ defmodule NativeGossip.EventRecorder do
 
   @doc """
   Also records the telemetry event `[:native_gossip, :peer, :dead]` of this node, as
-  `{:dead_evidence, node, evidence}`: the recorder becomes the receiver of the test
-  build's stand-in :telemetry module (test/support/telemetry_stub.ex).
+  `{:dead_evidence, node, evidence}` (a telemetry handler that forwards every
+  NativeGossip event to the recorder).
   """
   def record_dead_evidence(pid) do
-    true = Process.register(pid, :native_gossip_telemetry_test)
+    _id = NativeGossip.TestTelemetry.forward(pid)
     :ok
   end
 
