@@ -2,7 +2,8 @@
 #
 #   make demo   three BEAM nodes discover each other, inside a private network namespace
 #   make test   formatting, lint, dialyzer, Rust and Elixir tests (the Elixir ones in a
-#               namespace) on OTP 25 and 27, and a smoke run of the benchmark scripts
+#               namespace) on OTP 25 and 27, the docs built and their links checked,
+#               and a smoke run of the benchmark scripts
 #
 # Both install what they need first (as root on Debian) or say what is missing.
 
@@ -21,7 +22,7 @@ all: test
 tools:
 	@.ci/ensure-tools.sh
 
-test: tools rust-test elixir-portable elixir-lint dialyzer elixir-test bench-smoke elixir-otp27
+test: tools rust-test elixir-portable elixir-lint dialyzer elixir-test docs-check bench-smoke elixir-otp27
 
 rust-test: tools
 	cargo fmt --all -- --check
@@ -81,6 +82,19 @@ nif-artifact:
 probe:
 	cargo build --release -p native_gossip_probe
 
+# HexDocs into doc/ (ex_doc, from ../shared/deps here, hex elsewhere): a warning (a
+# reference to a hidden module, a file that is not there) fails it.
+docs: tools
+	@mkdir -p _build
+	mix docs > _build/docs.log 2>&1 || { cat _build/docs.log; exit 1; }
+	@cat _build/docs.log
+	@! grep -i warning _build/docs.log
+
+# The pages opened in headless Chromium, inside a private network namespace: a broken
+# internal link (page or anchor) or a missing image fails it (.ci/docs-check.exs).
+docs-check: docs
+	$(NETNS) elixir .ci/docs-check.exs doc
+
 # Every benchmark script once with tiny parameters (about 3 minutes): a script that a
 # change broke fails here rather than at the next make bench. Writes nothing to docs/.
 bench-smoke: tools probe
@@ -92,7 +106,7 @@ flake-hunt: tools probe
 	.ci/flake-hunt.sh
 
 # Benchmarks (not part of make test), about 40 minutes: docs/BENCHMARKS.md from the
-# template bench/BENCHMARKS.md.in, and the chart docs/formation.svg.
+# template bench/BENCHMARKS.md.in, and the chart docs/assets/formation.svg.
 bench: tools probe
 	MIX_ENV=test mix compile
 	bench/run.sh

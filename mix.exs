@@ -21,6 +21,8 @@ defmodule NativeGossip.MixProject do
       docs: [
         main: "NativeGossip",
         source_ref: "v#{@version}",
+        # Images the pages show (docs/assets/formation.svg), copied beside them.
+        assets: %{"docs/assets" => "assets"},
         extras: [
           "README.md",
           "docs/DEPLOYMENT.md",
@@ -28,11 +30,13 @@ defmodule NativeGossip.MixProject do
           "docs/PROTOCOL.md",
           "docs/ARCHITECTURE.md",
           "docs/BENCHMARKS.md",
-          "CHANGELOG.md"
+          "CHANGELOG.md",
+          "RELEASING.md"
         ],
         groups_for_extras: [
           Guides: ["docs/DEPLOYMENT.md", "docs/MIGRATING.md"],
-          Reference: ["docs/PROTOCOL.md", "docs/ARCHITECTURE.md", "docs/BENCHMARKS.md"]
+          Reference: ["docs/PROTOCOL.md", "docs/ARCHITECTURE.md", "docs/BENCHMARKS.md"],
+          Maintainers: ["RELEASING.md"]
         ],
         groups_for_modules: [
           "Running a topology": [NativeGossip, NativeGossip.Strategy],

@@ -39,6 +39,9 @@ command -v objdump >/dev/null 2>&1 && command -v readelf >/dev/null 2>&1 || need
 python3 -c 'import yaml' >/dev/null 2>&1 || /usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 ||
   need_pkg python3-yaml
 python3 -m pip --version >/dev/null 2>&1 || need_pkg python3-pip
+# chromium: make docs-check opens the HexDocs pages in it (headless).
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 ||
+  need_pkg chromium
 
 if [ -n "$missing_pkgs" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

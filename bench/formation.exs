@@ -5,7 +5,7 @@
 # NativeGossip, once with the pure-Elixir baseline (NativeGossip.BaselineGossip, the
 # libcluster Gossip approach), and NativeGossip again with 10 % and 30 % loss of gossip
 # datagrams on every host. Writes the table to stdout and the chart to
-# docs/formation.svg.
+# docs/assets/formation.svg.
 #
 # Run with `make bench` (root; inside a private network namespace).
 
@@ -165,7 +165,7 @@ try do
   ]
 
   # CHART: where the chart goes (bench/smoke.sh keeps its tiny runs out of docs/).
-  chart = System.get_env("CHART", "docs/formation.svg")
+  chart = System.get_env("CHART", "docs/assets/formation.svg")
   File.write!(chart, NativeGossip.BenchChart.formation_svg(series, sizes))
   f = fn v -> :erlang.float_to_binary(v / 1, decimals: 1) end
 

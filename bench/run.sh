@@ -2,7 +2,7 @@
 # make bench: runs every benchmark and writes docs/BENCHMARKS.md from the template
 # bench/BENCHMARKS.md.in, each @@name@@ line replaced by what that benchmark printed
 # (its result table and its verdict against the target), with the date and the
-# machine. bench/formation.exs also writes the chart docs/formation.svg. Needs root:
+# machine. bench/formation.exs also writes the chart docs/assets/formation.svg. Needs root:
 # the benchmarks make network namespaces, and no packet leaves them.
 #
 #   ONLY="join join_n" bench/run.sh   runs some of them, keeping the others' last
@@ -61,4 +61,4 @@ awk -v dir="$out" '
   }
   { print }
 ' bench/BENCHMARKS.md.in | cat -s > docs/BENCHMARKS.md
-echo "wrote docs/BENCHMARKS.md and docs/formation.svg" >&2
+echo "wrote docs/BENCHMARKS.md and docs/assets/formation.svg" >&2

@@ -51,7 +51,7 @@ defmodule NativeGossip.PackageTest do
   # A new application depending on the unpacked package, compiled as a user would: no
   # cargo on PATH, no NATIVE_GOSSIP_BUILD, an empty download cache (`env` adds to or
   # overrides that; `deps` are more dependency lines). Returns {app, output, status}.
-  defp new_app!(ctx, name, env \\ [], deps \\ "") do
+  defp new_app!(ctx, name, env \\ [], deps \\ "", package \\ "native_gossip") do
     app = Path.join(ctx.tmp, name)
     File.rm_rf!(app)
     File.mkdir_p!(Path.join(app, "lib"))
@@ -62,7 +62,7 @@ defmodule NativeGossip.PackageTest do
 
       def project do
         [app: :#{name}, version: "0.1.0", elixir: "~> 1.14",
-         deps: [{:native_gossip, path: "../native_gossip"}#{deps}]]
+         deps: [{:native_gossip, path: "../#{package}"}#{deps}]]
       end
 
       def application, do: [extra_applications: [:logger]]
@@ -165,10 +165,10 @@ defmodule NativeGossip.PackageTest do
 
   test "the package is mix hex.build's tarball: what a build needs and the license", ctx do
     files =
-      Path.join(ctx.package, "**")
+      Path.join(ctx.package_dir, "**")
       |> Path.wildcard(match_dot: true)
       |> Enum.filter(&File.regular?/1)
-      |> Enum.map(&Path.relative_to(&1, ctx.package))
+      |> Enum.map(&Path.relative_to(&1, ctx.package_dir))
 
     must =
       ~w(mix.exs README.md CHANGELOG.md LICENSE Cargo.toml Cargo.lock .cargo/config.toml) ++
@@ -188,7 +188,7 @@ defmodule NativeGossip.PackageTest do
     end
 
     # Its checksum file covers the NIF tarball that the release publishes.
-    checksums = File.read!(Path.join(ctx.package, "checksum-Elixir.NativeGossip.Native.exs"))
+    checksums = File.read!(Path.join(ctx.package_dir, "checksum-Elixir.NativeGossip.Native.exs"))
     assert checksums =~ Path.basename(ctx.nif)
 
     requirements =
@@ -261,7 +261,9 @@ defmodule NativeGossip.PackageTest do
     rustler =
       ~s(, {:rustler, "~> 0.36.0", path: "../shared/deps/rustler", optional: true, override: true})
 
-    {app, out, status} = new_app!(ctx, "source_app", env, rustler)
+    # A copy of the package of its own: the build writes the library into its priv/.
+    File.cp_r!(ctx.package_dir, Path.join(ctx.tmp, "native_gossip_source"))
+    {app, out, status} = new_app!(ctx, "source_app", env, rustler, "native_gossip_source")
     assert status == 0, "mix compile failed:\n#{out}"
     assert out =~ "Compiling crate native_gossip_nif"
 

@@ -36,7 +36,7 @@ defmodule NativeGossip.ReleaseTest do
       {"MIX_BUILD_PATH", nil},
       {"NATIVE_GOSSIP_BUILD", nil},
       {"NATIVE_GOSSIP_PORTABLE", nil},
-      {"NATIVE_GOSSIP_PATH", built.package},
+      {"NATIVE_GOSSIP_PATH", built.package_dir},
       {"RUSTLER_PRECOMPILED_GLOBAL_CACHE_PATH", built.artifacts},
       # Never reached: the tarball is in the cache. Loopback of the test's namespace.
       {"NATIVE_GOSSIP_BASE_URL", "http://127.0.0.1:9/"}

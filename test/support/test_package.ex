@@ -16,7 +16,7 @@ defmodule NativeGossip.TestPackage do
   @repo Path.expand("../..", __DIR__)
 
   @type t :: %{
-          package: Path.t(),
+          package_dir: Path.t(),
           tarball: Path.t(),
           nif: Path.t(),
           artifacts: Path.t(),
@@ -50,7 +50,7 @@ defmodule NativeGossip.TestPackage do
     metadata = unpack!(tarball, package)
 
     %{
-      package: package,
+      package_dir: package,
       tarball: tarball,
       nif: nif,
       artifacts: Path.dirname(nif),
