@@ -86,9 +86,8 @@ defmodule NativeGossip.MixProject do
         {:rustler, "~> 0.36", path: Path.join(shared, "rustler"), optional: true},
         # (libcluster, a path dependency below, needs telemetry too: then it must win.)
         {:telemetry, "~> 0.4 or ~> 1.0",
-         path: Path.join(shared, "telemetry"),
-         optional: true,
-         override: System.get_env("LIBCLUSTER_PATH") != nil},
+         [path: Path.join(shared, "telemetry"), optional: true] ++
+           if(System.get_env("LIBCLUSTER_PATH"), do: [override: true], else: [])},
         {:ex_doc, "~> 0.34", path: Path.join(shared, "ex_doc"), only: :dev, runtime: false}
       ] ++ libcluster_from_path(shared)
     else

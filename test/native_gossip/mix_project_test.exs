@@ -1,7 +1,7 @@
 defmodule NativeGossip.MixProjectTest do
   # The two dependency sets of mix.exs (hex for users and publishing, path for machines
-  # without hex): the same runtime dependencies, and ex_doc only in the hex set, for
-  # :dev, never at runtime.
+  # without hex): the same runtime dependencies, and ex_doc in both, for :dev only,
+  # never at runtime.
   use ExUnit.Case, async: false
 
   defp deps(set, env \\ %{}) do
@@ -24,12 +24,21 @@ defmodule NativeGossip.MixProjectTest do
         do: {name, req, Keyword.delete(opts, :path)}
   end
 
-  test "the hex set has ex_doc for :dev only; both sets have the same runtime dependencies" do
+  test "both sets have ex_doc for :dev only and the same runtime dependencies" do
     hex = deps("hex")
     path = deps("path", %{"LIBCLUSTER_PATH" => nil})
-    assert {:ex_doc, _, opts} = List.keyfind(hex, :ex_doc, 0)
-    assert opts[:only] == :dev and opts[:runtime] == false
-    refute List.keyfind(path, :ex_doc, 0)
+
+    for set <- [hex, path] do
+      assert {:ex_doc, _, opts} = List.keyfind(set, :ex_doc, 0)
+      assert opts[:only] == :dev and opts[:runtime] == false
+    end
+
+    # telemetry and rustler are optional in both.
+    for set <- [hex, path], dep <- [:telemetry, :rustler] do
+      assert {^dep, _, opts} = List.keyfind(set, dep, 0)
+      assert opts[:optional] == true
+    end
+
     # libcluster (optional) is in the path set only where a checkout is given.
     assert {:libcluster, "~> 3.3", [optional: true]} = List.keyfind(hex, :libcluster, 0)
     assert runtime(hex) -- [{:libcluster, "~> 3.3", [optional: true]}] == runtime(path)
