@@ -10,7 +10,7 @@
 SHELL := /bin/sh
 NETNS := test/support/private_net.sh
 
-.PHONY: all tools test flake-hunt rust-test elixir-portable elixir-lint dialyzer elixir-test bench-smoke elixir-otp27 probe demo bench nif-artifact loopback-join docs docs-check clean
+.PHONY: all tools test flake-hunt rust-test elixir-portable elixir-lint dialyzer elixir-test bench-smoke elixir-otp27 probe demo bench nif-artifact loopback-join docs docs-check sim clean
 
 # This repository builds the NIF from source (rustler; config/config.exs says so, and
 # this for examples/ that depend on it), never downloads it: users of a release get it
@@ -34,6 +34,9 @@ rust-test: tools
 	  grep -E '^(socket2|libc|getrandom|crossbeam|parking_lot|mio|tokio) '
 	$(NETNS) cargo test -p native_gossip_io
 	$(NETNS) cargo test -p native_gossip_io --features portable
+	@# The simulator's short run: the bounds of a join's cost and of convergence, at
+	@# up to 128 nodes (a few seconds; make sim runs the whole table).
+	cargo test --release -p native_gossip_sim
 	cargo clippy -p native_gossip_io -p native_gossip_nif --features native_gossip_io/portable -- -D warnings
 	.ci/fuzz-smoke.sh
 
@@ -81,6 +84,17 @@ nif-artifact:
 
 probe:
 	cargo build --release -p native_gossip_probe
+
+# The protocol simulated at 8 to 1024 nodes (native_gossip_sim; about 20 minutes):
+# every scenario with the current protocol, then join and start_all as nodes that
+# predate OPT_ANSWER, and as a cluster of both; the tables of docs/BENCHMARKS.md
+# "Scale: the simulator". SIZES and SCENARIOS narrow it.
+SIZES ?= 8,32,128,512,1024
+sim:
+	cargo build --release -p native_gossip_sim
+	./target/release/native-gossip-sim --sizes $(SIZES) $(if $(SCENARIOS),--scenarios $(SCENARIOS))
+	./target/release/native-gossip-sim --sizes $(SIZES) --scenarios join,start_all --protocol legacy
+	./target/release/native-gossip-sim --sizes $(SIZES) --scenarios join,start_all --protocol mixed
 
 # HexDocs into doc/ (ex_doc, from ../shared/deps here, hex elsewhere): a warning (a
 # reference to a hidden module, a file that is not there) fails it.

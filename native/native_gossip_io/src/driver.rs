@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, TryRecvError};
 
-use crate::socket::{BatchReceiver, Join, SocketConfig, Sockets};
+use crate::socket::{BatchReceiver, Join, SocketConfig, Sockets, Source};
 use crate::topology::{own_addresses, same_family, wall_ms, Command, EventSink, Shared};
 use native_gossip_core::engine::Transmit;
 use native_gossip_core::peers::PeerEvent;
@@ -128,10 +128,13 @@ impl Worker {
                 return Ok(());
             }
             if ready.group {
-                self.receive(false, &mut batch, &mut events)?;
+                self.receive(Source::Group, &mut batch, &mut events)?;
             }
             if ready.unicast {
-                self.receive(true, &mut batch, &mut events)?;
+                self.receive(Source::Unicast, &mut batch, &mut events)?;
+            }
+            if ready.answers {
+                self.receive(Source::Answers, &mut batch, &mut events)?;
             }
             let now = Instant::now();
             if now >= self.join.next_check {
@@ -245,13 +248,13 @@ impl Worker {
     /// system call, and hands each batch to the engine.
     fn receive(
         &mut self,
-        unicast: bool,
+        from: Source,
         batch: &mut BatchReceiver,
         events: &mut Vec<PeerEvent>,
     ) -> io::Result<()> {
         let mut read = 0;
         while read < RECV_BATCH {
-            let (n, via) = self.sockets.recv(unicast, batch)?;
+            let (n, via) = self.sockets.recv(from, batch)?;
             if n == 0 {
                 break;
             }

@@ -137,6 +137,7 @@ impl Topology {
         let mut engine = engine(config, &socket, now)?;
         engine.set_clock(now, wall_ms());
         let sockets = Sockets::open(&socket)?;
+        engine.set_answer_port(sockets.answer_port());
         let joined = match sockets.join(&socket) {
             Join::Joined | Join::AlreadyMember => None,
             // An interface the user named and this host does not have is a mistake to

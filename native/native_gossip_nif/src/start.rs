@@ -119,8 +119,10 @@ fn config(opts: StartOptions<'_>) -> Config {
         cluster: opts.cluster,
         tags: opts.tags,
         dist_port: opts.dist_port,
-        // Filled in by `Topology::start` from this host's interfaces.
+        // Filled in by `Topology::start` from this host's interfaces, and its answer
+        // socket.
         own_addresses: Vec::new(),
+        answer_port: 0,
     }
 }
 

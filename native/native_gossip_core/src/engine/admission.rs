@@ -99,7 +99,19 @@ impl Engine {
         }
         self.stats.accepted += 1;
         if hb.joining && !hb.leaving {
-            self.answer(hb.name, now);
+            // With a secret the heartbeat is bound to its source (`check_sender`), so
+            // its answer port may be trusted: the answer goes there, to the newcomer
+            // alone. Otherwise (or from an older node) it is multicast.
+            // (`from` with the port replaced keeps an IPv6 link-local scope.)
+            let to = hb
+                .answer_port()
+                .filter(|_| self.keys.is_signing())
+                .map(|port| {
+                    let mut to = from;
+                    to.set_port(port);
+                    to
+                });
+            self.answer(hb.name, to, now);
         }
         if event.is_some() {
             self.stats.events += 1;

@@ -46,6 +46,10 @@ pub struct Config {
     /// a replay of it from anywhere else (`foreign_source`). `set_own_addresses`
     /// replaces them when the host's addresses change.
     pub own_addresses: Vec<IpAddr>,
+    /// The port of this node's answer socket (0: none; `set_answer_port` sets it once
+    /// the socket is bound): with a secret, sent in every heartbeat (`OPT_ANSWER`) so
+    /// that members answer its joining heartbeats there by unicast.
+    pub answer_port: u16,
 }
 
 impl Default for Config {
@@ -71,6 +75,7 @@ impl Default for Config {
             tags: Vec::new(),
             dist_port: 0,
             own_addresses: Vec::new(),
+            answer_port: 0,
         }
     }
 }

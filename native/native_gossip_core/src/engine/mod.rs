@@ -92,6 +92,10 @@ pub struct Stats {
     /// Heartbeats not sent to an address that has not proven itself, because that
     /// address had sent this node fewer bytes (see `unicast`).
     pub unicast_withheld: u64,
+    /// Heartbeats sent off schedule to answer a joining peer (each to every
+    /// destination a heartbeat goes to): what a join costs a member beyond its regular
+    /// heartbeats. The simulator (`native_gossip_sim`) attributes datagrams by it.
+    pub answers: u64,
 }
 
 impl Stats {
@@ -116,6 +120,11 @@ pub struct Engine {
     /// Gap after the next burst heartbeat, while the burst lasts.
     burst_gap: Option<Duration>,
     reply_at: Option<Instant>,
+    /// Answers to joining peers that take them by unicast (`OPT_ANSWER`): when each is
+    /// due and where it goes, in the order due (at most `MAX_UNICAST_ANSWERS`).
+    unicast_answers: VecDeque<(Instant, SocketAddr)>,
+    /// The port of this node's answer socket (0: none), sent in `OPT_ANSWER`.
+    answer_port: u16,
     peers: PeerTable,
     limiter: Option<NewPeerLimiter>,
     stats: Stats,
@@ -193,6 +202,7 @@ impl Engine {
             config.dist_port,
             &config.keys,
             &config.own_addresses,
+            config.answer_port,
         )
         .map_err(ConfigError::Options)?;
         let interval = config.heartbeat_interval.max(Duration::from_millis(1));
@@ -211,6 +221,8 @@ impl Engine {
             next_heartbeat: now,
             burst_gap: (JOIN_BURST_FIRST_GAP < interval).then_some(JOIN_BURST_FIRST_GAP),
             reply_at: None,
+            unicast_answers: VecDeque::new(),
+            answer_port: config.answer_port,
             peers,
             limiter,
             stats: Stats::default(),

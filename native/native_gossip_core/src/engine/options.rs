@@ -9,18 +9,21 @@ use crate::name;
 use crate::wire::{self, OptionsError, Outgoing};
 
 /// The options block of every heartbeat: the cluster label, the tags, the distribution
-/// port, and with a secret this host's addresses.
+/// port, and with a secret this host's addresses and the answer port (a member
+/// answers there by unicast only when it can trust the source, which takes a secret).
 pub(super) fn options_block(
     cluster: &str,
     tags: &[(String, String)],
     dist_port: u16,
     keys: &Keyring,
     addrs: &[IpAddr],
+    answer_port: u16,
 ) -> Result<Vec<u8>, OptionsError> {
     let mut options = wire::options_block(cluster, tags)?;
     options.extend(wire::dist_port_record(dist_port));
     if keys.is_signing() {
         options.extend(wire::address_records(addrs));
+        options.extend(wire::answer_port_record(answer_port));
     }
     Ok(options)
 }
@@ -37,7 +40,7 @@ pub fn goodbye(
     wall_ms: u64,
 ) -> Result<Vec<u8>, ConfigError> {
     name::validate(name.as_bytes()).map_err(ConfigError::Name)?;
-    let options = options_block(cluster, &[], 0, keys, addrs).map_err(ConfigError::Options)?;
+    let options = options_block(cluster, &[], 0, keys, addrs, 0).map_err(ConfigError::Options)?;
     let outgoing = Outgoing {
         name,
         incarnation,
@@ -71,6 +74,18 @@ impl Engine {
         }
     }
 
+    /// Sets the port of this node's answer socket, sent in every heartbeat (with a
+    /// secret): members answer its JOINING heartbeats there by unicast. 0: none.
+    pub fn set_answer_port(&mut self, port: u16) {
+        if port != self.answer_port {
+            let tags = self.tags_now();
+            self.answer_port = port;
+            self.options = self
+                .options_for(&tags)
+                .expect("the same label and tags were accepted before");
+        }
+    }
+
     /// This node's own addresses as sent (with a secret).
     pub fn own_addresses(&self) -> &[IpAddr] {
         &self.own_addresses
@@ -89,6 +104,7 @@ impl Engine {
             self.dist_port,
             &self.keys,
             &self.own_addresses,
+            self.answer_port,
         )
     }
 }

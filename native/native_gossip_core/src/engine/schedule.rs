@@ -1,6 +1,7 @@
 //! When heartbeats go: the first at once, the joining burst, the jittered interval,
 //! answers to a newcomer (coalesced), and who leads a connect (the tie-break).
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::{Destination, Engine, Transmit};
@@ -14,6 +15,9 @@ pub const JOIN_BURST_FIRST_GAP: Duration = Duration::from_millis(20);
 pub const REPLY_WINDOW: Duration = Duration::from_millis(20);
 /// Widening of the answer window per known peer (see `Engine::reply_window`).
 pub const REPLY_WINDOW_PER_PEER: Duration = Duration::from_millis(4);
+/// Most answers by unicast waiting to go (one per joining peer and answer; more
+/// joining at once than this get their answers from the regular heartbeats).
+pub const MAX_UNICAST_ANSWERS: usize = 4096;
 
 /// Small, fast, non-cryptographic generator for jitter (splitmix64).
 #[derive(Debug, Clone)]
@@ -55,10 +59,11 @@ impl Engine {
         }
     }
 
-    /// How long answers to a newcomer are spread over: every member answers, and each
-    /// answer is multicast to all members, so a larger group spreads them wider (4 ms a
-    /// peer beyond the first 20 ms, at most a quarter interval). The newcomer's
-    /// connections do not wait for answers: its peers connect as soon as they hear it.
+    /// How long answers to a newcomer are spread over: every member answers, so a
+    /// larger group spreads them wider (4 ms a peer beyond the first 20 ms, at most a
+    /// quarter interval): multicast answers reach every member, unicast ones all reach
+    /// the newcomer. The newcomer's connections do not wait for answers: its peers
+    /// connect as soon as they hear it.
     pub(super) fn reply_window(&self) -> Duration {
         let per_peer = REPLY_WINDOW_PER_PEER * self.peers.len().min(100_000) as u32;
         REPLY_WINDOW.max(per_peer).min(self.interval / 4)
@@ -87,6 +92,9 @@ impl Engine {
         }
         let mut t = self.next_heartbeat;
         if let Some(r) = self.reply_at {
+            t = t.min(r);
+        }
+        if let Some(&(r, _)) = self.unicast_answers.front() {
             t = t.min(r);
         }
         if let Some(s) = self.peers.next_sweep() {
@@ -134,6 +142,20 @@ impl Engine {
                 });
             }
         }
+        while self
+            .unicast_answers
+            .front()
+            .is_some_and(|(at, _)| *at <= now)
+        {
+            let (_, to) = self.unicast_answers.pop_front().expect("checked");
+            let newcomer = self.newcomer(now);
+            let bytes = self.encode(false, false, newcomer, wall_ms);
+            self.stats.answers += 1;
+            self.queue.push_back(Transmit {
+                to: Destination::Unicast(to),
+                bytes,
+            });
+        }
         if let Some(bytes) = self.due_heartbeat(now, wall_ms) {
             self.queue_for_everyone(bytes, now);
             if let Some(legacy) = self.legacy_packet() {
@@ -169,6 +191,9 @@ impl Engine {
                         self.interval * 3 / 4 + self.jitter.upto(self.interval / 2)
                     }
                 };
+        }
+        if reply && !regular {
+            self.stats.answers += 1;
         }
         // Any heartbeat answers a pending reply.
         self.reply_at = None;
@@ -210,17 +235,34 @@ impl Engine {
         .expect("own name validated in Engine::new")
     }
 
-    /// A joining heartbeat of `name` was accepted: answer it, unless an answer is
-    /// already due. One answer covers every joining packet until it leaves; a
-    /// newcomer's burst gets a few (see peers::MAX_ANSWERS), not one per packet. Any
-    /// heartbeat answers: when this node's own is due within the window anyway (in its
-    /// burst, when many start at once), that one is the answer, and no datagram more is
-    /// multicast to everyone.
-    pub(super) fn answer(&mut self, name: &str, now: Instant) {
-        if self.reply_at.is_none() && self.peers.take_answer(name, now) {
-            let window = self.reply_window();
-            if self.next_heartbeat > now + window {
-                self.reply_at = Some(now + self.jitter.upto(window));
+    /// A joining heartbeat of `name` was accepted: answer it. A newcomer's burst gets
+    /// a few answers (see peers::MAX_ANSWERS), not one per packet. Any heartbeat
+    /// answers: when this node's own is due within the window anyway (in its burst,
+    /// when many start at once), that one is the answer.
+    ///
+    /// `to`: the newcomer takes answers by unicast there (`OPT_ANSWER`, trusted): the
+    /// answer goes to it alone, so a join costs each member the newcomer's own
+    /// heartbeats and its answers, whatever the size of the group. Otherwise one
+    /// multicast answer, unless one is already due, covers every joining peer.
+    pub(super) fn answer(&mut self, name: &str, to: Option<SocketAddr>, now: Instant) {
+        let window = self.reply_window();
+        let own_due = self.next_heartbeat <= now + window;
+        match to {
+            Some(to) => {
+                if self.peers.take_answer(name, now)
+                    && !own_due
+                    && self.unicast_answers.len() < MAX_UNICAST_ANSWERS
+                {
+                    let at = now + self.jitter.upto(window);
+                    // Kept in the order due.
+                    let i = self.unicast_answers.partition_point(|(t, _)| *t <= at);
+                    self.unicast_answers.insert(i, (at, to));
+                }
+            }
+            None => {
+                if self.reply_at.is_none() && self.peers.take_answer(name, now) && !own_due {
+                    self.reply_at = Some(now + self.jitter.upto(window));
+                }
             }
         }
     }

@@ -86,6 +86,69 @@ fn two_engines_find_each_other_and_a_joiner_gets_an_answer() {
 }
 
 #[test]
+fn a_newcomer_with_an_answer_port_is_answered_there_by_unicast_alone() {
+    let t0 = Instant::now();
+    let key = Some(&b"k"[..]);
+    let mut a = Engine::new(config("a@h", key), t0, 1, 1).unwrap();
+    schedule(&mut a, t0, 4900 * MS);
+    let late = t0 + 5000 * MS;
+    let mut b = Engine::new(
+        Config {
+            answer_port: 50_001,
+            ..config("b@h", key)
+        },
+        late,
+        2,
+        2,
+    )
+    .unwrap();
+    let hello = b.poll_transmit(late, 0).unwrap().bytes;
+    a.handle_datagram(&hello, from(), Via::Group, late).unwrap();
+    let answer_at = a.next_deadline();
+    assert!(answer_at <= late + REPLY_WINDOW);
+    let sent: Vec<Transmit> = std::iter::from_fn(|| a.poll_transmit(answer_at, 0)).collect();
+    let to_newcomer = Destination::Unicast(SocketAddr::new(from().ip(), 50_001));
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        sent[0].to, to_newcomer,
+        "to the newcomer alone, not the group"
+    );
+    assert_eq!(sent[0].bytes[5] & FLAG_JOINING, 0);
+    assert_eq!(a.stats().answers, 1);
+    // The newcomer takes it as a heartbeat of a (its answer socket is the group's).
+    let ev = b
+        .handle_datagram(&sent[0].bytes, from(), Via::Group, answer_at)
+        .unwrap();
+    assert_eq!((ev.kind, ev.name.as_str()), (EventKind::Discovered, "a@h"));
+
+    // Without a secret the port cannot be trusted (anyone could name another's):
+    // the answer is multicast, as to a node that predates OPT_ANSWER.
+    let mut c = Engine::new(config("c@h", None), t0, 3, 3).unwrap();
+    schedule(&mut c, t0, 4900 * MS);
+    let mut forged = wire::address_records(&[from().ip()]);
+    forged.extend(wire::answer_port_record(50_002));
+    let joining = wire::encode(
+        &wire::Outgoing {
+            name: "d@h",
+            incarnation: 4,
+            sequence: 1,
+            timestamp_ms: 0,
+            leaving: false,
+            joining: true,
+            newcomer: true,
+            options: &forged,
+        },
+        &Keyring::none(),
+    )
+    .unwrap();
+    c.handle_datagram(&joining, from(), Via::Group, late)
+        .unwrap();
+    let at = c.next_deadline();
+    let sent: Vec<Transmit> = std::iter::from_fn(|| c.poll_transmit(at, 0)).collect();
+    assert!(sent.iter().all(|t| t.to == Destination::Group), "{sent:?}");
+}
+
+#[test]
 fn a_newcomers_burst_gets_at_most_three_answers() {
     let t0 = Instant::now();
     let mut a = Engine::new(config("a@h", None), t0, 1, 1).unwrap();

@@ -23,6 +23,9 @@
 //! type 1  CLUSTER  the cluster label, 1..=64 bytes of UTF-8; at most one
 //! type 2  TAG      K (u8), K bytes of key (1..=64, UTF-8), then the value (UTF-8)
 //! type 3  DIST     the sender's distribution listen port (u16, big endian, not 0)
+//! type 4  ADDR     one of the sender's own IP addresses (4 or 16 bytes), at most 8
+//! type 5  ANSWER   the port (u16, big endian, not 0) at the sender's source address
+//!                  where answers to its JOINING heartbeats may go by unicast; at most one
 //! ```
 //!
 //! A sealed heartbeat (SEALED, with `:encrypt`) hides everything after the flags:
@@ -48,8 +51,8 @@ use crate::reason::DropReason;
 mod options;
 
 pub use options::{
-    address_records, addresses, dist_port_record, options_block, same_tags, tag_records, tags,
-    OptionsError,
+    address_records, addresses, answer_port_record, dist_port_record, options_block, same_tags,
+    tag_records, tags, OptionsError,
 };
 use options::{check_options, records};
 
@@ -88,6 +91,11 @@ pub const OPT_DIST: u8 = 3;
 /// these bind a heartbeat to where it may come from: a receiver drops a signed or
 /// sealed heartbeat whose source address is not among them (`foreign_source`).
 pub const OPT_ADDR: u8 = 4;
+/// Option record: where answers to the sender's JOINING heartbeats go by unicast (the
+/// port of its answer socket, at its source address). A member that can trust the
+/// source (the heartbeat is signed and bound to it) answers there, so that a join costs
+/// each member O(1) datagrams; without the record (older nodes) answers are multicast.
+pub const OPT_ANSWER: u8 = 5;
 /// Most `OPT_ADDR` records a heartbeat carries (and a receiver accepts).
 pub const MAX_ADDRS: usize = 8;
 /// Longest cluster label, in bytes.
@@ -127,6 +135,14 @@ impl<'a> Heartbeat<'a> {
     /// The tags, in the order sent.
     pub fn tags(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
         tags(self.options)
+    }
+
+    /// The port where the sender takes answers to its JOINING heartbeats by unicast
+    /// (`OPT_ANSWER`), if it says.
+    pub fn answer_port(&self) -> Option<u16> {
+        records(self.options)
+            .find(|(t, _)| *t == OPT_ANSWER)
+            .map(|(_, v)| u16::from_be_bytes([v[0], v[1]]))
     }
 
     /// The sender's distribution listen port, when it says (0: it does not).

@@ -1,10 +1,11 @@
 //! The options block of a heartbeat: its records (cluster label, tags, distribution
-//! port, own addresses), made and read.
+//! port, own addresses, answer port), made and read.
 
 use std::net::IpAddr;
 
 use super::{
-    MAX_ADDRS, MAX_CLUSTER, MAX_TAGS, MAX_TAG_KEY, OPT_ADDR, OPT_CLUSTER, OPT_DIST, OPT_TAG,
+    MAX_ADDRS, MAX_CLUSTER, MAX_TAGS, MAX_TAG_KEY, OPT_ADDR, OPT_ANSWER, OPT_CLUSTER, OPT_DIST,
+    OPT_TAG,
 };
 use crate::reason::DropReason;
 
@@ -42,6 +43,15 @@ pub fn dist_port_record(port: u16) -> Vec<u8> {
     }
     let [hi, lo] = port.to_be_bytes();
     vec![OPT_DIST, 2, hi, lo]
+}
+
+/// The option record of an answer port (none for 0).
+pub fn answer_port_record(port: u16) -> Vec<u8> {
+    if port == 0 {
+        return Vec::new();
+    }
+    let [hi, lo] = port.to_be_bytes();
+    vec![OPT_ANSWER, 2, hi, lo]
 }
 
 /// The (type, value) records of a well-formed options block.
@@ -152,6 +162,7 @@ pub(super) fn check_options(mut options: &[u8]) -> Result<(), DropReason> {
     let mut clusters = 0;
     let mut dists = 0;
     let mut addrs = 0;
+    let mut answers = 0;
     while !options.is_empty() {
         if options.len() < 2 {
             return Err(DropReason::Malformed);
@@ -175,6 +186,10 @@ pub(super) fn check_options(mut options: &[u8]) -> Result<(), DropReason> {
             OPT_ADDR => {
                 addrs += 1;
                 addrs <= MAX_ADDRS && (len == 4 || len == 16)
+            }
+            OPT_ANSWER => {
+                answers += 1;
+                answers == 1 && len == 2 && value != [0, 0]
             }
             OPT_TAG => {
                 len >= 2 && {

@@ -335,3 +335,31 @@ fn the_distribution_port_round_trips_and_must_be_well_formed() {
         Err(DropReason::Malformed)
     );
 }
+
+#[test]
+fn the_answer_port_round_trips_and_must_be_well_formed() {
+    let k = Keyring::none();
+    let block = answer_port_record(50_123);
+    let m = Outgoing {
+        options: &block,
+        ..msg("a@b")
+    };
+    let port = decode(&encode(&m, &k).unwrap(), &k).map(|hb| hb.answer_port());
+    assert_eq!(port, Ok(Some(50_123)));
+    let none = decode(&encode(&msg("a@b"), &k).unwrap(), &k).map(|hb| hb.answer_port());
+    assert_eq!(none, Ok(None));
+    assert!(answer_port_record(0).is_empty());
+    let with = |block: &[u8]| {
+        let m = Outgoing {
+            options: block,
+            ..msg("a@b")
+        };
+        decode(&encode(&m, &k).unwrap(), &k).map(|_| ())
+    };
+    assert_eq!(with(&[OPT_ANSWER, 2, 0, 0]), Err(DropReason::Malformed));
+    assert_eq!(with(&[OPT_ANSWER, 3, 1, 2, 3]), Err(DropReason::Malformed));
+    assert_eq!(
+        with(&[OPT_ANSWER, 2, 1, 1, OPT_ANSWER, 2, 1, 2]),
+        Err(DropReason::Malformed)
+    );
+}

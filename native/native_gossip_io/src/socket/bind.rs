@@ -134,6 +134,41 @@ pub fn bind_unicast_socket(cfg: &SocketConfig) -> Result<UdpSocket, StartError> 
     Ok(socket.into())
 }
 
+/// The answer socket: members answer this node's joining heartbeats here by unicast
+/// (its port goes out in `OPT_ANSWER`), so that a join costs each of them O(1)
+/// datagrams. Bound to the wildcard address of the group's family on a port of its own
+/// (the kernel's choice: no other node of the host shares it), receiving no multicast.
+pub fn bind_answer_socket(cfg: &SocketConfig) -> Result<UdpSocket, StartError> {
+    let other = |what: &str, e: io::Error| StartError::Socket(format!("{what}: {e}"));
+    let v6 = cfg.group.is_ipv6();
+    let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
+    let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))
+        .map_err(|e| other("cannot create a UDP socket", e))?;
+    socket
+        .set_cloexec(true)
+        .map_err(|e| other("FD_CLOEXEC", e))?;
+    if v6 {
+        socket
+            .set_only_v6(true)
+            .map_err(|e| other("IPV6_V6ONLY", e))?;
+    }
+    socket
+        .set_nonblocking(true)
+        .map_err(|e| other("O_NONBLOCK", e))?;
+    // A newcomer takes an answer from every member within a quarter interval.
+    let _ = socket.set_recv_buffer_size(RECV_BUFFER);
+    set_multicast_all(&socket, false, v6);
+    let bind = if v6 {
+        SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0))
+    } else {
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))
+    };
+    socket
+        .bind(&SockAddr::from(bind))
+        .map_err(|e| other(&format!("cannot bind {bind} for answers"), e))?;
+    Ok(socket.into())
+}
+
 /// A UDP socket that shares its port with the other nodes of the host (SO_REUSEADDR,
 /// SO_REUSEPORT), closed on exec, non-blocking, with a large receive buffer, and
 /// IPv6-only for IPv6.

@@ -147,7 +147,7 @@ mod bind;
 
 pub use addresses::local_addresses;
 pub use batch::{BatchReceiver, BATCH, SLOT};
-pub use bind::{bind_socket, bind_unicast_socket, join, Join};
+pub use bind::{bind_answer_socket, bind_socket, bind_unicast_socket, join, Join};
 
 /// Receive buffer asked for (bytes).
 pub(super) const RECV_BUFFER: usize = 1 << 20;
@@ -162,6 +162,8 @@ pub struct Sockets {
     unicast: Option<UdpSocket>,
     /// Whether the group socket hears unicast heartbeats too (broadcast with seeds).
     group_hears_unicast: bool,
+    /// Where members answer this node's joining heartbeats (`bind_answer_socket`).
+    answers: UdpSocket,
     destination: SocketAddr,
 }
 
@@ -170,7 +172,16 @@ pub struct Sockets {
 pub struct Ready {
     pub group: bool,
     pub unicast: bool,
+    pub answers: bool,
     pub wake: bool,
+}
+
+/// Which socket to read (`Sockets::recv`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Group,
+    Unicast,
+    Answers,
 }
 
 impl Sockets {
@@ -187,8 +198,14 @@ impl Sockets {
             group,
             unicast,
             group_hears_unicast: cfg.unicast && cfg.broadcast,
+            answers: bind_answer_socket(cfg)?,
             destination: cfg.destination(),
         })
+    }
+
+    /// The port of the answer socket (for `Engine::set_answer_port`).
+    pub fn answer_port(&self) -> u16 {
+        self.answers.local_addr().map_or(0, |a| a.port())
     }
 
     /// Joins the group (see `join`).
@@ -226,6 +243,7 @@ impl Sockets {
             pollfd(self.group.as_raw_fd()),
             pollfd(wake.as_raw_fd()),
             pollfd(unicast_fd),
+            pollfd(self.answers.as_raw_fd()),
         ];
         // Round up so that a deadline 0.3 ms away does not become a busy loop of 0 ms polls.
         let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
@@ -244,16 +262,19 @@ impl Sockets {
         Ok(Ready {
             group: ready(&fds[0]),
             unicast: self.unicast.is_some() && ready(&fds[2]),
+            answers: ready(&fds[3]),
             wake: ready(&fds[1]),
         })
     }
 
-    /// Reads up to `BATCH` waiting datagrams of the group socket (or, with `unicast`,
-    /// of the unicast socket) into `batch`: how many, and how they arrived. ICMP errors
+    /// Reads up to `BATCH` waiting datagrams of one socket into `batch`: how many, and
+    /// how they arrived. The answer socket's are members' heartbeats, handed over as
+    /// the group's (they are not peers to send heartbeats to by unicast). ICMP errors
     /// of earlier sends, which surface here, are passed over.
-    pub fn recv(&self, unicast: bool, batch: &mut BatchReceiver) -> io::Result<(usize, Via)> {
-        let (socket, via) = match &self.unicast {
-            Some(u) if unicast => (u, Via::Unicast),
+    pub fn recv(&self, from: Source, batch: &mut BatchReceiver) -> io::Result<(usize, Via)> {
+        let (socket, via) = match (&self.unicast, from) {
+            (_, Source::Answers) => (&self.answers, Via::Group),
+            (Some(u), Source::Unicast) => (u, Via::Unicast),
             _ if self.group_hears_unicast => (&self.group, Via::Unicast),
             _ => (&self.group, Via::Group),
         };

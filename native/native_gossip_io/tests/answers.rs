@@ -1,0 +1,195 @@
+//! Answers to a newcomer that takes them by unicast (`OPT_ANSWER`): a real topology
+//! (its thread, its sockets) on loopback, and a newcomer made of plain UDP sockets
+//! that sends signed JOINING heartbeats to the group. With a secret the member
+//! answers at the newcomer's answer socket, by unicast; without one it never does
+//! (the source of an unsigned heartbeat cannot be trusted: a forged answer port must
+//! not turn members into reflectors). Run inside a private network namespace (`make
+//! test`: test/support/private_net.sh), where loopback carries the group.
+
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use native_gossip_core::wire::{self, Outgoing};
+use native_gossip_core::{Config, Keyring};
+use native_gossip_io::{wall_ms, EventSink, SocketConfig, Topology};
+
+const GROUP: Ipv4Addr = Ipv4Addr::new(239, 255, 78, 71);
+const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
+const SECRET: &[u8] = b"answers test secret";
+
+struct Sink;
+
+impl EventSink for Sink {
+    fn ready(&mut self) -> bool {
+        true
+    }
+    fn fault(&mut self, reason: &str) {
+        panic!("topology fault: {reason}");
+    }
+    fn membership(&mut self, _status: Result<(), &str>) {}
+}
+
+fn keys(secret: bool) -> Keyring {
+    if secret {
+        Keyring::new(vec![SECRET.to_vec()])
+    } else {
+        Keyring::none()
+    }
+}
+
+/// A member on loopback, out of its joining burst: regular heartbeats every second.
+fn member(port: u16, secret: bool) -> Topology {
+    let config = Config {
+        node_name: format!("member{port}@127.0.0.1"),
+        keys: keys(secret),
+        heartbeat_interval: Duration::from_millis(1000),
+        lost_after: Duration::from_secs(30),
+        ..Config::default()
+    };
+    let socket = SocketConfig::multicast_v4(GROUP, port, LOOPBACK, 1);
+    let topology = Topology::start(config, socket, Sink).expect("the member starts");
+    std::thread::sleep(Duration::from_millis(1200));
+    topology
+}
+
+/// Three joining heartbeats of a newcomer (100 ms apart, as `MAX_ANSWERS` and
+/// `ANSWER_SPACING` allow three answers), naming `answer_port` in `OPT_ANSWER`, sent
+/// to the group from 127.0.0.1. Returns the datagrams its answer socket got within a
+/// second, with their sources.
+fn join(port: u16, secret: bool, name: &str) -> Vec<(Vec<u8>, SocketAddr)> {
+    let answers = UdpSocket::bind((LOOPBACK, 0)).unwrap();
+    answers
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let answer_port = answers.local_addr().unwrap().port();
+    let sender = UdpSocket::bind((LOOPBACK, 0)).unwrap();
+    let mut options = wire::address_records(&[LOOPBACK.into()]);
+    options.extend(wire::answer_port_record(answer_port));
+    let keys = keys(secret);
+    for sequence in 1..=3 {
+        let heartbeat = Outgoing {
+            name,
+            incarnation: 7,
+            sequence,
+            timestamp_ms: wall_ms(),
+            leaving: false,
+            joining: true,
+            newcomer: true,
+            options: &options,
+        };
+        let bytes = wire::encode(&heartbeat, &keys).unwrap();
+        sender.send_to(&bytes, (GROUP, port)).unwrap();
+        std::thread::sleep(Duration::from_millis(110));
+    }
+    let mut got = Vec::new();
+    let until = Instant::now() + Duration::from_secs(1);
+    let mut buf = [0u8; 2048];
+    while Instant::now() < until {
+        if let Ok((n, from)) = answers.recv_from(&mut buf) {
+            got.push((buf[..n].to_vec(), from));
+        }
+    }
+    got
+}
+
+#[test]
+fn with_a_secret_members_answer_a_newcomer_by_unicast_at_its_answer_socket() {
+    let port = 46_101;
+    let member = member(port, true);
+    let got = join(port, true, "newcomer@127.0.0.1");
+    assert!(!got.is_empty(), "no answer reached the answer socket");
+    let keys = keys(true);
+    for (bytes, from) in &got {
+        assert_eq!(from.ip(), LOOPBACK);
+        let hb = wire::decode(bytes, &keys).expect("a signed heartbeat");
+        assert_eq!(hb.name, format!("member{port}@127.0.0.1"));
+        assert!(!hb.joining, "an answer never asks for answers");
+    }
+    let (stats, _) = member.stats();
+    assert_eq!(
+        stats.answers as usize,
+        got.len(),
+        "every answer went by unicast"
+    );
+    assert!(got.len() <= 3, "at most MAX_ANSWERS answers");
+    // The member's own heartbeats name its answer socket too.
+    member.stop(false);
+}
+
+#[test]
+fn without_a_secret_an_answer_port_is_never_answered() {
+    let port = 46_102;
+    let member = member(port, false);
+    let got = join(port, false, "forged@127.0.0.1");
+    assert!(
+        got.is_empty(),
+        "a member answered an unsigned heartbeat by unicast: {got:?}"
+    );
+    // It answered the old way, on the group.
+    let (stats, _) = member.stats();
+    assert!(stats.answers >= 1, "no answer at all");
+    member.stop(false);
+}
+
+/// A socket that hears the group on loopback beside the member (SO_REUSEPORT).
+fn group_listener(port: u16) -> UdpSocket {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+    socket.set_reuse_address(true).unwrap();
+    socket.set_reuse_port(true).unwrap();
+    socket
+        .bind(&SockAddr::from(SocketAddr::from((GROUP, port))))
+        .unwrap();
+    socket.join_multicast_v4(&GROUP, &LOOPBACK).unwrap();
+    let socket: UdpSocket = socket.into();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    socket
+}
+
+#[test]
+fn a_newcomer_without_an_answer_port_is_answered_on_the_group() {
+    let port = 46_103;
+    let member = member(port, true);
+    let listener = group_listener(port);
+    let sender = UdpSocket::bind((LOOPBACK, 0)).unwrap();
+    // An older node's heartbeats: no OPT_ANSWER.
+    let options = wire::address_records(&[LOOPBACK.into()]);
+    let (before, _) = member.stats();
+    let mut from_member = 0;
+    let mut buf = [0u8; 2048];
+    let mut drain = |listener: &UdpSocket, until: Instant| {
+        while Instant::now() < until {
+            if let Ok((n, _)) = listener.recv_from(&mut buf) {
+                let member_name = format!("member{port}@127.0.0.1");
+                if wire::decode(&buf[..n], &keys(true)).is_ok_and(|hb| hb.name == member_name) {
+                    from_member += 1;
+                }
+            }
+        }
+    };
+    for sequence in 1..=3 {
+        let heartbeat = Outgoing {
+            name: "older@127.0.0.1",
+            incarnation: 9,
+            sequence,
+            timestamp_ms: wall_ms(),
+            leaving: false,
+            joining: true,
+            newcomer: true,
+            options: &options,
+        };
+        let bytes = wire::encode(&heartbeat, &keys(true)).unwrap();
+        sender.send_to(&bytes, (GROUP, port)).unwrap();
+        drain(&listener, Instant::now() + Duration::from_millis(110));
+    }
+    drain(&listener, Instant::now() + Duration::from_millis(100));
+    let (after, _) = member.stats();
+    drain(&listener, Instant::now() + Duration::from_millis(50));
+    assert!(after.answers > before.answers, "no answer");
+    // Every datagram the member sent meanwhile (its answers, and any regular
+    // heartbeat) went to the group.
+    assert_eq!(from_member, after.sent - before.sent);
+    member.stop(false);
+}

@@ -1,0 +1,109 @@
+//! `native-gossip-sim` (`make sim`): runs the scenarios for each cluster size and
+//! prints a Markdown table (docs/BENCHMARKS.md, "Scale: the simulator").
+//!
+//!   native-gossip-sim [--sizes 8,32,128,512,1024] [--seed 1] [--scenarios join,start_all,...]
+//!                     [--protocol current|legacy|mixed]
+//!
+//! `legacy`: every node as before answers went by unicast (OPT_ANSWER); `mixed`: every
+//! fourth node so (an upgrade in progress).
+
+use native_gossip_sim::scenario::{self, Report};
+use native_gossip_sim::Settings;
+
+fn main() {
+    let mut sizes = vec![8, 32, 128, 512, 1024];
+    let mut seed = 1u64;
+    let mut scenarios: Vec<String> = [
+        "join",
+        "start_all",
+        "rolling",
+        "loss_10",
+        "loss_30",
+        "partition",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    // "current", "legacy" (every node as before OPT_ANSWER), "mixed" (every 4th).
+    let mut protocol = "current".to_string();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let v = args.next().unwrap_or_default();
+        match a.as_str() {
+            "--sizes" => sizes = v.split(',').map(|s| s.parse().expect("a size")).collect(),
+            "--seed" => seed = v.parse().expect("a seed"),
+            "--scenarios" => scenarios = v.split(',').map(String::from).collect(),
+            "--protocol" => protocol = v,
+            _ => {
+                eprintln!("usage: native-gossip-sim [--sizes 8,32] [--seed 1] [--scenarios join,start_all,rolling,loss_10,loss_30,partition]");
+                std::process::exit(2);
+            }
+        }
+    }
+    let settings = match protocol.as_str() {
+        "current" => Settings::default(),
+        "legacy" => Settings {
+            unicast_answers: false,
+            ..Settings::default()
+        },
+        "mixed" => Settings {
+            legacy_every: Some(4),
+            ..Settings::default()
+        },
+        other => {
+            eprintln!("--protocol: current, legacy or mixed, not {other}");
+            std::process::exit(2);
+        }
+    };
+    println!("Protocol: {protocol}, seed {seed}.\n");
+    println!("| scenario | N | everyone heard (ms) | mesh full (ms) | received / member / interval (mean, max) | sent / member / interval | worst second | join: receipts / member (mean, max) | join: answers / member | false lost |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for name in &scenarios {
+        for &n in &sizes {
+            let started = std::time::Instant::now();
+            let r = run(name, n, seed, &settings);
+            print_row(&r);
+            eprintln!("{name} N={n}: {:.1} s", started.elapsed().as_secs_f64());
+        }
+    }
+}
+
+fn run(name: &str, n: usize, seed: u64, s: &Settings) -> Report {
+    match name {
+        "join" => scenario::join(n, seed, s),
+        "start_all" => scenario::start_all(n, seed, s),
+        "rolling" => scenario::rolling(n, seed, s, 16),
+        "loss_10" => scenario::lossy(n, seed, s, 0.10),
+        "loss_30" => scenario::lossy(n, seed, s, 0.30),
+        "partition" => scenario::partition(n, seed, s),
+        other => {
+            eprintln!("unknown scenario {other}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn opt(t: Option<f64>) -> String {
+    t.map_or("-".into(), |t| format!("{t:.0}"))
+}
+
+fn print_row(r: &Report) {
+    let join = r
+        .join_receipts
+        .map_or("".into(), |(m, x)| format!("{m:.1}, {x:.0}"));
+    let answers = r.join_answers.map_or("".into(), |a| format!("{a:.2}"));
+    println!(
+        "| {} | {} | {} | {} | {:.1}, {:.0} | {:.2} | {} | {} | {} | {} |",
+        r.scenario,
+        r.n,
+        opt(r.know_all_ms),
+        opt(r.mesh_ms),
+        r.received_per_interval.0,
+        r.received_per_interval.1,
+        r.sent_per_interval,
+        r.worst_second,
+        join,
+        answers,
+        r.false_lost
+    );
+}

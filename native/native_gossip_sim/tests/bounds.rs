@@ -1,0 +1,101 @@
+//! The simulator's short run (`make test`): the bounds a protocol change must keep,
+//! at up to 128 nodes. A change that brings back O(N) datagrams per member per join,
+//! or slows convergence, fails here.
+
+use native_gossip_sim::scenario::{self, Report};
+use native_gossip_sim::{LinkModel, Settings};
+
+const INTERVAL_MS: f64 = 1500.0;
+
+fn legacy() -> Settings {
+    Settings {
+        unicast_answers: false,
+        ..Settings::default()
+    }
+}
+
+#[test]
+fn the_same_seed_gives_the_same_run() {
+    let s = Settings::default();
+    let a = format!("{:?}", scenario::join(32, 7, &s));
+    let b = format!("{:?}", scenario::join(32, 7, &s));
+    assert_eq!(a, b);
+    let c = format!("{:?}", scenario::join(32, 8, &s));
+    assert_ne!(a, c, "another seed, another run");
+}
+
+#[test]
+fn a_join_costs_each_member_a_bounded_number_of_datagrams_whatever_the_size() {
+    for n in [8, 32, 128] {
+        let r = scenario::join(n, 1, &Settings::default());
+        let (mean, max) = r.join_receipts.unwrap();
+        assert!(
+            max <= 10.0,
+            "N={n}: {mean} mean, {max} max receipts per member"
+        );
+        // The newcomer hears every member, and every member the newcomer, within
+        // one interval; the modelled mesh is full by then too.
+        assert!(r.know_all_ms.unwrap() <= INTERVAL_MS, "{r:?}");
+        assert!(r.mesh_ms.unwrap() <= INTERVAL_MS, "{r:?}");
+    }
+}
+
+#[test]
+fn the_instrument_sees_the_cost_of_multicast_answers() {
+    // Nodes that predate OPT_ANSWER: every member's answers reach every member.
+    let r = scenario::join(128, 1, &legacy());
+    let (mean, _) = r.join_receipts.unwrap();
+    assert!(mean > 128.0, "{mean} receipts per member per join");
+}
+
+#[test]
+fn older_and_newer_nodes_together_still_converge_within_an_interval() {
+    // Every fourth node (index 0, 4, 8, ...) has no answer socket, as a node that
+    // predates OPT_ANSWER: it is answered by multicast. The newcomer is the last node:
+    // a newer one with 8 or 32 nodes (index 7, 31), an older one with 9 or 33.
+    let mixed = Settings {
+        legacy_every: Some(4),
+        ..Settings::default()
+    };
+    for n in [8, 9, 32, 33] {
+        let r = scenario::join(n, 2, &mixed);
+        assert!(r.know_all_ms.unwrap() <= INTERVAL_MS, "N={n}: {r:?}");
+        assert!(r.mesh_ms.unwrap() <= INTERVAL_MS, "N={n}: {r:?}");
+    }
+}
+
+#[test]
+fn everyone_restarting_at_once_converges_within_three_intervals() {
+    let r = scenario::start_all(128, 1, &Settings::default());
+    assert!(r.know_all_ms.unwrap() <= 3.0 * INTERVAL_MS, "{r:?}");
+    assert!(r.mesh_ms.unwrap() <= 3.0 * INTERVAL_MS, "{r:?}");
+}
+
+fn p90(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    xs[(xs.len() * 9).div_ceil(10) - 1]
+}
+
+#[test]
+fn with_30_percent_loss_a_join_still_completes_quickly() {
+    let link = LinkModel {
+        loss: 0.30,
+        ..LinkModel::default()
+    };
+    let times: Vec<f64> = (1..=20)
+        .map(|seed| {
+            let r: Report = scenario::join_with(16, seed, &Settings::default(), link.clone());
+            r.mesh_ms.unwrap_or(f64::INFINITY)
+        })
+        .collect();
+    let p90 = p90(times.clone());
+    eprintln!("30 % loss, N=16, 20 seeds: join p90 {p90} ms");
+    assert!(p90 < 200.0, "mesh after a join (ms): {times:?}");
+}
+
+#[test]
+fn after_a_partition_heals_the_mesh_is_whole_again() {
+    let r = scenario::partition(32, 1, &Settings::default());
+    assert!(r.know_all_ms.unwrap() <= 2.0 * INTERVAL_MS, "{r:?}");
+    assert!(r.mesh_ms.is_some(), "{r:?}");
+}
