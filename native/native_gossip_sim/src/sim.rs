@@ -8,26 +8,14 @@ use std::collections::BinaryHeap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use native_gossip_core::{Config, Destination, Engine, EventKind, PeerEvent, Via};
+use native_gossip_core::{Config, Destination, Engine, Via};
 
 use crate::net::{LinkModel, Network};
 
 use crate::node::{keys, Node, ANSWER_PORT};
 
-/// The connector's wait before a follower connects itself (lib/native_gossip/
-/// connector.ex, @defer_ms).
-const FOLLOWER_WAIT_US: u64 = 100_000;
-/// A connection attempt to an unreachable node fails after this (net_setuptime 7 s).
-const CONNECT_TIMEOUT_US: u64 = 7_000_000;
-/// Failure detection's probe: a lost peer that cannot be reached is disconnected this
-/// long after it is reported lost (:probe_timeout).
-const PROBE_TIMEOUT_US: u64 = 300_000;
-/// The connector's first backoff and its cap.
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-
 #[derive(Debug)]
-enum Event {
+pub(crate) enum Event {
     Deliver {
         to: usize,
         from: usize,
@@ -125,7 +113,7 @@ impl Sim {
         }
     }
 
-    fn at(&self, us: u64) -> Instant {
+    pub(crate) fn at(&self, us: u64) -> Instant {
         self.base + Duration::from_micros(us)
     }
 
@@ -133,7 +121,7 @@ impl Sim {
         1_800_000_000_000 + self.now / 1000
     }
 
-    fn push(&mut self, at: u64, event: Event) {
+    pub(crate) fn push(&mut self, at: u64, event: Event) {
         self.seq += 1;
         self.queue.push(Reverse(Item {
             at,
@@ -250,13 +238,7 @@ impl Sim {
             }
             Event::Attempt(a, b) => self.attempt(a, b),
             Event::Connected(a, b, ok) => self.connected(a, b, ok),
-            Event::Probe(a, b) => {
-                if self.nodes[a].connected.contains(&b)
-                    && !(self.nodes[b].up() && self.net.connectable(a, b))
-                {
-                    self.disconnect(a, b);
-                }
-            }
+            Event::Probe(a, b) => self.probe(a, b),
         }
     }
 
@@ -379,162 +361,7 @@ impl Sim {
         (i < self.nodes.len()).then_some(i)
     }
 
-    fn peer_index(&self, name: &str) -> Option<usize> {
+    pub(crate) fn peer_index(&self, name: &str) -> Option<usize> {
         name.strip_prefix('n')?.split('@').next()?.parse().ok()
-    }
-
-    /// The connector model: what the BEAM side does with an event.
-    fn on_event(&mut self, i: usize, e: PeerEvent) {
-        self.nodes[i].counters.events += 1;
-        let Some(p) = self.peer_index(&e.name) else {
-            return;
-        };
-        match e.kind {
-            EventKind::Discovered | EventKind::Heard => {
-                self.nodes[i].known.insert(p);
-                let node = &self.nodes[i];
-                if node.connected.contains(&p)
-                    || node.attempting.contains(&p)
-                    || node.deferred.contains(&p)
-                {
-                    return;
-                }
-                if e.lead {
-                    self.attempt(i, p);
-                } else {
-                    self.nodes[i].deferred.insert(p);
-                    self.push(self.now + FOLLOWER_WAIT_US, Event::Attempt(i, p));
-                }
-            }
-            EventKind::Lost => {
-                self.nodes[i].known.remove(&p);
-                let reachable = self.nodes[p].up() && self.net.connectable(i, p);
-                if reachable {
-                    self.nodes[i].counters.false_lost += 1;
-                }
-                if self.nodes[i].connected.contains(&p) {
-                    self.push(self.now + PROBE_TIMEOUT_US, Event::Probe(i, p));
-                }
-            }
-            EventKind::Left | EventKind::Forgotten => {
-                self.nodes[i].known.remove(&p);
-            }
-            EventKind::TagsChanged => {}
-        }
-    }
-
-    fn attempt(&mut self, a: usize, b: usize) {
-        self.nodes[a].deferred.remove(&b);
-        if !self.nodes[a].up()
-            || self.nodes[a].connected.contains(&b)
-            || !self.nodes[a].attempting.insert(b)
-        {
-            return;
-        }
-        if self.nodes[b].up() && self.net.connectable(a, b) {
-            // TCP, then the distribution handshake: about four one-way trips.
-            let d: u64 = (0..4).map(|_| self.net.latency_us()).sum::<u64>() + 1_000;
-            self.push(self.now + d, Event::Connected(a, b, true));
-        } else {
-            self.push(self.now + CONNECT_TIMEOUT_US, Event::Connected(a, b, false));
-        }
-    }
-
-    fn connected(&mut self, a: usize, b: usize, ok: bool) {
-        if !self.nodes[a].attempting.remove(&b) || !self.nodes[a].up() {
-            return;
-        }
-        let now = self.at(self.now);
-        let reachable = self.nodes[b].up() && self.net.connectable(a, b);
-        if ok && reachable {
-            self.nodes[a].backoff.remove(&b);
-            if self.nodes[a].connected.insert(b) {
-                self.nodes[b].connected.insert(a);
-                self.edges += 1;
-                let (name_a, ip_a) = (self.nodes[a].name.clone(), self.nodes[a].ip());
-                let (name_b, ip_b) = (self.nodes[b].name.clone(), self.nodes[b].ip());
-                if let Some(e) = self.nodes[a].engine.as_mut() {
-                    e.set_connected(&name_b, true, Some(ip_b), now);
-                }
-                if let Some(e) = self.nodes[b].engine.as_mut() {
-                    e.set_connected(&name_a, true, Some(ip_a), now);
-                }
-            }
-        } else {
-            let backoff = self.nodes[a]
-                .backoff
-                .get(&b)
-                .map_or(FIRST_BACKOFF, |d| (*d * 2).min(MAX_BACKOFF));
-            self.nodes[a].backoff.insert(b, backoff);
-            let name_b = self.nodes[b].name.clone();
-            if let Some(e) = self.nodes[a].engine.as_mut() {
-                e.hold(&name_b, backoff, now);
-            }
-        }
-    }
-
-    fn disconnect(&mut self, a: usize, b: usize) {
-        if !self.nodes[a].connected.remove(&b) {
-            return;
-        }
-        self.nodes[b].connected.remove(&a);
-        self.edges -= 1;
-        let now = self.at(self.now);
-        let (name_a, name_b) = (self.nodes[a].name.clone(), self.nodes[b].name.clone());
-        if let Some(e) = self.nodes[a].engine.as_mut() {
-            e.set_connected(&name_b, false, None, now);
-        }
-        if let Some(e) = self.nodes[b].engine.as_mut() {
-            e.set_connected(&name_a, false, None, now);
-        }
-    }
-
-    /// Every up node hears every other up node.
-    pub fn everyone_known(&self) -> bool {
-        let up: Vec<usize> = (0..self.nodes.len())
-            .filter(|&i| self.nodes[i].up())
-            .collect();
-        // The cheap test first (a node that knows too few), then the exact one.
-        if up.iter().any(|&i| self.nodes[i].known.len() + 1 < up.len()) {
-            return false;
-        }
-        up.iter().all(|&i| {
-            let n = &self.nodes[i];
-            n.known.len() >= up.len() - 1 && up.iter().all(|&j| j == i || n.known.contains(&j))
-        })
-    }
-
-    /// Node `j` hears every other up node, and every one of them hears `j`.
-    pub fn known_both_ways(&self, j: usize) -> bool {
-        (0..self.nodes.len()).all(|i| {
-            i == j
-                || !self.nodes[i].up()
-                || (self.nodes[i].known.contains(&j) && self.nodes[j].known.contains(&i))
-        })
-    }
-
-    /// Node `j` is connected to every other up node.
-    pub fn connected_to_all(&self, j: usize) -> bool {
-        (0..self.nodes.len())
-            .all(|i| i == j || !self.nodes[i].up() || self.nodes[j].connected.contains(&i))
-    }
-
-    /// Every pair of up nodes is connected.
-    pub fn mesh_full(&self) -> bool {
-        let up = self.up_count();
-        if self.edges < up * (up - 1) / 2 {
-            return false;
-        }
-        let edges_up: usize = (0..self.nodes.len())
-            .filter(|&i| self.nodes[i].up())
-            .map(|i| {
-                self.nodes[i]
-                    .connected
-                    .iter()
-                    .filter(|&&j| self.nodes[j].up())
-                    .count()
-            })
-            .sum();
-        edges_up == up * (up - 1)
     }
 }

@@ -1,0 +1,138 @@
+//! The model of the BEAM side of each simulated node: what its connector does with
+//! the engine's events (lib/native_gossip/connector.ex): the tie-break's leader
+//! connects at once, the follower after its wait; a failed attempt backs off; a lost
+//! peer that cannot be reached is disconnected by failure detection.
+
+use std::time::Duration;
+
+use native_gossip_core::{EventKind, PeerEvent};
+
+use crate::sim::{Event, Sim};
+
+/// The connector's wait before a follower connects itself (@defer_ms).
+const FOLLOWER_WAIT_US: u64 = 100_000;
+/// A connection attempt to an unreachable node fails after this (net_setuptime 7 s).
+const CONNECT_TIMEOUT_US: u64 = 7_000_000;
+/// Failure detection's probe: a lost peer that cannot be reached is disconnected this
+/// long after it is reported lost (:probe_timeout).
+const PROBE_TIMEOUT_US: u64 = 300_000;
+/// The connector's first backoff and its cap.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+impl Sim {
+    /// The connector model: what the BEAM side does with an event.
+    pub(crate) fn on_event(&mut self, i: usize, e: PeerEvent) {
+        self.nodes[i].counters.events += 1;
+        let Some(p) = self.peer_index(&e.name) else {
+            return;
+        };
+        match e.kind {
+            EventKind::Discovered | EventKind::Heard => {
+                self.nodes[i].known.insert(p);
+                let node = &self.nodes[i];
+                if node.connected.contains(&p)
+                    || node.attempting.contains(&p)
+                    || node.deferred.contains(&p)
+                {
+                    return;
+                }
+                if e.lead {
+                    self.attempt(i, p);
+                } else {
+                    self.nodes[i].deferred.insert(p);
+                    self.push(self.now + FOLLOWER_WAIT_US, Event::Attempt(i, p));
+                }
+            }
+            EventKind::Lost => {
+                self.nodes[i].known.remove(&p);
+                let reachable = self.nodes[p].up() && self.net.connectable(i, p);
+                if reachable {
+                    self.nodes[i].counters.false_lost += 1;
+                }
+                if self.nodes[i].connected.contains(&p) {
+                    self.push(self.now + PROBE_TIMEOUT_US, Event::Probe(i, p));
+                }
+            }
+            EventKind::Left | EventKind::Forgotten => {
+                self.nodes[i].known.remove(&p);
+            }
+            EventKind::TagsChanged => {}
+        }
+    }
+
+    pub(crate) fn attempt(&mut self, a: usize, b: usize) {
+        self.nodes[a].deferred.remove(&b);
+        if !self.nodes[a].up()
+            || self.nodes[a].connected.contains(&b)
+            || !self.nodes[a].attempting.insert(b)
+        {
+            return;
+        }
+        if self.nodes[b].up() && self.net.connectable(a, b) {
+            // TCP, then the distribution handshake: about four one-way trips.
+            let d: u64 = (0..4).map(|_| self.net.latency_us()).sum::<u64>() + 1_000;
+            self.push(self.now + d, Event::Connected(a, b, true));
+        } else {
+            self.push(self.now + CONNECT_TIMEOUT_US, Event::Connected(a, b, false));
+        }
+    }
+
+    pub(crate) fn connected(&mut self, a: usize, b: usize, ok: bool) {
+        if !self.nodes[a].attempting.remove(&b) || !self.nodes[a].up() {
+            return;
+        }
+        let now = self.at(self.now);
+        let reachable = self.nodes[b].up() && self.net.connectable(a, b);
+        if ok && reachable {
+            self.nodes[a].backoff.remove(&b);
+            if self.nodes[a].connected.insert(b) {
+                self.nodes[b].connected.insert(a);
+                self.edges += 1;
+                let (name_a, ip_a) = (self.nodes[a].name.clone(), self.nodes[a].ip());
+                let (name_b, ip_b) = (self.nodes[b].name.clone(), self.nodes[b].ip());
+                if let Some(e) = self.nodes[a].engine.as_mut() {
+                    e.set_connected(&name_b, true, Some(ip_b), now);
+                }
+                if let Some(e) = self.nodes[b].engine.as_mut() {
+                    e.set_connected(&name_a, true, Some(ip_a), now);
+                }
+            }
+        } else {
+            let backoff = self.nodes[a]
+                .backoff
+                .get(&b)
+                .map_or(FIRST_BACKOFF, |d| (*d * 2).min(MAX_BACKOFF));
+            self.nodes[a].backoff.insert(b, backoff);
+            let name_b = self.nodes[b].name.clone();
+            if let Some(e) = self.nodes[a].engine.as_mut() {
+                e.hold(&name_b, backoff, now);
+            }
+        }
+    }
+
+    pub(crate) fn disconnect(&mut self, a: usize, b: usize) {
+        if !self.nodes[a].connected.remove(&b) {
+            return;
+        }
+        self.nodes[b].connected.remove(&a);
+        self.edges -= 1;
+        let now = self.at(self.now);
+        let (name_a, name_b) = (self.nodes[a].name.clone(), self.nodes[b].name.clone());
+        if let Some(e) = self.nodes[a].engine.as_mut() {
+            e.set_connected(&name_b, false, None, now);
+        }
+        if let Some(e) = self.nodes[b].engine.as_mut() {
+            e.set_connected(&name_a, false, None, now);
+        }
+    }
+
+    /// Failure detection's probe of a lost peer: disconnected if it cannot be reached.
+    pub(crate) fn probe(&mut self, a: usize, b: usize) {
+        if self.nodes[a].connected.contains(&b)
+            && !(self.nodes[b].up() && self.net.connectable(a, b))
+        {
+            self.disconnect(a, b);
+        }
+    }
+}
