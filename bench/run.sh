@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 netns=test/support/private_net.sh
 out=bench/out
 mkdir -p "$out"
-all="join join_cold join_n network failover flood attacks soak fuzz throughput formation idle scale"
+all="join join_cold join_n network failover flood attacks soak fuzz throughput formation idle sim scale"
 
 # Compiled first, so that no "Compiling ..." line lands in a benchmark's output.
 MIX_ENV=test mix compile >&2
@@ -23,6 +23,16 @@ for name in ${ONLY:-$all}; do
     fuzz)
       FUZZ_SECONDS=${FUZZ_SECONDS:-60} .ci/fuzz-smoke.sh > "$out/fuzz.raw"
       sed 's/^/    /' "$out/fuzz.raw" > "$out/$name.tmp"
+      ;;
+    sim)
+      # The simulator (make sim): no VM, no network; about 20 minutes on one core.
+      cargo build -q --release -p native_gossip_sim
+      { ./target/release/native-gossip-sim
+        echo
+        ./target/release/native-gossip-sim --scenarios join,start_all --protocol legacy
+        echo
+        ./target/release/native-gossip-sim --scenarios join,start_all --protocol mixed
+      } > "$out/$name.tmp"
       ;;
     throughput)
       cargo bench -q -p native_gossip_core --bench throughput > "$out/throughput.raw"

@@ -142,6 +142,7 @@ defmodule NativeGossip do
           events_coalesced: non_neg_integer(),
           events_dropped: non_neg_integer(),
           unicast_withheld: non_neg_integer(),
+          answers: non_neg_integer(),
           names_made: non_neg_integer(),
           peers: non_neg_integer(),
           incarnation: non_neg_integer(),
@@ -350,7 +351,9 @@ defmodule NativeGossip do
   same peer before the server took them, and `events_dropped` found the server
   `2 × :max_peers + 1024` events behind), heartbeats not sent by unicast to an address
   that has not proven itself because it had sent this node fewer bytes
-  (`unicast_withheld`: see "Security" in the README), new names made atoms (`names_made`, at most
+  (`unicast_withheld`: see "Security" in the README), heartbeats sent off schedule to
+  answer a joining node (`answers`; by unicast to it where it takes them so, see
+  docs/PROTOCOL.md "Joins that cost each member O(1)"), new names made atoms (`names_made`, at most
   `:max_names`), the size of the peer table, and whether the socket is a member of
   the group right now (`joined`: false while it cannot join, see the errors above).
 

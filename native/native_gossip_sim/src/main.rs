@@ -58,13 +58,52 @@ fn main() {
     println!("Protocol: {protocol}, seed {seed}.\n");
     println!("| scenario | N | everyone heard (ms) | mesh full (ms) | received / member / interval (mean, max) | sent / member / interval | worst second | join: receipts / member (mean, max) | join: answers / member | false lost |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
+    let mut reports = Vec::new();
     for name in &scenarios {
         for &n in &sizes {
             let started = std::time::Instant::now();
             let r = run(name, n, seed, &settings);
             print_row(&r);
             eprintln!("{name} N={n}: {:.1} s", started.elapsed().as_secs_f64());
+            reports.push(r);
         }
+    }
+    println!();
+    verdicts(&reports);
+}
+
+/// The targets of issue #28 the rows can be held against, each met or not.
+fn verdicts(reports: &[Report]) {
+    let largest = |scenario: &str| {
+        reports
+            .iter()
+            .filter(|r| r.scenario == scenario)
+            .max_by_key(|r| r.n)
+    };
+    let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+    if let Some(r) = largest("join") {
+        let (_, max) = r.join_receipts.unwrap_or((f64::NAN, f64::NAN));
+        println!(
+            "- A join costs each member at most 10 datagrams at N = {}: {max:.0} at most: {}.",
+            r.n,
+            verdict(max <= 10.0)
+        );
+    }
+    if let Some(r) = largest("start_all") {
+        let t = r.know_all_ms.unwrap_or(f64::INFINITY);
+        println!(
+            "- A full restart of {} nodes converges within 3 intervals (4500 ms): {t:.0} ms: {}.",
+            r.n,
+            verdict(t <= 4500.0)
+        );
+    }
+    let lossy: Vec<&Report> = reports.iter().filter(|r| r.scenario == "loss_10").collect();
+    if !lossy.is_empty() {
+        let total: u64 = lossy.iter().map(|r| r.false_lost).sum();
+        println!(
+            "- No false `lost` at 10 % loss: {total} over the sizes run: {}.",
+            verdict(total == 0)
+        );
     }
 }
 
