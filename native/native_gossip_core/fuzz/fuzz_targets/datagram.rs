@@ -38,6 +38,9 @@ fn engine(keys: Keyring, compat: bool, cluster: &str, now: Instant) -> Engine {
         tags: vec![("role".into(), "fuzz".into())],
         dist_port: 45_000,
         own_addresses: Vec::new(),
+        // Its own answer socket's port (sent with a secret): the fuzzed datagrams may
+        // name one too, and be answered there.
+        answer_port: 50_000,
     };
     Engine::new(config, now, 1, 1).unwrap()
 }
