@@ -10,37 +10,51 @@
 use native_gossip_sim::scenario::{self, Report};
 use native_gossip_sim::Settings;
 
-fn main() {
-    let mut sizes = vec![8, 32, 128, 512, 1024];
-    let mut seed = 1u64;
-    let mut scenarios: Vec<String> = [
-        "join",
-        "start_all",
-        "rolling",
-        "loss_10",
-        "loss_30",
-        "partition",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    // "current", "legacy" (every node as before OPT_ANSWER), "mixed" (every 4th).
-    let mut protocol = "current".to_string();
+/// What the command line asks for.
+struct Args {
+    sizes: Vec<usize>,
+    seed: u64,
+    scenarios: Vec<String>,
+    /// "current", "legacy" (every node as before OPT_ANSWER), "mixed" (every 4th).
+    protocol: String,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        sizes: vec![8, 32, 128, 512, 1024],
+        seed: 1,
+        scenarios: [
+            "join",
+            "start_all",
+            "rolling",
+            "loss_10",
+            "loss_30",
+            "partition",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        protocol: "current".into(),
+    };
     let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
+    while let Some(flag) = args.next() {
         let v = args.next().unwrap_or_default();
-        match a.as_str() {
-            "--sizes" => sizes = v.split(',').map(|s| s.parse().expect("a size")).collect(),
-            "--seed" => seed = v.parse().expect("a seed"),
-            "--scenarios" => scenarios = v.split(',').map(String::from).collect(),
-            "--protocol" => protocol = v,
+        match flag.as_str() {
+            "--sizes" => a.sizes = v.split(',').map(|s| s.parse().expect("a size")).collect(),
+            "--seed" => a.seed = v.parse().expect("a seed"),
+            "--scenarios" => a.scenarios = v.split(',').map(String::from).collect(),
+            "--protocol" => a.protocol = v,
             _ => {
-                eprintln!("usage: native-gossip-sim [--sizes 8,32] [--seed 1] [--scenarios join,start_all,rolling,loss_10,loss_30,partition]");
+                eprintln!("usage: native-gossip-sim [--sizes 8,32] [--seed 1] [--scenarios join,start_all,rolling,loss_10,loss_30,partition] [--protocol current|legacy|mixed]");
                 std::process::exit(2);
             }
         }
     }
-    let settings = match protocol.as_str() {
+    a
+}
+
+fn settings(protocol: &str) -> Settings {
+    match protocol {
         "current" => Settings::default(),
         "legacy" => Settings {
             unicast_answers: false,
@@ -54,15 +68,20 @@ fn main() {
             eprintln!("--protocol: current, legacy or mixed, not {other}");
             std::process::exit(2);
         }
-    };
-    println!("Protocol: {protocol}, seed {seed}.\n");
+    }
+}
+
+fn main() {
+    let args = parse_args();
+    let settings = settings(&args.protocol);
+    println!("Protocol: {}, seed {}.\n", args.protocol, args.seed);
     println!("| scenario | N | everyone heard (ms) | mesh full (ms) | received / member / interval (mean, max) | sent / member / interval | worst second | join: receipts / member (mean, max) | join: answers / member | false lost |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut reports = Vec::new();
-    for name in &scenarios {
-        for &n in &sizes {
+    for name in &args.scenarios {
+        for &n in &args.sizes {
             let started = std::time::Instant::now();
-            let r = run(name, n, seed, &settings);
+            let r = run(name, n, args.seed, &settings);
             print_row(&r);
             eprintln!("{name} N={n}: {:.1} s", started.elapsed().as_secs_f64());
             reports.push(r);
