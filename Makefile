@@ -97,10 +97,12 @@ sim:
 	./target/release/native-gossip-sim --sizes $(SIZES) --scenarios join,start_all --protocol mixed
 	@# (make bench runs the same three, ONLY=sim bench/run.sh alone, into docs/BENCHMARKS.md.)
 
-# HexDocs into doc/ (ex_doc, from ../shared/deps here, hex elsewhere): a warning (a
-# reference to a hidden module, a file that is not there) fails it.
+# HexDocs into doc/ (ex_doc, from ../shared/deps here, hex elsewhere): a warning of
+# the docs (a reference to a hidden module, a file that is not there) fails it. The
+# dev build comes first, apart: its dependencies' own compile warnings are theirs.
 docs: tools
 	@mkdir -p _build
+	mix compile > _build/docs-compile.log 2>&1 || { cat _build/docs-compile.log; exit 1; }
 	mix docs > _build/docs.log 2>&1 || { cat _build/docs.log; exit 1; }
 	@cat _build/docs.log
 	@! grep -i warning _build/docs.log
