@@ -37,8 +37,22 @@ fn keys(secret: bool) -> Keyring {
     }
 }
 
+/// The newcomer's sending socket: multicast TTL 0, so that nothing it sends leaves the
+/// host even outside a namespace.
+fn sender() -> UdpSocket {
+    let sender = UdpSocket::bind((LOOPBACK, 0)).unwrap();
+    sender.set_multicast_ttl_v4(0).unwrap();
+    sender
+}
+
 /// A member on loopback, out of its joining burst: regular heartbeats every second.
+/// Refuses to run outside the private network namespace of `make test`.
 fn member(port: u16, secret: bool) -> Topology {
+    assert_eq!(
+        std::env::var("NATIVE_GOSSIP_NETNS").as_deref(),
+        Ok("1"),
+        "run inside a private network namespace: test/support/private_net.sh cargo test"
+    );
     let config = Config {
         node_name: format!("member{port}@127.0.0.1"),
         keys: keys(secret),
@@ -62,7 +76,7 @@ fn join(port: u16, secret: bool, name: &str) -> Vec<(Vec<u8>, SocketAddr)> {
         .set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap();
     let answer_port = answers.local_addr().unwrap().port();
-    let sender = UdpSocket::bind((LOOPBACK, 0)).unwrap();
+    let sender = sender();
     let mut options = wire::address_records(&[LOOPBACK.into()]);
     options.extend(wire::answer_port_record(answer_port));
     let keys = keys(secret);
@@ -153,7 +167,7 @@ fn a_newcomer_without_an_answer_port_is_answered_on_the_group() {
     let port = 46_103;
     let member = member(port, true);
     let listener = group_listener(port);
-    let sender = UdpSocket::bind((LOOPBACK, 0)).unwrap();
+    let sender = sender();
     // An older node's heartbeats: no OPT_ANSWER.
     let options = wire::address_records(&[LOOPBACK.into()]);
     let (before, _) = member.stats();
