@@ -37,6 +37,21 @@ fn keys(secret: bool) -> Keyring {
     }
 }
 
+/// A newcomer's JOINING heartbeat, encoded with `keys`.
+fn joining(name: &str, incarnation: u64, sequence: u64, options: &[u8], keys: &Keyring) -> Vec<u8> {
+    let heartbeat = Outgoing {
+        name,
+        incarnation,
+        sequence,
+        timestamp_ms: wall_ms(),
+        leaving: false,
+        joining: true,
+        newcomer: true,
+        options,
+    };
+    wire::encode(&heartbeat, keys).unwrap()
+}
+
 /// The newcomer's sending socket: multicast TTL 0, so that nothing it sends leaves the
 /// host even outside a namespace.
 fn sender() -> UdpSocket {
@@ -81,17 +96,7 @@ fn join(port: u16, secret: bool, name: &str) -> Vec<(Vec<u8>, SocketAddr)> {
     options.extend(wire::answer_port_record(answer_port));
     let keys = keys(secret);
     for sequence in 1..=3 {
-        let heartbeat = Outgoing {
-            name,
-            incarnation: 7,
-            sequence,
-            timestamp_ms: wall_ms(),
-            leaving: false,
-            joining: true,
-            newcomer: true,
-            options: &options,
-        };
-        let bytes = wire::encode(&heartbeat, &keys).unwrap();
+        let bytes = joining(name, 7, sequence, &options, &keys);
         sender.send_to(&bytes, (GROUP, port)).unwrap();
         std::thread::sleep(Duration::from_millis(110));
     }
@@ -184,17 +189,7 @@ fn a_newcomer_without_an_answer_port_is_answered_on_the_group() {
         }
     };
     for sequence in 1..=3 {
-        let heartbeat = Outgoing {
-            name: "older@127.0.0.1",
-            incarnation: 9,
-            sequence,
-            timestamp_ms: wall_ms(),
-            leaving: false,
-            joining: true,
-            newcomer: true,
-            options: &options,
-        };
-        let bytes = wire::encode(&heartbeat, &keys(true)).unwrap();
+        let bytes = joining("older@127.0.0.1", 9, sequence, &options, &keys(true));
         sender.send_to(&bytes, (GROUP, port)).unwrap();
         drain(&listener, Instant::now() + Duration::from_millis(110));
     }

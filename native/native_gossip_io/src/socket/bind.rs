@@ -141,22 +141,9 @@ pub fn bind_unicast_socket(cfg: &SocketConfig) -> Result<UdpSocket, StartError> 
 pub fn bind_answer_socket(cfg: &SocketConfig) -> Result<UdpSocket, StartError> {
     let other = |what: &str, e: io::Error| StartError::Socket(format!("{what}: {e}"));
     let v6 = cfg.group.is_ipv6();
-    let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
-    let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))
-        .map_err(|e| other("cannot create a UDP socket", e))?;
-    socket
-        .set_cloexec(true)
-        .map_err(|e| other("FD_CLOEXEC", e))?;
-    if v6 {
-        socket
-            .set_only_v6(true)
-            .map_err(|e| other("IPV6_V6ONLY", e))?;
-    }
-    socket
-        .set_nonblocking(true)
-        .map_err(|e| other("O_NONBLOCK", e))?;
-    // A newcomer takes an answer from every member within a quarter interval.
-    let _ = socket.set_recv_buffer_size(RECV_BUFFER);
+    // (A newcomer takes an answer from every member within a quarter interval: the
+    // large receive buffer matters here too.)
+    let socket = udp_socket(if v6 { Domain::IPV6 } else { Domain::IPV4 })?;
     set_multicast_all(&socket, false, v6);
     let bind = if v6 {
         SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0))
@@ -170,18 +157,25 @@ pub fn bind_answer_socket(cfg: &SocketConfig) -> Result<UdpSocket, StartError> {
 }
 
 /// A UDP socket that shares its port with the other nodes of the host (SO_REUSEADDR,
-/// SO_REUSEPORT), closed on exec, non-blocking, with a large receive buffer, and
-/// IPv6-only for IPv6.
+/// SO_REUSEPORT), as `udp_socket` makes them.
 fn shared_udp_socket(domain: Domain) -> Result<Socket, StartError> {
     let other = |what: &str, e: io::Error| StartError::Socket(format!("{what}: {e}"));
-    let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))
-        .map_err(|e| other("cannot create a UDP socket", e))?;
+    let socket = udp_socket(domain)?;
     socket
         .set_reuse_address(true)
         .map_err(|e| other("SO_REUSEADDR", e))?;
     socket
         .set_reuse_port(true)
         .map_err(|e| other("SO_REUSEPORT", e))?;
+    Ok(socket)
+}
+
+/// A UDP socket closed on exec, non-blocking, with a large receive buffer, and
+/// IPv6-only for IPv6 (not yet bound).
+fn udp_socket(domain: Domain) -> Result<Socket, StartError> {
+    let other = |what: &str, e: io::Error| StartError::Socket(format!("{what}: {e}"));
+    let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))
+        .map_err(|e| other("cannot create a UDP socket", e))?;
     socket
         .set_cloexec(true)
         .map_err(|e| other("FD_CLOEXEC", e))?;
