@@ -116,5 +116,5 @@ Behaviour across test hosts (ms; default heartbeat interval 1500 ms)
 #{row("leave: topology stop until peers report :left", left)}
 
 Against the targets:
-#{verdicts([{"join under 10 % loss, connected to every peer: p90 under 200 ms", stats(Enum.map(joins10, &elem(&1, 0))).p90, 200}, {"join under 30 % loss, connected to every peer: p90 under 200 ms", stats(Enum.map(joins, &elem(&1, 0))).p90, 200}, {":lost within 3 intervals (4500 ms) of the cut: max", stats(lost).max, 4500}, {"connected again within 2 intervals (3000 ms) of the link's return: max", stats(rejoin).max, 3000}, {":left within 100 ms: max", stats(left).max, 100}])}
+#{verdicts([{"join under 10 % loss, connected to every peer: p90 under 200 ms", stats(Enum.map(joins10, &elem(&1, 0))).p90, 200}, {"join under 30 % loss, connected to every peer: p90 under 200 ms", stats(Enum.map(joins, &elem(&1, 0))).p90, 200}, {":lost within lost_after + probe_timeout (4800 ms) of the cut (published with :dead): max", stats(lost).max, 4800}, {"connected again within 2 intervals (3000 ms) of the link's return: max", stats(rejoin).max, 3000}, {":left within 100 ms: max", stats(left).max, 100}])}
 """)

@@ -178,9 +178,10 @@ defmodule NativeGossip do
   @doc """
   The peers this topology has heard, sorted by node name.
 
-  `:state` is `:alive`, `:lost` (no heartbeat for `:lost_after`), `:suspect` (lost
-  and being probed), `:dead` (declared dead by failure detection: disconnected) or
-  `:left`. `:last_seen` is the time of the last accepted heartbeat in milliseconds since the
+  `:state` is `:alive` (heard within `:lost_after`, or connected, silent and
+  answering failure detection's probes), `:lost` (no heartbeat for `:lost_after`),
+  `:suspect` (silent and being probed), `:dead` (declared dead by failure detection:
+  disconnected) or `:left`. `:last_seen` is the time of the last accepted heartbeat in milliseconds since the
   Unix epoch (as `System.system_time(:millisecond)`); `:connected?` is whether the
   node is connected according to `:list_nodes`; `:dist_port` is the distribution port
   its heartbeats say (nodes run without epmd, `NativeGossip.EPMD`), 0 when they say
@@ -284,12 +285,18 @@ defmodule NativeGossip do
       next heartbeat triggers a reconnect.
     * `:left` - `node`'s topology stopped cleanly and said goodbye; it is not
       reconnected until it comes back with a new incarnation.
-    * `:lost` - no heartbeat from `node` for `:lost_after` ms. It is reported
-      `:discovered` again if it is heard again.
-    * `:suspect` - `node` is lost and connected: it is being probed (failure
-      detection, see `:failure_detection`).
+    * `:lost` - no heartbeat from `node` for `:lost_after` ms, and nothing says it
+      is alive. With failure detection (`:failure_detection`, on by default) a
+      connected peer is `:lost` only when its probes fail (then `:dead` follows) or
+      its connection goes down while it is still silent: heartbeats lost on a lossy
+      network make it `:suspect`, never `:lost`. A peer that is not connected, or
+      any peer without failure detection, is `:lost` after `:lost_after` of silence.
+      It is reported `:discovered` again if it is heard again.
+    * `:suspect` - `node` is connected and sent no heartbeat for `:lost_after`: it is
+      being probed. If a probe is answered nothing more is sent (heard again, it is
+      not announced `:discovered`: it was never lost).
     * `:dead` - no probe of `node` was answered: it is disconnected (`:disconnected`
-      and distribution's `:nodedown` follow). What each probe gave is in the
+      and distribution's `:nodedown` follow; `:lost` came just before). What each probe gave is in the
       telemetry event's metadata and the warning logged.
     * `:tags_changed` - `node` changed its tags at run time (`set_tags/2`).
 

@@ -80,7 +80,7 @@ defmodule NativeGossip.Connector do
 
   @typedoc "Peer events for subscribers and telemetry, in order."
   @type events :: [
-          {:discovered | :connected | :disconnected | :left | :lost | :tags_changed, node()}
+          {:discovered | :connected | :disconnected | :left | :tags_changed, node()}
         ]
 
   @typedoc """
@@ -187,10 +187,6 @@ defmodule NativeGossip.Connector do
   @doc "The peer said goodbye: not reconnected until it comes back."
   @spec left(t(), node()) :: result()
   def left(c, node), do: {[left: node], [], forget(c, node)}
-
-  @doc "The peer went silent."
-  @spec lost(t(), node()) :: result()
-  def lost(c, node), do: {[lost: node], [], c}
 
   @doc "The native side forgot the peer."
   @spec forgotten(t(), node()) :: result()

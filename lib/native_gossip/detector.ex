@@ -23,6 +23,16 @@ defmodule NativeGossip.Detector do
   # itself, from the heartbeats it hears and its own probes (docs/PROTOCOL.md, "Failure
   # detection", says why that is enough). A peer declared dead that is heard again is
   # discovered and connected as any other.
+  #
+  # What the owner is told. Silence alone is no news about a connected peer: lost
+  # multicast datagrams make it (at 10 % loss some pair of a cluster is silent for
+  # :lost_after every few seconds), and the connection says more. So the detector, not
+  # the native side, decides when a peer is published `:lost`: at once for a peer that
+  # is not connected (or with detection off), as before; for a connected one only when
+  # its probes fail (`:lost`, then `:dead`) or its connection goes down while it is
+  # still silent. A connected peer found alive is shown `:alive` by members/1, and its
+  # heartbeats heard again are no news either: the topology does not announce it
+  # `:discovered` (see silent?/2).
 
   # Why a probe concluded as it did, for the :dead event: the direct probe's outcome,
   # and each helper's.
@@ -59,8 +69,11 @@ defmodule NativeGossip.Detector do
           evidence: %{node() => evidence()}
         }
 
-  @typedoc "Peer events: the peer is being probed, or was declared dead."
-  @type events :: [{:suspect | :dead, node()}]
+  @typedoc """
+  Peer events: the peer is silent and not known to be alive (`:lost`), is being
+  probed (`:suspect`), or was declared dead.
+  """
+  @type events :: [{:lost | :suspect | :dead, node()}]
 
   @typedoc """
   What the topology server does for the detector:
@@ -72,7 +85,8 @@ defmodule NativeGossip.Detector do
   - `{:timer, id, ms}`: call `timeout/2` with `id` after `ms`;
   - `{:reprobe, node, ms}`: call `still_lost/3` for `node` after `ms`;
   - `{:disconnect, node}`: disconnect `node` (the topology's :disconnect function);
-  - `{:state, node, :suspect | :dead | nil}`: what `members/1` shows for `node`.
+  - `{:state, node, :suspect | :dead | :alive | nil}`: what `members/1` shows for
+    `node` while the native side says it is lost (nil: `:lost`).
   """
   @type effect ::
           {:ping, node(), non_neg_integer()}
@@ -80,7 +94,7 @@ defmodule NativeGossip.Detector do
           | {:timer, non_neg_integer(), pos_integer()}
           | {:reprobe, node(), pos_integer()}
           | {:disconnect, node()}
-          | {:state, node(), :suspect | :dead | nil}
+          | {:state, node(), :suspect | :dead | :alive | nil}
   @type result :: {events(), [effect()], t()}
 
   @doc "A detector with a topology's options."
@@ -98,11 +112,11 @@ defmodule NativeGossip.Detector do
   A peer went silent (the native side's `:lost`). `helpers`: the other members this
   node is connected to, in the order to ask them (the server shuffles them), at most
   `:indirect_probes` of which are asked; nil when the peer itself is not connected
-  (then there is nothing to confirm or to act on: it is left to the native side).
+  (then there is nothing to confirm or to act on: it is published `:lost` at once).
   """
   @spec lost(t(), node(), [node()] | nil) :: result()
-  def lost(%__MODULE__{enabled: false} = d, _node, _helpers), do: {[], [], d}
-  def lost(d, _node, nil), do: {[], [], d}
+  def lost(%__MODULE__{enabled: false} = d, node, _helpers), do: {[lost: node], [], d}
+  def lost(d, node, nil), do: {[lost: node], [], d}
 
   def lost(d, node, helpers) do
     d = %{d | lost: MapSet.put(d.lost, node)}
@@ -185,12 +199,23 @@ defmodule NativeGossip.Detector do
   end
 
   @doc """
+  Whether `node` is connected and silent but was never published `:lost` (it is
+  being probed, or answered its probes): its heartbeats heard again are no news, and
+  the topology does not announce it `:discovered` (nor `:connected`, which it still is).
+  """
+  @spec silent?(t(), node()) :: boolean()
+  def silent?(d, node), do: MapSet.member?(d.lost, node)
+
+  @doc """
   The native side reported the peer again (heard, back, left, forgotten), or it came
   up: any suspicion of it, and its death, end without a verdict.
   """
   @spec clear(t(), node()) :: result()
   def clear(d, node) do
-    was = Map.has_key?(d.probing, node) or MapSet.member?(d.dead, node)
+    was =
+      Map.has_key?(d.probing, node) or MapSet.member?(d.dead, node) or
+        MapSet.member?(d.lost, node)
+
     d = cancel(d, node)
 
     d = %{
@@ -206,13 +231,15 @@ defmodule NativeGossip.Detector do
   @doc """
   The peer's connection went down (by this detector's disconnect, or otherwise): a
   probe under way ends without a verdict, and it is not probed again until it is
-  connected and lost again. A peer declared dead stays so until it is heard.
+  connected and lost again. A peer that was silent, and not yet published, is
+  published `:lost` now: nothing says it is alive any more. A peer declared dead stays
+  so until it is heard.
   """
   @spec down(t(), node()) :: result()
   def down(d, node) do
-    probing? = Map.has_key?(d.probing, node)
+    silent? = MapSet.member?(d.lost, node)
     d = %{cancel(d, node) | lost: MapSet.delete(d.lost, node)}
-    {[], if(probing?, do: [{:state, node, nil}], else: []), d}
+    if silent?, do: {[lost: node], [{:state, node, nil}], d}, else: {[], [], d}
   end
 
   defp cancel(d, node) do
@@ -239,8 +266,8 @@ defmodule NativeGossip.Detector do
 
   defp alive(d, id, probe) do
     d = end_probe(d, id, probe.node)
-    # Still lost (no heartbeat) but alive: probed again while it stays so.
-    {[], [{:state, probe.node, nil}, {:reprobe, probe.node, d.lost_after}], d}
+    # Still lost (no heartbeat) but alive: shown so, and probed again while it stays so.
+    {[], [{:state, probe.node, :alive}, {:reprobe, probe.node, d.lost_after}], d}
   end
 
   # Every probe failed, went unanswered, or could not be made (a helper not connected
@@ -261,7 +288,7 @@ defmodule NativeGossip.Detector do
           evidence: Map.put(d.evidence, node, evidence)
       }
 
-      {[dead: node], [{:state, node, :dead}, {:disconnect, node}], d}
+      {[lost: node, dead: node], [{:state, node, :dead}, {:disconnect, node}], d}
     end
   end
 

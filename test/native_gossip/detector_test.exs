@@ -35,13 +35,16 @@ defmodule NativeGossip.DetectorTest do
     assert {[], [], ^d} = Detector.lost(d, :c@h, [:a@h])
   end
 
-  test "any probe answered: alive, no disconnect, probed again while it stays lost" do
+  test "any probe answered: alive, never published lost, probed again while it stays silent" do
     {_, _, d} = Detector.lost(new(), :c@h, [:a@h, :b@h])
+    assert Detector.silent?(d, :c@h)
     {[], [], d} = Detector.answer(d, 0, :direct, :failed)
     {events, effects, d} = Detector.answer(d, 0, :b@h, :ok)
     assert events == []
     refute Enum.any?(effects, &match?({:disconnect, _}, &1))
-    assert {:state, :c@h, nil} in effects
+    # members/1 shows it alive: its connection answers.
+    assert {:state, :c@h, :alive} in effects
+    assert Detector.silent?(d, :c@h)
     assert {:reprobe, :c@h, 4_500} in effects
     # The probe is over: the timeout and late answers change nothing.
     assert {[], [], ^d} = Detector.timeout(d, 0)
@@ -50,17 +53,27 @@ defmodule NativeGossip.DetectorTest do
     # The reprobe: still lost and connected, so probed again (no new :suspect event).
     {[], effects, d} = Detector.still_lost(d, :c@h, [:a@h])
     assert probes(effects) == [{:ping, :c@h, 1}, {:ask, :a@h, :c@h, 1}]
-    # Heard again meanwhile: the next reprobe does nothing.
-    {_, _, d} = Detector.clear(d, :c@h)
+    # Heard again meanwhile: no event, its state cleared, the next reprobe does nothing.
+    {[], [{:state, :c@h, nil}], d} = Detector.clear(d, :c@h)
+    refute Detector.silent?(d, :c@h)
     assert {[], [], _} = Detector.still_lost(d, :c@h, [:a@h])
   end
 
-  test "every probe failed or went unanswered: dead, disconnected, with the evidence" do
+  test "a silent peer whose connection goes down is published lost then" do
+    {_, _, d} = Detector.lost(new(), :c@h, [:a@h])
+    {[], _, d} = Detector.answer(d, 0, :direct, :ok)
+    assert {[lost: :c@h], [{:state, :c@h, nil}], d} = Detector.down(d, :c@h)
+    refute Detector.silent?(d, :c@h)
+    # Once.
+    assert {[], [], _} = Detector.down(d, :c@h)
+  end
+
+  test "every probe failed or went unanswered: lost, dead, disconnected, with the evidence" do
     {_, _, d} = Detector.lost(new(), :c@h, [:a@h, :b@h, :x@h])
     {[], [], d} = Detector.answer(d, 0, :a@h, :failed)
     {[], [], d} = Detector.answer(d, 0, :x@h, :not_connected)
     {events, effects, d} = Detector.timeout(d, 0)
-    assert events == [dead: :c@h]
+    assert events == [lost: :c@h, dead: :c@h]
     assert {:disconnect, :c@h} in effects
     assert {:state, :c@h, :dead} in effects
 
@@ -80,30 +93,31 @@ defmodule NativeGossip.DetectorTest do
   test "the last failure concludes at once, without waiting for the timer" do
     {_, _, d} = Detector.lost(new(helpers: 1), :c@h, [:a@h])
     {[], [], d} = Detector.answer(d, 0, :a@h, :not_connected)
-    assert {[dead: :c@h], _, _} = Detector.answer(d, 0, :direct, :failed)
+    assert {[lost: :c@h, dead: :c@h], _, _} = Detector.answer(d, 0, :direct, :failed)
   end
 
   test "no member to ask: the direct probe decides" do
     {_, effects, d} = Detector.lost(new(), :c@h, [])
     assert probes(effects) == [{:ping, :c@h, 0}]
     assert {[], _, _} = Detector.answer(d, 0, :direct, :ok)
-    assert {[dead: :c@h], _, _} = Detector.answer(d, 0, :direct, :failed)
+    assert {[lost: :c@h, dead: :c@h], _, _} = Detector.answer(d, 0, :direct, :failed)
   end
 
-  test "a peer that is not connected, or detection turned off: nothing to confirm" do
-    assert {[], [], _} = Detector.lost(new(), :c@h, nil)
-    assert {[], [], _} = Detector.lost(new(enabled: false), :c@h, [:a@h])
+  test "a peer that is not connected, or detection turned off: published lost at once" do
+    assert {[lost: :c@h], [], d} = Detector.lost(new(), :c@h, nil)
+    refute Detector.silent?(d, :c@h)
+    assert {[lost: :c@h], [], _} = Detector.lost(new(enabled: false), :c@h, [:a@h])
   end
 
-  test "a connection that goes down while probing ends the probe without a verdict" do
+  test "a connection that goes down while probing ends the probe: lost, no verdict" do
     {_, _, d} = Detector.lost(new(), :c@h, [:a@h])
-    {[], [{:state, :c@h, nil}], d} = Detector.down(d, :c@h)
+    {[lost: :c@h], [{:state, :c@h, nil}], d} = Detector.down(d, :c@h)
     assert {[], [], _} = Detector.timeout(d, 0)
   end
 
   test "an answer from a member that was not asked counts for nothing" do
     {_, _, d} = Detector.lost(new(helpers: 1), :c@h, [:a@h])
     {[], [], d} = Detector.answer(d, 0, :intruder@h, :ok)
-    assert {[dead: :c@h], _, _} = Detector.timeout(d, 0)
+    assert {[lost: :c@h, dead: :c@h], _, _} = Detector.timeout(d, 0)
   end
 end

@@ -173,7 +173,17 @@ defmodule NativeGossip.MultihostFailureTest do
     Process.sleep(2 * @lost_after)
     assert events(w1, :dead, c1.node) == []
     assert c1.node in TestRig.nodes(w1)
+    # Silent, but its probes are answered: not lost, shown alive.
+    assert events(w1, :lost, c1.node) == []
+    assert %{state: :alive, connected?: true} = member(w1, c1.node)
+    discovered = events(w1, :discovered, c1.node)
+    connected = events(w1, :connected, c1.node)
+    healed = System.system_time(:millisecond)
     TestRig.loss(rig, 3, 0)
+    # Heard again: no news (it was never lost).
+    wait_until(fn -> member(w1, c1.node).last_seen > healed end, 5_000, "w1 to hear c1")
+    assert events(w1, :discovered, c1.node) == discovered
+    assert events(w1, :connected, c1.node) == connected
 
     # w1's heartbeats stop reaching c1: c1 asks c2 and w2; w2 is not connected to w1,
     # so it does not probe it (that would connect two workers): it says so.
@@ -187,9 +197,12 @@ defmodule NativeGossip.MultihostFailureTest do
     assert TestRig.nodes(w1) == coordinators
   end
 
+  defp member(n, node),
+    do: Enum.find(:peer.call(n.peer, NativeGossip, :members, [:lan]), &(&1.node == node))
+
   defp prober(n), do: :peer.call(n.peer, :sys, :get_state, [NativeGossip.Prober])
 
-  test "the fault matrix: no fault that leaves the connections working disconnects anyone" do
+  test "the fault matrix: no fault that leaves the connections working disconnects anyone or reports it lost" do
     rig = TestRig.start_in_test!(3)
     ns = start_nodes(rig, 1..3, topology())
     wait_for_cluster(ns)
@@ -201,6 +214,9 @@ defmodule NativeGossip.MultihostFailureTest do
 
       for n <- ns do
         assert [] == for({:nodedown, x, _} <- events(n), do: x), "#{name}: #{n.node} disconnected"
+        # Nor is any peer reported lost: silence is only a reason to probe a connected
+        # peer, and every probe answered.
+        assert [] == for({:lost, x, _} <- events(n), do: x), "#{name}: #{n.node} reported lost"
       end
     end
 

@@ -193,9 +193,12 @@ defmodule NativeGossip.Options.Schema do
       type: quote(do: pos_integer()),
       check: &Check.lost_after/2,
       needs: [:heartbeat_interval],
-      summary: "ms of silence after which a peer is reported `:lost`",
+      summary:
+        "ms of silence after which a peer is reported `:lost` (a connected one is probed first)",
       doc: """
-      a peer silent this long is reported lost, default 3 heartbeat intervals.
+      a peer silent this long is reported lost, default 3 heartbeat intervals; with
+      `:failure_detection`, a connected peer is probed instead, and reported lost only
+      if no probe is answered.
       """
     ],
     forget_after: [

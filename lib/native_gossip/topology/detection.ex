@@ -3,7 +3,7 @@ defmodule NativeGossip.Topology.Detection do
   # What a topology server does with a NativeGossip.Detector result: carries out its
   # effects (probes, each in a process of its own or through another member's
   # NativeGossip.Prober; timers; the disconnect; the state members/1 shows) and hands
-  # its events (:suspect, :dead) to the log, subscribers and telemetry.
+  # its events (:lost, :suspect, :dead) to the log, subscribers and telemetry.
 
   require Logger
 
@@ -67,6 +67,8 @@ defmodule NativeGossip.Topology.Detection do
 
   defp carry_out({:state, node, nil}, state), do: :ets.delete(state.states, node)
   defp carry_out({:state, node, s}, state), do: :ets.insert(state.states, {node, s})
+
+  defp announce(state, :lost, node), do: Result.notify(state, :lost, node)
 
   defp announce(state, :suspect, node) do
     Logger.info(

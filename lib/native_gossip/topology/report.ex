@@ -32,7 +32,6 @@ defmodule NativeGossip.Topology.Report do
         state
       ) do
     node = String.to_atom(name)
-    c = state.connector
     usable = proven or state.options.secrets == []
 
     # Without epmd (NativeGossip.EPMD): where this node's distribution listens.
@@ -45,29 +44,10 @@ defmodule NativeGossip.Topology.Report do
     state =
       if usable and kind in [:discovered, :heard], do: learn_host(state, node, ip), else: state
 
-    {:noreply, state} =
-      case kind do
-        :discovered ->
-          route(state, Connector.heard(c, node, kind, lead, tags))
+    state = connector(state, kind, node, lead, tags)
 
-        :heard ->
-          route(state, Connector.heard(c, node, kind, lead, tags))
-
-        :tags_changed ->
-          route(state, Connector.tags_changed(c, node, tags))
-
-        :left ->
-          route(release_host(state, node), Connector.left(c, node))
-
-        :lost ->
-          route(state, Connector.lost(c, node))
-
-        :forgotten ->
-          route(release_host(state, node), Connector.forgotten(c, node), [node])
-      end
-
-    # Failure detection: a connected peer gone silent is probed; any other report of a
-    # peer ends its suspicion.
+    # Failure detection: a connected peer gone silent is probed (any other is published
+    # lost); any other report of a peer ends its suspicion.
     d = state.detector
 
     case kind do
@@ -76,7 +56,42 @@ defmodule NativeGossip.Topology.Report do
     end
   end
 
-  defp route(state, result, touched \\ []), do: {:noreply, Result.apply(state, result, touched)}
+  # The connector's part (NativeGossip.Connector), carried out.
+  defp connector(state, kind, node, lead, tags) do
+    c = state.connector
+    # Connected and silent, never published lost (NativeGossip.Detector): heard again,
+    # it is no news.
+    silent = Detector.silent?(state.detector, node)
+
+    case kind do
+      :discovered when silent ->
+        route(state, hush(Connector.heard(c, node, kind, lead, tags), node))
+
+      :discovered ->
+        route(state, Connector.heard(c, node, kind, lead, tags))
+
+      :heard ->
+        route(state, Connector.heard(c, node, kind, lead, tags))
+
+      :tags_changed ->
+        route(state, Connector.tags_changed(c, node, tags))
+
+      :left ->
+        route(release_host(state, node), Connector.left(c, node))
+
+      :lost ->
+        # Published, or not, by the failure detector (apply/2).
+        state
+
+      :forgotten ->
+        route(release_host(state, node), Connector.forgotten(c, node), [node])
+    end
+  end
+
+  defp hush({events, effects, c}, node),
+    do: {Enum.reject(events, &(&1 in [discovered: node, connected: node])), effects, c}
+
+  defp route(state, result, touched \\ []), do: Result.apply(state, result, touched)
 
   defp learn_host(%{hosts: nil} = state, _node, _ip), do: state
   defp learn_host(state, node, ip), do: %{state | hosts: ShortNames.learn(state.hosts, node, ip)}

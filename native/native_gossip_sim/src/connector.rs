@@ -1,7 +1,11 @@
 //! The model of the BEAM side of each simulated node: what its connector does with
 //! the engine's events (lib/native_gossip/connector.ex): the tie-break's leader
 //! connects at once, the follower after its wait; a failed attempt backs off; a lost
-//! peer that cannot be reached is disconnected by failure detection.
+//! peer that cannot be reached is disconnected by failure detection. And what the
+//! owner is told (lib/native_gossip/detector.ex): a peer the engine reports lost is
+//! published `:lost` at once if it is not connected; a connected one is probed, and
+//! published `:lost` only if the probe fails or its connection drops while it is
+//! still silent.
 
 use std::time::Duration;
 
@@ -30,6 +34,7 @@ impl Sim {
         match e.kind {
             EventKind::Discovered | EventKind::Heard => {
                 self.nodes[i].known.insert(p);
+                self.nodes[i].silent.remove(&p);
                 let node = &self.nodes[i];
                 if node.connected.contains(&p)
                     || node.attempting.contains(&p)
@@ -46,16 +51,19 @@ impl Sim {
             }
             EventKind::Lost => {
                 self.nodes[i].known.remove(&p);
-                let reachable = self.nodes[p].up() && self.net.connectable(i, p);
-                if reachable {
-                    self.nodes[i].counters.false_lost += 1;
+                if self.reachable(i, p) {
+                    self.nodes[i].counters.false_silences += 1;
                 }
                 if self.nodes[i].connected.contains(&p) {
+                    self.nodes[i].silent.insert(p);
                     self.push(self.now + PROBE_TIMEOUT_US, Event::Probe(i, p));
+                } else {
+                    self.publish_lost(i, p);
                 }
             }
             EventKind::Left | EventKind::Forgotten => {
                 self.nodes[i].known.remove(&p);
+                self.nodes[i].silent.remove(&p);
             }
             EventKind::TagsChanged => {}
         }
@@ -111,12 +119,29 @@ impl Sim {
         }
     }
 
+    fn reachable(&self, a: usize, b: usize) -> bool {
+        self.nodes[b].up() && self.net.connectable(a, b)
+    }
+
+    /// The owner of `a` is told `b` is lost: counted if `b` was up and reachable.
+    fn publish_lost(&mut self, a: usize, b: usize) {
+        if self.reachable(a, b) {
+            self.nodes[a].counters.false_lost += 1;
+        }
+    }
+
     pub(crate) fn disconnect(&mut self, a: usize, b: usize) {
         if !self.nodes[a].connected.remove(&b) {
             return;
         }
         self.nodes[b].connected.remove(&a);
         self.edges -= 1;
+        // A silent peer whose connection drops is published lost (either side).
+        for (x, y) in [(a, b), (b, a)] {
+            if self.nodes[x].up() && self.nodes[x].silent.remove(&y) {
+                self.publish_lost(x, y);
+            }
+        }
         let now = self.at(self.now);
         let (name_a, name_b) = (self.nodes[a].name.clone(), self.nodes[b].name.clone());
         if let Some(e) = self.nodes[a].engine.as_mut() {
@@ -127,11 +152,20 @@ impl Sim {
         }
     }
 
-    /// Failure detection's probe of a lost peer: disconnected if it cannot be reached.
+    /// Failure detection's probe of a silent peer: published lost and disconnected if
+    /// it cannot be reached (the connection is TCP: modelled as lossless, so a
+    /// reachable peer always answers), else probed again after `lost_after` while it
+    /// stays silent.
     pub(crate) fn probe(&mut self, a: usize, b: usize) {
-        if self.nodes[a].connected.contains(&b)
-            && !(self.nodes[b].up() && self.net.connectable(a, b))
-        {
+        if !self.nodes[a].up() || !self.nodes[a].silent.contains(&b) {
+            return;
+        }
+        if !self.nodes[a].connected.contains(&b) {
+            self.nodes[a].silent.remove(&b);
+        } else if self.reachable(a, b) {
+            let again = self.now + self.settings.lost_after.as_micros() as u64;
+            self.push(again, Event::Probe(a, b));
+        } else {
             self.disconnect(a, b);
         }
     }

@@ -75,7 +75,7 @@ fn main() {
     let args = parse_args();
     let settings = settings(&args.protocol);
     println!("Protocol: {}, seed {}.\n", args.protocol, args.seed);
-    println!("| scenario | N | everyone heard (ms) | mesh full (ms) | received / member / interval (mean, max) | sent / member / interval | worst second | join: receipts / member (mean, max) | join: answers / member | false lost |");
+    println!("| scenario | N | everyone heard (ms) | mesh full (ms) | received / member / interval (mean, max) | sent / member / interval | worst second | join: receipts / member (mean, max) | join: answers / member | false lost (silences) |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut reports = Vec::new();
     for name in &args.scenarios {
@@ -151,7 +151,7 @@ fn print_row(r: &Report) {
         .map_or("".into(), |(m, x)| format!("{m:.1}, {x:.0}"));
     let answers = r.join_answers.map_or("".into(), |a| format!("{a:.2}"));
     println!(
-        "| {} | {} | {} | {} | {:.1}, {:.0} | {:.2} | {} | {} | {} | {} |",
+        "| {} | {} | {} | {} | {:.1}, {:.0} | {:.2} | {} | {} | {} | {} ({}) |",
         r.scenario,
         r.n,
         opt(r.know_all_ms),
@@ -162,6 +162,7 @@ fn print_row(r: &Report) {
         r.worst_second,
         join,
         answers,
-        r.false_lost
+        r.false_lost,
+        r.false_silences
     );
 }

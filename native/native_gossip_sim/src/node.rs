@@ -30,8 +30,13 @@ pub struct Counters {
     pub join_answers: u64,
     /// Events the engine gave its owner.
     pub events: u64,
-    /// `Lost` reported for a peer that was up and reachable.
+    /// `:lost` published to the owner for a peer that was up and reachable (failure
+    /// detection's rule: a connected peer is published lost only when its probe
+    /// fails or its connection drops while it is silent).
     pub false_lost: u64,
+    /// The engine's `Lost` for a peer that was up and reachable: silences that loss
+    /// made (the owner sees `:suspect` for a connected peer, `:lost` for another).
+    pub false_silences: u64,
     /// Datagrams received per second of virtual time (index: the second).
     pub per_second: Vec<u32>,
 }
@@ -67,6 +72,9 @@ pub struct Node {
     pub backoff: HashMap<usize, Duration>,
     /// Peers whose heartbeats this node hears (alive in its table).
     pub known: HashSet<usize>,
+    /// Connected peers the engine reported lost that were not published lost (their
+    /// probe answered, or is under way): lib/native_gossip/detector.ex's `lost` set.
+    pub silent: HashSet<usize>,
     pub counters: Counters,
 }
 
@@ -85,6 +93,7 @@ impl Node {
             deferred: HashSet::new(),
             backoff: HashMap::new(),
             known: HashSet::new(),
+            silent: HashSet::new(),
             counters: Counters::default(),
         }
     }

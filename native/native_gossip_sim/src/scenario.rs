@@ -30,8 +30,11 @@ pub struct Report {
     pub join_answers: Option<f64>,
     /// Events each member's owner got (mean).
     pub events_per_member: f64,
-    /// `lost` reported for a peer that was up and reachable, over all members.
+    /// `:lost` published for a peer that was up and reachable, over all members.
     pub false_lost: u64,
+    /// The engines' reports of silence from a peer that was up and reachable (each a
+    /// `:suspect` for a connected peer), over all members.
+    pub false_silences: u64,
 }
 
 fn start_within(sim: &mut Sim, nodes: &[usize], from: u64, spread: u64, rng: &mut Rng) {
@@ -88,6 +91,10 @@ fn totals(sim: &Sim, name: &str, members: &[usize], until: u64) -> Report {
         false_lost: members
             .iter()
             .map(|&i| sim.nodes[i].counters.false_lost)
+            .sum(),
+        false_silences: members
+            .iter()
+            .map(|&i| sim.nodes[i].counters.false_silences)
             .sum(),
         ..Report::default()
     }

@@ -179,6 +179,7 @@ impl Sim {
         node.engine = None;
         node.wake_at = None;
         node.known.clear();
+        node.silent.clear();
         node.attempting.clear();
         node.deferred.clear();
         node.backoff.clear();
