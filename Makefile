@@ -95,7 +95,8 @@ sim:
 	./target/release/native-gossip-sim --sizes $(SIZES) $(if $(SCENARIOS),--scenarios $(SCENARIOS))
 	./target/release/native-gossip-sim --sizes $(SIZES) --scenarios join,start_all --protocol legacy
 	./target/release/native-gossip-sim --sizes $(SIZES) --scenarios join,start_all --protocol mixed
-	@# (make bench runs the same three, ONLY=sim bench/run.sh alone, into docs/BENCHMARKS.md.)
+	@# (make bench runs the same three, ONLY=sim bench/run.sh alone, into docs/BENCHMARKS.md,
+	@# and writes the chart docs/assets/scale.svg: native-gossip-sim --chart PATH.)
 
 # HexDocs into doc/ (ex_doc, from ../shared/deps here, hex elsewhere): a warning of
 # the docs (a reference to a hidden module, a file that is not there) fails it. The

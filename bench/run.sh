@@ -2,17 +2,20 @@
 # make bench: runs every benchmark and writes docs/BENCHMARKS.md from the template
 # bench/BENCHMARKS.md.in, each @@name@@ line replaced by what that benchmark printed
 # (its result table and its verdict against the target), with the date and the
-# machine. bench/formation.exs also writes the chart docs/assets/formation.svg. Needs root:
+# machine. bench/formation.exs also writes the chart docs/assets/formation.svg, the
+# simulator docs/assets/scale.svg. Needs root:
 # the benchmarks make network namespaces, and no packet leaves them.
 #
 #   ONLY="join join_n" bench/run.sh   runs some of them, keeping the others' last
-#                                     output (in bench/out/, not committed)
+#                                     output (in bench/out/, not committed; a section
+#                                     with none there keeps what docs/BENCHMARKS.md
+#                                     has: bench/recover.py)
 set -eu
 cd "$(dirname "$0")/.."
 netns=test/support/private_net.sh
 out=bench/out
 mkdir -p "$out"
-all="join join_cold join_n network failover flood attacks soak fuzz throughput formation idle sim scale"
+all="join join_cold join_n network failover flood attacks soak fuzz throughput formation idle sim calibration scale"
 
 # Compiled first, so that no "Compiling ..." line lands in a benchmark's output.
 MIX_ENV=test mix compile >&2
@@ -33,6 +36,7 @@ for name in ${ONLY:-$all}; do
         echo
         ./target/release/native-gossip-sim --scenarios join,start_all --protocol mixed
       } > "$out/$name.tmp"
+      ./target/release/native-gossip-sim --chart docs/assets/scale.svg
       ;;
     throughput)
       cargo bench -q -p native_gossip_core --bench throughput > "$out/throughput.raw"
@@ -45,6 +49,9 @@ for name in ${ONLY:-$all}; do
   mv "$out/$name.tmp" "$out/$name.md"
   date -u '+%Y-%m-%d %H:%M UTC' > "$out/$name.when"
 done
+
+# Sections not run here and not in bench/out/: as docs/BENCHMARKS.md has them.
+python3 bench/recover.py bench/BENCHMARKS.md.in docs/BENCHMARKS.md "$out"
 
 # Every section must have its output before the document is written.
 for name in $all; do
@@ -71,4 +78,4 @@ awk -v dir="$out" '
   }
   { print }
 ' bench/BENCHMARKS.md.in | cat -s > docs/BENCHMARKS.md
-echo "wrote docs/BENCHMARKS.md and docs/assets/formation.svg" >&2
+echo "wrote docs/BENCHMARKS.md (and the charts of the sections run) in docs/assets/" >&2

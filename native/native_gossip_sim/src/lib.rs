@@ -9,6 +9,8 @@
 //! socket, thread or BEAM: 1024 nodes run on one core. The same seed gives the same
 //! run. `scenario` holds what docs/BENCHMARKS.md reports.
 
+pub mod calibrate;
+pub mod chart;
 mod checks;
 mod connector;
 pub mod net;

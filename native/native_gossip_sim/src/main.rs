@@ -6,9 +6,22 @@
 //!
 //! `legacy`: every node as before answers went by unicast (OPT_ANSWER); `mixed`: every
 //! fourth node so (an upgrade in progress).
+//!
+//!   native-gossip-sim --calibrate formation|join --sizes 8,32 [--spread-ms 5]
+//!                     [--starts-us 0,120,...] [--settle-ms 10000] [--window-ms 10000]
+//!                     [--seeds 20]
+//!
+//! prints, per size, the per-member counts bench/calibration.exs compares with real
+//! VMs (`calibrate`): `<scenario> <n> <who> <received> <sent> <answers>`; with
+//! `--starts-us` (a formation), node i starts at that offset (one per node).
+//!
+//!   native-gossip-sim --chart docs/assets/scale.svg [--sizes ...]
+//!
+//! writes the chart of a join's cost per member by size, before and after `ANSWER`.
 
 use native_gossip_sim::scenario::{self, Report};
 use native_gossip_sim::Settings;
+use native_gossip_sim::{calibrate, chart};
 
 /// What the command line asks for.
 struct Args {
@@ -17,6 +30,12 @@ struct Args {
     scenarios: Vec<String>,
     /// "current", "legacy" (every node as before OPT_ANSWER), "mixed" (every 4th).
     protocol: String,
+    /// `--calibrate formation|join` and its times (ms) and number of seeds.
+    calibrate: Option<String>,
+    starts: Option<Vec<u64>>,
+    chart: Option<String>,
+    times: [u64; 3],
+    seeds: u64,
 }
 
 fn parse_args() -> Args {
@@ -35,6 +54,11 @@ fn parse_args() -> Args {
         .map(|s| s.to_string())
         .collect(),
         protocol: "current".into(),
+        calibrate: None,
+        starts: None,
+        chart: None,
+        times: [5, 10_000, 10_000],
+        seeds: 20,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -44,8 +68,19 @@ fn parse_args() -> Args {
             "--seed" => a.seed = v.parse().expect("a seed"),
             "--scenarios" => a.scenarios = v.split(',').map(String::from).collect(),
             "--protocol" => a.protocol = v,
+            "--calibrate" => a.calibrate = Some(v),
+            "--chart" => a.chart = Some(v),
+            "--starts-us" => {
+                a.starts = Some(v.split(',').map(|s| s.parse().expect("µs")).collect())
+            }
+            "--spread-ms" => a.times[0] = v.parse().expect("ms"),
+            "--settle-ms" => a.times[1] = v.parse().expect("ms"),
+            "--window-ms" => a.times[2] = v.parse().expect("ms"),
+            "--seeds" => a.seeds = v.parse().expect("a number of seeds"),
             _ => {
                 eprintln!("usage: native-gossip-sim [--sizes 8,32] [--seed 1] [--scenarios join,start_all,rolling,loss_10,loss_30,partition] [--protocol current|legacy|mixed]");
+                eprintln!("       native-gossip-sim --calibrate formation|join [--sizes 8,32] [--spread-ms 5] [--starts-us 0,120,...] [--settle-ms 10000] [--window-ms 10000] [--seeds 20]");
+                eprintln!("       native-gossip-sim --chart PATH [--sizes 8,32]");
                 std::process::exit(2);
             }
         }
@@ -71,9 +106,51 @@ fn settings(protocol: &str) -> Settings {
     }
 }
 
+/// `--calibrate`: the counts of bench/calibration.exs, simulated.
+fn calibrate(args: &Args, kind: &str, settings: &Settings) {
+    let [spread, settle, window] = args.times.map(|ms| ms * 1000);
+    for &n in &args.sizes {
+        let rows = match kind {
+            "formation" => vec![(
+                "members",
+                calibrate::formation(
+                    n,
+                    settings,
+                    args.starts.as_deref(),
+                    spread,
+                    window,
+                    args.seeds,
+                ),
+            )],
+            "join" => {
+                let (m, j) = calibrate::join(n, settings, spread, settle, window, args.seeds);
+                vec![("members", m), ("newcomer", j)]
+            }
+            other => {
+                eprintln!("--calibrate: formation or join, not {other}");
+                std::process::exit(2);
+            }
+        };
+        for (who, c) in rows {
+            println!(
+                "{kind} {n} {who} {:.2} {:.2} {:.2}",
+                c.received, c.sent, c.answers
+            );
+        }
+    }
+}
+
 fn main() {
     let args = parse_args();
     let settings = settings(&args.protocol);
+    if let Some(kind) = &args.calibrate {
+        return calibrate(&args, kind, &settings);
+    }
+    if let Some(path) = &args.chart {
+        std::fs::write(path, chart::joins(&args.sizes, args.seed)).expect("the chart written");
+        eprintln!("wrote {path}");
+        return;
+    }
     println!("Protocol: {}, seed {}.\n", args.protocol, args.seed);
     println!("| scenario | N | everyone heard (ms) | mesh full (ms) | received / member / interval (mean, max) | sent / member / interval | worst second | join: receipts / member (mean, max) | join: answers / member | false lost (silences) |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
