@@ -36,6 +36,20 @@ defmodule NativeGossip.MultihostRedirectTest do
     {String.to_charlist(name), String.to_charlist(host)}
   end
 
+  test "the address a connection proves is its socket's remote address" do
+    rig = TestRig.start_in_test!(2)
+    [a, b] = for i <- 1..2, do: start_node(rig, i, nil)
+    assert call(a, Node, :connect, [b.node])
+    world = NativeGossip.Connector.World
+
+    # The remote address of the connection's own socket, as net_kernel has it.
+    assert {_, ctrl} = List.keyfind(call(a, :erlang, :system_info, [:dist_ctrl]), b.node, 0)
+    assert {:ok, {ip, _port}} = call(a, :inet, :peername, [ctrl])
+    assert ip == b.address
+    assert call(a, world, :dist_address, [b.node]) == b.address
+    assert call(a, world, :dist_address, [:nobody@nowhere]) == nil
+  end
+
   test "no secret, without epmd: a forger sending a connected peer's name every 5 ms from another host does not redirect the reconnect" do
     rig = TestRig.start_in_test!(3)
     topology = [name: :lan, heartbeat_interval: @interval, log_interval: 3_600_000]

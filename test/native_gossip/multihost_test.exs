@@ -173,6 +173,30 @@ defmodule NativeGossip.MultihostTest do
     assert length(events(a, :discovered, c.node)) >= 2
   end
 
+  test "a host whose link was down for 6 s and stops right after it is back: its goodbye is accepted" do
+    rig = TestRig.start_in_test!(3)
+    [a, b, c] = ns = start_nodes(rig, 1..3, name: :lan, secret: "flap", heartbeat_interval: 300)
+    wait_for_mesh(ns)
+
+    # While the link is down the host has no address but loopback, and its heartbeats
+    # list what it has. Back, its goodbye must list its address again: with a secret,
+    # a heartbeat that lists none of its source's addresses is dropped (foreign_source).
+    TestRig.link(rig, 3, :down)
+    Process.sleep(6_000)
+    TestRig.link(rig, 3, :up)
+    stop = System.system_time(:microsecond)
+    id = {NativeGossip, :lan}
+    :ok = :peer.call(c.peer, Supervisor, :terminate_child, [NativeGossip.Supervisor, id])
+
+    for n <- [a, b] do
+      wait_until(
+        fn -> Enum.any?(events(n, :left, c.node), &(&1 > stop)) end,
+        5_000,
+        "#{n.node} to hear #{c.node} leave"
+      )
+    end
+  end
+
   test "a node killed with kill -9: disconnected at once, lost, then forgotten; the rest unaffected" do
     rig = TestRig.start_in_test!(3)
 

@@ -45,6 +45,10 @@ pub(crate) struct JoinState {
     backoff: Duration,
     /// The failure at start still has to be reported.
     unreported: bool,
+    /// The last check found no address but loopback (every interface down): checked
+    /// again soon, so that heartbeats list the address again as soon as it is back
+    /// (with a secret, peers drop a heartbeat that lists none of its source's).
+    no_address: bool,
 }
 
 impl JoinState {
@@ -60,13 +64,14 @@ impl JoinState {
             failure,
             backoff: JOIN_RETRY_FIRST,
             unreported,
+            no_address: false,
         }
     }
 
-    /// A deadline for the thread's sleep only while not joined: the refresh of a joined
-    /// socket rides on the wake-ups the heartbeats cause anyway.
+    /// A deadline for the thread's sleep only while not joined or without an address:
+    /// the refresh of a joined socket rides on the wake-ups the heartbeats cause anyway.
     fn deadline(&self) -> Option<Instant> {
-        self.failure.as_ref().map(|_| self.next_check)
+        (self.failure.is_some() || self.no_address).then_some(self.next_check)
     }
 }
 
@@ -177,15 +182,22 @@ impl Worker {
         // The host's addresses may have changed too (DHCP, an interface up or down):
         // heartbeats list the current ones.
         let addrs = own_addresses(&self.socket);
+        self.join.no_address = addrs.iter().all(|a| a.is_loopback());
         self.shared.engine.lock().set_own_addresses(addrs);
+        // Without an address (a link down), soon again: the link may be back any moment.
+        let refresh = if self.join.no_address {
+            JOIN_RETRY_FIRST
+        } else {
+            JOIN_REFRESH
+        };
         match self.sockets.join(&self.socket) {
             Join::AlreadyMember => {
-                self.join.next_check = now + JOIN_REFRESH;
+                self.join.next_check = now + refresh;
             }
             Join::Joined => {
                 self.shared.joined.store(true, Ordering::Relaxed);
                 let was_reported = self.join.failure.take().is_some();
-                self.join.next_check = now + JOIN_REFRESH;
+                self.join.next_check = now + refresh;
                 self.join.backoff = JOIN_RETRY_FIRST;
                 self.shared.engine.lock().restart_burst(now);
                 if was_reported {
@@ -198,7 +210,7 @@ impl Worker {
                     sink.membership(Err(&why));
                 }
                 self.join.failure = Some(why);
-                self.join.next_check = now + self.join.backoff;
+                self.join.next_check = now + self.join.backoff.min(refresh);
                 self.join.backoff = (self.join.backoff * 2).min(JOIN_RETRY_MAX);
             }
         }
@@ -230,6 +242,9 @@ impl Worker {
                 Command::SetSeeds(seeds) => engine.set_seeds(same_family(seeds, &self.socket)),
                 Command::Stop { leave } => {
                     if leave {
+                        // The goodbye lists the host's addresses as they are now (a
+                        // link just back: peers would drop it otherwise).
+                        engine.set_own_addresses(own_addresses(&self.socket));
                         engine.leave(wall_ms(), Instant::now());
                         let mut goodbyes = Vec::new();
                         while let Some(t) = engine.poll_transmit(Instant::now(), wall_ms()) {
