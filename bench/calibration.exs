@@ -22,7 +22,7 @@
 #
 # Run with `make bench` (root; inside a private network namespace).
 
-alias NativeGossip.{EventRecorder, TestNet, TestRig}
+alias NativeGossip.{EventRecorder, TestRig}
 
 ints = fn var, default ->
   System.get_env(var, default) |> String.split(",") |> Enum.map(&String.to_integer/1)
@@ -79,20 +79,7 @@ defmodule Bench.Calibration do
     end
 
     # Apart again, for the next run.
-    Process.sleep(300)
-
-    for n <- nodes do
-      :peer.call(n.peer, Enum, :each, [
-        :peer.call(n.peer, Node, :list, []),
-        &:erlang.disconnect_node/1
-      ])
-    end
-
-    TestNet.wait_until(
-      fn -> Enum.all?(nodes, &(:peer.call(&1.peer, Node, :list, []) == [])) end,
-      20_000,
-      "the nodes to be apart"
-    )
+    NativeGossip.BenchNetwork.apart(nodes)
   end
 
   def mean(rows), do: rows |> Enum.zip_with(&(Enum.sum(&1) / length(&1)))

@@ -60,26 +60,8 @@ defmodule Bench.Formation do
       )
 
     Enum.each(started, fn {n, _} -> stop_fun.(n) end)
-    apart(nodes)
+    NativeGossip.BenchNetwork.apart(nodes)
     (done - t0) / 1000
-  end
-
-  # Everyone disconnected from everyone, waiting out global's handshake first.
-  def apart(nodes) do
-    Process.sleep(300)
-
-    for n <- nodes do
-      :peer.call(n.peer, Enum, :each, [
-        :peer.call(n.peer, Node, :list, []),
-        &:erlang.disconnect_node/1
-      ])
-    end
-
-    TestNet.wait_until(
-      fn -> Enum.all?(nodes, &(:peer.call(&1.peer, Node, :list, []) == [])) end,
-      20_000,
-      "the nodes to be apart"
-    )
   end
 end
 
@@ -139,7 +121,7 @@ try do
     bl_stop.(n)
   end
 
-  Bench.Formation.apart(nodes)
+  NativeGossip.BenchNetwork.apart(nodes)
 
   run = fn label, start, stop, loss ->
     for i <- 1..hosts, do: if(loss > 0, do: TestRig.loss(rig, i, loss), else: :ok)

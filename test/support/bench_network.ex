@@ -26,6 +26,27 @@ defmodule NativeGossip.BenchNetwork do
     )
   end
 
+  @doc """
+  Every node of `nodes` (maps with `:peer`) disconnected from every other, waiting out
+  global's handshake first: apart again between the trials of a benchmark.
+  """
+  def apart(nodes) do
+    Process.sleep(300)
+
+    for n <- nodes do
+      :peer.call(n.peer, Enum, :each, [
+        :peer.call(n.peer, Node, :list, []),
+        &:erlang.disconnect_node/1
+      ])
+    end
+
+    TestNet.wait_until(
+      fn -> Enum.all?(nodes, &(:peer.call(&1.peer, Node, :list, []) == [])) end,
+      20_000,
+      "the nodes to be apart"
+    )
+  end
+
   def event_after(n, event, node, since, recorder \\ nil) do
     rec = recorder || n.recorder
 

@@ -6,6 +6,7 @@
 
 use crate::net::LinkModel;
 use crate::rng::Rng;
+use crate::scenario::start_within;
 use crate::sim::{Settings, Sim};
 
 /// Per-member means over a window.
@@ -37,18 +38,6 @@ fn mean(before: &[[f64; 3]], after: &[[f64; 3]]) -> Counts {
         received: sum(0) / m,
         sent: sum(1) / m,
         answers: sum(2) / m,
-    }
-}
-
-fn start_spread(sim: &mut Sim, nodes: &[usize], from: u64, spread_us: u64, rng: &mut Rng) {
-    let mut times: Vec<(u64, usize)> = nodes
-        .iter()
-        .map(|&i| (from + rng.below(spread_us + 1), i))
-        .collect();
-    times.sort();
-    for (t, i) in times {
-        sim.run_until(t);
-        sim.start(i);
     }
 }
 
@@ -90,7 +79,7 @@ pub fn formation(
             let all: Vec<usize> = (0..n).collect();
             match starts {
                 Some(at) => start_at(&mut sim, at),
-                None => start_spread(&mut sim, &all, 0, spread_us, &mut rng),
+                None => start_within(&mut sim, &all, 0, spread_us, &mut rng),
             }
             sim.run_until(window_us);
             let after: Vec<[f64; 3]> = all.iter().map(|&i| totals(&sim, i)).collect();
@@ -130,7 +119,7 @@ fn join_once(
     let mut sim = Sim::new(n, LinkModel::default(), settings.clone(), seed);
     let mut rng = Rng::new(seed);
     let members: Vec<usize> = (0..n - 1).collect();
-    start_spread(&mut sim, &members, 0, spread_us, &mut rng);
+    start_within(&mut sim, &members, 0, spread_us, &mut rng);
     let t0 = spread_us + settle_us;
     sim.run_until(t0);
     let before: Vec<[f64; 3]> = members.iter().map(|&i| totals(&sim, i)).collect();

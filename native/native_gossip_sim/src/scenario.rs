@@ -37,7 +37,8 @@ pub struct Report {
     pub false_silences: u64,
 }
 
-fn start_within(sim: &mut Sim, nodes: &[usize], from: u64, spread: u64, rng: &mut Rng) {
+/// Starts `nodes` at random moments within `spread` µs from `from`.
+pub(crate) fn start_within(sim: &mut Sim, nodes: &[usize], from: u64, spread: u64, rng: &mut Rng) {
     let mut times: Vec<(u64, usize)> = nodes
         .iter()
         .map(|&i| (from + rng.below(spread + 1), i))
