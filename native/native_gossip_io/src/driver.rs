@@ -45,10 +45,13 @@ pub(crate) struct JoinState {
     backoff: Duration,
     /// The failure at start still has to be reported.
     unreported: bool,
-    /// The last check found no address but loopback (every interface down): checked
-    /// again soon, so that heartbeats list the address again as soon as it is back
-    /// (with a secret, peers drop a heartbeat that lists none of its source's).
+    /// The last check found no address but loopback, where an earlier one found one
+    /// (a link down): checked again soon, so that heartbeats list the address again as
+    /// soon as it is back (with a secret, peers drop a heartbeat that lists none of its
+    /// source's). A host on loopback alone by design keeps the usual refresh.
     no_address: bool,
+    /// Some check found an address other than loopback.
+    had_address: bool,
 }
 
 impl JoinState {
@@ -65,6 +68,7 @@ impl JoinState {
             backoff: JOIN_RETRY_FIRST,
             unreported,
             no_address: false,
+            had_address: false,
         }
     }
 
@@ -182,7 +186,9 @@ impl Worker {
         // The host's addresses may have changed too (DHCP, an interface up or down):
         // heartbeats list the current ones.
         let addrs = own_addresses(&self.socket);
-        self.join.no_address = addrs.iter().all(|a| a.is_loopback());
+        let none = addrs.iter().all(|a| a.is_loopback());
+        self.join.no_address = none && self.join.had_address;
+        self.join.had_address |= !none;
         self.shared.engine.lock().set_own_addresses(addrs);
         // Without an address (a link down), soon again: the link may be back any moment.
         let refresh = if self.join.no_address {
