@@ -249,7 +249,7 @@ defmodule NativeGossip.Connector do
         # when it is heard after the longest backoff.
         {[], [{:report_after, node, @max_backoff}], c}
 
-      NodeName.connectable?(node) ->
+      NodeName.connectable?(node, c.world.longnames) ->
         {effects, c} = maybe_attempt(c, node, defer)
         {[], effects, c}
 

@@ -28,5 +28,9 @@ defmodule NativeGossip.NodeName do
   name when this node uses long names (`--name`), and a long one with `--sname`.
   """
   @spec connectable?(node() | String.t()) :: boolean()
-  def connectable?(node), do: long_host?(host(node)) == :net_kernel.longnames()
+  def connectable?(node), do: connectable?(node, :net_kernel.longnames() == true)
+
+  @doc "As connectable?/1, for a VM whose `:net_kernel.longnames/0` is `longnames`."
+  @spec connectable?(node() | String.t(), boolean()) :: boolean()
+  def connectable?(node, longnames), do: long_host?(host(node)) == longnames
 end

@@ -20,6 +20,7 @@ defmodule NativeGossip.ConnectorTest do
         connected?: &MapSet.member?(Process.get(:connected), &1),
         pending?: &MapSet.member?(Process.get(:pending), &1),
         allowed?: fn _node, _tags -> true end,
+        longnames: :net_kernel.longnames() == true,
         now: fn -> Process.get(:now) end
       },
       extra

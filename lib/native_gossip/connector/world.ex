@@ -10,13 +10,16 @@ defmodule NativeGossip.Connector.World do
           connected?: (node() -> boolean()),
           pending?: (node() -> boolean()),
           allowed?: (node(), NativeGossip.tags() -> boolean()),
+          longnames: boolean(),
           now: (() -> integer())
         }
 
   @doc """
   The real world of a topology with these options: `:list_nodes` says who is
-  connected, `:connect_if` who may be, net_kernel whether a handshake is under way, and
-  the monotonic clock (in ms) what time it is.
+  connected, `:connect_if` who may be, net_kernel whether a handshake is under way and
+  whether this node uses long names (asked once: net_kernel is a single process, the
+  busiest of a VM while many nodes connect at once), and the monotonic clock (in ms)
+  what time it is.
   """
   @spec new(NativeGossip.Options.t()) :: t()
   def new(%{list_nodes: {m, f, a}} = options) do
@@ -24,12 +27,20 @@ defmodule NativeGossip.Connector.World do
       connected?: fn node -> node in apply(m, f, a) end,
       pending?: &pending?/1,
       allowed?: allowed(Map.get(options, :connect_if)),
+      longnames: :net_kernel.longnames() == true,
       now: fn -> System.monotonic_time(:millisecond) end
     }
   end
 
-  # A handshake with `node` is under way (either side started it).
+  # A handshake with `node` is under way (either side started it). A node already up is
+  # taken as one (its :nodeup is on its way): asking net_kernel about a connection that
+  # is up waits for the connection's own process to answer, which in a storm of
+  # connections can take tens of milliseconds.
   defp pending?(node) do
+    node in :erlang.nodes(:connected) or handshake?(node)
+  end
+
+  defp handshake?(node) do
     case :net_kernel.node_info(node, :state) do
       {:ok, state} -> state in [:pending, :up_pending]
       _ -> false
@@ -73,6 +84,26 @@ defmodule NativeGossip.Connector.World do
   """
   @spec dist_address(node()) :: :inet.ip_address() | nil
   def dist_address(node) do
+    # Read from net_kernel's table of connections (readable by any process) when it
+    # holds one for `node`: net_kernel's node_info/2 would wait for the connection's
+    # own process to answer, and the socket for its port, each tens of milliseconds
+    # while many nodes connect at once. The entry is a record private to net_kernel,
+    # so only its #net_address{} is looked for, and node_info/2 asked otherwise.
+    with [entry] when is_tuple(entry) <- :ets.lookup(:sys_dist, node),
+         {:net_address, {ip, _port}, _, _, _} when is_tuple(ip) <- net_address(entry) do
+      ip
+    else
+      _ -> node_info_address(node)
+    end
+  catch
+    :error, :badarg -> node_info_address(node)
+  end
+
+  defp net_address(entry) do
+    entry |> Tuple.to_list() |> Enum.find(&match?({:net_address, _, _, _, _}, &1))
+  end
+
+  defp node_info_address(node) do
     case :net_kernel.node_info(node, :address) do
       {:ok, {:net_address, {ip, _port}, _host, _protocol, _family}} when is_tuple(ip) -> ip
       _ -> nil

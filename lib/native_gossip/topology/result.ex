@@ -94,15 +94,15 @@ defmodule NativeGossip.Topology.Result do
       end)
 
     count = max(state.connected + delta, 0)
-    name = inspect(state.options.name)
+    name = state.options.name
 
     cond do
       state.connected == 0 and count > 0 ->
         [node | _] = for {:connected, n} <- events, do: n
-        Logger.info("NativeGossip topology #{name} connected to its first peer, #{node}")
+        Logger.info("NativeGossip topology #{inspect(name)} connected to its first peer, #{node}")
 
       state.connected > 0 and count == 0 ->
-        Logger.info("NativeGossip topology #{name} has no connected peer any more")
+        Logger.info("NativeGossip topology #{inspect(name)} has no connected peer any more")
 
       true ->
         :ok
