@@ -1,11 +1,11 @@
 # Formation: N nodes, N = 2, 4, 8, 16, 32, start their discovery together; measured
 # until every node is connected to all N - 1 others. Eight test hosts on a bridge,
 # nodes spread round-robin (up to four per host), each a BEAM VM with
-# `-connect_all false` (every connection is made by the strategy under test). Once with
-# NativeGossip, once with the pure-Elixir baseline (NativeGossip.BaselineGossip, the
-# libcluster Gossip approach), and NativeGossip again with 10 % and 30 % loss of gossip
-# datagrams on every host. Writes the table to stdout and the chart to
-# docs/assets/formation.svg.
+# `-connect_all false` (every connection is made by the strategy under test). With
+# NativeGossip, with the pure-Elixir baseline (NativeGossip.BaselineGossip, the
+# libcluster Gossip approach), with NativeGossip again at 10 % and 30 % loss of gossip
+# datagrams on every host, and with direct connects (the floor); the ways interleaved
+# trial by trial. Writes the table to stdout and the chart to docs/assets/formation.svg.
 #
 # Run with `make bench` (root; inside a private network namespace).
 
@@ -123,28 +123,39 @@ try do
 
   NativeGossip.BenchNetwork.apart(nodes)
 
-  run = fn label, start, stop, loss ->
-    for i <- 1..hosts, do: if(loss > 0, do: TestRig.loss(rig, i, loss), else: :ok)
-
-    pts =
-      for n <- sizes do
-        times = for _ <- 1..trials, do: Bench.Formation.trial(Enum.take(nodes, n), start, stop)
-        IO.puts(:stderr, "#{label}, #{n} nodes: #{inspect(times)}")
-        {n, NativeGossip.BenchNetwork.stats(times)}
-      end
-
-    for i <- 1..hosts, do: if(loss > 0, do: TestRig.loss(rig, i, 0), else: :ok)
-    pts
-  end
-
-  series = [
-    {"NativeGossip", "#1f77b4", run.("NativeGossip", ng_start, ng_stop, 0)},
-    {"NativeGossip, 10 % loss", "#2ca02c", run.("NativeGossip 10%", ng_start, ng_stop, 10)},
-    {"NativeGossip, 30 % loss", "#ff7f0e", run.("NativeGossip 30%", ng_start, ng_stop, 30)},
-    {"Elixir baseline", "#d62728", run.("baseline", bl_start, bl_stop, 0)},
-    {"direct connects, no discovery (floor)", "#7f7f7f",
-     run.("direct", direct_start, fn _ -> :ok end, 0)}
+  # The ways, interleaved trial by trial (each trial of a size runs every way once, in
+  # this order), so that a drift of the machine's load over the run weighs on every way
+  # alike. The loss applies to the gossip datagrams of every host (TestRig.loss/3).
+  ways = [
+    {"NativeGossip", "#1f77b4", ng_start, ng_stop, 0},
+    {"NativeGossip, 10 % loss", "#2ca02c", ng_start, ng_stop, 10},
+    {"NativeGossip, 30 % loss", "#ff7f0e", ng_start, ng_stop, 30},
+    {"Elixir baseline", "#d62728", bl_start, bl_stop, 0},
+    {"direct connects, no discovery (floor)", "#7f7f7f", direct_start, fn _ -> :ok end, 0}
   ]
+
+  set_loss = fn loss -> for i <- 1..hosts, do: TestRig.loss(rig, i, loss) end
+
+  times =
+    for n <- sizes, _ <- 1..trials, {label, _, start, stop, loss} <- ways, reduce: %{} do
+      acc ->
+        set_loss.(loss)
+        t = Bench.Formation.trial(Enum.take(nodes, n), start, stop)
+        Map.update(acc, {label, n}, [t], &(&1 ++ [t]))
+    end
+
+  set_loss.(0)
+
+  series =
+    for {label, color, _, _, _} <- ways do
+      pts =
+        for n <- sizes do
+          IO.puts(:stderr, "#{label}, #{n} nodes: #{inspect(times[{label, n}])}")
+          {n, NativeGossip.BenchNetwork.stats(times[{label, n}])}
+        end
+
+      {label, color, pts}
+    end
 
   median = fn series, label, n ->
     {_, _, pts} = List.keyfind(series, label, 0)

@@ -43,11 +43,15 @@ defmodule NativeGossip.Connector do
 
   # When this side's turn comes and the pair is still not connected, it waits longer,
   # @defer_ms at a time and at most @max_waits times, if the other side's handshake is
-  # under way here already (net_kernel has it pending), or if this node's own
-  # handshakes are slow right now (one of its attempts has run longer than @defer_ms:
-  # many nodes starting at once on few cores). Connecting then would only start a
-  # second handshake for the same pair. On a quiet machine the turn is taken at once.
+  # under way here already (net_kernel has it pending), or if handshakes are slow
+  # right now: one of this node's attempts has run longer than @defer_ms, or, within
+  # the last @late_window ms, a peer that leads connected only after this side's turn
+  # for it had come (many nodes starting at once on few cores; a node whose name sorts
+  # last leads no pair, so it has no attempt of its own to tell it). Connecting then
+  # would only start a second handshake for the same pair. On a quiet machine the turn
+  # is taken at once.
   @max_waits 10
+  @late_window 1_000
 
   defstruct world: nil,
             tags: %{},
@@ -57,7 +61,8 @@ defmodule NativeGossip.Connector do
             queue: :queue.new(),
             queued: MapSet.new(),
             peers: %{},
-            status: %{}
+            status: %{},
+            late_at: nil
 
   # attempting: each attempt in flight, and when it started.
   # peers: the backoff of each peer attempted. retry_at is nil when the peer is not
@@ -65,6 +70,7 @@ defmodule NativeGossip.Connector do
   # for "long ago"); deferred is true once this side has let the other side connect
   # first, until the peer is connected.
   # status: every peer the native table holds, :connected or :disconnected.
+  # late_at: when a peer that leads last connected after this side's turn for it.
   @type peer :: %{failures: non_neg_integer(), retry_at: integer() | nil, deferred: boolean()}
   @type t :: %__MODULE__{
           world: World.t(),
@@ -75,7 +81,8 @@ defmodule NativeGossip.Connector do
           queue: :queue.queue(node()),
           queued: MapSet.t(node()),
           peers: %{node() => peer()},
-          status: %{node() => :connected | :disconnected}
+          status: %{node() => :connected | :disconnected},
+          late_at: integer() | nil
         }
 
   @typedoc "Peer events for subscribers and telemetry, in order."
@@ -314,10 +321,28 @@ defmodule NativeGossip.Connector do
     end
   end
 
-  # One of this node's own attempts has been running longer than the tie-break wait.
+  # One of this node's own attempts has been running longer than the tie-break wait,
+  # or a peer that leads came late, recently (see @max_waits).
   defp slow?(%{attempting: attempting} = c) do
-    limit = now(c) - @defer_ms
-    Enum.any?(attempting, fn {_node, t} -> t < limit end)
+    now = now(c)
+    limit = now - @defer_ms
+
+    (c.late_at != nil and now - c.late_at < @late_window) or
+      Enum.any?(attempting, fn {_node, t} -> t < limit end)
+  end
+
+  # A peer this side deferred to connected after this side's turn for it had come (and
+  # not by this side's attempt): handshakes are slow here (slow?/1).
+  defp note_late(c, node) do
+    case c.peers do
+      %{^node => %{deferred: true, retry_at: at}}
+      when at != nil and not is_map_key(c.attempting, node) ->
+        now = now(c)
+        if now >= at, do: %{c | late_at: now}, else: c
+
+      _ ->
+        c
+    end
   end
 
   defp mark_connected(c, node) do
@@ -326,6 +351,7 @@ defmodule NativeGossip.Connector do
         {[], [], c}
 
       %{^node => _} ->
+        c = note_late(c, node)
         # Its next disconnection starts afresh.
         peers = if Map.has_key?(c.peers, node), do: Map.put(c.peers, node, fresh()), else: c.peers
         c = %{put_status(c, node, :connected) | peers: peers}

@@ -205,6 +205,31 @@ defmodule NativeGossip.ConnectorTest do
     assert MapSet.size(c.queued) == 0
   end
 
+  test "a node with no attempt of its own waits longer after a leading peer came late" do
+    # Both peers lead (this node's name sorts last, say): it never attempts anything
+    # itself, so only the peers' lateness can tell it that handshakes are slow.
+    [late, n] = [peer(:late), peer(:n)]
+    {_, [{:wake, ^late, defer}], c} = Connector.heard(new(), late, :discovered, false)
+    advance(defer)
+    # Its handshake is under way at this side's turn: it waits.
+    Process.put(:pending, MapSet.new([late]))
+    {[], [{:wake, ^late, _}], c} = Connector.turn(c, late)
+    Process.put(:pending, MapSet.new())
+    # The leading peer's connection comes up only after this side's turn.
+    advance(50)
+    {[connected: ^late], _, c} = Connector.nodeup(c, late)
+    {_, [{:wake, ^n, _}], c} = Connector.heard(c, n, :discovered, false)
+    advance(defer)
+    assert {[], [{:wake, ^n, _}], _} = Connector.turn(c, n)
+    # A second later the evidence is old: the turn is taken.
+    advance(1_000)
+    assert {[], [{:attempt, ^n}], _} = Connector.turn(c, n)
+    # Without the late peer, the same turn connects at once.
+    {_, [{:wake, ^n, _}], c} = Connector.heard(new(), n, :discovered, false)
+    advance(defer)
+    assert {[], [{:attempt, ^n}], _} = Connector.turn(c, n)
+  end
+
   test "this side's turn waits longer while its own connects are slow, at most ten times" do
     busy = peer(:busy)
     n = peer(:n)
