@@ -5,6 +5,9 @@
 # CPU time of the 32 VMs (from /proc/<pid>/stat) from the start to the full mesh.
 #
 #   MIX_ENV=test test/support/private_net.sh mix run --no-start bench/formation_cpu.exs
+#
+# REDUCTIONS=1 adds the reductions by process; SAMPLE=1 samples what four nodes'
+# topology servers do (every 10 ms for a second from the start): busy, and in what.
 
 alias NativeGossip.{TestNet, TestRig}
 
@@ -75,6 +78,21 @@ try do
     c0 = cpu.()
     th0 = threads.()
     t0 = System.monotonic_time(:millisecond)
+
+    # SAMPLE=1: what the topology servers of four nodes do, every 10 ms for a second
+    # from their start (NativeGossip only).
+    sampling =
+      if System.get_env("SAMPLE") && label == "NativeGossip",
+        do:
+          for(
+            k <- Enum.uniq([0, 8, 19, n - 1]),
+            nd = Enum.at(nodes, k),
+            nd != nil,
+            do:
+              Task.async(fn -> call.(nd, NativeGossip.BenchNetwork, :sample, [:lan, 10, 100]) end)
+          ),
+        else: []
+
     nodes |> Enum.map(&Task.async(fn -> start.(&1) end)) |> Enum.each(&Task.await(&1, 30_000))
     started = System.monotonic_time(:millisecond) - t0
     mesh.()
@@ -94,6 +112,18 @@ try do
     )
 
     if System.get_env("REDUCTIONS"), do: IO.inspect(reds, label: "  reductions (top 12)")
+
+    if sampling != [] do
+      samples = Enum.flat_map(sampling, &Task.await(&1, 30_000))
+      busy = Enum.reject(samples, &(&1 == :idle))
+
+      IO.puts(
+        "  topology servers sampled: busy in #{length(busy)} of #{length(samples)} samples; " <>
+          "where (function, and the NativeGossip function it serves): " <>
+          inspect(busy |> Enum.frequencies() |> Enum.sort_by(&(-elem(&1, 1))) |> Enum.take(6))
+      )
+    end
+
     Enum.each(nodes, stop)
 
     for nd <- nodes,

@@ -91,6 +91,42 @@ defmodule NativeGossip.BenchNetwork do
     end)
   end
 
+  @doc """
+  Runs on a node (a diagnostic): what topology `name`'s server is doing, sampled every
+  `ms` for `n` samples from the moment it exists: `:idle` (waiting for a message, none
+  queued), or `{top, caller}`: the function it is in and the NativeGossip function
+  that called it.
+  """
+  def sample(name, ms, n) do
+    pid = server(name)
+
+    for _ <- 1..n do
+      Process.sleep(ms)
+
+      case Process.info(pid, [:current_stacktrace, :message_queue_len]) do
+        [current_stacktrace: [{:gen_server, :loop, _, _} | _], message_queue_len: 0] -> :idle
+        [current_stacktrace: stack, message_queue_len: _] -> where(stack)
+        nil -> :gone
+      end
+    end
+  end
+
+  defp server(name) do
+    case Registry.lookup(NativeGossip.Registry, name) do
+      [{pid, _}] -> pid
+      _ -> Process.sleep(1) && server(name)
+    end
+  end
+
+  defp where([{m, f, a, _} | _] = stack) do
+    mfa = fn {m, f, a, _} -> "#{inspect(m)}.#{f}/#{if is_list(a), do: length(a), else: a}" end
+
+    ours =
+      Enum.find(stack, fn {m, _, _, _} -> String.starts_with?(inspect(m), "NativeGossip") end)
+
+    {mfa.({m, f, a, nil}), if(ours, do: mfa.(ours), else: "-")}
+  end
+
   @doc "Runs on a node: connects to every node of `others` at once, each in its own process."
   def connect_all(others) do
     for other <- others, do: spawn(fn -> connect(other, 10) end)

@@ -24,6 +24,11 @@ defmodule NativeGossip.EventRecorder do
     end)
   end
 
+  @doc "Records the events of a topology that already runs (and nodeups), from now."
+  def start_subscriber(name) do
+    spawn_recorder(fn -> :ok = NativeGossip.subscribe(name) end)
+  end
+
   # A recording process that monitors nodes first, then runs `setup` (timed from just
   # before it); returns {wall_us_before_setup, pid} once setup is done.
   defp spawn_recorder(setup) do

@@ -154,6 +154,22 @@ pub fn start_all(n: usize, seed: u64, settings: &Settings) -> Report {
     start_all_with(n, seed, settings, LinkModel::default(), "start_all", 10 * S)
 }
 
+/// All n nodes start within `spread_us` (a handful of milliseconds: bench/formation.exs
+/// starts its VMs at one instant), 2 s measured; times checked every 0.5 ms, from the
+/// first start.
+pub fn together(n: usize, seed: u64, settings: &Settings, spread_us: u64) -> Report {
+    let mut sim = Sim::new(n, LinkModel::default(), settings.clone(), seed);
+    let mut rng = Rng::new(seed);
+    let all: Vec<usize> = (0..n).collect();
+    start_within(&mut sim, &all, 0, spread_us, &mut rng);
+    let until = 2 * S;
+    let (know, mesh) = sim.run_watching(until, 500, Sim::everyone_known, Sim::mesh_full);
+    let mut r = totals(&sim, "together", &all, until);
+    r.know_all_ms = ms(know, 0);
+    r.mesh_ms = ms(mesh, 0);
+    r
+}
+
 /// As `start_all` with `loss` of the datagrams lost, over 60 s (false `lost` counted).
 pub fn lossy(n: usize, seed: u64, settings: &Settings, loss: f64) -> Report {
     let link = LinkModel {

@@ -71,6 +71,22 @@ fn everyone_restarting_at_once_converges_within_three_intervals() {
     assert!(r.mesh_ms.unwrap() <= 3.0 * INTERVAL_MS, "{r:?}");
 }
 
+#[test]
+fn nodes_started_together_mesh_without_waiting_for_a_burst_heartbeat() {
+    // All within 5 ms: a node started a little earlier than a peer whose name sorts
+    // first was not heard by it, and that peer leads the pair; it hears the earlier
+    // node by its answer, at once, not by its next burst heartbeat 20 ms on.
+    for n in [4, 8, 32] {
+        let times: Vec<f64> = (1..=10)
+            .map(|seed| {
+                let r = scenario::together(n, seed, &Settings::default(), 5_000);
+                r.mesh_ms.unwrap()
+            })
+            .collect();
+        assert!(p90(times.clone()) <= 15.0, "N={n}: mesh after {times:?} ms");
+    }
+}
+
 fn p90(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
     xs[(xs.len() * 9).div_ceil(10) - 1]

@@ -94,8 +94,9 @@ impl Engine {
         {
             self.native_names.insert(hb.name.to_owned());
         }
+        let lead = self.leads(hb.newcomer || hb.joining, hb.name, now);
         if let Some(e) = &mut event {
-            e.lead = self.leads(hb.newcomer || hb.joining, hb.name, now);
+            e.lead = lead;
         }
         self.stats.accepted += 1;
         if hb.joining && !hb.leaving {
@@ -111,7 +112,7 @@ impl Engine {
                     to.set_port(port);
                     to
                 });
-            self.answer(hb.name, to, now);
+            self.answer(hb.name, to, !lead, now);
         }
         if event.is_some() {
             self.stats.events += 1;

@@ -244,16 +244,32 @@ impl Engine {
     /// answer goes to it alone, so a join costs each member the newcomer's own
     /// heartbeats and its answers, whatever the size of the group. Otherwise one
     /// multicast answer, unless one is already due, covers every joining peer.
-    pub(super) fn answer(&mut self, name: &str, to: Option<SocketAddr>, now: Instant) {
+    ///
+    /// `it_leads`: the newcomer, not this node, connects first (both are new and its
+    /// name sorts first, see `leads`), so the pair waits until it hears this node. A
+    /// unicast answer then goes at once, even in this node's own burst: a node that
+    /// started a few milliseconds before the newcomer was not heard by it, and its
+    /// next burst heartbeat is up to 20 ms away (all nodes starting together).
+    pub(super) fn answer(
+        &mut self,
+        name: &str,
+        to: Option<SocketAddr>,
+        it_leads: bool,
+        now: Instant,
+    ) {
         let window = self.reply_window();
         let own_due = self.next_heartbeat <= now + window;
         match to {
             Some(to) => {
                 if self.peers.take_answer(name, now)
-                    && !own_due
+                    && (it_leads || !own_due)
                     && self.unicast_answers.len() < MAX_UNICAST_ANSWERS
                 {
-                    let at = now + self.jitter.upto(window);
+                    let at = if it_leads {
+                        now
+                    } else {
+                        now + self.jitter.upto(window)
+                    };
                     // Kept in the order due.
                     let i = self.unicast_answers.partition_point(|(t, _)| *t <= at);
                     self.unicast_answers.insert(i, (at, to));

@@ -230,6 +230,50 @@ fn an_answer_due_after_the_own_next_heartbeat_is_that_heartbeat() {
 }
 
 #[test]
+fn a_newcomer_that_leads_the_pair_is_answered_at_once_even_in_the_own_burst() {
+    let t0 = Instant::now();
+    let key = Some(&b"k"[..]);
+    let with_port = |name: &str| Config {
+        answer_port: 50_001,
+        ..config(name, key)
+    };
+    // a started 1 ms before two others: they did not hear its first heartbeat, and its
+    // next one is 20 ms away.
+    let mut a = Engine::new(with_port("a@h"), t0, 1, 1).unwrap();
+    a.poll_transmit(t0, 0).unwrap();
+    let now = t0 + MS;
+    let to_newcomer = Destination::Unicast(SocketAddr::new(from().ip(), 50_001));
+    // "0@h" sorts first: it connects first, and must hear a for that. Answered now.
+    let mut zero = Engine::new(with_port("0@h"), now, 2, 2).unwrap();
+    let hello = zero.poll_transmit(now, 0).unwrap().bytes;
+    assert!(
+        !a.handle_datagram(&hello, from(), Via::Group, now)
+            .unwrap()
+            .lead
+    );
+    let sent: Vec<Transmit> = std::iter::from_fn(|| a.poll_transmit(now, 0)).collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].to, to_newcomer);
+    let ev = zero
+        .handle_datagram(&sent[0].bytes, from(), Via::Group, now)
+        .unwrap();
+    assert_eq!(
+        (ev.kind, ev.name.as_str(), ev.lead),
+        (EventKind::Discovered, "a@h", true)
+    );
+    // "b@h" sorts after a: a connects first itself; b hears a with its next heartbeat.
+    let mut b = Engine::new(with_port("b@h"), now, 3, 3).unwrap();
+    let hello = b.poll_transmit(now, 0).unwrap().bytes;
+    assert!(
+        a.handle_datagram(&hello, from(), Via::Group, now)
+            .unwrap()
+            .lead
+    );
+    assert!(a.poll_transmit(now, 0).is_none());
+    assert_eq!(a.next_deadline(), t0 + JOIN_BURST_FIRST_GAP);
+}
+
+#[test]
 fn exactly_one_side_of_a_pair_leads_the_connect() {
     let t0 = Instant::now();
     // A running node leads towards a newcomer, whatever the names.
