@@ -112,7 +112,9 @@ impl Engine {
                     to.set_port(port);
                     to
                 });
-            self.answer(hb.name, to, !lead, now);
+            // Its first packet, heard: this node was up before it (see `answer`).
+            let unheard = !lead && hb.sequence == 1;
+            self.answer(hb.name, to, unheard, now);
         }
         if event.is_some() {
             self.stats.events += 1;

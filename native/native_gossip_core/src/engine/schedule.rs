@@ -245,27 +245,30 @@ impl Engine {
     /// heartbeats and its answers, whatever the size of the group. Otherwise one
     /// multicast answer, unless one is already due, covers every joining peer.
     ///
-    /// `it_leads`: the newcomer, not this node, connects first (both are new and its
-    /// name sorts first, see `leads`), so the pair waits until it hears this node. A
-    /// unicast answer then goes at once, even in this node's own burst: a node that
-    /// started a few milliseconds before the newcomer was not heard by it, and its
-    /// next burst heartbeat is up to 20 ms away (all nodes starting together).
+    /// `unheard`: the newcomer, not this node, connects first (both are new and its
+    /// name sorts first, see `leads`), and this is the first packet of its incarnation:
+    /// this node was up before it, so the newcomer has not heard this node's first
+    /// heartbeat, and the pair waits until it hears another. The first unicast answer
+    /// then goes at once, even in this node's own burst, whose next heartbeat is up to
+    /// 20 ms away (all nodes starting together). Further answers, against loss, follow
+    /// the rule above; a node that started after the newcomer was heard by it already.
     pub(super) fn answer(
         &mut self,
         name: &str,
         to: Option<SocketAddr>,
-        it_leads: bool,
+        unheard: bool,
         now: Instant,
     ) {
         let window = self.reply_window();
         let own_due = self.next_heartbeat <= now + window;
         match to {
             Some(to) => {
-                if self.peers.take_answer(name, now)
-                    && (it_leads || !own_due)
-                    && self.unicast_answers.len() < MAX_UNICAST_ANSWERS
-                {
-                    let at = if it_leads {
+                let Some(before) = self.peers.take_answer(name, now) else {
+                    return;
+                };
+                let urgent = unheard && before == 0;
+                if (urgent || !own_due) && self.unicast_answers.len() < MAX_UNICAST_ANSWERS {
+                    let at = if urgent {
                         now
                     } else {
                         now + self.jitter.upto(window)
@@ -276,7 +279,10 @@ impl Engine {
                 }
             }
             None => {
-                if self.reply_at.is_none() && self.peers.take_answer(name, now) && !own_due {
+                if self.reply_at.is_none()
+                    && self.peers.take_answer(name, now).is_some()
+                    && !own_due
+                {
                     self.reply_at = Some(now + self.jitter.upto(window));
                 }
             }

@@ -230,7 +230,7 @@ fn an_answer_due_after_the_own_next_heartbeat_is_that_heartbeat() {
 }
 
 #[test]
-fn a_newcomer_that_leads_the_pair_is_answered_at_once_even_in_the_own_burst() {
+fn a_newcomer_that_leads_the_pair_and_cannot_have_heard_this_node_is_answered_at_once() {
     let t0 = Instant::now();
     let key = Some(&b"k"[..]);
     let with_port = |name: &str| Config {
@@ -271,6 +271,21 @@ fn a_newcomer_that_leads_the_pair_is_answered_at_once_even_in_the_own_burst() {
     );
     assert!(a.poll_transmit(now, 0).is_none());
     assert_eq!(a.next_deadline(), t0 + JOIN_BURST_FIRST_GAP);
+    // "1@h" leads too, but started before a: a hears its second packet, not its first,
+    // so a's own first heartbeat reached it. Nothing more is sent for it.
+    let mut one = Engine::new(with_port("1@h"), t0 - MS, 4, 4).unwrap();
+    one.poll_transmit(t0 - MS, 0).unwrap();
+    let second = one
+        .poll_transmit(t0 - MS + JOIN_BURST_FIRST_GAP, 0)
+        .unwrap()
+        .bytes;
+    let later = t0 + JOIN_BURST_FIRST_GAP - MS;
+    assert!(
+        !a.handle_datagram(&second, from(), Via::Group, later)
+            .unwrap()
+            .lead
+    );
+    assert!(a.poll_transmit(later, 0).is_none());
 }
 
 #[test]

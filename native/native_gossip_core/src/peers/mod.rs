@@ -85,20 +85,22 @@ impl PeerTable {
         self.peers.len()
     }
 
-    /// Whether a joining heartbeat of `name` gets an answer: true for the first
-    /// `MAX_ANSWERS` of its incarnation, `ANSWER_SPACING` apart.
-    pub fn take_answer(&mut self, name: &str, now: Instant) -> bool {
+    /// Whether a joining heartbeat of `name` gets an answer: yes for the first
+    /// `MAX_ANSWERS` of its incarnation, `ANSWER_SPACING` apart; then how many it got
+    /// before this one.
+    pub fn take_answer(&mut self, name: &str, now: Instant) -> Option<u8> {
         match self.peers.get_mut(name) {
             Some(p)
                 if p.answers < MAX_ANSWERS
                     && p.answered_at
                         .is_none_or(|at| now.saturating_duration_since(at) >= ANSWER_SPACING) =>
             {
+                let before = p.answers;
                 p.answers += 1;
                 p.answered_at = Some(now);
-                true
+                Some(before)
             }
-            _ => false,
+            _ => None,
         }
     }
 
