@@ -21,13 +21,7 @@ try do
   topology = [name: :lan, secret: "join-benchmark-secret-0123"]
   id = {NativeGossip, :lan}
 
-  running =
-    for k <- 1..Enum.max(sizes) do
-      {peer, node} = TestRig.start_node!(rig, rem(k - 1, 7) + 1, name: "r#{k}")
-      %{peer: peer, node: node}
-    end
-
-  {j, _} = TestRig.start_node!(rig, 8, name: "joiner")
+  {running, j, _} = BenchNetwork.join_rig(rig, Enum.max(sizes))
 
   # Until the joiner's recorder has a nodeup for every one of `targets`.
   connected_at = fn rec, targets ->
@@ -48,11 +42,7 @@ try do
 
   # Apart again; the running nodes stay connected among themselves only if they were
   # (they are not: each trial measures the joiner alone).
-  apart = fn ->
-    Process.sleep(300)
-    :peer.call(j, Enum, :each, [:peer.call(j, Node, :list, []), &:erlang.disconnect_node/1])
-    TestNet.wait_until(fn -> :peer.call(j, Node, :list, []) == [] end, 20_000, "the joiner alone")
-  end
+  apart = fn -> BenchNetwork.join_apart(j) end
 
   ways = [
     {"NativeGossip",

@@ -18,13 +18,7 @@ try do
   topology = [name: :lan, secret: "join-benchmark-secret-0123"]
   id = {NativeGossip, :lan}
 
-  running =
-    for k <- 1..n do
-      {peer, node} = TestRig.start_node!(rig, rem(k - 1, 7) + 1, name: "r#{k}")
-      %{peer: peer, node: node}
-    end
-
-  {j, joiner} = TestRig.start_node!(rig, 8, name: "joiner")
+  {running, j, joiner} = BenchNetwork.join_rig(rig, n)
   for r <- running, do: :ok = BenchNetwork.start_strategies(r.peer, topology)
   Process.sleep(3_000)
   targets = Enum.map(running, & &1.node)
@@ -39,11 +33,7 @@ try do
 
   at = fn evs, kind -> for {^kind, ms} <- evs, do: ms end
 
-  apart = fn ->
-    Process.sleep(300)
-    :peer.call(j, Enum, :each, [:peer.call(j, Node, :list, []), &:erlang.disconnect_node/1])
-    TestNet.wait_until(fn -> :peer.call(j, Node, :list, []) == [] end, 20_000, "the joiner alone")
-  end
+  apart = fn -> BenchNetwork.join_apart(j) end
 
   median = fn xs -> xs |> Enum.sort() |> Enum.at(div(length(xs), 2)) end
 

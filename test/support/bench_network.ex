@@ -127,6 +127,28 @@ defmodule NativeGossip.BenchNetwork do
     {mfa.({m, f, a, nil}), if(ours, do: mfa.(ours), else: "-")}
   end
 
+  @doc """
+  The join benchmarks' nodes: `n` running nodes spread over hosts 1-7 of `rig`, and a
+  joiner on host 8. Returns `{running, joiner_peer, joiner_node}`.
+  """
+  def join_rig(rig, n) do
+    running =
+      for k <- 1..n do
+        {peer, node} = TestRig.start_node!(rig, rem(k - 1, 7) + 1, name: "r#{k}")
+        %{peer: peer, node: node}
+      end
+
+    {j, joiner} = TestRig.start_node!(rig, 8, name: "joiner")
+    {running, j, joiner}
+  end
+
+  @doc "Disconnects the joiner `j` from every node, after a moment for work in flight."
+  def join_apart(j) do
+    Process.sleep(300)
+    :peer.call(j, Enum, :each, [:peer.call(j, Node, :list, []), &:erlang.disconnect_node/1])
+    TestNet.wait_until(fn -> :peer.call(j, Node, :list, []) == [] end, 20_000, "the joiner alone")
+  end
+
   @doc "Runs on a node: connects to every node of `others` at once, each in its own process."
   def connect_all(others) do
     for other <- others, do: spawn(fn -> connect(other, 10) end)
