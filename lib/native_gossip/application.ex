@@ -12,6 +12,19 @@ defmodule NativeGossip.Application do
   # connection or tie-break wait would otherwise stop the topology server for that (a
   # formation of 32 VMs on two cores, sampled: one server waited ~0.4 s on the code
   # server in its tie-break). In a release they are loaded already.
+  #
+  # NativeGossip's modules are those of lib/ (found when this module compiles; in the
+  # test environment the application also holds test/support/'s, which stay unloaded
+  # as a user's modules would).
+  lib = Path.expand("..", __DIR__)
+  sources = Path.wildcard(Path.join(lib, "**/*.ex"))
+  for source <- sources, do: @external_resource(source)
+
+  @modules for source <- sources,
+               [_, name] <- Regex.scan(~r/^defmodule ([A-Z][\w.]*) do$/m, File.read!(source)),
+               uniq: true,
+               do: Module.concat([name])
+
   @stdlib [
     Node,
     Enumerable,
@@ -28,8 +41,7 @@ defmodule NativeGossip.Application do
   @impl true
   def start(_type, _args) do
     # A NIF that does not load is reported by the first topology, with why.
-    {:ok, modules} = :application.get_key(:native_gossip, :modules)
-    _ = :code.ensure_modules_loaded(modules ++ @stdlib)
+    _ = :code.ensure_modules_loaded(@modules ++ @stdlib)
     _ = NativeGossip.Telemetry.load()
 
     topologies = config_children(Application.get_env(:native_gossip, :topologies, []))
