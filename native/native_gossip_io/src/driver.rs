@@ -239,12 +239,6 @@ impl Worker {
                 Command::PauseForTest(_) => {}
                 Command::Announce => engine.announce(Instant::now()),
                 Command::Panic => panic!("panic requested by the test hook"),
-                Command::SetConnected(name, connected, via) => {
-                    engine.set_connected(&name, connected, via, Instant::now());
-                }
-                Command::Hold(name, after) => {
-                    engine.hold(&name, after, Instant::now());
-                }
                 Command::SetSeeds(seeds) => engine.set_seeds(same_family(seeds, &self.socket)),
                 Command::Stop { leave } => {
                     if leave {

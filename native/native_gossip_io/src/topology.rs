@@ -42,8 +42,6 @@ pub(crate) enum Command {
     /// Test hook: the thread sleeps this long, holding no lock (a stalled native
     /// thread: no heartbeat goes out, nothing is read, the VM runs on).
     PauseForTest(Duration),
-    SetConnected(String, bool, Option<IpAddr>),
-    Hold(String, Duration),
     SetSeeds(Vec<SocketAddr>),
     Stop {
         leave: bool,
@@ -188,6 +186,24 @@ impl Topology {
         let _ = self.wake.send(&[0]);
     }
 
+    /// Applies an owner's change to the engine from the caller's thread, at once. The
+    /// thread is woken only when the change brings its next deadline forward: a
+    /// connection storm brings the owner a change per connection, and each wake-up is a
+    /// system call after which, on a loaded machine, the woken thread can take the
+    /// caller's core (a BEAM scheduler, waiting behind every other runnable thread
+    /// until it gets it back: 1.5 ms per call in a formation of 32 VMs on two cores).
+    fn change(&self, f: impl FnOnce(&mut Engine, Instant)) {
+        let sooner = {
+            let mut engine = self.shared.engine.lock();
+            let before = engine.next_deadline();
+            f(&mut engine, Instant::now());
+            engine.next_deadline() < before
+        };
+        if sooner {
+            let _ = self.wake.send(&[0]);
+        }
+    }
+
     /// Sends a heartbeat now.
     pub fn announce(&self) {
         self.command(Command::Announce);
@@ -226,13 +242,17 @@ impl Topology {
     /// peers), and over which remote address its distribution connection runs (which
     /// proves that address: see `Engine::set_connected`).
     pub fn set_connected(&self, name: &str, connected: bool, via: Option<IpAddr>) {
-        self.command(Command::SetConnected(name.to_owned(), connected, via));
+        self.change(|engine, now| {
+            engine.set_connected(name, connected, via, now);
+        });
     }
 
     /// Reports `name` again, while it stays unconnected, no sooner than `after` from
     /// now (the owner's connect backoff).
     pub fn hold(&self, name: &str, after: Duration) {
-        self.command(Command::Hold(name.to_owned(), after));
+        self.change(|engine, now| {
+            engine.hold(name, after, now);
+        });
     }
 
     /// Asks the thread to stop without waiting for it.

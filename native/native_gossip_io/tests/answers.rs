@@ -6,80 +6,13 @@
 //! not turn members into reflectors). Run inside a private network namespace (`make
 //! test`: test/support/private_net.sh), where loopback carries the group.
 
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use native_gossip_core::wire::{self, Outgoing};
-use native_gossip_core::{Config, Keyring};
-use native_gossip_io::{wall_ms, EventSink, SocketConfig, Topology};
-
-const GROUP: Ipv4Addr = Ipv4Addr::new(239, 255, 78, 71);
-const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
-const SECRET: &[u8] = b"answers test secret";
-
-struct Sink;
-
-impl EventSink for Sink {
-    fn ready(&mut self) -> bool {
-        true
-    }
-    fn fault(&mut self, reason: &str) {
-        panic!("topology fault: {reason}");
-    }
-    fn membership(&mut self, _status: Result<(), &str>) {}
-}
-
-fn keys(secret: bool) -> Keyring {
-    if secret {
-        Keyring::new(vec![SECRET.to_vec()])
-    } else {
-        Keyring::none()
-    }
-}
-
-/// A newcomer's JOINING heartbeat, encoded with `keys`.
-fn joining(name: &str, incarnation: u64, sequence: u64, options: &[u8], keys: &Keyring) -> Vec<u8> {
-    let heartbeat = Outgoing {
-        name,
-        incarnation,
-        sequence,
-        timestamp_ms: wall_ms(),
-        leaving: false,
-        joining: true,
-        newcomer: true,
-        options,
-    };
-    wire::encode(&heartbeat, keys).unwrap()
-}
-
-/// The newcomer's sending socket: multicast TTL 0, so that nothing it sends leaves the
-/// host even outside a namespace.
-fn sender() -> UdpSocket {
-    let sender = UdpSocket::bind((LOOPBACK, 0)).unwrap();
-    sender.set_multicast_ttl_v4(0).unwrap();
-    sender
-}
-
-/// A member on loopback, out of its joining burst: regular heartbeats every second.
-/// Refuses to run outside the private network namespace of `make test`.
-fn member(port: u16, secret: bool) -> Topology {
-    assert_eq!(
-        std::env::var("NATIVE_GOSSIP_NETNS").as_deref(),
-        Ok("1"),
-        "run inside a private network namespace: test/support/private_net.sh cargo test"
-    );
-    let config = Config {
-        node_name: format!("member{port}@127.0.0.1"),
-        keys: keys(secret),
-        heartbeat_interval: Duration::from_millis(1000),
-        lost_after: Duration::from_secs(30),
-        ..Config::default()
-    };
-    let socket = SocketConfig::multicast_v4(GROUP, port, LOOPBACK, 1);
-    let topology = Topology::start(config, socket, Sink).expect("the member starts");
-    std::thread::sleep(Duration::from_millis(1200));
-    topology
-}
+use common::{joining, keys, member, sender, GROUP, LOOPBACK};
+use native_gossip_core::wire;
 
 /// Three joining heartbeats of a newcomer (100 ms apart, as `MAX_ANSWERS` and
 /// `ANSWER_SPACING` allow three answers), naming `answer_port` in `OPT_ANSWER`, sent
