@@ -18,19 +18,21 @@ defmodule NativeGossip.Topology.Result do
   @spec apply(Topology.t(), Connector.result(), [node()]) :: Topology.t()
   def apply(state, {events, effects, connector}, touched) do
     old = state.connector
-    state = Enum.reduce(effects, %{state | connector: connector}, &carry_out/2)
+    # The remote address of each new connection, read once for what follows.
+    via = for {:connected, node} <- events, into: %{}, do: {node, World.dist_address(node)}
+    state = Enum.reduce(effects, %{state | connector: connector}, &carry_out(&1, &2, via))
     nodes = Enum.uniq(touched ++ Enum.map(events, &elem(&1, 1)))
     state = count_connected(state, old, nodes, events)
     for {event, node} <- events, do: notify(state, event, node)
-    state = %{state | hosts: prove_hosts(state, events)}
+    state = %{state | hosts: prove_hosts(state, events, via)}
 
     if nodes == [],
       do: state,
       else: %{state | waiters: Waiters.moved(state.waiters, old, connector, nodes)}
   end
 
-  # The connector's effects (Connector.effect/0).
-  defp carry_out({:attempt, node}, state) do
+  # The connector's effects (Connector.effect/0); `via`: new connections' addresses.
+  defp carry_out({:attempt, node}, state, _via) do
     connect = state.connect
 
     # The exit reason carries the result, so one :DOWN tells success and failure. A
@@ -51,30 +53,30 @@ defmodule NativeGossip.Topology.Result do
     %{state | attempts: Map.put(state.attempts, ref, node)}
   end
 
-  defp carry_out({:wake, node, ms}, state) do
+  defp carry_out({:wake, node, ms}, state, _via) do
     Process.send_after(self(), {:native_gossip_turn, node}, ms)
     state
   end
 
-  defp carry_out({:report_after, node, ms}, state) do
+  defp carry_out({:report_after, node, ms}, state, _via) do
     Native.report_after(state.native, Atom.to_string(node), max(ms, 0))
     state
   end
 
-  defp carry_out({:set_connected, node, connected?}, state) do
+  defp carry_out({:set_connected, node, connected?}, state, via) do
     # The connection's remote address proves where the peer is (see
     # NativeGossip.Native.set_connected/4 and docs/PROTOCOL.md, "Threat model").
-    address = if connected?, do: World.dist_address(node)
+    address = if connected?, do: Map.get_lazy(via, node, fn -> World.dist_address(node) end)
     Native.set_connected(state.native, Atom.to_string(node), connected?, address)
     state
   end
 
-  defp carry_out({:log, :warning, message}, state) do
+  defp carry_out({:log, :warning, message}, state, _via) do
     Logger.warning(message)
     state
   end
 
-  defp carry_out({:log, :debug, message}, state) do
+  defp carry_out({:log, :debug, message}, state, _via) do
     Log.debug(state.libcluster, message)
     state
   end
@@ -113,10 +115,10 @@ defmodule NativeGossip.Topology.Result do
 
   # A connection proves its remote address: the one a short host name maps to (see
   # ShortNames) and the one NativeGossip.EPMD answers for the node.
-  defp prove_hosts(%{hosts: hosts}, events) do
+  defp prove_hosts(%{hosts: hosts}, events, via) do
     Enum.reduce(events, hosts, fn
       {:connected, node}, h ->
-        ip = World.dist_address(node)
+        ip = via[node]
         _ = if ip, do: NativeGossip.EPMD.prove(node, ip)
         if h, do: ShortNames.connected(h, node, ip)
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, TryRecvError};
 
-use crate::socket::{BatchReceiver, Join, SocketConfig, Sockets, Source};
+use crate::socket::{BatchReceiver, Join, SocketConfig, Sockets, Source, BATCH};
 use crate::topology::{own_addresses, same_family, wall_ms, Command, EventSink, Shared};
 use native_gossip_core::engine::Transmit;
 use native_gossip_core::peers::PeerEvent;
@@ -283,6 +283,12 @@ impl Worker {
                 }
             }
             read += n;
+            if n < BATCH {
+                // Drained (a batch comes back short only then): another read would be
+                // a system call that finds nothing, once per datagram on a quiet
+                // group. What arrives meanwhile wakes the next wait.
+                break;
+            }
         }
         Ok(())
     }
