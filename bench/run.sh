@@ -2,7 +2,8 @@
 # make bench: runs every benchmark and writes docs/BENCHMARKS.md from the template
 # bench/BENCHMARKS.md.in, each @@name@@ line replaced by what that benchmark printed
 # (its result table and its verdict against the target), with the date and the
-# machine. bench/formation.exs also writes the chart docs/assets/formation.svg, the
+# machine. bench/formation.exs also writes the chart docs/assets/formation.svg (its
+# run with busy waiting off, formation_nobusy: formation-nobusy.svg), the
 # simulator docs/assets/scale.svg. Needs root:
 # the benchmarks make network namespaces, and no packet leaves them.
 #
@@ -15,7 +16,7 @@ cd "$(dirname "$0")/.."
 netns=test/support/private_net.sh
 out=bench/out
 mkdir -p "$out"
-all="join join_cold join_n network failover flood attacks soak fuzz throughput formation idle sim calibration scale"
+all="join join_cold join_n join_n_nobusy network failover flood attacks soak fuzz throughput formation formation_nobusy idle sim calibration scale"
 
 # Compiled first, so that no "Compiling ..." line lands in a benchmark's output.
 MIX_ENV=test mix compile >&2
@@ -41,6 +42,16 @@ for name in ${ONLY:-$all}; do
     throughput)
       cargo bench -q -p native_gossip_core --bench throughput > "$out/throughput.raw"
       grep -E '^(\||- |$)' "$out/throughput.raw" | cat -s > "$out/$name.tmp"
+      ;;
+    *_nobusy)
+      # The same benchmark with busy waiting off in every VM (the controller's and
+      # the nodes': ERL_FLAGS reaches both): N VMs share this machine's cores, where a
+      # deployment gives each its own host, and a VM's schedulers that spin after
+      # their work (the default) take the cores from the VMs that have work. Its
+      # chart, if any, goes next to the default run's.
+      ERL_FLAGS="+sbwt none +sbwtdcpu none +sbwtdio none" \
+        CHART="docs/assets/${name%_nobusy}-nobusy.svg" \
+        MIX_ENV=test $netns mix run --no-start "bench/${name%_nobusy}.exs" > "$out/$name.tmp"
       ;;
     *)
       MIX_ENV=test $netns mix run --no-start "bench/$name.exs" > "$out/$name.tmp"
