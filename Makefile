@@ -123,8 +123,9 @@ bench-smoke: tools probe
 flake-hunt: tools probe
 	.ci/flake-hunt.sh
 
-# Benchmarks (not part of make test), about 40 minutes: docs/BENCHMARKS.md from the
-# template bench/BENCHMARKS.md.in, and the chart docs/assets/formation.svg.
+# Benchmarks (not part of make test), about 50 minutes: docs/BENCHMARKS.md from the
+# template bench/BENCHMARKS.md.in, and the charts docs/assets/formation.svg,
+# formation-nobusy.svg (formation with busy waiting off in every VM) and scale.svg.
 bench: tools probe
 	MIX_ENV=test mix compile
 	bench/run.sh
