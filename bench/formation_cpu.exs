@@ -126,10 +126,7 @@ try do
 
     Enum.each(nodes, stop)
 
-    for nd <- nodes,
-        other <- call.(nd, Node, :list, []),
-        do: call.(nd, :erlang, :disconnect_node, [other])
-
+    NativeGossip.BenchNetwork.apart(nodes)
     Process.sleep(3_000)
   end
 after

@@ -66,10 +66,7 @@ try do
       :ok = call.(nd, Supervisor, :delete_child, [NativeGossip.Supervisor, id])
     end
 
-    for nd <- nodes,
-        other <- call.(nd, Node, :list, []),
-        do: call.(nd, :erlang, :disconnect_node, [other])
-
+    NativeGossip.BenchNetwork.apart(nodes)
     Process.sleep(2_000)
   end
 after
