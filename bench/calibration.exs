@@ -49,7 +49,9 @@ defmodule Bench.Calibration do
     |> Enum.map(fn n ->
       Task.async(fn ->
         wait(at)
-        {t0, _rec} = :peer.call(n.peer, EventRecorder, :start_topology, [@topology])
+        {t0, rec} = :peer.call(n.peer, EventRecorder, :start_topology, [@topology])
+        # Only the start time is used: the recorder goes (the topology stays).
+        :ok = :peer.call(n.peer, EventRecorder, :stop, [rec])
         t0
       end)
     end)

@@ -59,7 +59,11 @@ defmodule Bench.Formation do
         "formation of #{length(nodes)} nodes"
       )
 
-    Enum.each(started, fn {n, _} -> stop_fun.(n) end)
+    Enum.each(started, fn {n, {_, rec}} ->
+      stop_fun.(n)
+      :ok = :peer.call(n.peer, EventRecorder, :stop, [rec])
+    end)
+
     NativeGossip.BenchNetwork.apart(nodes)
     (done - t0) / 1000
   end
@@ -115,10 +119,11 @@ try do
 
   # Warm every VM up once (first use loads the NIF and code), outside the measurements.
   for n <- nodes do
-    {_, _} = ng_start.(n, {[], 0})
+    {_, rec} = ng_start.(n, {[], 0})
     ng_stop.(n)
-    {_, _} = bl_start.(n, {[], 0})
+    {_, rec2} = bl_start.(n, {[], 0})
     bl_stop.(n)
+    for r <- [rec, rec2], do: :ok = :peer.call(n.peer, EventRecorder, :stop, [r])
   end
 
   NativeGossip.BenchNetwork.apart(nodes)

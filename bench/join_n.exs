@@ -118,6 +118,7 @@ try do
           {_t0, rec} = start.(targets1)
           _ = connected_at.(rec, targets1)
           stop.()
+          :ok = :peer.call(j, EventRecorder, :stop, [rec])
           apart.()
         )
 
@@ -148,6 +149,7 @@ try do
               )
 
           stop.()
+          :ok = :peer.call(j, EventRecorder, :stop, [rec])
           apart.()
           {label, ms}
         end

@@ -53,11 +53,12 @@ try do
 
       incarnation = :peer.call(j, NativeGossip, :stats, [:lan]).incarnation
       ups = at.(events.(j, rec, targets, t0), :nodeup)
+      :ok = :peer.call(j, EventRecorder, :stop, [rec])
 
       theirs =
         Enum.flat_map(subscribers, fn {r, s} ->
           evs = events.(r.peer, s, [joiner], t0)
-          Process.exit(s, :kill)
+          :ok = :peer.call(r.peer, EventRecorder, :stop, [s])
           evs
         end)
 
@@ -76,6 +77,7 @@ try do
       )
 
       floor = at.(events.(j, rec, targets, t1), :nodeup)
+      :ok = :peer.call(j, EventRecorder, :stop, [rec])
       apart.()
       discovered = at.(theirs, :discovered)
       up = at.(theirs, :nodeup)

@@ -39,6 +39,7 @@ join_under = fn loss ->
          up = Enum.map(old, &event_after(new, :nodeup, &1.node, t0))
          # Heard: the new node's own table holds every old node.
          heard = Enum.map(old, &event_after(new, :discovered, &1.node, t0))
+         :ok = :peer.call(peer, EventRecorder, :stop, [rec])
          :ok = :peer.call(peer, Supervisor, :terminate_child, [NativeGossip.Supervisor, id])
          :ok = :peer.call(peer, Supervisor, :delete_child, [NativeGossip.Supervisor, id])
          Process.sleep(200)

@@ -60,6 +60,20 @@ defmodule NativeGossip.EventRecorder do
     :ok
   end
 
+  @doc """
+  Stops a recorder (and its node monitor): a benchmark that starts one per trial stops
+  it after the trial, or every later connection would also be delivered to it, by
+  net_kernel, in the middle of the next measurement.
+  """
+  def stop(pid) do
+    ref = Process.monitor(pid)
+    Process.exit(pid, :kill)
+
+    receive do
+      {:DOWN, ^ref, :process, _, _} -> :ok
+    end
+  end
+
   @doc "The events so far, oldest first: `{event, node, wall_us}`."
   def events(pid) do
     ref = make_ref()
