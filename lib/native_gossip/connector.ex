@@ -44,10 +44,7 @@ defmodule NativeGossip.Connector do
   # When this side's turn comes and the pair is still not connected, it waits longer,
   # @defer_ms at a time and at most @max_waits times, if the other side's handshake is
   # under way here already (net_kernel has it pending), or if handshakes are slow
-  # right now: one of this node's attempts has run longer than @defer_ms, or, within
-  # the last @late_window ms, a peer that leads connected only after this side's turn
-  # for it had come (many nodes starting at once on few cores; a node whose name sorts
-  # last leads no pair, so it has no attempt of its own to tell it). Connecting then
+  # right now (see slow?/1; many nodes starting at once on few cores). Connecting then
   # would only start a second handshake for the same pair. On a quiet machine the turn
   # is taken at once.
   @max_waits 10
@@ -321,14 +318,17 @@ defmodule NativeGossip.Connector do
     end
   end
 
-  # One of this node's own attempts has been running longer than the tie-break wait,
-  # or a peer that leads came late, recently (see @max_waits).
-  defp slow?(%{attempting: attempting} = c) do
+  # Handshakes are slow here: a peer that leads came late, recently; one of this node's
+  # attempts has run longer than @defer_ms; or another peer's handshake, one this node
+  # did not start, is under way here (a node whose name sorts last leads no pair). Only
+  # peers count: some other code's connect to a host that drops it says nothing.
+  defp slow?(%{attempting: attempting, status: peers} = c) do
     now = now(c)
-    limit = now - @defer_ms
+    theirs = &(is_map_key(peers, &1) and not is_map_key(attempting, &1))
 
     (c.late_at != nil and now - c.late_at < @late_window) or
-      Enum.any?(attempting, fn {_node, t} -> t < limit end)
+      Enum.any?(attempting, fn {_node, t} -> t < now - @defer_ms end) or
+      Enum.any?(c.world.handshakes.(), theirs)
   end
 
   # A peer this side deferred to connected after this side's turn for it had come (and

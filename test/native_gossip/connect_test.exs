@@ -52,6 +52,25 @@ defmodule NativeGossip.ConnectTest do
     assert ghost_done == nil or good_done < ghost_done
   end
 
+  test "the real world reads a handshake under way from net_kernel's table" do
+    # NativeGossip.Connector.World reads net_kernel's private record of a connection (its
+    # state) instead of asking net_kernel: this checks that record on the OTP at hand.
+    black_hole!()
+    ghost = :"ghost2@198.51.100.77"
+    world = NativeGossip.Connector.World.new(%{list_nodes: {:erlang, :nodes, [:connected]}})
+    refute world.pending?.(ghost)
+    refute ghost in world.handshakes.()
+
+    spawn(fn -> :net_kernel.connect_node(ghost) end)
+    wait_until(fn -> world.pending?.(ghost) end, 2_000, "the handshake to be pending")
+    assert ghost in world.handshakes.()
+    # An unrelated up connection is no handshake.
+    {peer, good} = TestPeers.start!(:world_good)
+    on_exit(fn -> TestPeers.stop(peer) end)
+    assert Node.connect(good)
+    refute good in world.handshakes.()
+  end
+
   # A topology whose connects are all refused, and 75 heartbeats over 1.5 s from `name`.
   defp refused_for_1500_ms(topology, name) do
     port = unique_port()

@@ -19,6 +19,7 @@ defmodule NativeGossip.ConnectorTest do
       %{
         connected?: &MapSet.member?(Process.get(:connected), &1),
         pending?: &MapSet.member?(Process.get(:pending), &1),
+        handshakes: fn -> Process.get(:handshakes, []) end,
         allowed?: fn _node, _tags -> true end,
         longnames: :net_kernel.longnames() == true,
         now: fn -> Process.get(:now) end
@@ -250,6 +251,37 @@ defmodule NativeGossip.ConnectorTest do
     assert {[], [{:attempt, ^n}], c} = Connector.turn(c, n)
     assert c.waits == %{}
     assert Connector.in_flight(c) == 2
+  end
+
+  test "this side's turn waits while handshakes with other peers are under way here" do
+    # Many nodes starting at once: this node leads no pair, none of its peers' connections
+    # is up yet, and the leading side's handshake for this pair has not reached it; others
+    # have. Connecting now would race the leader's handshake with a second one.
+    [n, other, stranger] = [peer(:n), peer(:other), peer(:stranger)]
+    {_, [{:wake, ^n, defer}], c} = Connector.heard(new(), n, :discovered, false)
+    {_, [{:wake, ^other, _}], c} = Connector.heard(c, other, :discovered, false)
+    advance(defer)
+    # A handshake of some other code, with a node this topology does not know: no sign.
+    Process.put(:handshakes, [stranger])
+    assert {[], [{:attempt, ^n}], _} = Connector.turn(c, n)
+    # A peer's handshake under way here: handshakes are slow.
+    Process.put(:handshakes, [stranger, other])
+    assert {[], [{:wake, ^n, 100}], c} = Connector.turn(c, n)
+    # The storm over (or no other handshake at all), the turn is taken.
+    Process.put(:handshakes, [])
+    advance(100)
+    assert {[], [{:attempt, ^n}], _} = Connector.turn(c, n)
+  end
+
+  test "this node's own young attempts do not make its turn wait" do
+    # Its own handshakes are in net_kernel's table too; they say handshakes are slow
+    # only once they have run longer than the tie-break wait (the test above this one).
+    [n, mine] = [peer(:n), peer(:mine)]
+    {_, [{:attempt, ^mine}], c} = Connector.heard(new(), mine, :discovered, true)
+    {_, [{:wake, ^n, defer}], c} = Connector.heard(c, n, :discovered, false)
+    advance(defer)
+    Process.put(:handshakes, [mine])
+    assert {[], [{:attempt, ^n}], _} = Connector.turn(c, n)
   end
 
   test "this side's turn waits while the other side's handshake is pending" do

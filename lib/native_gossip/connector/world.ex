@@ -9,6 +9,7 @@ defmodule NativeGossip.Connector.World do
   @type t :: %{
           connected?: (node() -> boolean()),
           pending?: (node() -> boolean()),
+          handshakes: (() -> [node()]),
           allowed?: (node(), NativeGossip.tags() -> boolean()),
           longnames: boolean(),
           now: (() -> integer())
@@ -16,16 +17,17 @@ defmodule NativeGossip.Connector.World do
 
   @doc """
   The real world of a topology with these options: `:list_nodes` says who is
-  connected, `:connect_if` who may be, net_kernel whether a handshake is under way and
-  whether this node uses long names (asked once: net_kernel is a single process, the
-  busiest of a VM while many nodes connect at once), and the monotonic clock (in ms)
-  what time it is.
+  connected, `:connect_if` who may be, net_kernel's table of connections whether a
+  handshake is under way (with one peer, or with which), net_kernel whether this node
+  uses long names (asked once: net_kernel is a single process, the busiest of a VM
+  while many nodes connect at once), and the monotonic clock (in ms) what time it is.
   """
   @spec new(NativeGossip.Options.t()) :: t()
   def new(%{list_nodes: {m, f, a}} = options) do
     %{
       connected?: fn node -> node in apply(m, f, a) end,
       pending?: &pending?/1,
+      handshakes: &handshakes/0,
       allowed?: allowed(Map.get(options, :connect_if)),
       longnames: :net_kernel.longnames() == true,
       now: fn -> System.monotonic_time(:millisecond) end
@@ -40,14 +42,43 @@ defmodule NativeGossip.Connector.World do
     node in :erlang.nodes(:connected) or handshake?(node)
   end
 
+  # Read from net_kernel's table of connections, as dist_address/1 does: its entries
+  # are a record private to net_kernel, `{:connection, node, conn_id, state, ...}` in
+  # OTP 25 to 27 (13 elements); another shape is asked of net_kernel instead.
   defp handshake?(node) do
+    case :ets.lookup(:sys_dist, node) do
+      [entry] when tuple_size(entry) == 13 and elem(entry, 0) == :connection ->
+        elem(entry, 3) in [:pending, :up_pending]
+
+      [_] ->
+        node_info_handshake?(node)
+
+      [] ->
+        false
+    end
+  catch
+    # Not distributed: no handshake can be under way.
+    :error, :badarg -> false
+  end
+
+  defp node_info_handshake?(node) do
     case :net_kernel.node_info(node, :state) do
       {:ok, state} -> state in [:pending, :up_pending]
       _ -> false
     end
   catch
-    # Not distributed: no handshake can be under way.
-    :error, :badarg -> false
+    _, _ -> false
+  end
+
+  # The nodes a handshake is under way with here (either side started it). None when
+  # the table's entries have a shape this does not know.
+  defp handshakes do
+    :ets.select(:sys_dist, [
+      {{:connection, :"$1", :_, :pending, :_, :_, :_, :_, :_, :_, :_, :_, :_}, [], [:"$1"]},
+      {{:connection, :"$1", :_, :up_pending, :_, :_, :_, :_, :_, :_, :_, :_, :_}, [], [:"$1"]}
+    ])
+  catch
+    :error, :badarg -> []
   end
 
   # :connect_if says yes (or there is none). A function that raises or returns
