@@ -44,10 +44,10 @@ defmodule NativeGossip.Connector do
   # When this side's turn comes and the pair is still not connected, it waits longer,
   # @defer_ms at a time and at most @max_waits times, if the other side's handshake is
   # under way here already (net_kernel has it pending), or if handshakes are slow
-  # right now (see slow?/1; many nodes starting at once on few cores). Connecting then
-  # would only start a second handshake for the same pair. On a quiet machine the turn
-  # is taken at once.
+  # right now (slow?/1: many nodes starting at once on few cores), rather than start a
+  # second handshake for the pair. On a quiet machine the turn is taken at once.
   @max_waits 10
+  @busy_waits 3
   @late_window 1_000
 
   defstruct world: nil,
@@ -180,7 +180,7 @@ defmodule NativeGossip.Connector do
       Map.get(c.status, node) != :disconnected ->
         {[], [], %{c | waits: Map.delete(c.waits, node)}}
 
-      waits < @max_waits and (c.world.pending?.(node) or slow?(c)) ->
+      waits < @max_waits and (c.world.pending?.(node) or slow?(c, waits)) ->
         {[], [{:wake, node, @defer_ms}], %{c | waits: Map.put(c.waits, node, waits + 1)}}
 
       true ->
@@ -319,16 +319,16 @@ defmodule NativeGossip.Connector do
   end
 
   # Handshakes are slow here: a peer that leads came late, recently; one of this node's
-  # attempts has run longer than @defer_ms; or another peer's handshake, one this node
-  # did not start, is under way here (a node whose name sorts last leads no pair). Only
-  # peers count: some other code's connect to a host that drops it says nothing.
-  defp slow?(%{attempting: attempting, status: peers} = c) do
+  # attempts has run longer than @defer_ms; or, for @busy_waits waits (a leader that did
+  # not hear this node must not cost it a second), a handshake of another peer, not
+  # this node's, is under way here (a node whose name sorts last leads no pair).
+  defp slow?(%{attempting: attempting, status: peers} = c, waits) do
     now = now(c)
     theirs = &(is_map_key(peers, &1) and not is_map_key(attempting, &1))
 
     (c.late_at != nil and now - c.late_at < @late_window) or
       Enum.any?(attempting, fn {_node, t} -> t < now - @defer_ms end) or
-      Enum.any?(c.world.handshakes.(), theirs)
+      (waits < @busy_waits and Enum.any?(c.world.handshakes.(), theirs))
   end
 
   # A peer this side deferred to connected after this side's turn for it had come (and

@@ -271,6 +271,23 @@ defmodule NativeGossip.ConnectorTest do
     Process.put(:handshakes, [])
     advance(100)
     assert {[], [{:attempt, ^n}], _} = Connector.turn(c, n)
+    # A storm that goes on costs the pair three waits at most (its leader may not have
+    # heard this node at all): then the turn is taken.
+    {_, [{:wake, ^n, _}], c} = Connector.heard(new(), n, :discovered, false)
+    {_, [{:wake, ^other, _}], c} = Connector.heard(c, other, :discovered, false)
+    advance(defer)
+    Process.put(:handshakes, [other])
+    assert {[], [{:wake, ^n, 100}], c} = Connector.turn(c, n)
+
+    c =
+      Enum.reduce(2..3, c, fn _, c ->
+        advance(100)
+        assert {[], [{:wake, ^n, 100}], c} = Connector.turn(c, n)
+        c
+      end)
+
+    advance(100)
+    assert {[], [{:attempt, ^n}], _} = Connector.turn(c, n)
   end
 
   test "this node's own young attempts do not make its turn wait" do
