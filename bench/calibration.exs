@@ -142,11 +142,7 @@ rig = TestRig.start!(hosts)
 try do
   count = Enum.max([join_n | sizes])
 
-  nodes =
-    for k <- 1..count do
-      {peer, node} = TestRig.start_node!(rig, rem(k - 1, hosts) + 1, name: "c#{k}")
-      %{peer: peer, node: node}
-    end
+  nodes = NativeGossip.BenchNetwork.spread_nodes(rig, count, "c", hosts)
 
   # Warm every VM once (the NIF and the code loaded), outside the measurements.
   Bench.Calibration.formation(nodes, 1_000)

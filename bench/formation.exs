@@ -74,11 +74,7 @@ rig = TestRig.start!(hosts)
 try do
   max_n = Enum.max(sizes)
 
-  nodes =
-    for k <- 1..max_n do
-      {peer, node} = TestRig.start_node!(rig, rem(k - 1, hosts) + 1, name: "f#{k}")
-      %{peer: peer, node: node}
-    end
+  nodes = NativeGossip.BenchNetwork.spread_nodes(rig, max_n, "f", hosts)
 
   id = {NativeGossip, :lan}
   topology = [name: :lan, secret: "formation-benchmark-secret-0123"]

@@ -16,10 +16,8 @@ rig = TestRig.start!(8)
 
 try do
   nodes =
-    for i <- 1..n do
-      {p, node} = TestRig.start_node!(rig, rem(i - 1, 8) + 1, name: "f#{i}")
-      %{peer: p, node: node, os: :peer.call(p, :os, :getpid, [])}
-    end
+    for nd <- NativeGossip.BenchNetwork.spread_nodes(rig, n, "f", 8),
+        do: Map.put(nd, :os, :peer.call(nd.peer, :os, :getpid, []))
 
   names = Enum.map(nodes, & &1.node)
   id = {NativeGossip, :lan}

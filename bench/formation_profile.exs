@@ -16,11 +16,7 @@ k = String.to_integer(System.get_env("K", "20"))
 rig = TestRig.start!(8)
 
 try do
-  nodes =
-    for i <- 1..n do
-      {p, node} = TestRig.start_node!(rig, rem(i - 1, 8) + 1, name: "f#{i}")
-      %{peer: p, node: node}
-    end
+  nodes = NativeGossip.BenchNetwork.spread_nodes(rig, n, "f", 8)
 
   topology = [name: :lan, secret: "formation-benchmark-secret-0123"]
   id = {NativeGossip, :lan}

@@ -132,14 +132,20 @@ defmodule NativeGossip.BenchNetwork do
   joiner on host 8. Returns `{running, joiner_peer, joiner_node}`.
   """
   def join_rig(rig, n) do
-    running =
-      for k <- 1..n do
-        {peer, node} = TestRig.start_node!(rig, rem(k - 1, 7) + 1, name: "r#{k}")
-        %{peer: peer, node: node}
-      end
-
+    running = spread_nodes(rig, n, "r", 7)
     {j, joiner} = TestRig.start_node!(rig, 8, name: "joiner")
     {running, j, joiner}
+  end
+
+  @doc """
+  `n` nodes named `prefix` and 1..n, spread round-robin over hosts 1..`hosts` of `rig`,
+  as `%{peer: peer, node: node}`.
+  """
+  def spread_nodes(rig, n, prefix, hosts) do
+    for k <- 1..n do
+      {peer, node} = TestRig.start_node!(rig, rem(k - 1, hosts) + 1, name: "#{prefix}#{k}")
+      %{peer: peer, node: node}
+    end
   end
 
   @doc "Disconnects the joiner `j` from every node, after a moment for work in flight."
