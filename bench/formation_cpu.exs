@@ -66,8 +66,8 @@ try do
      end},
     {"direct connects",
      fn nd ->
-       later = names |> Enum.drop_while(&(&1 != nd.node)) |> tl()
-       call.(nd, NativeGossip.BenchNetwork, :connect_all, [later])
+       mine = NativeGossip.BenchNetwork.led_by(nd.node, names)
+       call.(nd, NativeGossip.BenchNetwork, :connect_all, [mine])
      end, fn -> "" end, fn _ -> :ok end}
   ]
 

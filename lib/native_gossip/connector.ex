@@ -31,7 +31,7 @@ defmodule NativeGossip.Connector do
   @max_attempts 32
 
   # Of a pair of nodes that hear each other, one connects at once (the native side says
-  # which: a running node towards a newcomer, else the smaller name) and the other waits
+  # which: a running node towards a newcomer, else the pair's coin) and the other waits
   # this long before it tries too. Two simultaneous connects between the same nodes
   # cost both a handshake that net_kernel then throws away, and a new node that joins N
   # others would otherwise make 2N handshakes, not N. Once the first side's handshake
@@ -321,7 +321,7 @@ defmodule NativeGossip.Connector do
   # Handshakes are slow here: a peer that leads came late, recently; one of this node's
   # attempts has run longer than @defer_ms; or, for @busy_waits waits (a leader that did
   # not hear this node must not cost it a second), a handshake of another peer, not
-  # this node's, is under way here (a node whose name sorts last leads no pair).
+  # this node's, is under way here (a node may lead few pairs, or none).
   defp slow?(%{attempting: attempting, status: peers} = c, waits) do
     now = now(c)
     theirs = &(is_map_key(peers, &1) and not is_map_key(attempting, &1))

@@ -97,20 +97,27 @@ defmodule NativeGossip.ClusterTest do
     end
   end
 
-  test "of a pair only one side connects: the smaller name among newcomers", %{port: port} do
-    for round <- 1..3 do
+  test "of a pair only one side connects: among newcomers, the one the pair's coin picks",
+       %{port: port} do
+    # The coin (docs/PROTOCOL.md, "Connecting") falls to tie_a in rounds 1 to 3 and to
+    # tie_b in round 4, whose name sorts last.
+    for round <- 1..4 do
       # Both within their joining burst (the first 1.26 s at the default interval).
-      {[{a, _}, {b, _}] = peers, opts} =
+      {[{a, a_node}, {b, b_node}] = peers, opts} =
         recording_pair([:"tie_a#{round}", :"tie_b#{round}"], port, 1_500)
 
+      a_leads = NativeGossip.BenchNetwork.first_leads?(a_node, b_node)
+      assert a_leads == round < 4
       {:ok, _} = TestPeers.start_topology(b, opts)
       {:ok, _} = TestPeers.start_topology(a, opts)
-      assert who_connected(peers) == {true, false}
+      assert who_connected(peers) == {a_leads, not a_leads}
     end
   end
 
   test "when the side that should connect does not, the other side does", %{port: port} do
-    {[{a, _}, {b, _}] = peers, opts} = recording_pair([:fall_a, :fall_b], port)
+    # a (fall_b) leads the pair (the pair's coin), and its connect function refuses.
+    {[{a, a_node}, {b, b_node}] = peers, opts} = recording_pair([:fall_b, :fall_a], port)
+    assert NativeGossip.BenchNetwork.first_leads?(a_node, b_node)
 
     {:ok, _} =
       TestPeers.start_topology(

@@ -207,7 +207,7 @@ defmodule NativeGossip.ConnectorTest do
   end
 
   test "a node with no attempt of its own waits longer after a leading peer came late" do
-    # Both peers lead (this node's name sorts last, say): it never attempts anything
+    # Both peers lead (the coin fell to them, say): it never attempts anything
     # itself, so only the peers' lateness can tell it that handshakes are slow.
     [late, n] = [peer(:late), peer(:n)]
     {_, [{:wake, ^late, defer}], c} = Connector.heard(new(), late, :discovered, false)

@@ -155,6 +155,22 @@ defmodule NativeGossip.BenchNetwork do
     TestNet.wait_until(fn -> :peer.call(j, Node, :list, []) == [] end, 20_000, "the joiner alone")
   end
 
+  @doc """
+  The nodes of `names` that `node` leads by the tie-break between two nodes alike (both
+  new: a simultaneous start), the pair's coin of docs/PROTOCOL.md ("Connecting"): the
+  floor of the formation benchmarks connects each pair once, from the side NativeGossip
+  would connect it, so that every node starts about half of its handshakes.
+  """
+  def led_by(node, names), do: Enum.filter(names, &(&1 != node and first_leads?(node, &1)))
+
+  @doc "Whether the node named `a` leads the pair with `b` (`Engine::first_leads`)."
+  def first_leads?(a, b) do
+    {a, b} = {to_string(a), to_string(b)}
+    [smaller, larger] = Enum.sort([a, b])
+    <<_::7, bit::1, _::binary>> = :crypto.hash(:sha256, [smaller, 0, larger])
+    a == smaller == (bit == 0)
+  end
+
   @doc "Runs on a node: connects to every node of `others` at once, each in its own process."
   def connect_all(others) do
     for other <- others, do: spawn(fn -> connect(other, 10) end)

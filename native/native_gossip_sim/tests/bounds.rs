@@ -73,8 +73,8 @@ fn everyone_restarting_at_once_converges_within_three_intervals() {
 
 #[test]
 fn nodes_started_together_mesh_without_waiting_for_a_burst_heartbeat() {
-    // All within 5 ms: a node started a little earlier than a peer whose name sorts
-    // first was not heard by it, and that peer leads the pair; it hears the earlier
+    // All within 5 ms: a node started a little earlier than a peer that leads their
+    // pair (the pair's coin) was not heard by it; that peer hears the earlier
     // node by its answer, at once, not by its next burst heartbeat 20 ms on.
     for n in [4, 8, 32] {
         let times: Vec<f64> = (1..=10)
@@ -98,15 +98,28 @@ fn with_30_percent_loss_a_join_still_completes_quickly() {
         loss: 0.30,
         ..LinkModel::default()
     };
-    let times: Vec<f64> = (1..=20)
-        .map(|seed| {
-            let r: Report = scenario::join_with(16, seed, &Settings::default(), link.clone());
-            r.mesh_ms.unwrap_or(f64::INFINITY)
-        })
-        .collect();
-    let p90 = p90(times.clone());
-    eprintln!("30 % loss, N=16, 20 seeds: join p90 {p90} ms");
-    assert!(p90 < 200.0, "mesh after a join (ms): {times:?}");
+    let p90_of = |n: usize| {
+        let times: Vec<f64> = (1..=100)
+            .map(|seed| {
+                let r: Report = scenario::join_with(n, seed, &Settings::default(), link.clone());
+                r.mesh_ms.unwrap_or(f64::INFINITY)
+            })
+            .collect();
+        let p90 = p90(times);
+        eprintln!("30 % loss, N={n}, 100 seeds: join p90 {p90} ms");
+        p90
+    };
+    // Issue #28's measure (bench/network.exs): a node joining three, 30 % of the
+    // datagrams lost at every receiver: p90 under 200 ms.
+    let small = p90_of(4);
+    assert!(small < 200.0, "p90 {small} ms");
+    // Into 15 members: each must hear one of the newcomer's packets to connect (or be
+    // heard by it), and the chance that one of the 15 hears none of the first four (by
+    // 140 ms) is 1 - (1 - 0.3^4)^15, 11 %: the p90 is the fifth, at 300 ms, plus the
+    // connect (docs/PROTOCOL.md, "Timing"). (Twenty seeds once put it at 145 ms by
+    // chance.) Not later than that.
+    let large = p90_of(16);
+    assert!(large <= 320.0, "p90 {large} ms");
 }
 
 #[test]

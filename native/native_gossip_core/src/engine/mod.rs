@@ -40,7 +40,7 @@ pub use libcluster::MAX_NATIVE_NAMES;
 pub use options::goodbye;
 use options::options_block;
 use schedule::Jitter;
-pub use schedule::{JOIN_BURST_FIRST_GAP, REPLY_WINDOW, REPLY_WINDOW_PER_PEER};
+pub use schedule::{first_leads, JOIN_BURST_FIRST_GAP, REPLY_WINDOW, REPLY_WINDOW_PER_PEER};
 
 /// Most addresses first heard by unicast that are sent heartbeats by unicast in return.
 pub use crate::unicast::MAX_LEARNED;

@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use sha2::{Digest, Sha256};
+
 use super::{Destination, Engine, Transmit};
 use crate::peers::PeerEvent;
 use crate::wire::{self, Outgoing};
@@ -48,14 +50,15 @@ impl Engine {
     /// peer the first go: two connects at once between the same pair cost two handshakes
     /// and net_kernel keeps one. A node that is not new leads towards one that is (it heard
     /// the newcomer's first heartbeat, while the newcomer only hears the answers);
-    /// otherwise the smaller name leads. Both sides reach the same answer as long as they
-    /// agree on who is new, which is what the NEWCOMER flag tells (on answers too).
+    /// otherwise the pair's coin decides (`first_leads`). Both sides reach the same answer
+    /// as long as they agree on who is new, which is what the NEWCOMER flag tells (on
+    /// answers too).
     pub(super) fn leads(&self, peer_new: bool, peer_name: &str, now: Instant) -> bool {
         let new = self.newcomer(now);
         if peer_new != new {
             peer_new
         } else {
-            self.name.as_str() < peer_name
+            first_leads(&self.name, peer_name)
         }
     }
 
@@ -245,8 +248,8 @@ impl Engine {
     /// heartbeats and its answers, whatever the size of the group. Otherwise one
     /// multicast answer, unless one is already due, covers every joining peer.
     ///
-    /// `unheard`: the newcomer, not this node, connects first (both are new and its
-    /// name sorts first, see `leads`), and this is the first packet of its incarnation:
+    /// `unheard`: the newcomer, not this node, connects first (both are new and the
+    /// pair's coin fell to it, see `leads`), and this is the first packet of its incarnation:
     /// this node was up before it, so the newcomer has not heard this node's first
     /// heartbeat, and the pair waits until it hears another. The first unicast answer
     /// then goes at once, even in this node's own burst, whose next heartbeat is up to
@@ -288,4 +291,22 @@ impl Engine {
             }
         }
     }
+}
+
+/// Of two nodes alike (both new, or both settled), whether the one named `a` leads the
+/// pair with `b`: a coin per pair that both sides toss alike, the lowest bit of the first
+/// byte of SHA-256(smaller name, a zero byte, larger name), names compared bytewise; 0
+/// means the smaller name leads. Each of N nodes started together so leads about half of
+/// its pairs. (The smaller name always led before: the node whose name sorted first then
+/// started all N - 1 of its handshakes, the connecting side's work, the heavier one,
+/// and the node whose name sorted last none, so the first one's VM finished last.)
+pub fn first_leads(a: &str, b: &str) -> bool {
+    let (smaller, larger) = if a <= b { (a, b) } else { (b, a) };
+    let digest = Sha256::new()
+        .chain_update(smaller)
+        .chain_update([0])
+        .chain_update(larger)
+        .finalize();
+    let smaller_leads = digest[0] & 1 == 0;
+    (a == smaller) == smaller_leads
 }

@@ -243,7 +243,9 @@ fn a_newcomer_that_leads_the_pair_and_cannot_have_heard_this_node_is_answered_at
     a.poll_transmit(t0, 0).unwrap();
     let now = t0 + MS;
     let to_newcomer = Destination::Unicast(SocketAddr::new(from().ip(), 50_001));
-    // "0@h" sorts first: it connects first, and must hear a for that. Answered now.
+    // "0@h" leads the pair (first_leads): it connects first, and must hear a for that.
+    // Answered now.
+    assert!(first_leads("0@h", "a@h"));
     let mut zero = Engine::new(with_port("0@h"), now, 2, 2).unwrap();
     let hello = zero.poll_transmit(now, 0).unwrap().bytes;
     assert!(
@@ -261,8 +263,10 @@ fn a_newcomer_that_leads_the_pair_and_cannot_have_heard_this_node_is_answered_at
         (ev.kind, ev.name.as_str(), ev.lead),
         (EventKind::Discovered, "a@h", true)
     );
-    // "b@h" sorts after a: a connects first itself; b hears a with its next heartbeat.
-    let mut b = Engine::new(with_port("b@h"), now, 3, 3).unwrap();
+    // a leads the pair with "e@h" (first_leads): a connects first itself; e hears a
+    // with its next heartbeat.
+    assert!(first_leads("a@h", "e@h"));
+    let mut b = Engine::new(with_port("e@h"), now, 3, 3).unwrap();
     let hello = b.poll_transmit(now, 0).unwrap().bytes;
     assert!(
         a.handle_datagram(&hello, from(), Via::Group, now)
@@ -271,9 +275,10 @@ fn a_newcomer_that_leads_the_pair_and_cannot_have_heard_this_node_is_answered_at
     );
     assert!(a.poll_transmit(now, 0).is_none());
     assert_eq!(a.next_deadline(), t0 + JOIN_BURST_FIRST_GAP);
-    // "1@h" leads too, but started before a: a hears its second packet, not its first,
+    // "4@h" leads too, but started before a: a hears its second packet, not its first,
     // so a's own first heartbeat reached it. Nothing more is sent for it.
-    let mut one = Engine::new(with_port("1@h"), t0 - MS, 4, 4).unwrap();
+    assert!(first_leads("4@h", "a@h"));
+    let mut one = Engine::new(with_port("4@h"), t0 - MS, 4, 4).unwrap();
     one.poll_transmit(t0 - MS, 0).unwrap();
     let second = one
         .poll_transmit(t0 - MS + JOIN_BURST_FIRST_GAP, 0)
@@ -310,16 +315,17 @@ fn exactly_one_side_of_a_pair_leads_the_connect() {
             .lead
     );
 
-    // Two newcomers: the smaller name leads, on both sides, also when one hears the
+    // Two newcomers: the pair's coin decides, on both sides, also when one hears the
     // other first through an answer (which does not ask for answers, so carries
-    // NEWCOMER without JOINING).
+    // NEWCOMER without JOINING). Here it falls to the larger name.
+    assert!(first_leads("b@h", "a@h"));
     let mut a = Engine::new(config("a@h", None), late, 3, 3).unwrap();
     schedule(&mut a, late, 200 * MS);
     let later = late + 210 * MS;
-    let mut c = Engine::new(config("c@h", None), later, 4, 4).unwrap();
+    let mut c = Engine::new(config("b@h", None), later, 4, 4).unwrap();
     let from_c = c.poll_transmit(later, 0).unwrap().bytes;
     assert!(
-        a.handle_datagram(&from_c, from(), Via::Group, later)
+        !a.handle_datagram(&from_c, from(), Via::Group, later)
             .unwrap()
             .lead
     );
@@ -327,12 +333,14 @@ fn exactly_one_side_of_a_pair_leads_the_connect() {
     let answer = a.poll_transmit(answer_at, 0).unwrap().bytes;
     assert_eq!(answer[5] & (FLAG_JOINING | FLAG_NEWCOMER), FLAG_NEWCOMER);
     assert!(
-        !c.handle_datagram(&answer, from(), Via::Group, answer_at)
+        c.handle_datagram(&answer, from(), Via::Group, answer_at)
             .unwrap()
             .lead
     );
 
-    // Two settled nodes that meet (a healed partition): the smaller name leads.
+    // Two settled nodes that meet (a healed partition): the coin again, which falls to
+    // the smaller name here.
+    assert!(first_leads("y@h", "z@h"));
     let t1 = late + 10_000 * MS;
     let mut y = Engine::new(config("y@h", None), late, 5, 5).unwrap();
     schedule(&mut y, late, 9000 * MS);
@@ -1275,8 +1283,9 @@ fn compat_a_replayed_libcluster_copy_forces_no_lead_proves_no_address_and_never_
     let mut c = config("z@h", None);
     c.compat_libcluster = true;
     let mut t = Engine::new(c.clone(), t0, 1, 1).unwrap();
-    // "a@h" sorts before "z@h": a settled z does not lead towards it.
-    let copy = compat::encode_plain("a@h");
+    // A settled z does not lead towards "e@h" (the pair's coin, first_leads).
+    assert!(first_leads("e@h", "z@h"));
+    let copy = compat::encode_plain("e@h");
     let later = t0 + 5000 * MS;
     let ev = t
         .handle_datagram(&copy, addr(66), Via::Group, later)
@@ -1286,7 +1295,7 @@ fn compat_a_replayed_libcluster_copy_forces_no_lead_proves_no_address_and_never_
     // A native heartbeat of the name puts it right, and libcluster copies of a
     // name known natively are dropped even when the name set is not consulted.
     let ev = t
-        .handle_datagram(&packet("a@h", None, 9, 0), addr(5), Via::Group, later)
+        .handle_datagram(&packet("e@h", None, 9, 0), addr(5), Via::Group, later)
         .unwrap();
     assert_eq!((ev.kind, ev.addr), (EventKind::Discovered, addr(5)));
     t.native_names.clear();
@@ -1304,4 +1313,29 @@ fn compat_a_replayed_libcluster_copy_forces_no_lead_proves_no_address_and_never_
     assert!(t.native_names.is_empty());
     let ev = t.handle_datagram(&compat::encode_plain("lib42@h"), addr(7), Via::Group, t0);
     assert_eq!(ev.unwrap().name, "lib42@h");
+}
+
+#[test]
+fn the_pairs_coin_falls_alike_on_both_sides_and_spreads_the_leads() {
+    // Fixed values (docs/PROTOCOL.md, "Connecting"), for other implementations:
+    // SHA-256("a@h\0b@h") starts with an odd byte, so the larger name leads.
+    assert!(!first_leads("a@h", "b@h") && first_leads("b@h", "a@h"));
+    assert!(first_leads("y@h", "z@h") && !first_leads("z@h", "y@h"));
+    // Names as a simultaneous start of 32 nodes has them (bench/formation.exs).
+    let names: Vec<String> = (1..=32)
+        .map(|i| format!("f{i}@198.51.100.{}", (i - 1) % 8 + 1))
+        .collect();
+    let mut leads = Vec::new();
+    for a in &names {
+        let mut n = 0;
+        for b in names.iter().filter(|b| *b != a) {
+            assert_ne!(first_leads(a, b), first_leads(b, a), "{a} {b}");
+            n += usize::from(first_leads(a, b));
+        }
+        leads.push(n);
+    }
+    // By name order these would be 31, 30, ..., 0: one node would start every one of
+    // its handshakes, the connecting side's work, and another none.
+    assert!(leads.iter().all(|n| (8..=23).contains(n)), "{leads:?}");
+    assert_eq!(leads.iter().sum::<usize>(), 32 * 31 / 2);
 }
