@@ -170,14 +170,15 @@ defmodule NativeGossip.Connector do
 
   @doc """
   A `{:wake, node, _}` came due: this side's turn in the tie-break, or a longer wait
-  (see @max_waits). Connects unless the other side did.
+  (see @max_waits). Connects unless the other side did, or the peer left or was
+  forgotten meanwhile (forget/2 dropped the entry its wait made).
   """
   @spec turn(t(), node()) :: result()
   def turn(c, node) do
     waits = Map.get(c.waits, node, 0)
 
     cond do
-      Map.get(c.status, node) != :disconnected ->
+      Map.get(c.status, node) != :disconnected or not is_map_key(c.peers, node) ->
         {[], [], %{c | waits: Map.delete(c.waits, node)}}
 
       waits < @max_waits and (c.world.pending?.(node) or slow?(c, waits)) ->
@@ -320,8 +321,7 @@ defmodule NativeGossip.Connector do
 
   # Handshakes are slow here: a peer that leads came late, recently; one of this node's
   # attempts has run longer than @defer_ms; or, for @busy_waits waits (a leader that did
-  # not hear this node must not cost it a second), a handshake of another peer, not
-  # this node's, is under way here (a node may lead few pairs, or none).
+  # not hear this node must not cost it a second), a handshake a peer started is under way.
   defp slow?(%{attempting: attempting, status: peers} = c, waits) do
     now = now(c)
     theirs = &(is_map_key(peers, &1) and not is_map_key(attempting, &1))

@@ -55,6 +55,29 @@ defmodule NativeGossip.ConnectorTest do
     assert {[], [], ^c} = Connector.nodeup(c, n)
   end
 
+  test "a peer that leaves while this side waits its turn is not connected at the turn" do
+    # The peer leads (the pair's coin), this side waits its turn; the peer says goodbye
+    # (a topology started and stopped at once) before the turn comes: its node may
+    # still run, but it is no peer any more, and a connect would tie the two nodes
+    # again where nothing of the topology asks for it.
+    n = peer(:gone)
+    {[discovered: ^n], [{:wake, ^n, defer}], c} = Connector.heard(new(), n, :discovered, false)
+    {[left: ^n], [], c} = Connector.left(c, n)
+    advance(defer)
+    assert {[], [], _} = Connector.turn(c, n)
+    # Forgotten (no goodbye heard, silent long enough): the same.
+    {_, [{:wake, ^n, _}], c} = Connector.heard(new(), n, :discovered, false)
+    {[], [], c} = Connector.forgotten(c, n)
+    advance(defer)
+    assert {[], [], _} = Connector.turn(c, n)
+    # Heard again after it left: its new turn comes, and connects.
+    {_, [{:wake, ^n, _}], c} = Connector.heard(new(), n, :discovered, false)
+    {_, [], c} = Connector.left(c, n)
+    {_, [{:wake, ^n, defer}], c} = Connector.heard(c, n, :discovered, false)
+    advance(defer)
+    assert {[], [{:attempt, ^n}], _} = Connector.turn(c, n)
+  end
+
   test "a peer connected once is attempted again at once after it drops" do
     n = peer(:n)
     {[discovered: ^n], _, c} = Connector.heard(new(), n, :discovered, true)

@@ -64,8 +64,18 @@ impl Sim {
             EventKind::Left | EventKind::Forgotten => {
                 self.nodes[i].known.remove(&p);
                 self.nodes[i].silent.remove(&p);
+                // A turn still to come is not taken (Connector.turn/2).
+                self.nodes[i].deferred.remove(&p);
             }
             EventKind::TagsChanged => {}
+        }
+    }
+
+    /// The follower's turn: connects unless the peer left or was forgotten since the
+    /// wait began (lib/native_gossip/connector.ex, `turn/2`).
+    pub(crate) fn turn(&mut self, a: usize, b: usize) {
+        if self.nodes[a].deferred.contains(&b) {
+            self.attempt(a, b);
         }
     }
 

@@ -237,7 +237,7 @@ impl Sim {
                     self.step(i);
                 }
             }
-            Event::Attempt(a, b) => self.attempt(a, b),
+            Event::Attempt(a, b) => self.turn(a, b),
             Event::Connected(a, b, ok) => self.connected(a, b, ok),
             Event::Probe(a, b) => self.probe(a, b),
         }
