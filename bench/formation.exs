@@ -20,9 +20,6 @@ hosts = 8
 defmodule Bench.Formation do
   def now, do: System.system_time(:microsecond)
 
-  # Sleeps until the wall-clock time `go` (µs).
-  def wait(go), do: Process.sleep(max(0, div(go - now(), 1000)))
-
   # Starts discovery on every node at once; returns ms until all are fully connected.
   def trial(nodes, start_fun, stop_fun) do
     # A moment for every node's preparations (recorders) first; all start at `go`.
@@ -79,11 +76,14 @@ try do
   id = {NativeGossip, :lan}
   topology = [name: :lan, secret: "formation-benchmark-secret-0123"]
 
-  # Every way starts at the same moment `go` on all nodes (the controller's tasks wait
-  # for it), so that no series gains or loses by how fast 32 calls get through.
+  # Every way starts at the same moment `go` on all nodes, each node waiting for it
+  # itself (`BenchNetwork.at/4`), so that no series gains or loses by how fast 32 calls
+  # get through; the start of a trial is the earliest node's stamp.
+  at = fn n, go, m, f, a -> :peer.call(n.peer, NativeGossip.BenchNetwork, :at, [go, m, f, a]) end
+
   ng_start = fn n, {_names, go} ->
-    Bench.Formation.wait(go)
-    :peer.call(n.peer, EventRecorder, :start_topology, [topology])
+    {_, started} = at.(n, go, EventRecorder, :start_topology, [topology])
+    started
   end
 
   ng_stop = fn n ->
@@ -93,9 +93,7 @@ try do
 
   bl_start = fn n, {_names, go} ->
     rec = :peer.call(n.peer, EventRecorder, :start_nodes_only, [])
-    Bench.Formation.wait(go)
-    t0 = Bench.Formation.now()
-    {:ok, _} = :peer.call(n.peer, BaselineGossip, :start, [])
+    {t0, {:ok, _}} = at.(n, go, BaselineGossip, :start, [])
     {t0, rec}
   end
 
@@ -108,9 +106,7 @@ try do
   direct_start = fn n, {names, go} ->
     rec = :peer.call(n.peer, EventRecorder, :start_nodes_only, [])
     mine = NativeGossip.BenchNetwork.led_by(n.node, names)
-    Bench.Formation.wait(go)
-    t0 = Bench.Formation.now()
-    :ok = :peer.call(n.peer, NativeGossip.BenchNetwork, :connect_all, [mine])
+    {t0, :ok} = at.(n, go, NativeGossip.BenchNetwork, :connect_all, [mine])
     {t0, rec}
   end
 

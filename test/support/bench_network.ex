@@ -171,6 +171,19 @@ defmodule NativeGossip.BenchNetwork do
     a == smaller == (bit == 0)
   end
 
+  @doc """
+  Runs on a node: waits until the wall-clock time `go` (µs), then applies `m.f(a)` and
+  returns `{wall_us_just_before, result}`. The wait is on the node itself, so that every
+  node of a trial starts at `go` by its own clock: a controller that waits for `go` and
+  then calls 32 nodes reached some of them over 100 ms late, while the first ones' work
+  had the cores.
+  """
+  def at(go, m, f, a) do
+    Process.sleep(max(0, div(go - now(), 1000)))
+    t0 = now()
+    {t0, apply(m, f, a)}
+  end
+
   @doc "Runs on a node: connects to every node of `others` at once, each in its own process."
   def connect_all(others) do
     for other <- others, do: spawn(fn -> connect(other, 10) end)
