@@ -102,7 +102,7 @@ defmodule NativeGossip.ClusterTest do
     # The coin (docs/PROTOCOL.md, "Connecting") falls to tie_a in rounds 1 to 3 and to
     # tie_b in round 4, whose name sorts last.
     for round <- 1..4 do
-      # Both within their joining burst (the first 1.26 s at the default interval).
+      # Both new (NEWCOMER: within one interval, 1.5 s, of their start).
       {[{a, a_node}, {b, b_node}] = peers, opts} =
         recording_pair([:"tie_a#{round}", :"tie_b#{round}"], port, 1_500)
 

@@ -9,8 +9,8 @@
 //! unicast answer to a sender it has just discovered that way, and in `compat:
 //! :libcluster` mode a libcluster-format copy of each heartbeat. The driver only sends.
 //!
-//! Heartbeat schedule: one at once on start, then a joining burst at 20, 60, 140, 300,
-//! … ms (doubling gaps) until one interval has passed, flagged JOINING; then every
+//! Heartbeat schedule: one at once on start, then a joining burst at 20, 40, 80, 160,
+//! 320 and 640 ms (those within one interval), flagged JOINING; then every
 //! interval with ±25 % jitter. A node that hears a JOINING heartbeat answers with one of
 //! its own after a short random delay (coalesced), so a newcomer learns everyone within
 //! milliseconds without each node flooding the group.
@@ -40,7 +40,7 @@ pub use libcluster::MAX_NATIVE_NAMES;
 pub use options::goodbye;
 use options::options_block;
 use schedule::Jitter;
-pub use schedule::{first_leads, JOIN_BURST_FIRST_GAP, REPLY_WINDOW, REPLY_WINDOW_PER_PEER};
+pub use schedule::{first_leads, JOIN_BURST, REPLY_WINDOW, REPLY_WINDOW_PER_PEER};
 
 /// Most addresses first heard by unicast that are sent heartbeats by unicast in return.
 pub use crate::unicast::MAX_LEARNED;
@@ -117,8 +117,9 @@ pub struct Engine {
     sequence: u64,
     started: Instant,
     next_heartbeat: Instant,
-    /// Gap after the next burst heartbeat, while the burst lasts.
-    burst_gap: Option<Duration>,
+    /// How many of `JOIN_BURST` are scheduled or passed (`JOIN_BURST.len()`: the burst
+    /// is over).
+    burst: usize,
     reply_at: Option<Instant>,
     /// Answers to joining peers that take them by unicast (`OPT_ANSWER`): when each is
     /// due and where it goes, in the order due (at most `MAX_UNICAST_ANSWERS`).
@@ -219,7 +220,7 @@ impl Engine {
             sequence: 0,
             started: now,
             next_heartbeat: now,
-            burst_gap: (JOIN_BURST_FIRST_GAP < interval).then_some(JOIN_BURST_FIRST_GAP),
+            burst: 0,
             reply_at: None,
             unicast_answers: VecDeque::new(),
             answer_port: config.answer_port,

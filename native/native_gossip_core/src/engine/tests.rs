@@ -40,18 +40,35 @@ fn schedule(engine: &mut Engine, t0: Instant, span: Duration) -> Vec<(u128, u8)>
 }
 
 #[test]
+fn a_late_wake_up_skips_the_burst_heartbeats_it_passed_instead_of_sending_them_at_once() {
+    let t0 = Instant::now();
+    let mut e = Engine::new(config("a@h", None), t0, 1, 7).unwrap();
+    assert_eq!(drain(&mut e, t0).len(), 1);
+    // Woken 100 ms late, at 120 ms: one heartbeat (for 20, 40 and 80 ms), then the
+    // burst goes on as planned, at 160 ms.
+    assert_eq!(drain(&mut e, t0 + 120 * MS).len(), 1);
+    assert_eq!(drain(&mut e, t0 + 121 * MS).len(), 0);
+    assert_eq!(e.next_deadline(), t0 + 160 * MS);
+    // Restarted, the burst starts over from the new start.
+    e.restart_burst(t0 + 200 * MS);
+    assert_eq!(drain(&mut e, t0 + 200 * MS).len(), 1);
+    assert_eq!(e.next_deadline(), t0 + 220 * MS);
+}
+
+#[test]
 fn first_heartbeat_at_once_then_burst_then_jittered_interval() {
     let t0 = Instant::now();
     let mut e = Engine::new(config("a@h", None), t0, 1, 7).unwrap();
     let sent = schedule(&mut e, t0, 10_000 * MS);
     let times: Vec<u128> = sent.iter().map(|s| s.0).collect();
-    // Six burst heartbeats within the first (1 s) interval: a newcomer under 30 %
-    // loss is heard by a given peer within 140 ms with probability 1 - 0.3^4 > 99 %.
-    // The burst's last gap (640 ms) ends it; then the jittered interval.
-    assert_eq!(&times[..7], &[0, 20, 60, 140, 300, 620, 1260]);
-    assert!(sent[..6].iter().all(|s| s.1 & FLAG_JOINING != 0));
-    assert!(sent[6..].iter().all(|s| s.1 & FLAG_JOINING == 0));
-    for w in times[6..].windows(2) {
+    // Seven joining heartbeats within the first (1 s) interval, five of them by 160 ms:
+    // a newcomer under 30 % loss is heard by a given peer by then with probability
+    // 1 - 0.3^5 > 99.7 %. Then the jittered interval, from the last one (640 ms).
+    assert_eq!(&times[..7], &[0, 20, 40, 80, 160, 320, 640]);
+    assert!(sent[..7].iter().all(|s| s.1 & FLAG_JOINING != 0));
+    assert!(sent[7..].iter().all(|s| s.1 & FLAG_JOINING == 0));
+    assert!((1390..=1890).contains(&times[7]), "{times:?}");
+    for w in times[7..].windows(2) {
         let gap = w[1] - w[0];
         assert!((750..=1250).contains(&gap), "gap {gap}");
     }
@@ -190,7 +207,7 @@ fn an_answer_due_after_the_own_next_heartbeat_is_that_heartbeat() {
     let mut a = Engine::new(config("a@h", key), t0, 1, 1).unwrap();
     a.poll_transmit(t0, 0).unwrap();
     let next = a.next_deadline();
-    assert_eq!(next, t0 + JOIN_BURST_FIRST_GAP);
+    assert_eq!(next, t0 + JOIN_BURST[0]);
     let mut b = Engine::new(config("b@h", key), t0 + MS, 2, 2).unwrap();
     let hello = b.poll_transmit(t0 + MS, 0).unwrap().bytes;
     // 60 known peers make the reply window 240 ms wide: the answer would mostly
@@ -274,17 +291,14 @@ fn a_newcomer_that_leads_the_pair_and_cannot_have_heard_this_node_is_answered_at
             .lead
     );
     assert!(a.poll_transmit(now, 0).is_none());
-    assert_eq!(a.next_deadline(), t0 + JOIN_BURST_FIRST_GAP);
+    assert_eq!(a.next_deadline(), t0 + JOIN_BURST[0]);
     // "4@h" leads too, but started before a: a hears its second packet, not its first,
     // so a's own first heartbeat reached it. Nothing more is sent for it.
     assert!(first_leads("4@h", "a@h"));
     let mut one = Engine::new(with_port("4@h"), t0 - MS, 4, 4).unwrap();
     one.poll_transmit(t0 - MS, 0).unwrap();
-    let second = one
-        .poll_transmit(t0 - MS + JOIN_BURST_FIRST_GAP, 0)
-        .unwrap()
-        .bytes;
-    let later = t0 + JOIN_BURST_FIRST_GAP - MS;
+    let second = one.poll_transmit(t0 - MS + JOIN_BURST[0], 0).unwrap().bytes;
+    let later = t0 + JOIN_BURST[0] - MS;
     assert!(
         !a.handle_datagram(&second, from(), Via::Group, later)
             .unwrap()
@@ -572,9 +586,9 @@ fn the_joining_burst_and_every_heartbeat_go_to_the_group_and_every_seed() {
         now = a.next_deadline().max(now + MS);
     }
     let sent: Vec<_> = sent.into_iter().filter(|s| !s.is_empty()).collect();
-    assert!(sent.len() >= 8, "{} heartbeats", sent.len());
+    assert!(sent.len() >= 9, "{} heartbeats", sent.len());
     for (i, s) in sent.iter().enumerate() {
-        let joining = i < 6;
+        let joining = i < 7;
         let flags = s[0].1;
         assert_eq!(flags & FLAG_JOINING != 0, joining, "heartbeat {i}");
         // One heartbeat, the same bytes, to both destinations, group first.
