@@ -183,7 +183,7 @@ defmodule NativeGossip.Options.Schema do
       summary: "ms between heartbeats, jittered \u00b125 %",
       doc: """
       milliseconds between heartbeats, default `1_500`, jittered by ±25 %. A starting node
-      also sends a short burst (0, 20, 40, 80, 160, 320, 640 ms) and nodes answer it at
+      also sends a short burst (0, 20, 40, 80, 160, 320, 640, 1280 ms) and nodes answer it at
       once, which is why joining takes milliseconds.
       """
     ],

@@ -10,7 +10,7 @@
 //! :libcluster` mode a libcluster-format copy of each heartbeat. The driver only sends.
 //!
 //! Heartbeat schedule: one at once on start, then a joining burst at 20, 40, 80, 160,
-//! 320 and 640 ms (those within one interval), flagged JOINING; then every
+//! 320, 640 and 1280 ms (those within one interval), flagged JOINING; then every
 //! interval with ±25 % jitter. A node that hears a JOINING heartbeat answers with one of
 //! its own after a short random delay (coalesced), so a newcomer learns everyone within
 //! milliseconds without each node flooding the group.

@@ -13,14 +13,16 @@ use crate::wire::{self, Outgoing};
 /// When the joining burst's heartbeats go, after the first (at the start): those
 /// within one interval of it. Dense at first (five packets by 160 ms: under 30 % loss a
 /// given peer has heard none of them with probability 0.3^5, 0.24 %), then gaps
-/// doubling; seven packets in all with the default interval.
-pub const JOIN_BURST: [Duration; 6] = [
+/// doubling, the last late in the interval for the pairs that missed the others;
+/// eight packets in all with the default interval (1500 ms).
+pub const JOIN_BURST: [Duration; 7] = [
     Duration::from_millis(20),
     Duration::from_millis(40),
     Duration::from_millis(80),
     Duration::from_millis(160),
     Duration::from_millis(320),
     Duration::from_millis(640),
+    Duration::from_millis(1280),
 ];
 /// Answers to a joining peer go out after a random delay within this window (wider in
 /// larger groups: see `Engine::reply_window`).

@@ -63,7 +63,8 @@ fn first_heartbeat_at_once_then_burst_then_jittered_interval() {
     let times: Vec<u128> = sent.iter().map(|s| s.0).collect();
     // Seven joining heartbeats within the first (1 s) interval, five of them by 160 ms:
     // a newcomer under 30 % loss is heard by a given peer by then with probability
-    // 1 - 0.3^5 > 99.7 %. Then the jittered interval, from the last one (640 ms).
+    // 1 - 0.3^5 > 99.7 %. Then the jittered interval, from the last one (640 ms: the
+    // burst's 1280 ms is past the interval).
     assert_eq!(&times[..7], &[0, 20, 40, 80, 160, 320, 640]);
     assert!(sent[..7].iter().all(|s| s.1 & FLAG_JOINING != 0));
     assert!(sent[7..].iter().all(|s| s.1 & FLAG_JOINING == 0));
@@ -73,6 +74,19 @@ fn first_heartbeat_at_once_then_burst_then_jittered_interval() {
         assert!((750..=1250).contains(&gap), "gap {gap}");
     }
     assert!(e.next_deadline() > t0 + 10_000 * MS);
+}
+
+#[test]
+fn with_the_default_interval_the_burst_has_eight_heartbeats() {
+    let t0 = Instant::now();
+    let mut cfg = config("a@h", None);
+    cfg.heartbeat_interval = 1500 * MS;
+    let mut e = Engine::new(cfg, t0, 1, 7).unwrap();
+    let sent = schedule(&mut e, t0, 3000 * MS);
+    let times: Vec<u128> = sent.iter().map(|s| s.0).collect();
+    assert_eq!(&times[..8], &[0, 20, 40, 80, 160, 320, 640, 1280]);
+    assert!(sent[..8].iter().all(|s| s.1 & FLAG_JOINING != 0));
+    assert!(sent[8..].iter().all(|s| s.1 & FLAG_JOINING == 0));
 }
 
 #[test]

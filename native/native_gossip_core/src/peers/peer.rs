@@ -192,8 +192,8 @@ impl Peer {
 }
 
 /// Most answers a peer's joining burst gets from this node: the newcomer needs one to
-/// get through, and its burst has seven packets; three answers survive 30 % loss with
-/// 97 % probability, while answering all seven, multicast to every member, would
+/// get through, and its burst has eight packets; three answers survive 30 % loss with
+/// 97 % probability, while answering all eight, multicast to every member, would
 /// multiply the traffic of a cluster that starts at once.
 pub const MAX_ANSWERS: u8 = 3;
 
