@@ -17,7 +17,7 @@ try do
   {a, a_node} = TestRig.start_node!(rig, 1)
   {b, _b_node} = TestRig.start_node!(rig, 2)
   {a2, a2_node} = TestRig.start_node!(rig, 3, erl_args: no_epmd)
-  {b2, _b2_node} = TestRig.start_node!(rig, 4, erl_args: no_epmd)
+  {b2, b2_node} = TestRig.start_node!(rig, 4, erl_args: no_epmd)
   opts = [name: :bench, secret: "bench-secret-benchmark-secret-0123"]
   # The pair without epmd on a port of its own: the two pairs must not meet.
   opts2 = Keyword.put(opts, :port, 45_900)
@@ -47,10 +47,16 @@ try do
   {:ok, _} =
     :peer.call(b2, Supervisor, :start_child, [NativeGossip.Supervisor, {NativeGossip, learner}])
 
+  # Until b2 knows a2's port, and a2 (running, so it leads towards the newcomer) has
+  # connected to it: an attempt still in flight when the bench disconnects them below
+  # would tie them again afterwards.
   NativeGossip.TestNet.wait_until(
-    fn -> :peer.call(b2, NativeGossip.EPMD, :known, []) != [] end,
+    fn ->
+      :peer.call(b2, NativeGossip.EPMD, :known, []) != [] and
+        b2_node in :peer.call(a2, Node, :list, [])
+    end,
     5_000,
-    "b2 to learn a2's port"
+    "b2 to learn a2's port and a2 to connect to b2"
   )
 
   :ok =
@@ -62,15 +68,52 @@ try do
   :ok =
     :peer.call(b2, Supervisor, :delete_child, [NativeGossip.Supervisor, {NativeGossip, :learner}])
 
+  # And until a2 has taken the learner's goodbye: disconnected before that, a2 would
+  # still count b2 as a running peer and connect to it again.
+  NativeGossip.TestNet.wait_until(
+    fn ->
+      :peer.call(a2, NativeGossip, :members, [:bench])
+      |> Enum.all?(&(&1.node != b2_node or &1.state == :left))
+    end,
+    5_000,
+    "a2 to take b2's goodbye"
+  )
+
   for x <- [a, a2],
       n <- :peer.call(x, Node, :list, []),
       do: :peer.call(x, :erlang, :disconnect_node, [n])
 
+  # Apart between trials: the target has taken the joiner's goodbye (after a join
+  # trial; a heartbeat of the joiner still in flight when the trial disconnected them
+  # could make the target connect again before it), and the pair is disconnected,
+  # again if a connect the target started before the goodbye came up afterwards.
   apart = fn x, y ->
+    lists = fn ->
+      for p <- [x, y], do: {:peer.call(p, Node, :self, []), :peer.call(p, Node, :list, [])}
+    end
+
+    x_node = :peer.call(x, Node, :self, [])
+
     NativeGossip.TestNet.wait_until(
-      fn -> :peer.call(x, Node, :list, []) == [] and :peer.call(y, Node, :list, []) == [] end,
+      fn ->
+        :peer.call(y, NativeGossip, :members, [:bench])
+        |> Enum.all?(&(&1.node != x_node or &1.state == :left))
+      end,
       5_000,
-      "the nodes to be disconnected between trials"
+      "the target to take the joiner's goodbye"
+    )
+
+    NativeGossip.TestNet.wait_until(
+      fn ->
+        for {p, {_, nodes}} <- Enum.zip([x, y], lists.()),
+            n <- nodes,
+            do: :peer.call(p, :erlang, :disconnect_node, [n])
+
+        Process.sleep(20)
+        Enum.all?(lists.(), &(elem(&1, 1) == []))
+      end,
+      5_000,
+      fn -> "the nodes to be disconnected between trials (still: #{inspect(lists.())})" end
     )
 
     # And settled: a connect at once after a disconnect sometimes failed (the pair

@@ -23,7 +23,10 @@ defmodule NativeGossip.TestNet do
   @doc "A UDP port no other test of this run uses."
   def unique_port, do: 46_000 + rem(System.unique_integer([:positive, :monotonic]), 10_000)
 
-  @doc "Polls `fun` every 5 ms until it returns a truthy value; fails after `timeout` ms."
+  @doc """
+  Polls `fun` every 5 ms until it returns a truthy value; fails after `timeout` ms,
+  saying `what` (a string, or a function that makes one then).
+  """
   def wait_until(fun, timeout \\ 5_000, what \\ "condition") do
     deadline = System.monotonic_time(:millisecond) + timeout
     do_wait(fun, deadline, what)
@@ -36,7 +39,9 @@ defmodule NativeGossip.TestNet do
 
       _ ->
         if System.monotonic_time(:millisecond) > deadline do
-          ExUnit.Assertions.flunk("timed out waiting for #{what}")
+          ExUnit.Assertions.flunk(
+            "timed out waiting for #{if is_function(what, 0), do: what.(), else: what}"
+          )
         else
           Process.sleep(5)
           do_wait(fun, deadline, what)
