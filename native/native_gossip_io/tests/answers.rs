@@ -100,38 +100,62 @@ fn group_listener(port: u16) -> UdpSocket {
     socket
 }
 
+/// The datagrams of `member` (by name) that `listener` hears until `until`.
+fn heard_from(listener: &UdpSocket, member: &str, until: Instant) -> u64 {
+    let mut buf = [0u8; 2048];
+    let mut n_member = 0;
+    while Instant::now() < until {
+        if let Ok((n, _)) = listener.recv_from(&mut buf) {
+            if wire::decode(&buf[..n], &keys(true)).is_ok_and(|hb| hb.name == member) {
+                n_member += 1;
+            }
+        }
+    }
+    n_member
+}
+
 #[test]
 fn a_newcomer_without_an_answer_port_is_answered_on_the_group() {
     let port = 46_103;
     let member = member(port, true);
+    let member_name = format!("member{port}@127.0.0.1");
     let listener = group_listener(port);
     let sender = sender();
-    // An older node's heartbeats: no OPT_ANSWER.
-    let options = wire::address_records(&[LOOPBACK.into()]);
-    let (before, _) = member.stats();
-    let mut from_member = 0;
-    let mut buf = [0u8; 2048];
-    let mut drain = |listener: &UdpSocket, until: Instant| {
-        while Instant::now() < until {
-            if let Ok((n, _)) = listener.recv_from(&mut buf) {
-                let member_name = format!("member{port}@127.0.0.1");
-                if wire::decode(&buf[..n], &keys(true)).is_ok_and(|hb| hb.name == member_name) {
-                    from_member += 1;
-                }
-            }
+    let quiet = Duration::from_millis(50);
+    // The member sends on its own too (its joining burst, then every interval): the
+    // count starts and ends at readings of its stats with no send in the 50 ms around
+    // them, so that none is in flight at either edge.
+    let before = loop {
+        let (s1, _) = member.stats();
+        heard_from(&listener, &member_name, Instant::now() + quiet);
+        let (s2, _) = member.stats();
+        if s1.sent == s2.sent {
+            break s2;
         }
     };
+    // An older node's heartbeats: no OPT_ANSWER.
+    let options = wire::address_records(&[LOOPBACK.into()]);
+    let mut from_member = 0;
     for sequence in 1..=3 {
         let bytes = joining("older@127.0.0.1", 9, sequence, &options, &keys(true));
         sender.send_to(&bytes, (GROUP, port)).unwrap();
-        drain(&listener, Instant::now() + Duration::from_millis(110));
+        from_member += heard_from(
+            &listener,
+            &member_name,
+            Instant::now() + Duration::from_millis(110),
+        );
     }
-    drain(&listener, Instant::now() + Duration::from_millis(100));
-    let (after, _) = member.stats();
-    drain(&listener, Instant::now() + Duration::from_millis(50));
+    let after = loop {
+        let (s1, _) = member.stats();
+        from_member += heard_from(&listener, &member_name, Instant::now() + quiet);
+        let (s2, _) = member.stats();
+        if s1.sent == s2.sent {
+            break s2;
+        }
+    };
     assert!(after.answers > before.answers, "no answer");
-    // Every datagram the member sent meanwhile (its answers, and any regular
-    // heartbeat) went to the group.
+    // Every datagram the member sent meanwhile (its answers, and any heartbeat of its
+    // own) went to the group.
     assert_eq!(from_member, after.sent - before.sent);
     member.stop(false);
 }
