@@ -68,16 +68,20 @@ try do
   :ok =
     :peer.call(b2, Supervisor, :delete_child, [NativeGossip.Supervisor, {NativeGossip, :learner}])
 
-  # And until a2 has taken the learner's goodbye: disconnected before that, a2 would
-  # still count b2 as a running peer and connect to it again.
-  NativeGossip.TestNet.wait_until(
-    fn ->
-      :peer.call(a2, NativeGossip, :members, [:bench])
-      |> Enum.all?(&(&1.node != b2_node or &1.state == :left))
-    end,
-    5_000,
-    "a2 to take b2's goodbye"
-  )
+  # Until `target` has taken the goodbye of `joiner_node`'s topology: disconnected
+  # before that, the target would still count it a running peer and connect again.
+  took_goodbye = fn target, joiner_node ->
+    NativeGossip.TestNet.wait_until(
+      fn ->
+        :peer.call(target, NativeGossip, :members, [:bench])
+        |> Enum.all?(&(&1.node != joiner_node or &1.state == :left))
+      end,
+      5_000,
+      "#{joiner_node}'s goodbye to be taken"
+    )
+  end
+
+  took_goodbye.(a2, b2_node)
 
   for x <- [a, a2],
       n <- :peer.call(x, Node, :list, []),
@@ -92,16 +96,7 @@ try do
       for p <- [x, y], do: {:peer.call(p, Node, :self, []), :peer.call(p, Node, :list, [])}
     end
 
-    x_node = :peer.call(x, Node, :self, [])
-
-    NativeGossip.TestNet.wait_until(
-      fn ->
-        :peer.call(y, NativeGossip, :members, [:bench])
-        |> Enum.all?(&(&1.node != x_node or &1.state == :left))
-      end,
-      5_000,
-      "the target to take the joiner's goodbye"
-    )
+    took_goodbye.(y, :peer.call(x, Node, :self, []))
 
     NativeGossip.TestNet.wait_until(
       fn ->
