@@ -18,7 +18,10 @@ out=bench/out
 mkdir -p "$out"
 all="join join_cold join_n join_n_nobusy network failover flood attacks soak fuzz throughput formation formation_nobusy idle sim calibration scale"
 
-# Compiled first, so that no "Compiling ..." line lands in a benchmark's output.
+# Compiled once, first, and every benchmark runs with --no-compile: no "Compiling ..."
+# line can land in a benchmark's output (a source edited during a long run was compiled
+# by the next benchmark's `mix run`, into docs/BENCHMARKS.md), and every section of one
+# run measures the same build.
 MIX_ENV=test mix compile >&2
 
 for name in ${ONLY:-$all}; do
@@ -51,10 +54,10 @@ for name in ${ONLY:-$all}; do
       # chart, if any, goes next to the default run's.
       ERL_FLAGS="+sbwt none +sbwtdcpu none +sbwtdio none" \
         CHART="docs/assets/${name%_nobusy}-nobusy.svg" \
-        MIX_ENV=test $netns mix run --no-start "bench/${name%_nobusy}.exs" > "$out/$name.tmp"
+        MIX_ENV=test $netns mix run --no-compile --no-start "bench/${name%_nobusy}.exs" > "$out/$name.tmp"
       ;;
     *)
-      MIX_ENV=test $netns mix run --no-start "bench/$name.exs" > "$out/$name.tmp"
+      MIX_ENV=test $netns mix run --no-compile --no-start "bench/$name.exs" > "$out/$name.tmp"
       ;;
   esac
   mv "$out/$name.tmp" "$out/$name.md"
