@@ -12,7 +12,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use common::{joining, keys, member, sender, GROUP, LOOPBACK};
-use native_gossip_core::wire;
+use native_gossip_core::{wire, Stats};
+use native_gossip_io::Topology;
 
 /// Three joining heartbeats of a newcomer (100 ms apart, as `MAX_ANSWERS` and
 /// `ANSWER_SPACING` allow three answers), naming `answer_port` in `OPT_ANSWER`, sent
@@ -114,6 +115,21 @@ fn heard_from(listener: &UdpSocket, member: &str, until: Instant) -> u64 {
     n_member
 }
 
+/// The member's stats, read twice 50 ms apart until it sent nothing in between (no
+/// datagram of its own in flight at the reading), and the datagrams of it that
+/// `listener` heard meanwhile, over every try.
+fn quiet_stats(member: &Topology, listener: &UdpSocket, name: &str) -> (Stats, u64) {
+    let mut heard = 0;
+    loop {
+        let (s1, _) = member.stats();
+        heard += heard_from(listener, name, Instant::now() + Duration::from_millis(50));
+        let (s2, _) = member.stats();
+        if s1.sent == s2.sent {
+            return (s2, heard);
+        }
+    }
+}
+
 #[test]
 fn a_newcomer_without_an_answer_port_is_answered_on_the_group() {
     let port = 46_103;
@@ -121,18 +137,10 @@ fn a_newcomer_without_an_answer_port_is_answered_on_the_group() {
     let member_name = format!("member{port}@127.0.0.1");
     let listener = group_listener(port);
     let sender = sender();
-    let quiet = Duration::from_millis(50);
     // The member sends on its own too (its joining burst, then every interval): the
-    // count starts and ends at readings of its stats with no send in the 50 ms around
-    // them, so that none is in flight at either edge.
-    let before = loop {
-        let (s1, _) = member.stats();
-        heard_from(&listener, &member_name, Instant::now() + quiet);
-        let (s2, _) = member.stats();
-        if s1.sent == s2.sent {
-            break s2;
-        }
-    };
+    // count starts and ends at quiet readings of its stats (`quiet_stats`), so that
+    // none is in flight at either edge.
+    let (before, _) = quiet_stats(&member, &listener, &member_name);
     // An older node's heartbeats: no OPT_ANSWER.
     let options = wire::address_records(&[LOOPBACK.into()]);
     let mut from_member = 0;
@@ -145,14 +153,8 @@ fn a_newcomer_without_an_answer_port_is_answered_on_the_group() {
             Instant::now() + Duration::from_millis(110),
         );
     }
-    let after = loop {
-        let (s1, _) = member.stats();
-        from_member += heard_from(&listener, &member_name, Instant::now() + quiet);
-        let (s2, _) = member.stats();
-        if s1.sent == s2.sent {
-            break s2;
-        }
-    };
+    let (after, heard) = quiet_stats(&member, &listener, &member_name);
+    from_member += heard;
     assert!(after.answers > before.answers, "no answer");
     // Every datagram the member sent meanwhile (its answers, and any heartbeat of its
     // own) went to the group.
