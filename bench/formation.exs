@@ -24,6 +24,15 @@ defmodule Bench.Formation do
   def trial(nodes, start_fun, stop_fun) do
     # A moment for every node's preparations (recorders) first; all start at `go`.
     go = now() + 500_000
+    perf = System.get_env("PERF_CTL")
+
+    # bench/formation_perf.sh: perf records from just before the start to the full mesh.
+    if perf do
+      spawn(fn ->
+        Process.sleep(div(go - now(), 1000) - 20)
+        File.write!(perf, "enable\n")
+      end)
+    end
 
     started =
       nodes
@@ -55,6 +64,8 @@ defmodule Bench.Formation do
         60_000,
         "formation of #{length(nodes)} nodes"
       )
+
+    if perf, do: File.write!(perf, "disable\n")
 
     Enum.each(started, fn {n, {_, rec}} ->
       stop_fun.(n)
@@ -121,9 +132,9 @@ try do
 
   NativeGossip.BenchNetwork.apart(nodes)
 
-  # The ways, interleaved trial by trial (each trial of a size runs every way once, in
-  # this order), so that a drift of the machine's load over the run weighs on every way
-  # alike. The loss applies to the gossip datagrams of every host (TestRig.loss/3).
+  # The ways, interleaved trial by trial (each trial of a size runs every way once), so
+  # that a drift of the machine's load over the run weighs on every way alike. The loss
+  # applies to the gossip datagrams of every host (TestRig.loss/3).
   ways = [
     {"NativeGossip", "#1f77b4", ng_start, ng_stop, 0},
     {"NativeGossip, 10 % loss", "#2ca02c", ng_start, ng_stop, 10},
@@ -145,8 +156,21 @@ try do
 
   set_loss = fn loss -> for i <- 1..hosts, do: TestRig.loss(rig, i, loss) end
 
+  # Each round (a size, a trial) runs every way once, in an order of its own: shuffled,
+  # seeded by the round, so a run can be repeated. A fixed order put each way after the
+  # same other one every time, and a way ran slower after some others (the floor took
+  # 353 and 384 ms alone, 464 and 403 right after NativeGossip, in one-off runs of 2026-12-05),
+  # which then weighed on one way only.
+  order = fn n, trial ->
+    :rand.seed(:exsss, {n, trial, 28})
+    Enum.shuffle(ways)
+  end
+
   times =
-    for n <- sizes, _ <- 1..trials, {label, _, start, stop, loss} <- ways, reduce: %{} do
+    for n <- sizes,
+        trial <- 1..trials,
+        {label, _, start, stop, loss} <- order.(n, trial),
+        reduce: %{} do
       acc ->
         set_loss.(loss)
         t = Bench.Formation.trial(Enum.take(nodes, n), start, stop)
