@@ -302,8 +302,9 @@ defmodule NativeGossip do
 
   Each event is sent once per change, not per heartbeat: the subscriber's mailbox
   receives one message per event, so a subscriber that cannot keep up with the
-  cluster's churn should hand them on rather than do slow work per message. On subscribing, the caller
-  first receives `:discovered` (and `:connected`) for the peers already known, so a
+  cluster's churn should hand them on rather than do slow work per message. On
+  subscribing, the caller first receives `:discovered` (and `:connected`) for the peers
+  already known and not gone (a peer that left or is lost is not replayed), so a
   subscription made just after the topology started misses nothing. Subscribing twice
   is the same as once.
   """

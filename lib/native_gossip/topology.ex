@@ -206,14 +206,18 @@ defmodule NativeGossip.Topology do
   @impl true
   def handle_call(:subscribe, {pid, _}, state) do
     # Replay what is already known: a subscriber always comes after the topology's
-    # start, and peers may have been heard in between.
+    # start, and peers may have been heard in between. Peers that left or were lost
+    # are known until forgotten, but are not discovered now: they are not replayed.
     unless Map.has_key?(state.subscribers, pid) do
-      Enum.each(Connector.status(state.connector), fn {node, status} ->
+      gone = gone(state)
+
+      for {node, status} <- Connector.status(state.connector),
+          not MapSet.member?(gone, Atom.to_string(node)) do
         send(pid, {:native_gossip, state.options.name, :discovered, node})
 
         if status == :connected,
           do: send(pid, {:native_gossip, state.options.name, :connected, node})
-      end)
+      end
     end
 
     subscribers = Map.put_new_lazy(state.subscribers, pid, fn -> Process.monitor(pid) end)
@@ -340,6 +344,24 @@ defmodule NativeGossip.Topology do
   def handle_info({:EXIT, _pid, reason}, state), do: {:stop, reason, state}
 
   def handle_info(_other, state), do: {:noreply, state}
+
+  # The names of the peers that left or are lost (a lost one that failure detection
+  # is probing, :suspect, is not gone yet).
+  defp gone(state) do
+    for %{node: name, state: s} <- Native.members(state.native),
+        gone?(state.states, name, s),
+        into: MapSet.new(),
+        do: name
+  end
+
+  defp gone?(_states, _name, :left), do: true
+
+  defp gone?(states, name, :lost) do
+    node = String.to_atom(name)
+    :ets.lookup(states, node) != [{node, :suspect}]
+  end
+
+  defp gone?(_states, _name, _alive), do: false
 
   # A waiter or a subscriber went away.
   defp other_down(state, ref, pid) do

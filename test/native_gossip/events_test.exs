@@ -41,6 +41,17 @@ defmodule NativeGossip.EventsTest do
 
     assert_receive {:native_gossip, :ev, :left, ^node}, 1_000
 
+    # A subscriber that comes after the goodbye is not told the node was discovered:
+    # it left (it is still connected, and so not :disconnected yet).
+    assert [%{node: ^node, state: :left}] = NativeGossip.members(:ev)
+
+    spawn_link(fn ->
+      :ok = NativeGossip.subscribe(:ev)
+      send(test_pid, {:after_left, Process.info(self(), :messages)})
+    end)
+
+    assert_receive {:after_left, {:messages, []}}, 1_000
+
     TestPeers.stop(peer)
     assert_receive {:native_gossip, :ev, :disconnected, ^node}, 5_000
     # Once per change: no repeats.
