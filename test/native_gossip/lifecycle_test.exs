@@ -189,9 +189,14 @@ defmodule NativeGossip.LifecycleTest do
     # apart from the drops (issue #24: they grew `dropped` on every healthy node).
     wait_until(fn -> NativeGossip.stats(:solo).looped_back >= 1 end)
     refute Map.has_key?(NativeGossip.stats(:solo).dropped, :own_packet)
-    sent = NativeGossip.stats(:solo).sent
+    # The joining burst first: its eight heartbeats (0 to 1280 ms, docs/PROTOCOL.md
+    # "Timing"), then none for a minute, so that the one heartbeat counted next is the
+    # announce's (one of the burst's in between would stand in for it, or count twice).
+    wait_until(fn -> NativeGossip.stats(:solo).sent == 8 end)
     assert :ok = NativeGossip.announce(:solo)
-    wait_until(fn -> NativeGossip.stats(:solo).sent == sent + 1 end)
+    wait_until(fn -> NativeGossip.stats(:solo).sent == 9 end)
+    Process.sleep(50)
+    assert NativeGossip.stats(:solo).sent == 9
     assert NativeGossip.members(:solo) == []
 
     stats = NativeGossip.stats(:solo)
