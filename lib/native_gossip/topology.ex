@@ -211,13 +211,14 @@ defmodule NativeGossip.Topology do
     unless Map.has_key?(state.subscribers, pid) do
       gone = gone(state)
 
-      for {node, status} <- Connector.status(state.connector),
-          not MapSet.member?(gone, Atom.to_string(node)) do
-        send(pid, {:native_gossip, state.options.name, :discovered, node})
+      Enum.each(Connector.status(state.connector), fn {node, status} ->
+        unless MapSet.member?(gone, Atom.to_string(node)) do
+          send(pid, {:native_gossip, state.options.name, :discovered, node})
 
-        if status == :connected,
-          do: send(pid, {:native_gossip, state.options.name, :connected, node})
-      end
+          if status == :connected,
+            do: send(pid, {:native_gossip, state.options.name, :connected, node})
+        end
+      end)
     end
 
     subscribers = Map.put_new_lazy(state.subscribers, pid, fn -> Process.monitor(pid) end)
