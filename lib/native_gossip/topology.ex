@@ -212,7 +212,7 @@ defmodule NativeGossip.Topology do
       gone = gone(state)
 
       Enum.each(Connector.status(state.connector), fn {node, status} ->
-        unless MapSet.member?(gone, Atom.to_string(node)) do
+        unless MapSet.member?(gone, node) do
           send(pid, {:native_gossip, state.options.name, :discovered, node})
 
           if status == :connected,
@@ -346,23 +346,14 @@ defmodule NativeGossip.Topology do
 
   def handle_info(_other, state), do: {:noreply, state}
 
-  # The names of the peers that left or are lost (a lost one that failure detection
-  # is probing, :suspect, is not gone yet).
+  # The peers that left or are lost (members/2's states: one that failure detection is
+  # probing, :suspect, is not gone yet).
   defp gone(state) do
-    for %{node: name, state: s} <- Native.members(state.native),
-        gone?(state.states, name, s),
+    for %{node: node, state: s} <- NativeGossip.members(state.options.name),
+        s in [:left, :lost, :dead],
         into: MapSet.new(),
-        do: name
+        do: node
   end
-
-  defp gone?(_states, _name, :left), do: true
-
-  defp gone?(states, name, :lost) do
-    node = String.to_atom(name)
-    :ets.lookup(states, node) != [{node, :suspect}]
-  end
-
-  defp gone?(_states, _name, _alive), do: false
 
   # A waiter or a subscriber went away.
   defp other_down(state, ref, pid) do
