@@ -7,7 +7,8 @@
 # thread name (1 sample = 1 ms of a CPU, at 1000 Hz) and, for NativeGossip's native
 # threads, what they were in: the kernel's send path (which, on this one machine,
 # also delivers each multicast datagram to every other VM's socket through the test
-# bridge), receiving, waiting in poll, or the library's own code.
+# bridge), receiving, waiting in poll, or the library's own code; and the BEAM
+# schedulers' largest symbols each way.
 #
 #   bench/formation_perf.sh            (root: perf -a; SIZES=32 TRIALS=9 by default)
 set -eu
@@ -78,6 +79,15 @@ def native_split():
     flush()
     return split
 
+def scheduler_symbols(way, top=6):
+    out = subprocess.run(["perf", "report", "-i", f"{d}/{way}.data", "--no-children", "-q",
+                          "--stdio", "-g", "none", "--comm", "1_scheduler,2_scheduler",
+                          "--sort", "sym", "-F", "sample,sym"],
+                         capture_output=True, text=True).stdout
+    rows = [l.split(None, 1) for l in out.splitlines()]
+    rows = [(int(n), sym.strip()) for n, sym in (r for r in rows if len(r) == 2) if n.isdigit()]
+    return sorted(rows, reverse=True)[:top]
+
 ng, floor = by_thread(1), by_thread(5)
 print(f"\nSamples per trial (1 ms of one CPU each), {trials} trials each way:\n")
 print("| thread | NativeGossip | floor |")
@@ -87,6 +97,11 @@ for name in sorted(set(ng) | set(floor), key=lambda n: -(ng[n] + floor[n])):
         print(f"| {name} | {ng[name] / trials:.0f} | {floor[name] / trials:.0f} |")
 busy = lambda c: sum(v for k, v in c.items() if k != "idle")
 print(f"| all but idle | {busy(ng) / trials:.0f} | {busy(floor) / trials:.0f} |")
+for way, label in [(1, "NativeGossip"), (5, "the floor")]:
+    print(f"\nThe BEAM schedulers' largest symbols, {label}, per trial (an unnamed address"
+          " in beam.smp is often its busy-wait loop):\n")
+    for n, sym in scheduler_symbols(way):
+        print(f"- {sym}: {n / trials:.0f}")
 print("\nNativeGossip's native threads, per trial:\n")
 for what, n in native_split().most_common():
     print(f"- {what}: {n / trials:.0f}")
