@@ -29,7 +29,7 @@ defmodule Bench.Formation do
     # bench/formation_perf.sh: perf records from just before the start to the full mesh.
     if perf do
       spawn(fn ->
-        Process.sleep(div(go - now(), 1000) - 20)
+        Process.sleep(max(div(go - now(), 1000) - 20, 0))
         File.write!(perf, "enable\n")
       end)
     end
