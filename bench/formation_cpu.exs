@@ -1,7 +1,8 @@
 # Where a 32-node formation's time goes (a diagnostic beside bench/formation.exs, not
 # part of `make bench`): 32 nodes on eight test hosts, three rounds of each way, every
 # node starting at once. For NativeGossip: the connect attempts its connectors started
-# (against the number of pairs) and the datagrams received in all; for both ways: the
+# (against the number of pairs), the datagrams received, the answers sent and the
+# joining-burst heartbeats left out (every peer had heard the node), in all; for both ways: the
 # CPU time of the 32 VMs (from /proc/<pid>/stat) from the start to the full mesh.
 #
 #   MIX_ENV=test test/support/private_net.sh mix run --no-start bench/formation_cpu.exs
@@ -50,9 +51,12 @@ try do
           do:
             call.(nd, :sys, :get_state, [call.(nd, NativeGossip.Topology, :server!, [:lan])]).connector.started
 
-    received = for nd <- nodes, do: call.(nd, NativeGossip, :stats, [:lan]).received
+    stats = for nd <- nodes, do: call.(nd, NativeGossip, :stats, [:lan])
+    sum = fn key -> stats |> Enum.map(&Map.fetch!(&1, key)) |> Enum.sum() end
 
-    ", #{Enum.sum(started)} connect attempts for #{div(n * (n - 1), 2)} pairs, #{Enum.sum(received)} datagrams received"
+    ", #{Enum.sum(started)} connect attempts for #{div(n * (n - 1), 2)} pairs, " <>
+      "#{sum.(:received)} datagrams received, #{sum.(:answers)} answers sent, " <>
+      "#{sum.(:burst_skipped)} burst heartbeats left out"
   end
 
   ways = [

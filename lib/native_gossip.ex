@@ -143,6 +143,7 @@ defmodule NativeGossip do
           events_dropped: non_neg_integer(),
           unicast_withheld: non_neg_integer(),
           answers: non_neg_integer(),
+          burst_skipped: non_neg_integer(),
           names_made: non_neg_integer(),
           peers: non_neg_integer(),
           incarnation: non_neg_integer(),
@@ -361,7 +362,9 @@ defmodule NativeGossip do
   that has not proven itself because it had sent this node fewer bytes
   (`unicast_withheld`: see "Security" in the README), heartbeats sent off schedule to
   answer a joining node (`answers`; by unicast to it where it takes them so, see
-  docs/PROTOCOL.md "Joins that cost each member O(1)"), new names made atoms (`names_made`, at most
+  docs/PROTOCOL.md "Joins that cost each member O(1)"), heartbeats of this node's
+  joining burst left out because every peer had acknowledged hearing it
+  (`burst_skipped`: docs/PROTOCOL.md, "Timing"), new names made atoms (`names_made`, at most
   `:max_names`), the size of the peer table, and whether the socket is a member of
   the group right now (`joined`: false while it cannot join, see the errors above).
 

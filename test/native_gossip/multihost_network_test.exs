@@ -222,4 +222,43 @@ defmodule NativeGossip.MultihostNetworkTest do
     wait_for_mesh(ns)
     for n <- ns, do: wait_until(fn -> length(members(n)) == 2 end)
   end
+
+  # docs/PROTOCOL.md, "Timing": with a secret, every member acknowledges a newcomer
+  # (`HEARD`) and the rest of its joining burst stays at home; without one the whole
+  # burst goes. Four VMs on four hosts start their topologies together.
+  for secret <- ["burst-test-secret-0123456789", nil] do
+    test "a joining burst that every peer has heard stops (secret: #{inspect(secret)})" do
+      rig = TestRig.start_in_test!(4)
+      peers = for i <- 1..4, do: elem(TestRig.start_node!(rig, i), 0)
+      opts = [name: :lan] ++ if(unquote(secret), do: [secret: unquote(secret)], else: [])
+
+      peers
+      |> Enum.map(fn peer ->
+        Task.async(fn ->
+          :peer.call(peer, Supervisor, :start_child, [
+            NativeGossip.Supervisor,
+            {NativeGossip, opts}
+          ])
+        end)
+      end)
+      |> Enum.each(&({:ok, _} = Task.await(&1)))
+
+      stats = fn peer -> :peer.call(peer, NativeGossip, :stats, [:lan]) end
+      # The burst's last heartbeat goes 1280 ms after the first (the default interval).
+      Process.sleep(1_500)
+
+      for peer <- peers do
+        s = stats.(peer)
+        assert s.peers == 3
+        assert s.dropped |> Map.values() |> Enum.sum() == 0, inspect(s.dropped)
+
+        if unquote(secret) do
+          # Left out at the latest from 80 ms on: 80, 160, 320, 640 and 1280 ms.
+          assert s.burst_skipped >= 5, inspect(s)
+        else
+          assert s.burst_skipped == 0
+        end
+      end
+    end
+  end
 end

@@ -132,7 +132,7 @@ fn stats<'a>(env: Env<'a>, resource: ResourceArc<TopologyResource>) -> NifResult
         dropped.push((Atom::from_str(env, r.as_str())?, s.dropped(r)));
     }
     let dropped = Term::map_from_pairs(env, &dropped)?;
-    let pairs: [(&str, Term<'a>); 17] = [
+    let pairs: [(&str, Term<'a>); 18] = [
         ("sent", s.sent.encode(env)),
         ("send_errors", s.send_errors.encode(env)),
         ("last_send_error", s.last_send_error.encode(env)),
@@ -145,6 +145,7 @@ fn stats<'a>(env: Env<'a>, resource: ResourceArc<TopologyResource>) -> NifResult
         ("events_dropped", s.events_dropped.encode(env)),
         ("unicast_withheld", s.unicast_withheld.encode(env)),
         ("answers", s.answers.encode(env)),
+        ("burst_skipped", s.burst_skipped.encode(env)),
         ("names_made", resource.topology.names_made().encode(env)),
         ("peers", peers.encode(env)),
         ("incarnation", resource.topology.incarnation().encode(env)),

@@ -81,7 +81,17 @@ impl Engine {
                 return Err(DropReason::RateLimited);
             }
         }
-        let mut event = self.peers.observe(&hb, from, now)?;
+        let acked = self.acknowledgement(&hb);
+        let mut event = match self.peers.observe(&hb, from, now) {
+            Ok(event) => event,
+            Err(DropReason::Replay) if acked.is_some() && self.peers.late_answer(&hb) => {
+                // Only its acknowledgement counts (see `late_answer`).
+                self.acks.count(acked);
+                self.stats.accepted += 1;
+                return Ok(None);
+            }
+            Err(reason) => return Err(reason),
+        };
         if counts {
             self.names_made += 1;
         }
@@ -99,27 +109,30 @@ impl Engine {
             e.lead = lead;
         }
         self.stats.accepted += 1;
-        if hb.joining && !hb.leaving {
-            // With a secret the heartbeat is bound to its source (`check_sender`), so
-            // its answer port may be trusted: the answer goes there, to the newcomer
-            // alone. Otherwise (or from an older node) it is multicast.
-            // (`from` with the port replaced keeps an IPv6 link-local scope.)
-            let to = hb
-                .answer_port()
-                .filter(|_| self.keys.is_signing())
-                .map(|port| {
-                    let mut to = from;
-                    to.set_port(port);
-                    to
-                });
+        if (hb.joining || self.answers_answer(&hb, acked, now)) && !hb.leaving {
+            let to = self.answer_address(&hb, from);
             // Its first packet, heard: this node was up before it (see `answer`).
             let unheard = !lead && hb.sequence == 1;
-            self.answer(hb.name, to, unheard, now);
+            self.answer(hb.name, to, hb.incarnation, unheard, now);
+        }
+        if acked.is_some() && self.peers.mark_heard_us(hb.name) {
+            self.acks.count(acked);
         }
         if event.is_some() {
             self.stats.events += 1;
         }
         Ok(event)
+    }
+
+    /// Where answers to `hb` go by unicast, if anywhere: with a secret the heartbeat is
+    /// bound to its source (`check_sender`), so its answer port may be trusted, and the
+    /// answer goes there, to the newcomer alone. Otherwise (or from an older node) it
+    /// is multicast. (`from` with the port replaced keeps an IPv6 link-local scope.)
+    fn answer_address(&self, hb: &wire::Heartbeat<'_>, from: SocketAddr) -> Option<SocketAddr> {
+        let port = hb.answer_port().filter(|_| self.keys.is_signing())?;
+        let mut to = from;
+        to.set_port(port);
+        Some(to)
     }
 
     /// A heartbeat of another `:cluster` label is dropped, and the label remembered

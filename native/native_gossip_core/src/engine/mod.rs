@@ -27,6 +27,7 @@ use crate::peers::{Member, PeerEvent, PeerTable, Timing};
 use crate::reason::DropReason;
 use crate::unicast::Learned;
 
+mod acks;
 mod admission;
 mod config;
 mod destinations;
@@ -34,6 +35,8 @@ mod libcluster;
 mod options;
 mod schedule;
 
+use acks::Acks;
+pub use acks::{ACK_PEERS, FIRST_ANSWER_PER_PEER};
 pub use admission::{NameCheck, MAX_OTHER_CLUSTERS};
 pub use config::{Config, ConfigError};
 pub use libcluster::MAX_NATIVE_NAMES;
@@ -96,6 +99,9 @@ pub struct Stats {
     /// destination a heartbeat goes to): what a join costs a member beyond its regular
     /// heartbeats. The simulator (`native_gossip_sim`) attributes datagrams by it.
     pub answers: u64,
+    /// Joining-burst heartbeats left out because every peer had heard this node (see
+    /// `OPT_HEARD`).
+    pub burst_skipped: u64,
 }
 
 impl Stats {
@@ -123,7 +129,10 @@ pub struct Engine {
     reply_at: Option<Instant>,
     /// Answers to joining peers that take them by unicast (`OPT_ANSWER`): when each is
     /// due and where it goes, in the order due (at most `MAX_UNICAST_ANSWERS`).
-    unicast_answers: VecDeque<(Instant, SocketAddr)>,
+    /// and the incarnation each answers (its `OPT_HEARD`).
+    unicast_answers: VecDeque<(Instant, SocketAddr, u64)>,
+    /// Who has heard this node's joining burst (`acks`).
+    acks: Acks,
     /// The port of this node's answer socket (0: none), sent in `OPT_ANSWER`.
     answer_port: u16,
     peers: PeerTable,
@@ -223,6 +232,7 @@ impl Engine {
             burst: 0,
             reply_at: None,
             unicast_answers: VecDeque::new(),
+            acks: Acks::default(),
             answer_port: config.answer_port,
             peers,
             limiter,
@@ -378,5 +388,7 @@ impl Engine {
     }
 }
 
+#[cfg(test)]
+mod burst_tests;
 #[cfg(test)]
 mod tests;

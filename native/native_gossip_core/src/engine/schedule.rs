@@ -109,7 +109,7 @@ impl Engine {
         if let Some(r) = self.reply_at {
             t = t.min(r);
         }
-        if let Some(&(r, _)) = self.unicast_answers.front() {
+        if let Some(&(r, _, _)) = self.unicast_answers.front() {
             t = t.min(r);
         }
         if let Some(s) = self.peers.next_sweep() {
@@ -124,6 +124,7 @@ impl Engine {
         self.started = now;
         self.next_heartbeat = now;
         self.burst = 0;
+        self.forget_acks();
     }
 
     /// The next burst heartbeat after one sent at `now`, if the burst still has one
@@ -137,10 +138,12 @@ impl Engine {
                 break;
             }
             if t > now {
+                self.acks.in_burst = true;
                 return Some(t);
             }
         }
         self.burst = JOIN_BURST.len();
+        self.acks.in_burst = false;
         None
     }
 
@@ -178,11 +181,13 @@ impl Engine {
         while self
             .unicast_answers
             .front()
-            .is_some_and(|(at, _)| *at <= now)
+            .is_some_and(|(at, _, _)| *at <= now)
         {
-            let (_, to) = self.unicast_answers.pop_front().expect("checked");
+            let (_, to, incarnation) = self.unicast_answers.pop_front().expect("checked");
             let newcomer = self.newcomer(now);
-            let bytes = self.encode(false, false, newcomer, wall_ms);
+            let alive = self.peers.heard_us().0.min(u32::MAX as usize) as u32;
+            let heard = wire::heard_record(incarnation, alive);
+            let bytes = self.encode_with(false, false, newcomer, wall_ms, &heard);
             self.stats.answers += 1;
             self.queue.push_back(Transmit {
                 to: Destination::Unicast(to),
@@ -210,18 +215,26 @@ impl Engine {
         // Only scheduled burst heartbeats ask for answers; an answer (or an announce)
         // never does, so two joining nodes cannot keep answering each other.
         let newcomer = self.newcomer(now);
-        let joining = regular && newcomer;
+        // A burst heartbeat after the first that every peer has already heard (and
+        // that no answer rides on) stays at home.
+        let skip = regular && self.acks.in_burst && !self.acks.owed && self.heard_by_all();
+        let joining = regular && newcomer && !skip;
         if regular {
             self.next_heartbeat = match self.next_burst(now) {
                 Some(t) => t,
                 None => now + self.interval * 3 / 4 + self.jitter.upto(self.interval / 2),
             };
         }
+        if skip && !reply {
+            self.stats.burst_skipped += 1;
+            return None;
+        }
         if reply && !regular {
             self.stats.answers += 1;
         }
         // Any heartbeat answers a pending reply.
         self.reply_at = None;
+        self.acks.owed = false;
         Some(self.encode(false, joining, newcomer, wall_ms))
     }
 
@@ -243,7 +256,23 @@ impl Engine {
         newcomer: bool,
         wall_ms: u64,
     ) -> Vec<u8> {
+        self.encode_with(leaving, joining, newcomer, wall_ms, &[])
+    }
+
+    /// `encode`, with the option records `extra` after this node's own.
+    fn encode_with(
+        &mut self,
+        leaving: bool,
+        joining: bool,
+        newcomer: bool,
+        wall_ms: u64,
+        extra: &[u8],
+    ) -> Vec<u8> {
         self.sequence += 1;
+        let mut options = std::borrow::Cow::Borrowed(self.options.as_slice());
+        if !extra.is_empty() {
+            options.to_mut().extend_from_slice(extra);
+        }
         wire::encode(
             &Outgoing {
                 name: &self.name,
@@ -253,7 +282,7 @@ impl Engine {
                 leaving,
                 joining,
                 newcomer,
-                options: &self.options,
+                options: &options,
             },
             &self.keys,
         )
@@ -277,10 +306,18 @@ impl Engine {
     /// then goes at once, even in this node's own burst, whose next heartbeat is up to
     /// 20 ms away (all nodes starting together). Further answers, against loss, follow
     /// the rule above; a node that started after the newcomer was heard by it already.
+    ///
+    /// Every unicast answer carries `OPT_HEARD` (the newcomer's incarnation,
+    /// `incarnation`, and how many peers this node holds alive), from which the
+    /// newcomer tells that its burst has been heard by everyone and can stop
+    /// (`heard_by_all`); so the first one to an incarnation goes, within
+    /// `first_answer_window`, even when this node's own heartbeat is due (unless this
+    /// node is new itself in a large group: `acknowledges`).
     pub(super) fn answer(
         &mut self,
         name: &str,
         to: Option<SocketAddr>,
+        incarnation: u64,
         unheard: bool,
         now: Instant,
     ) {
@@ -292,23 +329,30 @@ impl Engine {
                     return;
                 };
                 let urgent = unheard && before == 0;
-                if (urgent || !own_due) && self.unicast_answers.len() < MAX_UNICAST_ANSWERS {
+                let first = before == 0 && self.acknowledges(now);
+                if (urgent || first || !own_due) && self.unicast_answers.len() < MAX_UNICAST_ANSWERS
+                {
                     let at = if urgent {
                         now
+                    } else if first {
+                        now + self.jitter.upto(self.first_answer_window())
                     } else {
                         now + self.jitter.upto(window)
                     };
                     // Kept in the order due.
-                    let i = self.unicast_answers.partition_point(|(t, _)| *t <= at);
-                    self.unicast_answers.insert(i, (at, to));
+                    let i = self.unicast_answers.partition_point(|(t, _, _)| *t <= at);
+                    self.unicast_answers.insert(i, (at, to, incarnation));
+                } else {
+                    self.acks.owed = true;
                 }
             }
             None => {
-                if self.reply_at.is_none()
-                    && self.peers.take_answer(name, now).is_some()
-                    && !own_due
-                {
-                    self.reply_at = Some(now + self.jitter.upto(window));
+                if self.reply_at.is_none() && self.peers.take_answer(name, now).is_some() {
+                    if own_due {
+                        self.acks.owed = true;
+                    } else {
+                        self.reply_at = Some(now + self.jitter.upto(window));
+                    }
                 }
             }
         }

@@ -304,10 +304,28 @@ fn a_newcomer_that_leads_the_pair_and_cannot_have_heard_this_node_is_answered_at
             .unwrap()
             .lead
     );
+    // Not at once: its answer, which tells it that a heard it (`OPT_HEARD`), goes
+    // within the first answers' window (a quarter millisecond a known peer).
     assert!(a.poll_transmit(now, 0).is_none());
+    let ack_at = a.next_deadline();
+    assert!(
+        ack_at > now && ack_at <= now + 2 * FIRST_ANSWER_PER_PEER,
+        "{ack_at:?}"
+    );
+    let sent: Vec<Transmit> = std::iter::from_fn(|| a.poll_transmit(ack_at, 0)).collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].to, to_newcomer);
+    let keys = Keyring::new(vec![b"k".to_vec()]);
+    let ack = decode(&sent[0].bytes, &keys).unwrap();
+    assert_eq!(
+        ack.heard(),
+        Some((3, 2)),
+        "e's incarnation; a holds two peers alive"
+    );
+    assert!(!ack.joining);
     assert_eq!(a.next_deadline(), t0 + JOIN_BURST[0]);
     // "4@h" leads too, but started before a: a hears its second packet, not its first,
-    // so a's own first heartbeat reached it. Nothing more is sent for it.
+    // so a's own first heartbeat reached it. Its answer is not urgent either.
     assert!(first_leads("4@h", "a@h"));
     let mut one = Engine::new(with_port("4@h"), t0 - MS, 4, 4).unwrap();
     one.poll_transmit(t0 - MS, 0).unwrap();

@@ -104,6 +104,61 @@ impl PeerTable {
         }
     }
 
+    /// Records that `name` (alive) has heard this node's current joining burst: it
+    /// answered it by unicast. Returns false for a peer not alive or unknown.
+    pub fn mark_heard_us(&mut self, name: &str) -> bool {
+        match self.peers.get_mut(name) {
+            Some(p) if p.state == PeerState::Alive => {
+                p.heard_us = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// An answer to this node's burst (`OPT_HEARD`, signed) that failed the order
+    /// check (`replay`): it arrived on the answer socket after a later packet of its
+    /// sender arrived on the group's. Taken as the acknowledgement it is, and as
+    /// nothing else, when it is from the incarnation the table holds and that peer had
+    /// not acknowledged yet. Returns whether it was taken.
+    pub fn late_answer(&mut self, hb: &Heartbeat<'_>) -> bool {
+        match self.peers.get_mut(hb.name) {
+            Some(p)
+                if p.state == PeerState::Alive
+                    && p.incarnation == hb.incarnation
+                    && !p.heard_us
+                    && !hb.leaving =>
+            {
+                p.heard_us = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Forgets who heard this node's burst (it starts a new one).
+    pub fn clear_heard_us(&mut self) {
+        for p in self.peers.values_mut() {
+            p.heard_us = false;
+        }
+    }
+
+    /// The peers alive, and how many of them have heard this node's burst.
+    pub fn heard_us(&self) -> (usize, usize) {
+        self.peers
+            .values()
+            .filter(|p| p.state == PeerState::Alive)
+            .fold((0, 0), |(alive, heard), p| {
+                (alive + 1, heard + usize::from(p.heard_us))
+            })
+    }
+
+    /// How many answers this node has taken for `name`'s current incarnation (0 for an
+    /// unknown name).
+    pub fn answers(&self, name: &str) -> u8 {
+        self.peers.get(name).map_or(0, |p| p.answers)
+    }
+
     /// The incarnation last accepted from `name`, if it is in the table.
     pub fn incarnation(&self, name: &str) -> Option<u64> {
         self.peers.get(name).map(|p| p.incarnation)

@@ -38,6 +38,9 @@ pub(super) struct Peer {
     /// heartbeats of this name from any other address are dropped until the peer is
     /// forgotten.
     pub(super) pinned: Option<std::net::IpAddr>,
+    /// This incarnation of the peer answered this node's current joining burst by
+    /// unicast (`OPT_HEARD`): it has heard this node.
+    pub(super) heard_us: bool,
 }
 
 impl Peer {
@@ -60,6 +63,7 @@ impl Peer {
             tags: wire::tag_records(hb.options).into(),
             dist_port: hb.dist_port(),
             pinned: None,
+            heard_us: false,
         }
     }
 
@@ -137,6 +141,7 @@ impl Peer {
             self.held_until = None;
             self.answers = 0;
             self.answered_at = None;
+            self.heard_us = false;
             Some(EventKind::Discovered)
         } else if previous == PeerState::Left {
             // Same incarnation after its goodbye: a late packet. Stay away from it.

@@ -1,11 +1,11 @@
 //! The options block of a heartbeat: its records (cluster label, tags, distribution
-//! port, own addresses, answer port), made and read.
+//! port, own addresses, answer port, an answer's acknowledgement), made and read.
 
 use std::net::IpAddr;
 
 use super::{
     MAX_ADDRS, MAX_CLUSTER, MAX_TAGS, MAX_TAG_KEY, OPT_ADDR, OPT_ANSWER, OPT_CLUSTER, OPT_DIST,
-    OPT_TAG,
+    OPT_HEARD, OPT_TAG,
 };
 use crate::reason::DropReason;
 
@@ -52,6 +52,15 @@ pub fn answer_port_record(port: u16) -> Vec<u8> {
     }
     let [hi, lo] = port.to_be_bytes();
     vec![OPT_ANSWER, 2, hi, lo]
+}
+
+/// The option record of an answer to incarnation `incarnation` from a node that holds
+/// `peers` peers alive (`OPT_HEARD`).
+pub fn heard_record(incarnation: u64, peers: u32) -> Vec<u8> {
+    let mut out = vec![OPT_HEARD, 12];
+    out.extend_from_slice(&incarnation.to_be_bytes());
+    out.extend_from_slice(&peers.to_be_bytes());
+    out
 }
 
 /// The (type, value) records of a well-formed options block.
@@ -163,6 +172,7 @@ pub(super) fn check_options(mut options: &[u8]) -> Result<(), DropReason> {
     let mut dists = 0;
     let mut addrs = 0;
     let mut answers = 0;
+    let mut heard = 0;
     while !options.is_empty() {
         if options.len() < 2 {
             return Err(DropReason::Malformed);
@@ -190,6 +200,10 @@ pub(super) fn check_options(mut options: &[u8]) -> Result<(), DropReason> {
             OPT_ANSWER => {
                 answers += 1;
                 answers == 1 && len == 2 && value != [0, 0]
+            }
+            OPT_HEARD => {
+                heard += 1;
+                heard == 1 && len == 12
             }
             OPT_TAG => {
                 len >= 2 && {

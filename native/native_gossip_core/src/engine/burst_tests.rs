@@ -1,0 +1,298 @@
+//! The joining burst's acknowledgements (`OPT_HEARD`): a burst that every peer has
+//! heard stops, and one that a peer may still need goes on. Engines on a small
+//! modelled network: every datagram arrives at once, unless a link drops it.
+
+use super::*;
+use crate::peers::PeerState;
+use crate::wire::{decode, FLAG_JOINING};
+
+const MS: Duration = Duration::from_millis(1);
+const GROUP_PORT: u16 = 45892;
+
+fn ip(i: usize) -> IpAddr {
+    IpAddr::from([198, 51, 100, 1 + i as u8])
+}
+
+fn config(i: usize, secret: Option<&[u8]>) -> Config {
+    Config {
+        node_name: format!("n{i}@h"),
+        keys: secret.map_or(Keyring::none(), |s| Keyring::new(vec![s.to_vec()])),
+        heartbeat_interval: 1000 * MS,
+        lost_after: 3000 * MS,
+        forget_after: 10_000 * MS,
+        max_peers: 100,
+        own_addresses: vec![ip(i)],
+        answer_port: 50_000 + i as u16,
+        ..Config::default()
+    }
+}
+
+/// Engines, each on its own address, and what each sent (ms from t0, flags, to the
+/// group or not).
+struct Net {
+    t0: Instant,
+    /// Each engine and when it starts (it hears nothing before).
+    engines: Vec<Option<(Engine, Instant)>>,
+    sent: Vec<Vec<(u128, u8, bool)>>,
+    /// Whether a datagram from one engine to another is lost.
+    lost: Box<dyn FnMut(usize, usize) -> bool>,
+    /// The next millisecond (from t0) `run` handles.
+    next_ms: u32,
+}
+
+impl Net {
+    fn new(n: usize, lost: impl FnMut(usize, usize) -> bool + 'static) -> Net {
+        Net {
+            t0: Instant::now(),
+            engines: (0..n).map(|_| None).collect(),
+            sent: vec![Vec::new(); n],
+            lost: Box::new(lost),
+            next_ms: 0,
+        }
+    }
+
+    fn start(&mut self, i: usize, at: Duration, secret: Option<&[u8]>) {
+        let at = self.t0 + at;
+        let engine = Engine::new(config(i, secret), at, 1000 + i as u64, i as u64);
+        self.engines[i] = Some((engine.unwrap(), at));
+    }
+
+    fn engine(&self, i: usize) -> &Engine {
+        &self.engines[i].as_ref().expect("started").0
+    }
+
+    fn engine_mut(&mut self, i: usize) -> &mut Engine {
+        &mut self.engines[i].as_mut().expect("started").0
+    }
+
+    /// Runs every engine until `until` (ms from t0), 1 ms at a time, delivering every
+    /// datagram at once.
+    fn run(&mut self, until: u32) {
+        for ms in self.next_ms..=until {
+            self.next_ms = ms + 1;
+            let now = self.t0 + ms * MS;
+            for i in 0..self.engines.len() {
+                let Some((e, _)) = self.engines[i].as_mut() else {
+                    continue;
+                };
+                let mut out = Vec::new();
+                while let Some(t) = e.poll_transmit(now, 0) {
+                    out.push(t);
+                }
+                for t in out {
+                    let group = t.to == Destination::Group;
+                    self.sent[i].push((ms as u128, t.bytes[5], group));
+                    self.deliver(i, &t, now);
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, from: usize, t: &Transmit, now: Instant) {
+        let source = SocketAddr::new(ip(from), GROUP_PORT);
+        for j in 0..self.engines.len() {
+            let to_j = match t.to {
+                Destination::Group => j != from,
+                Destination::Unicast(a) => a.ip() == ip(j),
+            };
+            if !to_j || (self.lost)(from, j) {
+                continue;
+            }
+            if let Some((e, started)) = self.engines[j].as_mut() {
+                if now >= *started {
+                    e.handle_datagram(&t.bytes, source, Via::Group, now);
+                }
+            }
+        }
+    }
+
+    /// The joining heartbeats engine `i` sent to the group.
+    fn joining(&self, i: usize) -> Vec<u128> {
+        self.sent[i]
+            .iter()
+            .filter(|(_, flags, group)| *group && flags & FLAG_JOINING != 0)
+            .map(|(ms, _, _)| *ms)
+            .collect()
+    }
+
+    fn knows_all(&self, i: usize) -> bool {
+        let now = self.t0 + self.next_ms * MS;
+        let members = self.engine(i).members(now, 0);
+        members.len() == self.engines.len() - 1
+            && members.iter().all(|m| m.state == PeerState::Alive)
+    }
+}
+
+fn none_lost(_: usize, _: usize) -> bool {
+    false
+}
+
+#[test]
+fn a_burst_that_every_peer_has_heard_stops_even_for_nodes_that_started_later() {
+    // Three nodes a few milliseconds apart: the later ones did not hear the earlier
+    // ones' first heartbeats, and learn of them from their answers, which they
+    // acknowledge in turn.
+    let mut net = Net::new(3, none_lost);
+    for i in 0..3 {
+        net.start(i, i as u32 * 3 * MS, Some(b"k"));
+    }
+    net.run(1500);
+    for i in 0..3 {
+        assert_eq!(net.joining(i).len(), 1, "node {i}: {:?}", net.sent[i]);
+        // The burst's six packets after the first, within the 1000 ms interval.
+        assert_eq!(net.engine(i).stats().burst_skipped, 6);
+        assert!(net.knows_all(i));
+        assert_eq!(net.engine(i).stats().dropped_total(), 0);
+    }
+}
+
+#[test]
+fn a_node_that_a_peer_knows_and_that_has_not_heard_it_keeps_its_burst_going() {
+    // Nothing gets through between nodes 0 and 2. Nodes 0 and 1 start together; node
+    // 1's answer to node 0 says it holds one peer (node 0): true then, so node 0's
+    // burst stops. Node 2 starts 5 ms later; node 1's answer to it says two, and node
+    // 0 never answers it: node 2's whole burst goes (as it would get through to node
+    // 0 under mere loss, see below).
+    let mut net = Net::new(3, |a, b| (a, b) == (0, 2) || (a, b) == (2, 0));
+    net.start(0, Duration::ZERO, Some(b"k"));
+    net.start(1, Duration::ZERO, Some(b"k"));
+    net.start(2, 5 * MS, Some(b"k"));
+    net.run(1500);
+    assert_eq!(net.engine(2).stats().burst_skipped, 0);
+    assert_eq!(net.joining(2), [5, 25, 45, 85, 165, 325, 645]);
+    assert_eq!(net.engine(0).stats().burst_skipped, 6);
+}
+
+#[test]
+fn a_lost_first_heartbeat_is_made_up_for_by_the_burst_of_the_node_still_unheard() {
+    // As above, but only node 2's first heartbeat to node 0 is lost: its burst packet
+    // at 25 ms reaches node 0, which answers it; node 2 acknowledges that answer, and
+    // both bursts stop.
+    let mut dropped = false;
+    let mut net = Net::new(3, move |a, b| {
+        let first = (a, b) == (2, 0) && !dropped;
+        dropped |= first;
+        first
+    });
+    net.start(0, Duration::ZERO, Some(b"k"));
+    net.start(1, Duration::ZERO, Some(b"k"));
+    net.start(2, 5 * MS, Some(b"k"));
+    net.run(30);
+    for i in 0..3 {
+        assert!(net.knows_all(i), "node {i} at 30 ms");
+    }
+    net.run(1500);
+    assert_eq!(net.joining(2), [5, 25]);
+    assert_eq!(net.joining(0), [0]);
+    assert_eq!(net.engine(2).stats().burst_skipped, 5);
+}
+
+#[test]
+fn without_a_secret_the_whole_burst_goes() {
+    let mut net = Net::new(3, none_lost);
+    for i in 0..3 {
+        net.start(i, Duration::ZERO, None);
+    }
+    net.run(1500);
+    for i in 0..3 {
+        assert_eq!(net.engine(i).stats().burst_skipped, 0);
+        assert_eq!(net.joining(i).len(), 7);
+        assert!(net.knows_all(i));
+    }
+}
+
+#[test]
+fn an_acknowledgement_overtaken_by_a_later_packet_still_counts_once() {
+    let t0 = Instant::now();
+    let key = Some(&b"k"[..]);
+    let mut a = Engine::new(config(0, key), t0, 1000, 1).unwrap();
+    let mut b = Engine::new(config(1, key), t0, 1001, 2).unwrap();
+    let (from_a, from_b) = (
+        SocketAddr::new(ip(0), GROUP_PORT),
+        SocketAddr::new(ip(1), GROUP_PORT),
+    );
+    let first_b = b.poll_transmit(t0, 0).unwrap();
+    let first_a = a.poll_transmit(t0, 0).unwrap();
+    a.handle_datagram(&first_b.bytes, from_b, Via::Group, t0);
+    b.handle_datagram(&first_a.bytes, from_a, Via::Group, t0);
+    // b's answer to a: by unicast, acknowledging a's incarnation; held back.
+    let at = b.next_deadline();
+    let answer = b.poll_transmit(at, 0).unwrap();
+    assert_eq!(
+        answer.to,
+        Destination::Unicast(SocketAddr::new(ip(0), 50_000))
+    );
+    let heard = decode(&answer.bytes, &Keyring::new(vec![b"k".to_vec()]))
+        .unwrap()
+        .heard();
+    assert_eq!(heard, Some((1000, 1)));
+    // b's burst heartbeat at 20 ms reaches a first (on the group's socket).
+    let later = b.poll_transmit(t0 + 20 * MS, 0).unwrap();
+    assert_eq!(later.to, Destination::Group);
+    a.handle_datagram(&later.bytes, from_b, Via::Group, t0 + 20 * MS);
+    let accepted = a.stats().accepted;
+    // Then the answer: older than that heartbeat, yet its acknowledgement is taken
+    // (and nothing else of it).
+    assert_eq!(
+        a.handle_datagram_verdict(&answer.bytes, from_b, Via::Group, t0 + 20 * MS),
+        Ok(None)
+    );
+    assert_eq!(a.stats().accepted, accepted + 1);
+    // Every peer (b) has heard a: a's own burst heartbeat at 20 ms stays at home.
+    // (a answers b's burst first: b's next heartbeat acknowledged nothing yet.)
+    let sent: Vec<Transmit> = std::iter::from_fn(|| a.poll_transmit(t0 + 20 * MS, 0)).collect();
+    assert!(sent.iter().all(|t| t.to != Destination::Group), "{sent:?}");
+    assert_eq!(a.stats().burst_skipped, 1);
+    // The same answer again is a replay.
+    assert_eq!(
+        a.handle_datagram_verdict(&answer.bytes, from_b, Via::Group, t0 + 21 * MS),
+        Err(DropReason::Replay)
+    );
+}
+
+#[test]
+fn an_acknowledgement_of_another_incarnation_does_not_count() {
+    let t0 = Instant::now();
+    let key = Some(&b"k"[..]);
+    let mut a = Engine::new(config(0, key), t0, 1000, 1).unwrap();
+    let mut b = Engine::new(config(1, key), t0, 1001, 2).unwrap();
+    let (from_a, from_b) = (
+        SocketAddr::new(ip(0), GROUP_PORT),
+        SocketAddr::new(ip(1), GROUP_PORT),
+    );
+    // b heard an earlier incarnation of a (999) and answers that one.
+    let mut old_a = Engine::new(config(0, key), t0, 999, 3).unwrap();
+    let old = old_a.poll_transmit(t0, 0).unwrap();
+    b.handle_datagram(&old.bytes, from_a, Via::Group, t0);
+    let at = b.next_deadline();
+    let answer = b.poll_transmit(at, 0).unwrap();
+    a.poll_transmit(t0, 0).unwrap();
+    a.handle_datagram(&answer.bytes, from_b, Via::Group, at);
+    // a knows b, which has not heard a: a's burst goes on.
+    assert_eq!(a.members(at, 0).len(), 1);
+    let burst = a.poll_transmit(t0 + 20 * MS, 0).unwrap();
+    assert_eq!(burst.bytes[5] & FLAG_JOINING, FLAG_JOINING);
+    assert_eq!(a.stats().burst_skipped, 0);
+}
+
+#[test]
+fn after_a_rejoin_the_burst_waits_for_new_acknowledgements() {
+    let mut net = Net::new(3, none_lost);
+    for i in 0..3 {
+        net.start(i, Duration::ZERO, Some(b"k"));
+    }
+    net.run(1500);
+    // Node 0 joins its group again (its socket had left it): a new burst, whose
+    // heartbeats go until the others have answered it again.
+    let at = net.t0 + 1600 * MS;
+    net.engine_mut(0).restart_burst(at);
+    assert!(!net.engine(0).heard_by_all());
+    net.run(3000);
+    let again: Vec<u128> = net
+        .joining(0)
+        .into_iter()
+        .filter(|&ms| ms >= 1600)
+        .collect();
+    assert_eq!(again, [1600]);
+    assert_eq!(net.engine(0).stats().burst_skipped, 12);
+}
