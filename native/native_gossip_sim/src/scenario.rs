@@ -158,7 +158,18 @@ pub fn start_all(n: usize, seed: u64, settings: &Settings) -> Report {
 /// starts its VMs at one instant), 2 s measured; times checked every 0.5 ms, from the
 /// first start.
 pub fn together(n: usize, seed: u64, settings: &Settings, spread_us: u64) -> Report {
-    let mut sim = Sim::new(n, LinkModel::default(), settings.clone(), seed);
+    together_with(n, seed, settings, spread_us, LinkModel::default())
+}
+
+/// `together` over `link` (loss, for one).
+pub fn together_with(
+    n: usize,
+    seed: u64,
+    settings: &Settings,
+    spread_us: u64,
+    link: LinkModel,
+) -> Report {
+    let mut sim = Sim::new(n, link, settings.clone(), seed);
     let mut rng = Rng::new(seed);
     let all: Vec<usize> = (0..n).collect();
     start_within(&mut sim, &all, 0, spread_us, &mut rng);

@@ -1,11 +1,13 @@
 //! The joining burst's acknowledgements (`OPT_HEARD`, docs/PROTOCOL.md "Timing"): a
-//! member's first answer to a newcomer goes by unicast and says that it heard it (and
-//! how many peers it holds alive); a newcomer that every peer has acknowledged leaves
+//! member's first answer to a newcomer goes by unicast and says that it heard it; every
+//! signed heartbeat says how many peers its sender holds alive (`OPT_PEERS`); a
+//! newcomer that every peer has acknowledged, as many as any of them counts, leaves
 //! the rest of its burst out.
 
 use std::time::{Duration, Instant};
 
 use super::Engine;
+use crate::peers::{EventKind, PeerEvent};
 use crate::wire::Heartbeat;
 
 /// Spread of the first unicast answers to a newcomer per known peer (see
@@ -22,39 +24,60 @@ pub(super) struct Acks {
     /// The heartbeat scheduled next is one of the joining burst after the first (one
     /// that may be left out: `Engine::heard_by_all`).
     pub(super) in_burst: bool,
-    /// The most peers alive that an acknowledging peer said it holds (0: no
-    /// acknowledgement yet).
+    /// The most peers alive that a peer said it holds (`OPT_PEERS`) since the burst
+    /// began (0: none said).
     pub(super) most: u32,
     /// A joining peer's answer rides on this node's next heartbeat (it was due within
     /// the answer window anyway): that one goes out even when the burst could stop.
     pub(super) owed: bool,
+    /// A peer was discovered since this node's last heartbeat to the group: the next
+    /// burst heartbeat goes, so that the peers that acknowledged it before learn the
+    /// new count (`OPT_PEERS`), and keep their own bursts going for a peer they have
+    /// not heard.
+    pub(super) fresh: bool,
 }
 
 impl Acks {
-    /// An acknowledgement taken: its count of peers alive.
-    pub(super) fn count(&mut self, ack: Option<(u64, u32)>) {
-        if let Some((_, alive)) = ack {
+    /// A count of peers alive (`OPT_PEERS`) heard from a peer.
+    pub(super) fn count(&mut self, alive: Option<u32>) {
+        if let Some(alive) = alive {
             self.most = self.most.max(alive);
         }
     }
 }
 
 impl Engine {
-    /// The acknowledgement `hb` carries of this node's current incarnation, if any,
-    /// and if it can be trusted: only signed heartbeats (with a secret) acknowledge.
-    pub(super) fn acknowledgement(&self, hb: &Heartbeat<'_>) -> Option<(u64, u32)> {
-        hb.heard()
-            .filter(|(inc, _)| *inc == self.incarnation)
-            .filter(|_| self.keys.is_signing() && !hb.leaving)
+    /// Whether `hb` acknowledges this node's current incarnation, in a way that can
+    /// be trusted: only signed heartbeats (with a secret) acknowledge.
+    pub(super) fn acknowledges_this(&self, hb: &Heartbeat<'_>) -> bool {
+        hb.heard() == Some(self.incarnation) && self.keys.is_signing() && !hb.leaving
+    }
+
+    /// What an accepted heartbeat tells of this node's burst: whether its sender heard
+    /// it (`acked`, see `acknowledges_this`), the sender's count of peers, and whether
+    /// it made a peer known (`event`).
+    pub(super) fn note_acks(&mut self, hb: &Heartbeat<'_>, acked: bool, event: Option<&PeerEvent>) {
+        if acked {
+            self.peers.mark_heard_us(hb.name);
+        }
+        self.acks.count(self.count_in(hb));
+        if event.is_some_and(|e| e.kind == EventKind::Discovered) {
+            self.acks.fresh = true;
+        }
+    }
+
+    /// The count of peers alive `hb` gives, if it can be trusted (signed).
+    pub(super) fn count_in(&self, hb: &Heartbeat<'_>) -> Option<u32> {
+        hb.peers().filter(|_| self.keys.is_signing())
     }
 
     /// Every peer has heard this node's joining burst, as far as it can tell: each one
     /// alive in its table acknowledged it (an answer by unicast with `OPT_HEARD`, so
-    /// only with a secret), and they are at least as many as the most peers any of them
-    /// said it holds alive (so a peer that none of its packets reached, and that it has
-    /// not heard either, still counts as missing when others know it). The rest of the
-    /// burst then stays at home; a new peer heard, or one that has not acknowledged,
-    /// brings it back at the next burst instant.
+    /// only with a secret), and they are at least as many as the most peers any peer
+    /// said it holds alive (`OPT_PEERS`; so a peer that none of its packets reached,
+    /// and that it has not heard either, still counts as missing when others know it).
+    /// The rest of the burst then stays at home; a new peer heard, or one that has not
+    /// acknowledged, brings it back at the next burst instant.
     pub(super) fn heard_by_all(&self) -> bool {
         if self.acks.most == 0 {
             return false;
@@ -87,15 +110,10 @@ impl Engine {
     /// nothing of the newcomer's burst was: a node that started a little later than
     /// this one did not hear this node's earlier packets and tells it so only by
     /// answering; without this, this node would wait for that node's next burst packet.
-    pub(super) fn answers_answer(
-        &self,
-        hb: &Heartbeat<'_>,
-        ack: Option<(u64, u32)>,
-        now: Instant,
-    ) -> bool {
+    pub(super) fn answers_answer(&self, hb: &Heartbeat<'_>, acked: bool, now: Instant) -> bool {
         !hb.joining
             && hb.newcomer
-            && ack.is_some()
+            && acked
             && self.peers.answers(hb.name) == 0
             && self.acknowledges(now)
     }

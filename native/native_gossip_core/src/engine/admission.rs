@@ -81,12 +81,12 @@ impl Engine {
                 return Err(DropReason::RateLimited);
             }
         }
-        let acked = self.acknowledgement(&hb);
+        let acked = self.acknowledges_this(&hb);
         let mut event = match self.peers.observe(&hb, from, now) {
             Ok(event) => event,
-            Err(DropReason::Replay) if acked.is_some() && self.peers.late_answer(&hb) => {
+            Err(DropReason::Replay) if acked && self.peers.late_answer(&hb) => {
                 // Only its acknowledgement counts (see `late_answer`).
-                self.acks.count(acked);
+                self.acks.count(self.count_in(&hb));
                 self.stats.accepted += 1;
                 return Ok(None);
             }
@@ -115,9 +115,7 @@ impl Engine {
             let unheard = !lead && hb.sequence == 1;
             self.answer(hb.name, to, hb.incarnation, unheard, now);
         }
-        if acked.is_some() && self.peers.mark_heard_us(hb.name) {
-            self.acks.count(acked);
-        }
+        self.note_acks(&hb, acked, event.as_ref());
         if event.is_some() {
             self.stats.events += 1;
         }

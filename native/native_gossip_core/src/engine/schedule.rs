@@ -185,9 +185,7 @@ impl Engine {
         {
             let (_, to, incarnation) = self.unicast_answers.pop_front().expect("checked");
             let newcomer = self.newcomer(now);
-            let alive = self.peers.heard_us().0.min(u32::MAX as usize) as u32;
-            let heard = wire::heard_record(incarnation, alive);
-            let bytes = self.encode_with(false, false, newcomer, wall_ms, &heard);
+            let bytes = self.encode_with(false, false, newcomer, wall_ms, Some(incarnation));
             self.stats.answers += 1;
             self.queue.push_back(Transmit {
                 to: Destination::Unicast(to),
@@ -217,7 +215,11 @@ impl Engine {
         let newcomer = self.newcomer(now);
         // A burst heartbeat after the first that every peer has already heard (and
         // that no answer rides on) stays at home.
-        let skip = regular && self.acks.in_burst && !self.acks.owed && self.heard_by_all();
+        let skip = regular
+            && self.acks.in_burst
+            && !self.acks.owed
+            && !self.acks.fresh
+            && self.heard_by_all();
         let joining = regular && newcomer && !skip;
         if regular {
             self.next_heartbeat = match self.next_burst(now) {
@@ -235,6 +237,7 @@ impl Engine {
         // Any heartbeat answers a pending reply.
         self.reply_at = None;
         self.acks.owed = false;
+        self.acks.fresh = false;
         Some(self.encode(false, joining, newcomer, wall_ms))
     }
 
@@ -256,22 +259,28 @@ impl Engine {
         newcomer: bool,
         wall_ms: u64,
     ) -> Vec<u8> {
-        self.encode_with(leaving, joining, newcomer, wall_ms, &[])
+        self.encode_with(leaving, joining, newcomer, wall_ms, None)
     }
 
-    /// `encode`, with the option records `extra` after this node's own.
+    /// `encode`, after this node's own option records: with a secret, its count of
+    /// peers alive (`OPT_PEERS`), and for an answer the incarnation it acknowledges
+    /// (`OPT_HEARD`).
     fn encode_with(
         &mut self,
         leaving: bool,
         joining: bool,
         newcomer: bool,
         wall_ms: u64,
-        extra: &[u8],
+        answering: Option<u64>,
     ) -> Vec<u8> {
         self.sequence += 1;
         let mut options = std::borrow::Cow::Borrowed(self.options.as_slice());
-        if !extra.is_empty() {
-            options.to_mut().extend_from_slice(extra);
+        if self.keys.is_signing() {
+            let alive = self.peers.heard_us().0.min(u32::MAX as usize) as u32;
+            options.to_mut().extend(wire::peers_record(alive));
+        }
+        if let Some(incarnation) = answering {
+            options.to_mut().extend(wire::heard_record(incarnation));
         }
         wire::encode(
             &Outgoing {
@@ -308,7 +317,7 @@ impl Engine {
     /// the rule above; a node that started after the newcomer was heard by it already.
     ///
     /// Every unicast answer carries `OPT_HEARD` (the newcomer's incarnation,
-    /// `incarnation`, and how many peers this node holds alive), from which the
+    /// `incarnation`), from which, with the peers' counts (`OPT_PEERS`), the
     /// newcomer tells that its burst has been heard by everyone and can stop
     /// (`heard_by_all`); so the first one to an incarnation goes, within
     /// `first_answer_window`, even when this node's own heartbeat is due (unless this

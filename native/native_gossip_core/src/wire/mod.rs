@@ -52,7 +52,7 @@ mod options;
 
 pub use options::{
     address_records, addresses, answer_port_record, dist_port_record, heard_record, options_block,
-    same_tags, tag_records, tags, OptionsError,
+    peers_record, same_tags, tag_records, tags, OptionsError,
 };
 use options::{check_options, records};
 
@@ -97,10 +97,13 @@ pub const OPT_ADDR: u8 = 4;
 /// each member O(1) datagrams; without the record (older nodes) answers are multicast.
 pub const OPT_ANSWER: u8 = 5;
 /// Option record, in a unicast answer only: the answer is to the incarnation named
-/// (8 bytes), and the sender holds this many peers alive (4 bytes, the newcomer among
-/// them). Tells a newcomer who has heard it, so that its joining burst can stop once
-/// every member has (`Engine`: the burst's acknowledgements).
+/// (8 bytes): its sender heard it. Tells a newcomer who has heard it, so that its
+/// joining burst can stop once every peer has (`Engine`: the burst's
+/// acknowledgements).
 pub const OPT_HEARD: u8 = 6;
+/// Option record, in every signed heartbeat: how many peers the sender holds alive
+/// (4 bytes). Tells a newcomer how many acknowledgements to wait for.
+pub const OPT_PEERS: u8 = 7;
 /// Most `OPT_ADDR` records a heartbeat carries (and a receiver accepts).
 pub const MAX_ADDRS: usize = 8;
 /// Longest cluster label, in bytes.
@@ -150,18 +153,18 @@ impl<'a> Heartbeat<'a> {
             .map(|(_, v)| u16::from_be_bytes([v[0], v[1]]))
     }
 
-    /// What an answer acknowledges (`OPT_HEARD`): the incarnation it answers and how
-    /// many peers its sender holds alive.
-    pub fn heard(&self) -> Option<(u64, u32)> {
+    /// The incarnation an answer acknowledges (`OPT_HEARD`), if it does.
+    pub fn heard(&self) -> Option<u64> {
         records(self.options)
             .find(|(t, _)| *t == OPT_HEARD)
-            .map(|(_, v)| {
-                let (inc, peers) = v.split_at(8);
-                (
-                    u64::from_be_bytes(inc.try_into().expect("checked: 12 bytes")),
-                    u32::from_be_bytes(peers.try_into().expect("checked: 12 bytes")),
-                )
-            })
+            .map(|(_, v)| u64::from_be_bytes(v.try_into().expect("checked: 8 bytes")))
+    }
+
+    /// How many peers the sender holds alive (`OPT_PEERS`), if it says.
+    pub fn peers(&self) -> Option<u32> {
+        records(self.options)
+            .find(|(t, _)| *t == OPT_PEERS)
+            .map(|(_, v)| u32::from_be_bytes(v.try_into().expect("checked: 4 bytes")))
     }
 
     /// The sender's distribution listen port, when it says (0: it does not).

@@ -1,11 +1,12 @@
 //! The options block of a heartbeat: its records (cluster label, tags, distribution
-//! port, own addresses, answer port, an answer's acknowledgement), made and read.
+//! port, own addresses, answer port, an answer's acknowledgement, the sender's count
+//! of peers), made and read.
 
 use std::net::IpAddr;
 
 use super::{
     MAX_ADDRS, MAX_CLUSTER, MAX_TAGS, MAX_TAG_KEY, OPT_ADDR, OPT_ANSWER, OPT_CLUSTER, OPT_DIST,
-    OPT_HEARD, OPT_TAG,
+    OPT_HEARD, OPT_PEERS, OPT_TAG,
 };
 use crate::reason::DropReason;
 
@@ -54,11 +55,16 @@ pub fn answer_port_record(port: u16) -> Vec<u8> {
     vec![OPT_ANSWER, 2, hi, lo]
 }
 
-/// The option record of an answer to incarnation `incarnation` from a node that holds
-/// `peers` peers alive (`OPT_HEARD`).
-pub fn heard_record(incarnation: u64, peers: u32) -> Vec<u8> {
-    let mut out = vec![OPT_HEARD, 12];
+/// The option record of an answer to incarnation `incarnation` (`OPT_HEARD`).
+pub fn heard_record(incarnation: u64) -> Vec<u8> {
+    let mut out = vec![OPT_HEARD, 8];
     out.extend_from_slice(&incarnation.to_be_bytes());
+    out
+}
+
+/// The option record of a sender that holds `peers` peers alive (`OPT_PEERS`).
+pub fn peers_record(peers: u32) -> Vec<u8> {
+    let mut out = vec![OPT_PEERS, 4];
     out.extend_from_slice(&peers.to_be_bytes());
     out
 }
@@ -166,13 +172,10 @@ pub fn options_block(cluster: &str, tags: &[(String, String)]) -> Result<Vec<u8>
 /// some without older nodes misreading the packet), and the records this version
 /// knows must be well-formed themselves: one cluster label of 1..=64 bytes of UTF-8,
 /// tags with a key of 1..=64 bytes and both UTF-8, one distribution port (2 bytes, not
-/// 0).
+/// 0), at most `MAX_ADDRS` addresses, one answer port, one acknowledgement, one count.
 pub(super) fn check_options(mut options: &[u8]) -> Result<(), DropReason> {
-    let mut clusters = 0;
-    let mut dists = 0;
-    let mut addrs = 0;
-    let mut answers = 0;
-    let mut heard = 0;
+    // Records of each type so far.
+    let mut seen = [0usize; 256];
     while !options.is_empty() {
         if options.len() < 2 {
             return Err(DropReason::Malformed);
@@ -182,29 +185,17 @@ pub(super) fn check_options(mut options: &[u8]) -> Result<(), DropReason> {
             return Err(DropReason::Malformed);
         }
         let value = &options[2..2 + len];
-        let well_formed = match options[0] {
+        let kind = options[0];
+        seen[kind as usize] += 1;
+        let first = seen[kind as usize] == 1;
+        let well_formed = match kind {
             OPT_CLUSTER => {
-                clusters += 1;
-                clusters == 1
-                    && (1..=MAX_CLUSTER).contains(&len)
-                    && std::str::from_utf8(value).is_ok()
+                first && (1..=MAX_CLUSTER).contains(&len) && std::str::from_utf8(value).is_ok()
             }
-            OPT_DIST => {
-                dists += 1;
-                dists == 1 && len == 2 && value != [0, 0]
-            }
-            OPT_ADDR => {
-                addrs += 1;
-                addrs <= MAX_ADDRS && (len == 4 || len == 16)
-            }
-            OPT_ANSWER => {
-                answers += 1;
-                answers == 1 && len == 2 && value != [0, 0]
-            }
-            OPT_HEARD => {
-                heard += 1;
-                heard == 1 && len == 12
-            }
+            OPT_DIST | OPT_ANSWER => first && len == 2 && value != [0, 0],
+            OPT_ADDR => seen[kind as usize] <= MAX_ADDRS && (len == 4 || len == 16),
+            OPT_HEARD => first && len == 8,
+            OPT_PEERS => first && len == 4,
             OPT_TAG => {
                 len >= 2 && {
                     let k = value[0] as usize;

@@ -247,6 +247,28 @@ fn known_options_must_be_well_formed() {
         Err(DropReason::Malformed)
     );
     assert_eq!(with(&[OPT_TAG, 3, 1, b'k', b'v']), Ok(()));
+    // An acknowledgement of 8 bytes and a count of 4, once each; read back.
+    let mut block = heard_record(0x0102_0304_0506_0708);
+    block.extend(peers_record(31));
+    let m = Outgoing {
+        options: &block,
+        ..msg("a@b")
+    };
+    let bytes = encode(&m, &k).unwrap();
+    let hb = decode(&bytes, &k).unwrap();
+    assert_eq!(
+        (hb.heard(), hb.peers()),
+        (Some(0x0102_0304_0506_0708), Some(31))
+    );
+    assert_eq!(
+        with(&[OPT_HEARD, 4, 0, 0, 0, 1]),
+        Err(DropReason::Malformed)
+    );
+    assert_eq!(with(&[OPT_PEERS, 2, 0, 1]), Err(DropReason::Malformed));
+    assert_eq!(
+        with(&[OPT_PEERS, 4, 0, 0, 0, 1, OPT_PEERS, 4, 0, 0, 0, 2]),
+        Err(DropReason::Malformed)
+    );
     // Unknown types are skipped whatever they hold.
     assert_eq!(with(&[200, 2, 0xff, 0xfe]), Ok(()));
 }
