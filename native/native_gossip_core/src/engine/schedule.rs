@@ -213,14 +213,12 @@ impl Engine {
         // Only scheduled burst heartbeats ask for answers; an answer (or an announce)
         // never does, so two joining nodes cannot keep answering each other.
         let newcomer = self.newcomer(now);
-        // A burst heartbeat after the first that every peer has already heard (and
-        // that no answer rides on) stays at home.
-        let skip = regular
-            && self.acks.in_burst
-            && !self.acks.owed
-            && !self.acks.fresh
-            && self.heard_by_all();
-        let joining = regular && newcomer && !skip;
+        // A burst heartbeat after the first that every peer has already heard stays at
+        // home, unless an answer rides on it or it passes on a grown count of peers
+        // (`acks`); then it goes, asking no answers (not JOINING).
+        let heard = regular && self.acks.in_burst && self.heard_by_all();
+        let skip = heard && !self.acks.owed && !self.acks.fresh;
+        let joining = regular && newcomer && !heard;
         if regular {
             self.next_heartbeat = match self.next_burst(now) {
                 Some(t) => t,
