@@ -104,15 +104,11 @@ impl PeerTable {
         }
     }
 
-    /// Records that `name` (alive) has heard this node's current joining burst: it
-    /// answered it by unicast. Returns false for a peer not alive or unknown.
-    pub fn mark_heard_us(&mut self, name: &str) -> bool {
-        match self.peers.get_mut(name) {
-            Some(p) if p.state == PeerState::Alive => {
-                p.heard_us = true;
-                true
-            }
-            _ => false,
+    /// Records that `name`, if alive, has heard this node's current joining burst: it
+    /// answered it by unicast.
+    pub fn mark_heard_us(&mut self, name: &str) {
+        if let Some(p) = self.peers.get_mut(name) {
+            p.heard_us |= p.state == PeerState::Alive;
         }
     }
 
