@@ -18,9 +18,9 @@ defmodule NativeGossip.Connector do
   # native side reports it again after its backoff (report_after), so a peer that went
   # away is not retried forever. The tie-break's rule (which side of a pair leads) is
   # the native side's (`Engine::leads`, in `engine/schedule.rs`), given with each report
-  # as `lead`; what the side that does not lead does is here (@defer_ms, @max_waits).
+  # as `lead`; when the side that does not lead takes its turn is Connector.Turns'.
 
-  alias NativeGossip.{Connector.World, NodeName}
+  alias NativeGossip.{Connector.Turns, Connector.World, NodeName}
 
   @initial_backoff 100
   @max_backoff 30_000
@@ -29,26 +29,6 @@ defmodule NativeGossip.Connector do
   # that drops SYNs lasts net_kernel's setup time (7 s by default). More wait in a
   # queue, each once, in the order they came.
   @max_attempts 32
-
-  # Of a pair of nodes that hear each other, one connects at once (the native side says
-  # which: a running node towards a newcomer, else the pair's coin) and the other waits
-  # this long before it tries too. Two simultaneous connects between the same nodes
-  # cost both a handshake that net_kernel then throws away, and a new node that joins N
-  # others would otherwise make 2N handshakes, not N. Once the first side's handshake
-  # has reached the second, a connect from the second just waits for it, so this only
-  # needs to cover the time a handshake takes to arrive; it is also all a pair loses
-  # when the first side cannot connect (a name it cannot resolve, a connect function
-  # that refuses, a one-way multicast path).
-  @defer_ms 100
-
-  # When this side's turn comes and the pair is still not connected, it waits longer,
-  # @defer_ms at a time and at most @max_waits times, if the other side's handshake is
-  # under way here already (net_kernel has it pending), or if handshakes are slow
-  # right now (slow?/1: many nodes starting at once on few cores), rather than start a
-  # second handshake for the pair. On a quiet machine the turn is taken at once.
-  @max_waits 10
-  @busy_waits 3
-  @late_window 1_000
 
   defstruct world: nil,
             tags: %{},
@@ -133,6 +113,12 @@ defmodule NativeGossip.Connector do
   A peer was reported `:discovered` (new, back from lost, or a new incarnation: the
   native side starts it as not connected, and so does this) or `:heard` again while
   not connected. `lead` says whether this side connects first.
+
+  Heard while this side waits its first turn for the peer: the native side reports
+  that only when the peer asked again for what this side already answered (a
+  newcomer's burst goes on: this side's answer may have been lost, and the newcomer,
+  which leads, may never connect), so the turn is taken now (`turn/2`: unless the
+  peer's handshake is under way).
   """
   @spec heard(t(), node(), :discovered | :heard, boolean(), NativeGossip.tags()) :: result()
   def heard(c, node, kind, lead, tags \\ %{}) do
@@ -143,7 +129,15 @@ defmodule NativeGossip.Connector do
         do: {[discovered: node], put_status(c, node, :disconnected)},
         else: {[], %{c | status: Map.put_new(c.status, node, :disconnected)}}
 
-    {more, effects, c} = consider(c, node, if(lead, do: 0, else: @defer_ms))
+    {more, effects, c} =
+      case kind == :heard and not lead and Turns.waiting(c, node) do
+        {:waiting, peer} ->
+          turn(%{c | peers: Map.put(c.peers, node, %{peer | retry_at: nil})}, node)
+
+        _ ->
+          consider(c, node, if(lead, do: 0, else: Turns.defer_ms()))
+      end
+
     {events ++ more, effects, c}
   end
 
@@ -170,8 +164,8 @@ defmodule NativeGossip.Connector do
 
   @doc """
   A `{:wake, node, _}` came due: this side's turn in the tie-break, or a longer wait
-  (see @max_waits). Connects unless the other side did, or the peer left or was
-  forgotten meanwhile (forget/2 dropped the entry its wait made).
+  (see NativeGossip.Connector.Turns). Connects unless the other side did, or the peer
+  left or was forgotten meanwhile (forget/2 dropped the entry its wait made).
   """
   @spec turn(t(), node()) :: result()
   def turn(c, node) do
@@ -181,8 +175,8 @@ defmodule NativeGossip.Connector do
       Map.get(c.status, node) != :disconnected or not is_map_key(c.peers, node) ->
         {[], [], %{c | waits: Map.delete(c.waits, node)}}
 
-      waits < @max_waits and (c.world.pending?.(node) or slow?(c, waits)) ->
-        {[], [{:wake, node, @defer_ms}], %{c | waits: Map.put(c.waits, node, waits + 1)}}
+      waits < Turns.max_waits() and (c.world.pending?.(node) or Turns.slow?(c, waits)) ->
+        {[], [{:wake, node, Turns.defer_ms()}], %{c | waits: Map.put(c.waits, node, waits + 1)}}
 
       true ->
         consider(%{c | waits: Map.delete(c.waits, node)}, node, 0)
@@ -319,39 +313,13 @@ defmodule NativeGossip.Connector do
     end
   end
 
-  # Handshakes are slow here: a peer that leads came late, recently; one of this node's
-  # attempts has run longer than @defer_ms; or, for @busy_waits waits (a leader that did
-  # not hear this node must not cost it a second), a handshake a peer started is under way.
-  defp slow?(%{attempting: attempting, status: peers} = c, waits) do
-    now = now(c)
-    theirs = &(is_map_key(peers, &1) and not is_map_key(attempting, &1))
-
-    (c.late_at != nil and now - c.late_at < @late_window) or
-      Enum.any?(attempting, fn {_node, t} -> t < now - @defer_ms end) or
-      (waits < @busy_waits and Enum.any?(c.world.handshakes.(), theirs))
-  end
-
-  # A peer this side deferred to connected after this side's turn for it had come (and
-  # not by this side's attempt): handshakes are slow here (slow?/1).
-  defp note_late(c, node) do
-    case c.peers do
-      %{^node => %{deferred: true, retry_at: at}}
-      when at != nil and not is_map_key(c.attempting, node) ->
-        now = now(c)
-        if now >= at, do: %{c | late_at: now}, else: c
-
-      _ ->
-        c
-    end
-  end
-
   defp mark_connected(c, node) do
     case c.status do
       %{^node => :connected} ->
         {[], [], c}
 
       %{^node => _} ->
-        c = note_late(c, node)
+        c = Turns.note_late(c, node)
         # Its next disconnection starts afresh.
         peers = if Map.has_key?(c.peers, node), do: Map.put(c.peers, node, fresh()), else: c.peers
         c = %{put_status(c, node, :connected) | peers: peers}

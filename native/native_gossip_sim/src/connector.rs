@@ -1,7 +1,8 @@
 //! The model of the BEAM side of each simulated node: what its connector does with
 //! the engine's events (lib/native_gossip/connector.ex): the tie-break's leader
-//! connects at once, the follower after its wait; a failed attempt backs off; a lost
-//! peer that cannot be reached is disconnected by failure detection. And what the
+//! connects at once, the follower after its wait (or at once when reported again
+//! within it); a failed attempt backs off; a lost peer that cannot be reached is
+//! disconnected by failure detection. And what the
 //! owner is told (lib/native_gossip/detector.ex): a peer the engine reports lost is
 //! published `:lost` at once if it is not connected; a connected one is probed, and
 //! published `:lost` only if the probe fails or its connection drops while it is
@@ -36,10 +37,16 @@ impl Sim {
                 self.nodes[i].known.insert(p);
                 self.nodes[i].silent.remove(&p);
                 let node = &self.nodes[i];
-                if node.connected.contains(&p)
-                    || node.attempting.contains(&p)
-                    || node.deferred.contains(&p)
-                {
+                if node.deferred.contains(&p) {
+                    // Reported again within the wait: the peer asked again for what
+                    // this node answered (Connector.heard/5). The turn is now, unless
+                    // the peer's handshake is under way.
+                    if e.kind == EventKind::Heard && !self.nodes[p].attempting.contains(&i) {
+                        self.attempt(i, p);
+                    }
+                    return;
+                }
+                if node.connected.contains(&p) || node.attempting.contains(&p) {
                     return;
                 }
                 if e.lead {

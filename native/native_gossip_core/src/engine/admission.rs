@@ -104,9 +104,11 @@ impl Engine {
         {
             self.native_names.insert(hb.name.to_owned());
         }
-        let lead = self.leads(hb.newcomer || hb.joining, hb.name, now);
+        let lead = self.leads(&hb, now);
         if let Some(e) = &mut event {
             e.lead = lead;
+        } else if self.newcomer_asks_again(&hb, lead, now) {
+            event = self.peers.heard_again(&hb, now);
         }
         self.stats.accepted += 1;
         if (hb.joining || self.answers_answer(&hb, acked, now)) && !hb.leaving {

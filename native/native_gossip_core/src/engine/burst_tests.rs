@@ -3,7 +3,7 @@
 //! modelled network: every datagram arrives at once, unless a link drops it.
 
 use super::*;
-use crate::peers::PeerState;
+use crate::peers::{EventKind, PeerState};
 use crate::wire::{decode, FLAG_JOINING};
 
 const MS: Duration = Duration::from_millis(1);
@@ -322,4 +322,161 @@ fn after_a_rejoin_the_burst_waits_for_new_acknowledgements() {
     // Five of the first burst (its 20 ms heartbeat passed the count on), all six of
     // the second.
     assert_eq!(net.engine(0).stats().burst_skipped, 11, "{:?}", net.sent[0]);
+}
+
+/// Engine `i`, started at `t0`, after its burst: it sent everything due until
+/// `until`, and is a settled member from then on (`until` is past its first interval).
+fn settled(i: usize, t0: Instant, until: Instant, secret: Option<&[u8]>) -> Engine {
+    let mut e = Engine::new(config(i, secret), t0, 1000 + i as u64, i as u64).unwrap();
+    let mut now = t0;
+    while now < until {
+        while e.poll_transmit(now, 0).is_some() {}
+        now = e.next_deadline().max(now + MS);
+    }
+    e
+}
+
+#[test]
+fn with_a_secret_a_newcomer_leads_and_a_member_whose_answer_was_lost_takes_its_turn_when_asked_again(
+) {
+    let t0 = Instant::now();
+    let late = t0 + 5000 * MS;
+    let mut member = settled(0, t0, late - 10 * MS, Some(b"k"));
+    let mut newcomer = engine(1, late);
+    let (from_member, from_newcomer) = (source(0), source(1));
+
+    // The member hears the newcomer's first heartbeat and gives it the first go.
+    let first = newcomer.poll_transmit(late, 0).unwrap();
+    let heard = member
+        .handle_datagram(&first.bytes, from_newcomer, Via::Group, late)
+        .unwrap();
+    assert_eq!((heard.kind, heard.lead), (EventKind::Discovered, false));
+    // Its answer goes at once, to the newcomer alone (a small group).
+    let answer = member.poll_transmit(late, 0).unwrap();
+    assert_eq!(
+        answer.to,
+        Destination::Unicast(SocketAddr::new(ip(1), 50_001))
+    );
+    // Heard by the newcomer, it leads: it connects as the answers come.
+    let on_newcomer = newcomer
+        .handle_datagram(&answer.bytes, from_member, Via::Group, late)
+        .unwrap();
+    assert_eq!(
+        (on_newcomer.kind, on_newcomer.lead),
+        (EventKind::Discovered, true)
+    );
+
+    // Had the answer been lost, the newcomer's next burst heartbeat would still ask
+    // (JOINING): a newcomer that heard no one.
+    let mut alone = engine(2, late);
+    let first = alone.poll_transmit(late, 0).unwrap();
+    let discovered = member
+        .handle_datagram(&first.bytes, source(2), Via::Group, late)
+        .unwrap();
+    assert!(!discovered.lead);
+    while member.poll_transmit(late, 0).is_some() {}
+    let again = alone.poll_transmit(late + 20 * MS, 0).unwrap();
+    assert_eq!(again.bytes[5] & FLAG_JOINING, FLAG_JOINING);
+    // ... and the member takes its turn now: reported again, at once.
+    let turn = member
+        .handle_datagram(&again.bytes, source(2), Via::Group, late + 20 * MS)
+        .expect("a report: the newcomer may not have heard this member");
+    assert_eq!((turn.kind, turn.lead), (EventKind::Heard, false));
+    // Not once connected: the newcomer's connect came.
+    member.set_connected("n2@h", true, Some(ip(2)), late + 30 * MS);
+    let third = alone.poll_transmit(late + 40 * MS, 0).unwrap();
+    assert_eq!(third.bytes[5] & FLAG_JOINING, FLAG_JOINING);
+    assert_eq!(
+        member.handle_datagram(&third.bytes, source(2), Via::Group, late + 40 * MS),
+        None
+    );
+}
+
+#[test]
+fn a_member_does_not_take_its_turn_before_its_answer_went() {
+    // The member heard the newcomer's first heartbeat, but its answer is still due
+    // when the next one comes: that one asks because the answer has not gone, not
+    // because it was lost.
+    let t0 = Instant::now();
+    let late = t0 + 5000 * MS;
+    let mut member = settled(0, t0, late - 10 * MS, Some(b"k"));
+    let mut newcomer = engine(1, late);
+    let first = newcomer.poll_transmit(late, 0).unwrap();
+    member.handle_datagram(&first.bytes, source(1), Via::Group, late);
+    let again = newcomer.poll_transmit(late + 20 * MS, 0).unwrap();
+    assert_eq!(
+        member.handle_datagram(&again.bytes, source(1), Via::Group, late + 20 * MS),
+        None
+    );
+}
+
+#[test]
+fn without_a_secret_a_member_leads_towards_a_newcomer_and_its_burst_asks_nothing_more() {
+    // Unsigned, a burst goes whole and cannot say who heard it: the member, which
+    // heard the newcomer's first heartbeat, connects at once; the newcomer waits.
+    let t0 = Instant::now();
+    let late = t0 + 5000 * MS;
+    let mut member = settled(0, t0, late - 10 * MS, None);
+    let mut newcomer = Engine::new(config(1, None), late, 1001, 1).unwrap();
+    let first = newcomer.poll_transmit(late, 0).unwrap();
+    let heard = member
+        .handle_datagram(&first.bytes, source(1), Via::Group, late)
+        .unwrap();
+    assert_eq!((heard.kind, heard.lead), (EventKind::Discovered, true));
+    let answer_at = member.next_deadline();
+    let answer = member.poll_transmit(answer_at, 0).unwrap();
+    let on_newcomer = newcomer
+        .handle_datagram(&answer.bytes, source(0), Via::Group, answer_at)
+        .unwrap();
+    assert!(!on_newcomer.lead);
+    let again = newcomer.poll_transmit(late + 20 * MS, 0).unwrap();
+    assert_eq!(
+        member.handle_datagram(&again.bytes, source(1), Via::Group, late + 20 * MS),
+        None
+    );
+}
+
+#[test]
+fn in_a_group_larger_than_ack_peers_a_member_leads_towards_a_newcomer() {
+    // A large group spreads its answers over a quarter millisecond a member: the
+    // newcomer would connect as late as they come, so the members lead, as without a
+    // secret.
+    let t0 = Instant::now();
+    let late = t0 + 5000 * MS;
+    let mut member = settled(0, t0, late - 600 * MS, Some(b"k"));
+    for k in 0..ACK_PEERS {
+        let i = 2 + k;
+        let mut other = Engine::new(
+            config(i, Some(b"k")),
+            late - 500 * MS,
+            1000 + i as u64,
+            i as u64,
+        )
+        .unwrap();
+        let first = other.poll_transmit(late - 500 * MS, 0).unwrap();
+        member.handle_datagram(&first.bytes, source(i), Via::Group, late - 500 * MS);
+    }
+    let mut now = late - 500 * MS;
+    while now < late - 10 * MS {
+        while member.poll_transmit(now, 0).is_some() {}
+        now = member.next_deadline().max(now + MS);
+    }
+    let mut newcomer = engine(1, late);
+    let first = newcomer.poll_transmit(late, 0).unwrap();
+    let heard = member
+        .handle_datagram(&first.bytes, source(1), Via::Group, late)
+        .unwrap();
+    assert_eq!((heard.kind, heard.lead), (EventKind::Discovered, true));
+    let answer_at = member.next_deadline();
+    let answer = member.poll_transmit(answer_at, 0).unwrap();
+    let on_newcomer = newcomer
+        .handle_datagram(&answer.bytes, source(0), Via::Group, answer_at)
+        .unwrap();
+    assert_eq!(
+        decode(&answer.bytes, &Keyring::new(vec![b"k".to_vec()]))
+            .unwrap()
+            .peers(),
+        Some(ACK_PEERS as u32 + 1)
+    );
+    assert!(!on_newcomer.lead);
 }

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::Engine;
+use super::{first_leads, Engine};
 use crate::compat;
 use crate::peers::PeerEvent;
 use crate::reason::DropReason;
@@ -62,11 +62,12 @@ impl Engine {
         }
         self.stats.accepted += 1;
         if let Some(e) = &mut event {
-            // The format has no replay protection: its source is never proven, and it
-            // gets the same tie-break as a settled native peer (a replay cannot make
-            // this node hurry to connect).
+            // The format has no replay protection: its source is never proven, and a
+            // replay must not make this node hurry to connect: a new node leaves the
+            // first go to the libcluster node (which connects to whatever it hears),
+            // a settled one flips the pair's coin.
             e.proven = false;
-            e.lead = self.leads(false, &name, now);
+            e.lead = !self.newcomer(now) && first_leads(&self.name, &name);
             self.stats.events += 1;
         }
         Ok(event)

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use super::{Destination, Engine, Transmit};
+use super::{Destination, Engine, Transmit, ACK_PEERS};
 use crate::peers::PeerEvent;
-use crate::wire::{self, Outgoing};
+use crate::wire::{self, Heartbeat, Outgoing};
 
 /// When the joining burst's heartbeats go, after the first (at the start): those
 /// within one interval of it. Dense at first (five packets by 160 ms: under 30 % loss a
@@ -58,20 +58,50 @@ impl Jitter {
 }
 
 impl Engine {
-    /// Whether this node should connect to a peer at once when it hears it, or give the
-    /// peer the first go: two connects at once between the same pair cost two handshakes
-    /// and net_kernel keeps one. A node that is not new leads towards one that is (it heard
-    /// the newcomer's first heartbeat, while the newcomer only hears the answers);
-    /// otherwise the pair's coin decides (`first_leads`). Both sides reach the same answer
-    /// as long as they agree on who is new, which is what the NEWCOMER flag tells (on
-    /// answers too).
-    pub(super) fn leads(&self, peer_new: bool, peer_name: &str, now: Instant) -> bool {
-        let new = self.newcomer(now);
-        if peer_new != new {
-            peer_new
-        } else {
-            first_leads(&self.name, peer_name)
+    /// Whether this node should connect to a peer at once when it hears `hb`, or give
+    /// the peer the first go: two connects at once between the same pair cost two
+    /// handshakes and net_kernel keeps one. Of two nodes alike (both new, or both
+    /// settled) the pair's coin decides (`first_leads`). Of a newcomer and a settled
+    /// member, with a secret and in a group of at most `ACK_PEERS` (by the member's
+    /// count of peers alive: its own on its side, the one its heartbeats carry,
+    /// `OPT_PEERS`, on the newcomer's), the newcomer leads: the members' first answers
+    /// reach it by unicast within milliseconds, and it starts its connects as they
+    /// come, as a bare `Node.connect/1` to each would, rather than every member waking
+    /// at once to start one towards it; a member whose answer may have been lost takes
+    /// its turn when the newcomer's burst asks again (`PeerTable::heard_again`).
+    /// Otherwise the member leads: without a secret the burst cannot say who heard it,
+    /// and a larger group spreads its answers (`first_answer_window`), which would hold
+    /// the newcomer's connects back. Both sides reach the same answer as long as they
+    /// agree on who is new (the NEWCOMER flag, on answers too), on whether packets are
+    /// signed (a node with a secret takes only signed ones) and on the member's count
+    /// (they differ only if it crosses `ACK_PEERS` between the member's decision and
+    /// its answer: then both connect, or the member after its wait).
+    pub(super) fn leads(&self, hb: &Heartbeat<'_>, now: Instant) -> bool {
+        let (new, peer_new) = (self.newcomer(now), hb.newcomer || hb.joining);
+        if peer_new == new {
+            return first_leads(&self.name, hb.name);
         }
+        let small = if new {
+            self.count_in(hb).is_some_and(|n| n as usize <= ACK_PEERS)
+        } else {
+            self.keys.is_signing() && self.peers.heard_us().0 <= ACK_PEERS
+        };
+        new == small
+    }
+
+    /// `hb`, accepted without an event, is a newcomer's joining heartbeat that this
+    /// settled node does not lead towards, answered already (the answer sent, not just
+    /// due: `unicast_answers`): the newcomer has not heard from every peer, maybe not
+    /// from this one (see `leads`).
+    pub(super) fn newcomer_asks_again(&self, hb: &Heartbeat<'_>, lead: bool, now: Instant) -> bool {
+        hb.joining
+            && !lead
+            && self.keys.is_signing()
+            && !self.newcomer(now)
+            && !self
+                .unicast_answers
+                .iter()
+                .any(|&(_, _, incarnation)| incarnation == hb.incarnation)
     }
 
     /// How long answers to a newcomer are spread over: every member answers, so a

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use crate::reason::DropReason;
 use crate::wire::Heartbeat;
 
+mod answers;
 mod event;
 mod peer;
 
@@ -83,76 +84,6 @@ impl PeerTable {
 
     pub fn len(&self) -> usize {
         self.peers.len()
-    }
-
-    /// Whether a joining heartbeat of `name` gets an answer: yes for the first
-    /// `MAX_ANSWERS` of its incarnation, `ANSWER_SPACING` apart; then how many it got
-    /// before this one.
-    pub fn take_answer(&mut self, name: &str, now: Instant) -> Option<u8> {
-        match self.peers.get_mut(name) {
-            Some(p)
-                if p.answers < MAX_ANSWERS
-                    && p.answered_at
-                        .is_none_or(|at| now.saturating_duration_since(at) >= ANSWER_SPACING) =>
-            {
-                let before = p.answers;
-                p.answers += 1;
-                p.answered_at = Some(now);
-                Some(before)
-            }
-            _ => None,
-        }
-    }
-
-    /// Records that `name`, if alive, has heard this node's current joining burst: it
-    /// answered it by unicast.
-    pub fn mark_heard_us(&mut self, name: &str) {
-        if let Some(p) = self.peers.get_mut(name) {
-            p.heard_us |= p.state == PeerState::Alive;
-        }
-    }
-
-    /// An answer to this node's burst (`OPT_HEARD`, signed) that failed the order
-    /// check (`replay`): it arrived on the answer socket after a later packet of its
-    /// sender arrived on the group's. Taken as the acknowledgement it is, and as
-    /// nothing else, when it is from the incarnation the table holds and that peer had
-    /// not acknowledged yet. Returns whether it was taken.
-    pub fn late_answer(&mut self, hb: &Heartbeat<'_>) -> bool {
-        match self.peers.get_mut(hb.name) {
-            Some(p)
-                if p.state == PeerState::Alive
-                    && p.incarnation == hb.incarnation
-                    && !p.heard_us
-                    && !hb.leaving =>
-            {
-                p.heard_us = true;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// Forgets who heard this node's burst (it starts a new one).
-    pub fn clear_heard_us(&mut self) {
-        for p in self.peers.values_mut() {
-            p.heard_us = false;
-        }
-    }
-
-    /// The peers alive, and how many of them have heard this node's burst.
-    pub fn heard_us(&self) -> (usize, usize) {
-        self.peers
-            .values()
-            .filter(|p| p.state == PeerState::Alive)
-            .fold((0, 0), |(alive, heard), p| {
-                (alive + 1, heard + usize::from(p.heard_us))
-            })
-    }
-
-    /// How many answers this node has taken for `name`'s current incarnation (0 for an
-    /// unknown name).
-    pub fn answers(&self, name: &str) -> u8 {
-        self.peers.get(name).map_or(0, |p| p.answers)
     }
 
     /// The incarnation last accepted from `name`, if it is in the table.

@@ -1,0 +1,82 @@
+defmodule NativeGossip.Connector.Turns do
+  @moduledoc false
+  # When the side of a pair that does not lead (NativeGossip.Connector) takes its turn:
+  # its wait, the longer waits while handshakes are slow, and the early turn when the
+  # peer asks again.
+
+  alias NativeGossip.Connector
+
+  # Of a pair of nodes that hear each other, one connects at once (the native side says
+  # which: with a secret a newcomer towards running nodes, without one a running node
+  # towards a newcomer, else the pair's coin) and the other waits this long before it
+  # tries too. Two simultaneous connects between the same nodes
+  # cost both a handshake that net_kernel then throws away, and a new node that joins N
+  # others would otherwise make 2N handshakes, not N. Once the first side's handshake
+  # has reached the second, a connect from the second just waits for it, so this only
+  # needs to cover the time a handshake takes to arrive; it is also all a pair loses
+  # when the first side cannot connect (a name it cannot resolve, a connect function
+  # that refuses, a one-way multicast path).
+  @defer_ms 100
+
+  # When this side's turn comes and the pair is still not connected, it waits longer,
+  # @defer_ms at a time and at most @max_waits times, if the other side's handshake is
+  # under way here already (net_kernel has it pending), or if handshakes are slow
+  # right now (slow?/1: many nodes starting at once on few cores), rather than start a
+  # second handshake for the pair. On a quiet machine the turn is taken at once.
+  @max_waits 10
+  @busy_waits 3
+  @late_window 1_000
+
+  @doc "The first wait of the side that does not lead (ms)."
+  @spec defer_ms() :: pos_integer()
+  def defer_ms, do: @defer_ms
+
+  @doc "How many times a turn waits longer, at most."
+  @spec max_waits() :: pos_integer()
+  def max_waits, do: @max_waits
+
+  @doc """
+  Handshakes are slow here: a peer that leads came late, recently; one of this node's
+  attempts has run longer than the first wait; or, for the first few waits (a leader
+  that did not hear this node must not cost it a second), a handshake a peer started
+  is under way.
+  """
+  @spec slow?(Connector.t(), non_neg_integer()) :: boolean()
+  def slow?(%{attempting: attempting, status: peers} = c, waits) do
+    now = c.world.now.()
+    theirs = &(is_map_key(peers, &1) and not is_map_key(attempting, &1))
+
+    (c.late_at != nil and now - c.late_at < @late_window) or
+      Enum.any?(attempting, fn {_node, t} -> t < now - @defer_ms end) or
+      (waits < @busy_waits and Enum.any?(c.world.handshakes.(), theirs))
+  end
+
+  @doc """
+  A peer this side deferred to connected after this side's turn for it had come (and
+  not by this side's attempt): handshakes are slow here (slow?/2).
+  """
+  @spec note_late(Connector.t(), node()) :: Connector.t()
+  def note_late(c, node) do
+    case c.peers do
+      %{^node => %{deferred: true, retry_at: at}}
+      when at != nil and not is_map_key(c.attempting, node) ->
+        now = c.world.now.()
+        if now >= at, do: %{c | late_at: now}, else: c
+
+      _ ->
+        c
+    end
+  end
+
+  @doc "The peer, if this side has deferred to it and its first turn has not come yet."
+  @spec waiting(Connector.t(), node()) :: {:waiting, Connector.peer()} | false
+  def waiting(c, node) do
+    case c.peers do
+      %{^node => %{deferred: true, failures: 0, retry_at: at} = peer} when at != nil ->
+        if c.world.now.() < at, do: {:waiting, peer}, else: false
+
+      _ ->
+        false
+    end
+  end
+end
