@@ -17,7 +17,7 @@ defmodule NativeGossip.Connector do
   # The backoff lives here, and only here: a failed peer is retried only when the
   # native side reports it again after its backoff (report_after), so a peer that went
   # away is not retried forever. The tie-break's rule (which side of a pair leads) is
-  # the native side's (`Engine::leads`, in `engine/schedule.rs`), given with each report
+  # the native side's (`Engine::leads`, in `engine/lead.rs`), given with each report
   # as `lead`; when the side that does not lead takes its turn is Connector.Turns'.
 
   alias NativeGossip.{Connector.Turns, Connector.World, NodeName}

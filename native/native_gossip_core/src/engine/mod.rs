@@ -31,6 +31,7 @@ mod acks;
 mod admission;
 mod config;
 mod destinations;
+mod lead;
 mod libcluster;
 mod options;
 mod schedule;
@@ -39,11 +40,12 @@ use acks::Acks;
 pub use acks::{ACK_PEERS, FIRST_ANSWER_PER_PEER};
 pub use admission::{NameCheck, MAX_OTHER_CLUSTERS};
 pub use config::{Config, ConfigError};
+pub use lead::first_leads;
 pub use libcluster::MAX_NATIVE_NAMES;
 pub use options::goodbye;
 use options::options_block;
 use schedule::Jitter;
-pub use schedule::{first_leads, JOIN_BURST, REPLY_WINDOW, REPLY_WINDOW_PER_PEER};
+pub use schedule::{JOIN_BURST, REPLY_WINDOW, REPLY_WINDOW_PER_PEER};
 
 /// Most addresses first heard by unicast that are sent heartbeats by unicast in return.
 pub use crate::unicast::MAX_LEARNED;
