@@ -84,7 +84,8 @@ defmodule NativeGossip.ClusterTest do
     {peers, opts}
   end
 
-  test "of a pair only one side connects: a running node towards a newcomer", %{port: port} do
+  test "without a secret, of a pair only one side connects: a running node towards a newcomer",
+       %{port: port} do
     for round <- 1..3 do
       {[{a, _}, {b, _}] = peers, opts} =
         recording_pair([:"new_a#{round}", :"run_b#{round}"], port)
@@ -94,6 +95,22 @@ defmodule NativeGossip.ClusterTest do
       Process.sleep(400)
       {:ok, _} = TestPeers.start_topology(a, opts)
       assert who_connected(peers) == {false, true}
+    end
+  end
+
+  test "with a secret, of a pair only one side connects: a newcomer towards a running node",
+       %{port: port} do
+    # With a secret the running node's answer reaches the newcomer by unicast at once,
+    # and the newcomer connects as it comes (docs/PROTOCOL.md, "Connecting").
+    for round <- 1..3 do
+      {[{a, _}, {b, _}] = peers, opts} =
+        recording_pair([:"snew_a#{round}", :"srun_b#{round}"], port)
+
+      opts = Keyword.put(opts, :secret, "pair-secret-#{round}")
+      {:ok, _} = TestPeers.start_topology(b, opts)
+      Process.sleep(400)
+      {:ok, _} = TestPeers.start_topology(a, opts)
+      assert who_connected(peers) == {true, false}
     end
   end
 
