@@ -42,7 +42,7 @@ defmodule NativeGossip.Connector.Turns do
   is under way.
   """
   @spec slow?(Connector.t(), non_neg_integer()) :: boolean()
-  def slow?(%{attempting: attempting, status: peers} = c, waits) do
+  def slow?(%Connector{attempting: attempting, status: peers} = c, waits) do
     now = c.world.now.()
     theirs = &(is_map_key(peers, &1) and not is_map_key(attempting, &1))
 
@@ -56,10 +56,10 @@ defmodule NativeGossip.Connector.Turns do
   not by this side's attempt): handshakes are slow here (slow?/2).
   """
   @spec note_late(Connector.t(), node()) :: Connector.t()
-  def note_late(c, node) do
-    case c.peers do
+  def note_late(%Connector{peers: peers, attempting: attempting} = c, node) do
+    case peers do
       %{^node => %{deferred: true, retry_at: at}}
-      when at != nil and not is_map_key(c.attempting, node) ->
+      when at != nil and not is_map_key(attempting, node) ->
         now = c.world.now.()
         if now >= at, do: %{c | late_at: now}, else: c
 
@@ -70,8 +70,8 @@ defmodule NativeGossip.Connector.Turns do
 
   @doc "The peer, if this side has deferred to it and its first turn has not come yet."
   @spec waiting(Connector.t(), node()) :: {:waiting, Connector.peer()} | false
-  def waiting(c, node) do
-    case c.peers do
+  def waiting(%Connector{peers: peers} = c, node) do
+    case peers do
       %{^node => %{deferred: true, failures: 0, retry_at: at} = peer} when at != nil ->
         if c.world.now.() < at, do: {:waiting, peer}, else: false
 
