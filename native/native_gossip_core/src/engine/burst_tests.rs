@@ -480,3 +480,29 @@ fn in_a_group_larger_than_ack_peers_a_member_leads_towards_a_newcomer() {
     );
     assert!(!on_newcomer.lead);
 }
+
+#[test]
+fn a_newcomer_without_an_answer_socket_is_led_by_the_member() {
+    // Its answers would come by multicast, spread over 20 ms and more (as from nodes
+    // that predate OPT_ANSWER): the member, which heard its first heartbeat, leads.
+    let t0 = Instant::now();
+    let late = t0 + 5000 * MS;
+    let mut member = settled(0, t0, late - 10 * MS, Some(b"k"));
+    let config = Config {
+        answer_port: 0,
+        ..config(1, Some(b"k"))
+    };
+    let mut newcomer = Engine::new(config, late, 1001, 1).unwrap();
+    let first = newcomer.poll_transmit(late, 0).unwrap();
+    let heard = member
+        .handle_datagram(&first.bytes, source(1), Via::Group, late)
+        .unwrap();
+    assert_eq!((heard.kind, heard.lead), (EventKind::Discovered, true));
+    let answer_at = member.next_deadline();
+    let answer = member.poll_transmit(answer_at, 0).unwrap();
+    assert_eq!(answer.to, Destination::Group);
+    let on_newcomer = newcomer
+        .handle_datagram(&answer.bytes, source(0), Via::Group, answer_at)
+        .unwrap();
+    assert!(!on_newcomer.lead);
+}

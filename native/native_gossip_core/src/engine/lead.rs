@@ -13,31 +13,40 @@ impl Engine {
     /// the peer the first go: two connects at once between the same pair cost two
     /// handshakes and net_kernel keeps one. Of two nodes alike (both new, or both
     /// settled) the pair's coin decides (`first_leads`). Of a newcomer and a settled
-    /// member, with a secret and in a group of at most `ACK_PEERS` (by the member's
-    /// count of peers alive: its own on its side, the one its heartbeats carry,
-    /// `OPT_PEERS`, on the newcomer's), the newcomer leads: the members' first answers
-    /// reach it by unicast within milliseconds, and it starts its connects as they
-    /// come, as a bare `Node.connect/1` to each would, rather than every member waking
-    /// at once to start one towards it; a member whose answer may have been lost takes
-    /// its turn when the newcomer's burst asks again (`PeerTable::heard_again`).
-    /// Otherwise the member leads: without a secret the burst cannot say who heard it,
-    /// and a larger group spreads its answers (`first_answer_window`), which would hold
-    /// the newcomer's connects back. Both sides reach the same answer as long as they
-    /// agree on who is new (the NEWCOMER flag, on answers too), on whether packets are
-    /// signed (a node with a secret takes only signed ones) and on the member's count
-    /// (they differ only if it crosses `ACK_PEERS` between the member's decision and
-    /// its answer: then both connect, or the member after its wait).
+    /// member, when the newcomer takes answers by unicast (with a secret, `OPT_ANSWER`)
+    /// and the group holds at most `ACK_PEERS` (by the member's count of peers alive:
+    /// its own on its side, the one its heartbeats carry, `OPT_PEERS`, on the
+    /// newcomer's), the newcomer leads: the members' first answers reach it within
+    /// milliseconds, and it starts its connects as they come, as a bare
+    /// `Node.connect/1` to each would, rather than every member waking at once to start
+    /// one towards it; a member whose answer may have been lost takes its turn when the
+    /// newcomer's burst asks again (`PeerTable::heard_again`). Otherwise the member
+    /// leads: multicast answers are spread over 20 ms and more, without a secret the
+    /// burst cannot say who heard it, and a larger group spreads even its unicast
+    /// answers (`first_answer_window`); each would hold the newcomer's connects back.
+    /// Both sides reach the same answer as long as they agree on who is new (the
+    /// NEWCOMER flag, on answers too), on the newcomer's answer socket (which it names
+    /// in every heartbeat) and on the member's count (they differ only if it crosses
+    /// `ACK_PEERS` between the member's decision and its answer: then both connect, or
+    /// the member after its wait). A node with a secret takes only signed packets.
     pub(super) fn leads(&self, hb: &Heartbeat<'_>, now: Instant) -> bool {
         let (new, peer_new) = (self.newcomer(now), hb.newcomer || hb.joining);
         if peer_new == new {
             return first_leads(&self.name, hb.name);
         }
-        let small = if new {
-            self.count_in(hb).is_some_and(|n| n as usize <= ACK_PEERS)
+        // Whether the newcomer leads: it takes answers by unicast (it names its answer
+        // socket, `OPT_ANSWER`, which only a node with a secret does), and the group
+        // is small.
+        let newcomer_leads = if new {
+            self.answer_port != 0
+                && self.keys.is_signing()
+                && self.count_in(hb).is_some_and(|n| n as usize <= ACK_PEERS)
         } else {
-            self.keys.is_signing() && self.peers.heard_us().0 <= ACK_PEERS
+            hb.answer_port().is_some()
+                && self.keys.is_signing()
+                && self.peers.heard_us().0 <= ACK_PEERS
         };
-        new == small
+        new == newcomer_leads
     }
 
     /// `hb`, accepted without an event, is a newcomer's joining heartbeat that this
