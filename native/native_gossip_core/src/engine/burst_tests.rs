@@ -336,6 +336,26 @@ fn settled(i: usize, t0: Instant, until: Instant, secret: Option<&[u8]>) -> Engi
     e
 }
 
+/// The first contact of a settled `member` (engine 0) and a `newcomer` (engine 1),
+/// both started at `late`: the member hears the newcomer's first heartbeat, the
+/// newcomer the member's answer. Returns each side's event and the answer.
+fn first_contact(
+    member: &mut Engine,
+    newcomer: &mut Engine,
+    late: Instant,
+) -> (PeerEvent, Transmit, PeerEvent) {
+    let first = newcomer.poll_transmit(late, 0).unwrap();
+    let on_member = member
+        .handle_datagram(&first.bytes, source(1), Via::Group, late)
+        .unwrap();
+    let answer_at = member.next_deadline().max(late);
+    let answer = member.poll_transmit(answer_at, 0).unwrap();
+    let on_newcomer = newcomer
+        .handle_datagram(&answer.bytes, source(0), Via::Group, answer_at)
+        .unwrap();
+    (on_member, answer, on_newcomer)
+}
+
 #[test]
 fn with_a_secret_a_newcomer_leads_and_a_member_whose_answer_was_lost_takes_its_turn_when_asked_again(
 ) {
@@ -343,24 +363,15 @@ fn with_a_secret_a_newcomer_leads_and_a_member_whose_answer_was_lost_takes_its_t
     let late = t0 + 5000 * MS;
     let mut member = settled(0, t0, late - 10 * MS, Some(b"k"));
     let mut newcomer = engine(1, late);
-    let (from_member, from_newcomer) = (source(0), source(1));
 
-    // The member hears the newcomer's first heartbeat and gives it the first go.
-    let first = newcomer.poll_transmit(late, 0).unwrap();
-    let heard = member
-        .handle_datagram(&first.bytes, from_newcomer, Via::Group, late)
-        .unwrap();
+    // The member gives the newcomer the first go; its answer goes at once, to the
+    // newcomer alone (a small group); the newcomer leads: it connects as answers come.
+    let (heard, answer, on_newcomer) = first_contact(&mut member, &mut newcomer, late);
     assert_eq!((heard.kind, heard.lead), (EventKind::Discovered, false));
-    // Its answer goes at once, to the newcomer alone (a small group).
-    let answer = member.poll_transmit(late, 0).unwrap();
     assert_eq!(
         answer.to,
         Destination::Unicast(SocketAddr::new(ip(1), 50_001))
     );
-    // Heard by the newcomer, it leads: it connects as the answers come.
-    let on_newcomer = newcomer
-        .handle_datagram(&answer.bytes, from_member, Via::Group, late)
-        .unwrap();
     assert_eq!(
         (on_newcomer.kind, on_newcomer.lead),
         (EventKind::Discovered, true)
@@ -418,16 +429,8 @@ fn without_a_secret_a_member_leads_towards_a_newcomer_and_its_burst_asks_nothing
     let late = t0 + 5000 * MS;
     let mut member = settled(0, t0, late - 10 * MS, None);
     let mut newcomer = Engine::new(config(1, None), late, 1001, 1).unwrap();
-    let first = newcomer.poll_transmit(late, 0).unwrap();
-    let heard = member
-        .handle_datagram(&first.bytes, source(1), Via::Group, late)
-        .unwrap();
+    let (heard, _, on_newcomer) = first_contact(&mut member, &mut newcomer, late);
     assert_eq!((heard.kind, heard.lead), (EventKind::Discovered, true));
-    let answer_at = member.next_deadline();
-    let answer = member.poll_transmit(answer_at, 0).unwrap();
-    let on_newcomer = newcomer
-        .handle_datagram(&answer.bytes, source(0), Via::Group, answer_at)
-        .unwrap();
     assert!(!on_newcomer.lead);
     let again = newcomer.poll_transmit(late + 20 * MS, 0).unwrap();
     assert_eq!(
@@ -462,20 +465,11 @@ fn in_a_group_larger_than_ack_peers_a_member_leads_towards_a_newcomer() {
         now = member.next_deadline().max(now + MS);
     }
     let mut newcomer = engine(1, late);
-    let first = newcomer.poll_transmit(late, 0).unwrap();
-    let heard = member
-        .handle_datagram(&first.bytes, source(1), Via::Group, late)
-        .unwrap();
+    let (heard, answer, on_newcomer) = first_contact(&mut member, &mut newcomer, late);
     assert_eq!((heard.kind, heard.lead), (EventKind::Discovered, true));
-    let answer_at = member.next_deadline();
-    let answer = member.poll_transmit(answer_at, 0).unwrap();
-    let on_newcomer = newcomer
-        .handle_datagram(&answer.bytes, source(0), Via::Group, answer_at)
-        .unwrap();
+    let keys = Keyring::new(vec![b"k".to_vec()]);
     assert_eq!(
-        decode(&answer.bytes, &Keyring::new(vec![b"k".to_vec()]))
-            .unwrap()
-            .peers(),
+        decode(&answer.bytes, &keys).unwrap().peers(),
         Some(ACK_PEERS as u32 + 1)
     );
     assert!(!on_newcomer.lead);
@@ -493,16 +487,8 @@ fn a_newcomer_without_an_answer_socket_is_led_by_the_member() {
         ..config(1, Some(b"k"))
     };
     let mut newcomer = Engine::new(config, late, 1001, 1).unwrap();
-    let first = newcomer.poll_transmit(late, 0).unwrap();
-    let heard = member
-        .handle_datagram(&first.bytes, source(1), Via::Group, late)
-        .unwrap();
+    let (heard, answer, on_newcomer) = first_contact(&mut member, &mut newcomer, late);
     assert_eq!((heard.kind, heard.lead), (EventKind::Discovered, true));
-    let answer_at = member.next_deadline();
-    let answer = member.poll_transmit(answer_at, 0).unwrap();
     assert_eq!(answer.to, Destination::Group);
-    let on_newcomer = newcomer
-        .handle_datagram(&answer.bytes, source(0), Via::Group, answer_at)
-        .unwrap();
     assert!(!on_newcomer.lead);
 }
