@@ -2,9 +2,8 @@
 # part of `make bench`): the same rig (16 running nodes on hosts 1-7, every one running
 # a NativeGossip topology, the joiner on host 8), and for each trial, in ms from just
 # before the joiner starts: when its engine started (its incarnation), when the
-# running nodes announced it `:discovered` (a subscriber on each), when the joiner
-# announced them (their answers heard), when they and the joiner saw its connections
-# come up; then the same joiner connecting to all 16 itself
+# running nodes announced it `:discovered` (a subscriber on each), when they and the
+# joiner saw its connections come up; then the same joiner connecting to all 16 itself
 # (the floor of bench/join_n.exs). Medians over the trials, the first two left out.
 #
 #   MIX_ENV=test test/support/private_net.sh mix run --no-start bench/join_timeline.exs
@@ -54,7 +53,6 @@ try do
 
       incarnation = :peer.call(j, NativeGossip, :stats, [:lan]).incarnation
       ups = at.(events.(j, rec, targets, t0), :nodeup)
-      heard = at.(events.(j, rec, targets, t0), :discovered)
       :ok = :peer.call(j, EventRecorder, :stop, [rec])
 
       theirs =
@@ -89,9 +87,6 @@ try do
         {"running nodes announce it :discovered: first", Enum.min(discovered)},
         {"  median", median.(discovered)},
         {"  last", Enum.max(discovered)},
-        {"the joiner announces them :discovered (their answers): first", Enum.min(heard)},
-        {"  median", median.(heard)},
-        {"  last", Enum.max(heard)},
         {"their nodeup of it: first", Enum.min(up)},
         {"  last", Enum.max(up)},
         {"joiner's nodeups: first", Enum.min(ups)},
