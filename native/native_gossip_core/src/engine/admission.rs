@@ -82,6 +82,9 @@ impl Engine {
             }
         }
         let acked = self.acknowledges_this(&hb);
+        if self.peers.pin_late(hb.name, from.ip()) {
+            self.unicast.prove(hb.name, from.ip());
+        }
         let mut event = match self.peers.observe(&hb, from, now) {
             Ok(event) => event,
             Err(DropReason::Replay) if acked && self.peers.late_answer(&hb) => {

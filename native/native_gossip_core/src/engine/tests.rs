@@ -1283,6 +1283,47 @@ fn without_a_secret_a_connected_peer_is_pinned_to_its_proven_address_until_forgo
 }
 
 #[test]
+fn without_a_secret_a_peer_whose_address_a_forger_moved_just_before_its_connection_is_pinned_by_its_next_heartbeat(
+) {
+    // The race: a forged heartbeat moves the peer's address between the distribution
+    // connection's start and the owner's `set_connected`, so the connection's address
+    // does not match and nothing is pinned. The connection's address is kept, and the
+    // peer's next heartbeat from it pins it then.
+    let t0 = Instant::now();
+    let mut t = Engine::new(config("t@h", None), t0, 1, 1).unwrap();
+    let (genuine, forger) = (addr(5), addr(66));
+    t.handle_datagram(&packet("p@h", None, 10, 0), genuine, Via::Group, t0);
+    let forged = t.handle_datagram_verdict(&packet("p@h", None, 11, 0), forger, Via::Group, t0);
+    assert!(forged.is_ok());
+    assert!(t.set_connected("p@h", true, Some(genuine.ip()), t0 + MS));
+    assert_eq!(t.pinned("p@h"), None);
+    // The genuine peer's next heartbeat, from the connection's address.
+    let mut p = Engine::new(config("p@h", None), t0, 10, 1).unwrap();
+    p.poll_transmit(t0, 0);
+    let hb = p.poll_transmit(t0 + 1100 * MS, 0).unwrap().bytes;
+    let ev = t.handle_datagram(&hb, genuine, Via::Group, t0 + 1100 * MS);
+    assert_eq!(t.pinned("p@h"), Some(genuine.ip()));
+    assert_eq!(ev.map(|e| (e.addr, e.proven)), Some((genuine, true)));
+    // From now on the forger moves nothing.
+    let now = t0 + 1200 * MS;
+    let v = t.handle_datagram_verdict(&packet("p@h", None, 12, 0), forger, Via::Group, now);
+    assert_eq!(v, Err(DropReason::Unproven));
+    // A connection that ended takes its address with it: a disconnected peer is not
+    // pinned late (reconnected later, the new connection's address counts).
+    let mut u = Engine::new(config("u@h", None), t0, 1, 1).unwrap();
+    u.handle_datagram(&packet("p@h", None, 10, 0), forger, Via::Group, t0);
+    u.set_connected("p@h", true, Some(genuine.ip()), t0);
+    u.set_connected("p@h", false, None, t0 + MS);
+    u.handle_datagram(
+        &packet("p@h", None, 11, 0),
+        genuine,
+        Via::Group,
+        t0 + 2 * MS,
+    );
+    assert_eq!(u.pinned("p@h"), None);
+}
+
+#[test]
 fn without_a_secret_spoofed_unicast_heartbeats_get_no_more_bytes_back_than_they_carry() {
     let t0 = Instant::now();
     let mut c = config("t@h", None);

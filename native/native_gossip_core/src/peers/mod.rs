@@ -193,6 +193,9 @@ impl PeerTable {
                     p.held_until = None;
                     p.last_event = now.checked_sub(self.timing.heard_gap).unwrap_or(now);
                 }
+                if !connected {
+                    p.connection = None;
+                }
                 p.connected = connected;
                 true
             }
@@ -207,11 +210,39 @@ impl PeerTable {
     /// next connect, nor spend the peer's state-change budget. (A peer whose
     /// connection uses another address than its heartbeats, as a host with several
     /// interfaces may, is not pinned: its connections do not follow heartbeats.)
-    /// Returns whether the address is pinned now.
+    /// Returns whether the address is pinned now. When it is not, the connection's
+    /// address is kept while it runs: a forged heartbeat may have moved the peer just
+    /// before, and the peer's next heartbeat from that address pins it (`pin_late`).
     pub fn pin(&mut self, name: &str, ip: std::net::IpAddr) -> bool {
         match self.peers.get_mut(name) {
             Some(p) if p.addr.ip() == ip || p.pinned == Some(ip) => {
                 p.pinned = Some(ip);
+                p.connection = None;
+                true
+            }
+            Some(p) if p.pinned.is_none() => {
+                p.connection = Some(ip);
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// A heartbeat in `name` comes from `ip`: if that is the address of the peer's
+    /// running connection, which `pin` could not pin, it is pinned now (whatever the
+    /// heartbeat says: its source is the connection's own address). Returns whether it
+    /// was pinned now. (A host whose connections use another address than its
+    /// heartbeats is pinned this way only by a heartbeat spoofed from its connection's
+    /// address, which is still its own: use a `:secret` there.)
+    pub fn pin_late(&mut self, name: &str, ip: std::net::IpAddr) -> bool {
+        if self.authenticated {
+            // Heartbeats are bound to their source: nothing to pin.
+            return false;
+        }
+        match self.peers.get_mut(name) {
+            Some(p) if p.connected && p.connection == Some(ip) => {
+                p.pinned = Some(ip);
+                p.connection = None;
                 true
             }
             _ => false,

@@ -38,6 +38,9 @@ pub(super) struct Peer {
     /// heartbeats of this name from any other address are dropped until the peer is
     /// forgotten.
     pub(super) pinned: Option<std::net::IpAddr>,
+    /// Without a secret: the address of the running distribution connection, when it
+    /// was not where heartbeats came from as it started (see `PeerTable::pin_late`).
+    pub(super) connection: Option<std::net::IpAddr>,
     /// This incarnation of the peer answered this node's current joining burst by
     /// unicast (`OPT_HEARD`): it has heard this node.
     pub(super) heard_us: bool,
@@ -63,6 +66,7 @@ impl Peer {
             tags: wire::tag_records(hb.options).into(),
             dist_port: hb.dist_port(),
             pinned: None,
+            connection: None,
             heard_us: false,
         }
     }
