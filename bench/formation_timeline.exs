@@ -1,0 +1,203 @@
+# When the connections of an N-node formation start and how long their handshakes
+# take (a diagnostic beside bench/formation.exs, not part of `make bench`): the same
+# rig (N nodes on eight test hosts, every VM warmed up), two ways interleaved trial by
+# trial: NativeGossip (with a secret), and the floor (every pair connected once at the
+# start, from the side NativeGossip's tie-break picks). Every connect of both goes
+# through a timed Node.connect/1 (the topology's `:connect`). For each trial, in ms
+# from the earliest start (NativeGossip: the recorder's, just before start_child, as
+# bench/formation.exs counts): the full mesh, when connects started (median, latest),
+# how long they took (median, p90, max), and NativeGossip's three latest connects with
+# when their two nodes started; then the medians over the trials, and how long after
+# the later of its two nodes' starts each connect began (5 ms bins, by whether the
+# connecting node started first or later).
+#
+#   N=8 TRIALS=15 MIX_ENV=test test/support/private_net.sh mix run --no-start bench/formation_timeline.exs
+
+alias NativeGossip.{BenchNetwork, EventRecorder, TestNet, TestRig}
+
+# Node.connect/1, timed: each attempt as {node, start µs, end µs, result} in a table.
+{:module, timed, timed_beam, _} =
+  defmodule Bench.TimedConnect do
+    def table do
+      parent = self()
+
+      spawn(fn ->
+        :ets.new(__MODULE__, [:named_table, :public, :bag])
+        send(parent, :ready)
+        Process.sleep(:infinity)
+      end)
+
+      receive do
+        :ready -> :ok
+      end
+    end
+
+    def connect(node) do
+      t = System.system_time(:microsecond)
+      r = Node.connect(node)
+      :ets.insert(__MODULE__, {node, t, System.system_time(:microsecond), r})
+      r
+    end
+
+    def connect_all(others) do
+      for o <- others, do: spawn(fn -> connect(o) end)
+      :ok
+    end
+
+    def take do
+      all = :ets.tab2list(__MODULE__)
+      :ets.delete_all_objects(__MODULE__)
+      all
+    end
+  end
+
+n = String.to_integer(System.get_env("N", "8"))
+trials = String.to_integer(System.get_env("TRIALS", "15"))
+rig = TestRig.start!(8)
+
+try do
+  nodes = BenchNetwork.spread_nodes(rig, n, "f", 8)
+  names = Enum.map(nodes, & &1.node)
+  call = fn nd, m, f, a -> :peer.call(nd.peer, m, f, a) end
+
+  for nd <- nodes do
+    {:module, _} = call.(nd, :code, :load_binary, [timed, ~c"timed.beam", timed_beam])
+    :ok = call.(nd, timed, :table, [])
+  end
+
+  id = {NativeGossip, :lan}
+
+  topology = [
+    name: :lan,
+    secret: "formation-benchmark-secret-0123",
+    connect: {timed, :connect, []}
+  ]
+
+  stop_ng = fn nd ->
+    :ok = call.(nd, Supervisor, :terminate_child, [NativeGossip.Supervisor, id])
+    :ok = call.(nd, Supervisor, :delete_child, [NativeGossip.Supervisor, id])
+  end
+
+  # Each returns {start µs, recorder}.
+  ng = fn nd, go ->
+    {_, started} = call.(nd, BenchNetwork, :at, [go, EventRecorder, :start_topology, [topology]])
+    started
+  end
+
+  floor = fn nd, go ->
+    rec = call.(nd, EventRecorder, :start_nodes_only, [])
+    mine = BenchNetwork.led_by(nd.node, names)
+    {t, :ok} = call.(nd, BenchNetwork, :at, [go, timed, :connect_all, [mine]])
+    {t, rec}
+  end
+
+  for nd <- nodes do
+    {_, rec} = call.(nd, EventRecorder, :start_topology, [topology])
+    stop_ng.(nd)
+    :ok = call.(nd, EventRecorder, :stop, [rec])
+    _ = call.(nd, timed, :take, [])
+  end
+
+  BenchNetwork.apart(nodes)
+  ms = fn us -> Float.round(us / 1000, 1) end
+  q = fn xs, p -> xs |> Enum.sort() |> Enum.at(round(p * (length(xs) - 1))) end
+  short = fn x -> x |> Atom.to_string() |> String.split("@") |> hd() end
+
+  trial = fn label, start, stop ->
+    go = System.system_time(:microsecond) + 500_000
+
+    started =
+      nodes
+      |> Enum.map(&Task.async(fn -> {&1, start.(&1, go)} end))
+      |> Enum.map(&Task.await(&1, 30_000))
+
+    TestNet.wait_until(
+      fn -> Enum.all?(nodes, &(length(call.(&1, Node, :list, [])) == n - 1)) end,
+      30_000,
+      "formation"
+    )
+
+    t0 = started |> Enum.map(fn {_, {t, _}} -> t end) |> Enum.min()
+
+    mesh =
+      started
+      |> Enum.map(fn {nd, {_, rec}} ->
+        for({:nodeup, _, at} <- call.(nd, EventRecorder, :events, [rec]), do: at) |> Enum.max()
+      end)
+      |> Enum.max()
+
+    connects =
+      for nd <- nodes,
+          {to, t1, t2, _} <- call.(nd, timed, :take, []),
+          do: {nd.node, to, t1 - t0, t2 - t1}
+
+    starts = for {_, _, s, _} <- connects, do: s
+    took = for {_, _, _, d} <- connects, do: d
+
+    IO.puts(
+      "#{label}: mesh #{ms.(mesh - t0)} ms; #{length(connects)} connects started at " <>
+        "#{ms.(q.(starts, 0.5))} (median), #{ms.(Enum.max(starts))} (latest); took " <>
+        "#{ms.(q.(took, 0.5))} (median), #{ms.(q.(took, 0.9))} (p90), #{ms.(Enum.max(took))} (max)"
+    )
+
+    if label == "NativeGossip" do
+      start_of = Map.new(started, fn {nd, {t, _}} -> {nd.node, ms.(t - t0)} end)
+
+      for {x, y, s, d} <- connects |> Enum.sort_by(&elem(&1, 2), :desc) |> Enum.take(3) do
+        IO.puts(
+          "  #{short.(x)} -> #{short.(y)} at #{ms.(s)}, took #{ms.(d)}; the two started at " <>
+            "#{start_of[x]} and #{start_of[y]}"
+        )
+      end
+    end
+
+    for {nd, {_, rec}} <- started do
+      stop.(nd)
+      :ok = call.(nd, EventRecorder, :stop, [rec])
+    end
+
+    BenchNetwork.apart(nodes)
+    start_us = Map.new(started, fn {nd, {t, _}} -> {nd.node, t - t0} end)
+
+    lags =
+      for {x, y, s, _} <- connects,
+          do: {start_us[x] >= start_us[y], s - max(start_us[x], start_us[y])}
+
+    {mesh - t0, Enum.max(starts), Enum.max(took), lags}
+  end
+
+  results =
+    for t <- 1..trials,
+        {label, start, stop} <- [{"NativeGossip", ng, stop_ng}, {"floor", floor, fn _ -> :ok end}] do
+      IO.write("trial #{t}, ")
+      {label, trial.(label, start, stop)}
+    end
+
+  for label <- ["NativeGossip", "floor"] do
+    rs = for {^label, r} <- results, do: r
+
+    for later <- [true, false] do
+      lags = for {^later, lag} <- Enum.flat_map(rs, &elem(&1, 3)), do: div(lag, 5000)
+
+      hist =
+        lags
+        |> Enum.frequencies()
+        |> Enum.sort()
+        |> Enum.map_join(" ", fn {b, c} -> "#{b * 5}:#{c}" end)
+
+      IO.puts(
+        "#{label}: connect start after the later of its two nodes' starts, by the node " <>
+          "that started #{if later, do: "later", else: "first"} (ms, 5 ms bins: count): #{hist}"
+      )
+    end
+
+    m = fn i -> rs |> Enum.map(&elem(&1, i)) |> q.(0.5) |> ms.() end
+
+    IO.puts(
+      "#{label}, medians of #{length(rs)} trials: mesh #{m.(0)} ms, latest connect start " <>
+        "#{m.(1)} ms, longest handshake #{m.(2)} ms"
+    )
+  end
+after
+  TestRig.stop(rig)
+end
