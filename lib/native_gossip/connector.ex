@@ -39,6 +39,7 @@ defmodule NativeGossip.Connector do
             queued: MapSet.new(),
             peers: %{},
             status: %{},
+            dropped: %{},
             late_at: nil
 
   # attempting: each attempt in flight, and when it started.
@@ -47,6 +48,8 @@ defmodule NativeGossip.Connector do
   # for "long ago"); deferred is true once this side has let the other side connect
   # first, until the peer is connected.
   # status: every peer the native table holds, :connected or :disconnected.
+  # dropped: when each peer's connection last dropped, until it is connected again or
+  # forgotten (Turns.lead_wait/3).
   # late_at: when a peer that leads last connected after this side's turn for it.
   @type peer :: %{failures: non_neg_integer(), retry_at: integer() | nil, deferred: boolean()}
   @type t :: %__MODULE__{
@@ -59,6 +62,7 @@ defmodule NativeGossip.Connector do
           queued: MapSet.t(node()),
           peers: %{node() => peer()},
           status: %{node() => :connected | :disconnected},
+          dropped: %{node() => integer()},
           late_at: integer() | nil
         }
 
@@ -135,7 +139,7 @@ defmodule NativeGossip.Connector do
           turn(%{c | peers: Map.put(c.peers, node, %{peer | retry_at: nil})}, node)
 
         _ ->
-          consider(c, node, if(lead, do: 0, else: Turns.defer_ms()))
+          consider(c, node, if(lead, do: Turns.lead_wait(c, node, kind), else: Turns.defer_ms()))
       end
 
     {events ++ more, effects, c}
@@ -203,6 +207,8 @@ defmodule NativeGossip.Connector do
   def nodedown(c, node) do
     case c.status do
       %{^node => :connected} ->
+        c = %{c | dropped: Map.put(c.dropped, node, now(c))}
+
         {[disconnected: node], [{:set_connected, node, false}],
          put_status(c, node, :disconnected)}
 
@@ -322,7 +328,13 @@ defmodule NativeGossip.Connector do
         c = Turns.note_late(c, node)
         # Its next disconnection starts afresh.
         peers = if Map.has_key?(c.peers, node), do: Map.put(c.peers, node, fresh()), else: c.peers
-        c = %{put_status(c, node, :connected) | peers: peers}
+
+        c = %{
+          put_status(c, node, :connected)
+          | peers: peers,
+            dropped: Map.delete(c.dropped, node)
+        }
+
         {[connected: node], [{:set_connected, node, true}], c}
 
       _ ->
@@ -332,7 +344,12 @@ defmodule NativeGossip.Connector do
 
   # Forgets a peer's backoff and its place in the queue (it left, or was forgotten).
   defp forget(c, node) do
-    c = %{c | peers: Map.delete(c.peers, node), waits: Map.delete(c.waits, node)}
+    c = %{
+      c
+      | peers: Map.delete(c.peers, node),
+        waits: Map.delete(c.waits, node),
+        dropped: Map.delete(c.dropped, node)
+    }
 
     if MapSet.member?(c.queued, node),
       do: %{c | queued: MapSet.delete(c.queued, node), queue: :queue.delete(node, c.queue)},

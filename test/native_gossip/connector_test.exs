@@ -5,6 +5,7 @@ defmodule NativeGossip.ConnectorTest do
   use ExUnit.Case, async: true
 
   alias NativeGossip.Connector
+  alias NativeGossip.Connector.Turns
 
   # A peer named in this VM's style (so that a connect is possible at all).
   defp peer(name), do: :"#{name}@#{NativeGossip.NodeName.host(node())}"
@@ -78,13 +79,37 @@ defmodule NativeGossip.ConnectorTest do
     assert {[], [{:attempt, ^n}], _} = Connector.turn(c, n)
   end
 
-  test "a peer connected once is attempted again at once after it drops" do
+  test "a peer connected once is attempted again at once when heard after its drop's grace" do
     n = peer(:n)
     {[discovered: ^n], _, c} = Connector.heard(new(), n, :discovered, true)
     {[connected: ^n], _, c} = Connector.finished(c, n, {:native_gossip_connect, true})
 
     assert {[disconnected: ^n], [{:set_connected, ^n, false}], c} = Connector.nodedown(c, n)
+    advance(Turns.drop_grace_ms())
     {[connected: ^n], _, _c} = run(c, n, :ok)
+  end
+
+  test "a heartbeat handled just after a peer's drop waits for its goodbye before a connect" do
+    # A node that stops its topology (its goodbye sent) and disconnects at once: a
+    # heartbeat it sent just before, handled here after the nodedown, must not tie it
+    # again before its goodbye is handled.
+    n = peer(:n)
+    {[discovered: ^n], _, c} = Connector.heard(new(), n, :discovered, true)
+    {[connected: ^n], _, c} = Connector.finished(c, n, {:native_gossip_connect, true})
+    {[disconnected: ^n], _, c} = Connector.nodedown(c, n)
+    advance(5)
+    assert {[], [{:wake, ^n, wait}], waiting} = Connector.heard(c, n, :heard, true)
+    assert wait == Turns.drop_grace_ms() - 5
+    # Heard again meanwhile: still no attempt.
+    assert {[], [], waiting} = Connector.heard(waiting, n, :heard, true)
+    # Its goodbye comes: nothing at the end of the wait.
+    {[left: ^n], [], gone} = Connector.left(waiting, n)
+    advance(wait)
+    assert {[], [], _} = Connector.turn(gone, n)
+    # No goodbye (the connection dropped, the node runs on): connected at the end.
+    assert {[], [{:attempt, ^n}], _} = Connector.turn(waiting, n)
+    # A new incarnation (a restart) is no late heartbeat: attempted at once.
+    assert {[discovered: ^n], [{:attempt, ^n}], _} = Connector.heard(c, n, :discovered, true)
   end
 
   test "failures back off exponentially and success resets the backoff" do

@@ -2,13 +2,14 @@ defmodule NativeGossip.Connector.Turns do
   @moduledoc false
   # When the side of a pair that does not lead (NativeGossip.Connector) takes its turn:
   # its wait, the longer waits while handshakes are slow, and the early turn when the
-  # peer asks again.
+  # peer asks again; and the one wait of the side that leads, after a drop.
 
   alias NativeGossip.Connector
 
   # Of a pair of nodes that hear each other, one connects at once (the native side says
-  # which: with a secret a newcomer towards running nodes, without one a running node
-  # towards a newcomer, else the pair's coin) and the other waits this long before it
+  # which, `Engine::leads`: a newcomer towards a small group of running nodes when it
+  # takes answers by unicast, as with a secret; otherwise a running node towards a
+  # newcomer; of two nodes alike the pair's coin) and the other waits this long before it
   # tries too. Two simultaneous connects between the same nodes
   # cost both a handshake that net_kernel then throws away, and a new node that joins N
   # others would otherwise make 2N handshakes, not N. Once the first side's handshake
@@ -26,6 +27,37 @@ defmodule NativeGossip.Connector.Turns do
   @max_waits 10
   @busy_waits 3
   @late_window 1_000
+
+  # A peer whose connection dropped may be on its way out: a node that stops its
+  # topology sends its goodbye and may disconnect at once, and a heartbeat it sent just
+  # before can be handled here after the nodedown, before the goodbye. A connect at
+  # that heartbeat would tie the two nodes again against the leaving node's will, so
+  # one made on a heartbeat of the same incarnation waits until this long after the
+  # drop (the goodbye, handled meanwhile, cancels it). A restart (a new incarnation)
+  # is connected at once.
+  @drop_grace 50
+
+  @doc "How long after a peer's drop a heartbeat of the same incarnation connects (ms)."
+  @spec drop_grace_ms() :: pos_integer()
+  def drop_grace_ms, do: @drop_grace
+
+  @doc """
+  How long the side that leads waits before it connects to `node`, just heard (`kind`):
+  0, or what is left of the grace after the peer's connection dropped
+  (`drop_grace_ms/0`) for a heartbeat of the same incarnation.
+  """
+  @spec lead_wait(Connector.t(), node(), :discovered | :heard) :: non_neg_integer()
+  def lead_wait(%Connector{dropped: dropped} = c, node, :heard) do
+    case {dropped, c.world.now.()} do
+      {%{^node => at}, now} when is_integer(at) and is_integer(now) ->
+        max(at + @drop_grace - now, 0)
+
+      _ ->
+        0
+    end
+  end
+
+  def lead_wait(_c, _node, :discovered), do: 0
 
   @doc "The first wait of the side that does not lead (ms)."
   @spec defer_ms() :: pos_integer()
