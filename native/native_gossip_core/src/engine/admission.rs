@@ -82,10 +82,11 @@ impl Engine {
             }
         }
         let acked = self.acknowledges_this(&hb);
-        if self.peers.pin_late(hb.name, from.ip()) {
-            self.unicast.prove(hb.name, from.ip());
+        let observed = self.peers.observe(&hb, from, now);
+        if let Some((name, ip)) = self.peers.take_pinned_late() {
+            self.unicast.prove(&name, ip);
         }
-        let mut event = match self.peers.observe(&hb, from, now) {
+        let mut event = match observed {
             Ok(event) => event,
             Err(DropReason::Replay) if acked && self.peers.late_answer(&hb) => {
                 // Only its acknowledgement counts (see `late_answer`).

@@ -56,7 +56,11 @@ impl Engine {
             newcomer: false,
             options: &[],
         };
-        let mut event = self.peers.observe(&hb, from, now)?;
+        let observed = self.peers.observe(&hb, from, now);
+        if let Some((name, ip)) = self.peers.take_pinned_late() {
+            self.unicast.prove(&name, ip);
+        }
+        let mut event = observed?;
         if counts {
             self.names_made += 1;
         }

@@ -66,6 +66,9 @@ pub struct PeerTable {
     spilled: Vec<PeerEvent>,
     /// No peer changes state before this instant (a lower bound kept by `sweep`).
     next_sweep: Option<Instant>,
+    /// The peer the last `observe` pinned to its connection's address, if it did
+    /// (see `pin`; taken by `take_pinned_late`).
+    pinned_late: Option<(String, std::net::IpAddr)>,
 }
 
 impl PeerTable {
@@ -79,7 +82,14 @@ impl PeerTable {
             next_admission: 0,
             spilled: Vec::new(),
             next_sweep: None,
+            pinned_late: None,
         }
+    }
+
+    /// The peer the last `observe` pinned to the address of its running connection
+    /// (a heartbeat from there, after `pin` found the peer moved by a forged one).
+    pub fn take_pinned_late(&mut self) -> Option<(String, std::net::IpAddr)> {
+        self.pinned_late.take()
     }
 
     pub fn len(&self) -> usize {
@@ -120,6 +130,17 @@ impl PeerTable {
         let Some(peer) = self.peers.get_mut(hb.name) else {
             return self.admit(hb, from, now);
         };
+        if !authenticated && peer.connected && peer.connection == Some(from.ip()) {
+            // The address of the peer's running connection, which `pin` could not pin
+            // (a forged heartbeat had moved the peer just before): pinned now, whatever
+            // the heartbeat says, its source being the connection's own address. (A
+            // host whose connections use another address than its heartbeats is
+            // pinned this way only by a heartbeat spoofed from its connection's
+            // address, which is still its own: use a `:secret` there.)
+            peer.pinned = Some(from.ip());
+            peer.connection = None;
+            self.pinned_late = Some((hb.name.to_owned(), from.ip()));
+        }
         let moved = peer.admits(hb, from, authenticated)?;
         let kind = peer.apply(hb, from, now, moved, timing.heard_gap);
         let (kind, retry) = peer.budget(kind, authenticated, now, timing.change_gap);
@@ -212,7 +233,7 @@ impl PeerTable {
     /// interfaces may, is not pinned: its connections do not follow heartbeats.)
     /// Returns whether the address is pinned now. When it is not, the connection's
     /// address is kept while it runs: a forged heartbeat may have moved the peer just
-    /// before, and the peer's next heartbeat from that address pins it (`pin_late`).
+    /// before, and the peer's next heartbeat from that address pins it (`observe`).
     pub fn pin(&mut self, name: &str, ip: std::net::IpAddr) -> bool {
         match self.peers.get_mut(name) {
             Some(p) if p.addr.ip() == ip || p.pinned == Some(ip) => {
@@ -223,27 +244,6 @@ impl PeerTable {
             Some(p) if p.pinned.is_none() => {
                 p.connection = Some(ip);
                 false
-            }
-            _ => false,
-        }
-    }
-
-    /// A heartbeat in `name` comes from `ip`: if that is the address of the peer's
-    /// running connection, which `pin` could not pin, it is pinned now (whatever the
-    /// heartbeat says: its source is the connection's own address). Returns whether it
-    /// was pinned now. (A host whose connections use another address than its
-    /// heartbeats is pinned this way only by a heartbeat spoofed from its connection's
-    /// address, which is still its own: use a `:secret` there.)
-    pub fn pin_late(&mut self, name: &str, ip: std::net::IpAddr) -> bool {
-        if self.authenticated {
-            // Heartbeats are bound to their source: nothing to pin.
-            return false;
-        }
-        match self.peers.get_mut(name) {
-            Some(p) if p.connected && p.connection == Some(ip) => {
-                p.pinned = Some(ip);
-                p.connection = None;
-                true
             }
             _ => false,
         }
