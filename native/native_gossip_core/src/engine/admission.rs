@@ -82,11 +82,7 @@ impl Engine {
             }
         }
         let acked = self.acknowledges_this(&hb);
-        let observed = self.peers.observe(&hb, from, now);
-        if let Some((name, ip)) = self.peers.take_pinned_late() {
-            self.unicast.prove(&name, ip);
-        }
-        let mut event = match observed {
+        let mut event = match self.observe(&hb, from, now) {
             Ok(event) => event,
             Err(DropReason::Replay) if acked && self.peers.late_answer(&hb) => {
                 // Only its acknowledgement counts (see `late_answer`).
@@ -126,6 +122,21 @@ impl Engine {
             self.stats.events += 1;
         }
         Ok(event)
+    }
+
+    /// `PeerTable::observe`; a peer it pinned to its connection's address (without a
+    /// secret, see `PeerTable::pin`) has that unicast destination proven too.
+    pub(super) fn observe(
+        &mut self,
+        hb: &wire::Heartbeat<'_>,
+        from: SocketAddr,
+        now: Instant,
+    ) -> Result<Option<PeerEvent>, DropReason> {
+        let observed = self.peers.observe(hb, from, now);
+        if let Some((name, ip)) = self.peers.take_pinned_late() {
+            self.unicast.prove(&name, ip);
+        }
+        observed
     }
 
     /// Where answers to `hb` go by unicast, if anywhere: with a secret the heartbeat is

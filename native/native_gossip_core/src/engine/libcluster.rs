@@ -56,11 +56,7 @@ impl Engine {
             newcomer: false,
             options: &[],
         };
-        let observed = self.peers.observe(&hb, from, now);
-        if let Some((name, ip)) = self.peers.take_pinned_late() {
-            self.unicast.prove(&name, ip);
-        }
-        let mut event = observed?;
+        let mut event = self.observe(&hb, from, now)?;
         if counts {
             self.names_made += 1;
         }
