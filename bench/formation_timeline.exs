@@ -15,41 +15,7 @@
 
 alias NativeGossip.{BenchNetwork, EventRecorder, TestNet, TestRig}
 
-# Node.connect/1, timed: each attempt as {node, start µs, end µs, result} in a table.
-{:module, timed, timed_beam, _} =
-  defmodule Bench.TimedConnect do
-    def table do
-      parent = self()
-
-      spawn(fn ->
-        :ets.new(__MODULE__, [:named_table, :public, :bag])
-        send(parent, :ready)
-        Process.sleep(:infinity)
-      end)
-
-      receive do
-        :ready -> :ok
-      end
-    end
-
-    def connect(node) do
-      t = System.system_time(:microsecond)
-      r = Node.connect(node)
-      :ets.insert(__MODULE__, {node, t, System.system_time(:microsecond), r})
-      r
-    end
-
-    def connect_all(others) do
-      for o <- others, do: spawn(fn -> connect(o) end)
-      :ok
-    end
-
-    def take do
-      all = :ets.tab2list(__MODULE__)
-      :ets.delete_all_objects(__MODULE__)
-      all
-    end
-  end
+timed = NativeGossip.TimedConnect
 
 n = String.to_integer(System.get_env("N", "8"))
 trials = String.to_integer(System.get_env("TRIALS", "15"))
@@ -60,10 +26,7 @@ try do
   names = Enum.map(nodes, & &1.node)
   call = fn nd, m, f, a -> :peer.call(nd.peer, m, f, a) end
 
-  for nd <- nodes do
-    {:module, _} = call.(nd, :code, :load_binary, [timed, ~c"timed.beam", timed_beam])
-    :ok = call.(nd, timed, :table, [])
-  end
+  for nd <- nodes, do: :ok = call.(nd, timed, :table, [])
 
   id = {NativeGossip, :lan}
 

@@ -17,9 +17,20 @@ rig = TestRig.start!(8)
 try do
   topology = [name: :lan, secret: "join-benchmark-secret-0123"]
   id = {NativeGossip, :lan}
+  timed = NativeGossip.TimedConnect
 
   {running, j, joiner} = BenchNetwork.join_rig(rig, n)
   for r <- running, do: :ok = BenchNetwork.start_strategies(r.peer, topology)
+  :ok = :peer.call(j, timed, :table, [])
+  # The joiner's connects (and the floor's) through a timed Node.connect/1.
+  joiner_topology = topology ++ [connect: {timed, :connect, []}]
+
+  # The joiner's connects since the last take: {start ms, handshake ms} after `t0`.
+  connects = fn t0 ->
+    for {_, t1, t2, _} <- :peer.call(j, timed, :take, []),
+        do: {(t1 - t0) / 1000, (t2 - t1) / 1000}
+  end
+
   Process.sleep(3_000)
   targets = Enum.map(running, & &1.node)
 
@@ -43,7 +54,8 @@ try do
         for r <- running,
             do: {r, elem(:peer.call(r.peer, EventRecorder, :start_subscriber, [:lan]), 1)}
 
-      {t0, rec} = :peer.call(j, EventRecorder, :start_topology, [topology])
+      _ = :peer.call(j, timed, :take, [])
+      {t0, rec} = :peer.call(j, EventRecorder, :start_topology, [joiner_topology])
 
       TestNet.wait_until(
         fn -> length(at.(events.(j, rec, targets, t0), :nodeup)) >= n end,
@@ -53,6 +65,7 @@ try do
 
       incarnation = :peer.call(j, NativeGossip, :stats, [:lan]).incarnation
       ups = at.(events.(j, rec, targets, t0), :nodeup)
+      {ng_starts, ng_took} = t0 |> connects.() |> Enum.unzip()
       :ok = :peer.call(j, EventRecorder, :stop, [rec])
 
       theirs =
@@ -68,7 +81,7 @@ try do
 
       rec = :peer.call(j, EventRecorder, :start_nodes_only, [])
       t1 = System.system_time(:microsecond)
-      :ok = :peer.call(j, BenchNetwork, :connect_all, [targets])
+      :ok = :peer.call(j, timed, :connect_all, [targets])
 
       TestNet.wait_until(
         fn -> length(at.(events.(j, rec, targets, t1), :nodeup)) >= n end,
@@ -77,6 +90,7 @@ try do
       )
 
       floor = at.(events.(j, rec, targets, t1), :nodeup)
+      {floor_starts, floor_took} = t1 |> connects.() |> Enum.unzip()
       :ok = :peer.call(j, EventRecorder, :stop, [rec])
       apart.()
       discovered = at.(theirs, :discovered)
@@ -89,10 +103,19 @@ try do
         {"  last", Enum.max(discovered)},
         {"their nodeup of it: first", Enum.min(up)},
         {"  last", Enum.max(up)},
+        {"joiner's connects start: first", Enum.min(ng_starts)},
+        {"  median", median.(ng_starts)},
+        {"  last", Enum.max(ng_starts)},
+        {"  their handshakes: median", median.(ng_took)},
+        {"  longest", Enum.max(ng_took)},
         {"joiner's nodeups: first", Enum.min(ups)},
         {"  median", median.(ups)},
         {"  last", Enum.max(ups)},
-        {"floor (joiner connects to all): first nodeup", Enum.min(floor)},
+        {"floor (joiner connects to all): connects start: first", Enum.min(floor_starts)},
+        {"  last", Enum.max(floor_starts)},
+        {"  their handshakes: median", median.(floor_took)},
+        {"  longest", Enum.max(floor_took)},
+        {"  first nodeup", Enum.min(floor)},
         {"  median", median.(floor)},
         {"  last", Enum.max(floor)}
       ]

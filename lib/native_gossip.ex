@@ -280,6 +280,12 @@ defmodule NativeGossip do
 
     * `:discovered` - a heartbeat from `node` was accepted for the first time, or for
       the first time since it was lost, or from a new incarnation (it restarted).
+      When `node` is the side that connects first (a newcomer joining this running
+      node, with a secret; of two nodes starting together, the one the pair's coin
+      picks), this node announces it with its connection, or at the latest 100 ms
+      after the heartbeat, when this side's own turn to connect comes (`members/2`
+      lists it at once): on a busy host, a newcomer's first heartbeat then wakes no
+      running node's VM before its handshake does.
     * `:connected` - `node` became connected (a connect attempt succeeded, or it
       connected to us), while its heartbeats are being heard.
     * `:disconnected` - the distribution connection to a known peer went down. Its

@@ -123,9 +123,21 @@ defmodule NativeGossip.Connector do
   newcomer's burst goes on: this side's answer may have been lost, and the newcomer,
   which leads, may never connect), so the turn is taken now (`turn/2`: unless the
   peer's handshake is under way).
+
+  `waited`: how long the report waited on the native side (ms). The native side holds
+  back the discovery of a peer this side does not lead for up to the first wait (see
+  `native_gossip_core::outbox`), and the turn comes that long after the peer was
+  heard, not after the report.
   """
-  @spec heard(t(), node(), :discovered | :heard, boolean(), NativeGossip.tags()) :: result()
-  def heard(c, node, kind, lead, tags \\ %{}) do
+  @spec heard(
+          t(),
+          node(),
+          :discovered | :heard,
+          boolean(),
+          NativeGossip.tags(),
+          non_neg_integer()
+        ) :: result()
+  def heard(c, node, kind, lead, tags \\ %{}, waited \\ 0) do
     c = %{c | tags: Map.put(c.tags, node, tags)}
 
     {events, c} =
@@ -139,7 +151,8 @@ defmodule NativeGossip.Connector do
           turn(%{c | peers: Map.put(c.peers, node, %{peer | retry_at: nil})}, node)
 
         _ ->
-          consider(c, node, if(lead, do: Turns.lead_wait(c, node, kind), else: Turns.defer_ms()))
+          wait = if lead, do: Turns.lead_wait(c, node, kind), else: Turns.defer_wait(waited)
+          consider(c, node, wait)
       end
 
     {events ++ more, effects, c}

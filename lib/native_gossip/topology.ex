@@ -250,16 +250,13 @@ defmodule NativeGossip.Topology do
   end
 
   # Events wait on the native side, which sends :native_gossip_events once until they
-  # have all been taken: this mailbox never holds more than one such message, however
-  # much traffic arrives. A batch at a time, so other messages are served in between.
+  # have all been taken: this mailbox holds at most two such messages (take_events/1),
+  # however much traffic arrives. A batch at a time, so other messages are served in
+  # between.
   @batch 256
 
   @impl true
-  def handle_info(:native_gossip_events, state) do
-    {events, more} = Native.take_events(state.native, @batch)
-    if more, do: send(self(), :native_gossip_events)
-    {:noreply, Enum.reduce(events, state, &Report.apply/2)}
-  end
+  def handle_info(:native_gossip_events, state), do: {:noreply, take_events(state)}
 
   def handle_info({:await_timeout, ref}, state),
     do: {:noreply, %{state | waiters: Waiters.timeout(state.waiters, ref)}}
@@ -268,6 +265,12 @@ defmodule NativeGossip.Topology do
     do: route(state, Connector.turn(state.connector, node))
 
   def handle_info({:nodeup, node, _info}, state) do
+    # The discovery of a peer this node does not lead may be waiting untold on the
+    # native side (held back until an event this server must act on, a connection, or
+    # the first wait: native_gossip_core::outbox), so what waits is taken first: a
+    # peer's discovery (of its new incarnation, after a restart) comes before its
+    # connection.
+    state = take_events(state)
     {:noreply, state} = route(state, Connector.nodeup(state.connector, node))
     # Connected again: whatever was concluded of it before is over.
     {:noreply, Detection.apply(state, Detector.clear(state.detector, node))}
@@ -345,6 +348,15 @@ defmodule NativeGossip.Topology do
   def handle_info({:EXIT, _pid, reason}, state), do: {:stop, reason, state}
 
   def handle_info(_other, state), do: {:noreply, state}
+
+  # Takes a batch of waiting peer events and applies them; comes back for more with a
+  # message (so at most two :native_gossip_events wait here: the native side's, and
+  # this one after a take of its own at a nodeup).
+  defp take_events(state) do
+    {events, more} = Native.take_events(state.native, @batch)
+    if more, do: send(self(), :native_gossip_events)
+    Enum.reduce(events, state, &Report.apply/2)
+  end
 
   # The peers that left or are lost (members/2's states: one that failure detection is
   # probing, :suspect, is not gone yet).

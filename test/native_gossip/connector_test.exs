@@ -188,6 +188,22 @@ defmodule NativeGossip.ConnectorTest do
     assert {[], [{:wake, ^n, 100}], _} = Connector.heard(c, n, :heard, false)
   end
 
+  test "the turn comes its wait after the peer was heard, however long the report waited" do
+    # The native side holds back the discovery of a peer this side does not lead for
+    # up to the first wait (native_gossip_core::outbox), and says how long.
+    n = peer(:n)
+
+    assert {[discovered: ^n], [{:wake, ^n, 70}], _} =
+             Connector.heard(new(), n, :discovered, false, %{}, 30)
+
+    assert {_, [{:wake, ^n, 1}], c} = Connector.heard(new(), n, :discovered, false, %{}, 100)
+    assert {_, [{:wake, ^n, 1}], _} = Connector.heard(new(), n, :discovered, false, %{}, 250)
+    # Still a turn (turn/2: it may wait longer), not an attempt at once.
+    assert Connector.in_flight(c) == 0
+    # A peer this side leads is attempted at once, whatever the wait.
+    assert {_, [{:attempt, ^n}], _} = Connector.heard(new(), n, :discovered, true, %{}, 40)
+  end
+
   test "a peer heard again while this side waits its turn: the turn is now" do
     # The native side reports a peer this side defers to again within the wait only
     # when it asked again for what this side answered (a newcomer's burst going on:

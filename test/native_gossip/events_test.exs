@@ -91,6 +91,65 @@ defmodule NativeGossip.EventsTest do
     assert second > first
   end
 
+  test "with a secret, a newcomer is announced with its connection, once, also when it restarts" do
+    # With a secret the newcomer connects first (docs/PROTOCOL.md, "Connecting"): this
+    # running node's native side holds its discovery back until the connection comes
+    # (native_gossip_core::outbox), and must still announce :discovered before
+    # :connected, each once, also for a new incarnation of a peer it knew.
+    port = unique_port()
+    opts = [name: :evn, port: port, heartbeat_interval: 200, secret: "newcomer-secret-0123"]
+    {:ok, _} = NativeGossip.start_link(opts)
+    :ok = NativeGossip.subscribe(:evn)
+    # Past this node's own start: the peer below is a newcomer to a running node.
+    Process.sleep(400)
+
+    {peer, node} = TestPeers.start!(:evn_new)
+    on_exit(fn -> TestPeers.stop(peer) end)
+    {:ok, _} = TestPeers.start_topology(peer, opts)
+    assert_receive {:native_gossip, :evn, first, ^node}, 5_000
+    assert first == :discovered
+    assert_receive {:native_gossip, :evn, :connected, ^node}, 5_000
+    refute_receive {:native_gossip, :evn, _, ^node}, 300
+
+    # Stopped and disconnected: this node keeps knowing it (left, disconnected) ...
+    id = {NativeGossip, :evn}
+    :ok = TestPeers.call(peer, Supervisor, :terminate_child, [NativeGossip.Supervisor, id])
+    assert_receive {:native_gossip, :evn, :left, ^node}, 1_000
+    Process.sleep(300)
+    true = :erlang.disconnect_node(node)
+    assert_receive {:native_gossip, :evn, :disconnected, ^node}, 1_000
+
+    # ... and its new incarnation, which connects first again, is discovered, then
+    # connected: not connected, discovered and connected again.
+    {:ok, _} = TestPeers.call(peer, Supervisor, :restart_child, [NativeGossip.Supervisor, id])
+    assert_receive {:native_gossip, :evn, again, ^node}, 5_000
+    assert again == :discovered
+    assert_receive {:native_gossip, :evn, :connected, ^node}, 5_000
+    refute_receive {:native_gossip, :evn, _, ^node}, 300
+  end
+
+  test "with a secret, a newcomer that cannot connect is announced, then connected at this node's turn" do
+    port = unique_port()
+    opts = [name: :evr, port: port, heartbeat_interval: 200, secret: "newcomer-secret-0123"]
+    {:ok, _} = NativeGossip.start_link(opts)
+    :ok = NativeGossip.subscribe(:evr)
+    Process.sleep(400)
+
+    {peer, node} = TestPeers.start!(:evr_new)
+    on_exit(fn -> TestPeers.stop(peer) end)
+    :ok = TestPeers.call(peer, NativeGossip.RecordingConnect, :reset, [])
+    refusing = Keyword.put(opts, :connect, {NativeGossip.RecordingConnect, :connect, [:refuse]})
+    {:ok, _} = TestPeers.start_topology(peer, refusing)
+
+    # Its discovery waited here (it leads), its own connect was refused, and this
+    # node's turn connected the pair.
+    assert_receive {:native_gossip, :evr, first, ^node}, 5_000
+    assert first == :discovered
+    assert_receive {:native_gossip, :evr, :connected, ^node}, 5_000
+    assert TestPeers.call(peer, NativeGossip.RecordingConnect, :starts, [node()]) != []
+    refute_receive {:native_gossip, :evr, _, ^node}, 300
+  end
+
   test "a peer whose connection drops is reconnected by its next heartbeat" do
     port = unique_port()
     {:ok, _} = NativeGossip.start_link(name: :recon, port: port, heartbeat_interval: 100)

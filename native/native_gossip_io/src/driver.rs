@@ -125,6 +125,9 @@ impl Worker {
             if let Some(t) = self.join.deadline() {
                 deadline = deadline.min(t);
             }
+            if let Some(t) = self.shared.outbox.lock().deadline() {
+                deadline = deadline.min(t);
+            }
             let sleep = deadline
                 .saturating_duration_since(Instant::now())
                 .min(MAX_SLEEP);
@@ -159,7 +162,11 @@ impl Worker {
                 }
             }
             self.send(&mut outgoing);
-            let notify = self.shared.outbox.lock().push(events.drain(..));
+            let notify = {
+                let mut outbox = self.shared.outbox.lock();
+                let pushed = outbox.push(events.drain(..), now);
+                pushed | outbox.poll(now)
+            };
             if notify && !sink.ready() {
                 return Ok(());
             }

@@ -18,8 +18,8 @@ use parking_lot::Mutex;
 use crate::driver::{JoinState, Worker};
 use crate::socket::{wake_pair, Join, SocketConfig, Sockets, StartError};
 use native_gossip_core::engine::{Config, ConfigError, Engine, Stats};
-use native_gossip_core::outbox::Outbox;
-use native_gossip_core::peers::{Member, PeerEvent};
+use native_gossip_core::outbox::{Outbox, Taken};
+use native_gossip_core::peers::Member;
 use native_gossip_core::wire::OptionsError;
 
 /// How the thread reaches the owner. The NIF implements it with `OwnedEnv`.
@@ -293,10 +293,12 @@ impl Topology {
         (stats, peers)
     }
 
-    /// Takes up to `max` waiting events, oldest first, and whether more wait (the owner
-    /// then comes back for them: it is not told again).
-    pub fn take_events(&self, max: usize) -> (Vec<PeerEvent>, bool) {
-        self.shared.outbox.lock().take(max)
+    /// Takes up to `max` waiting events, oldest first, each with how long it waited,
+    /// and whether more wait (the owner then comes back for them: it is not told
+    /// again). The owner may call it untold: discoveries of peers it does not lead
+    /// wait untold for a while (`native_gossip_core::outbox`).
+    pub fn take_events(&self, max: usize) -> (Vec<Taken>, bool) {
+        self.shared.outbox.lock().take(max, Instant::now())
     }
 
     /// New names admitted that the owner did not know (see `Config::max_names`).

@@ -5,13 +5,16 @@
 //!
 //! - `:native_gossip_events` when peer events wait: the owner takes them with
 //!   `take_events/2` (each a map `%{kind, name :: binary, address: {ip_tuple, port},
-//!   incarnation, lead, tags, dist_port, proven}` with `kind` one of `:discovered`,
+//!   incarnation, lead, tags, dist_port, proven, waited}` with `kind` one of `:discovered`,
 //!   `:heard`, `:left`, `:lost`, `:forgotten`, `:tags_changed`, `lead` true when this
 //!   node should connect at once rather than let the peer go first, `tags` a map of
 //!   binaries to binaries, `dist_port` the peer's distribution listen port as its
-//!   heartbeats say (0 if they do not), and `proven` whether the address is proven).
+//!   heartbeats say (0 if they do not), `proven` whether the address is proven, and
+//!   `waited` how long the event waited to be taken, in ms).
 //!   The message is sent once until the owner has taken every event, so the owner's
-//!   mailbox holds at most one of them whatever the traffic;
+//!   mailbox holds at most one of them whatever the traffic; the discovery of a peer
+//!   this node does not lead waits untold for up to 100 ms, unless an event that needs
+//!   the owner comes (`native_gossip_core::outbox`): the owner may take events untold;
 //! - `{:native_gossip_fault, message :: binary}` when the thread stops on a fault;
 //! - `{:native_gossip_membership, :joined | {:not_joined, message}}` when the socket's
 //!   group membership changes (it cannot join yet, or joined after all).
@@ -154,7 +157,10 @@ fn running(resource: ResourceArc<TopologyResource>) -> bool {
 #[rustler::nif]
 fn take_events<'a>(env: Env<'a>, resource: ResourceArc<TopologyResource>, max: usize) -> Term<'a> {
     let (events, more) = resource.topology.take_events(max);
-    let terms: Vec<Term<'a>> = events.iter().map(|e| event_term(env, e)).collect();
+    let terms: Vec<Term<'a>> = events
+        .iter()
+        .map(|t| event_term(env, &t.event, t.waited))
+        .collect();
     (terms, more).encode(env)
 }
 

@@ -1,6 +1,7 @@
 //! Terms built for the owner: addresses, tags, events, `members/1` and `stats/1`.
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use native_gossip_core::{DropReason, PeerEvent};
 use rustler::{Atom, Binary, Encoder, Env, NifResult, ResourceArc, Term};
@@ -59,12 +60,13 @@ pub(crate) fn ip_of(term: Term) -> Option<IpAddr> {
 
 /// One waiting event as the owner takes it: a map, matched by key on the Elixir side
 /// (`%{kind, name, address, incarnation, lead, tags, dist_port, proven}`).
-pub(crate) fn event_term<'a>(env: Env<'a>, event: &PeerEvent) -> Term<'a> {
+pub(crate) fn event_term<'a>(env: Env<'a>, event: &PeerEvent, waited: Duration) -> Term<'a> {
     let kind = Atom::from_str(env, event.kind.as_str()).expect("fixed atom");
     let mut name = rustler::NewBinary::new(env, event.name.len());
     name.as_mut_slice().copy_from_slice(event.name.as_bytes());
     let name: Binary = name.into();
-    let pairs: [(&str, Term<'a>); 8] = [
+    let waited = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
+    let pairs: [(&str, Term<'a>); 9] = [
         ("kind", kind.encode(env)),
         ("name", name.encode(env)),
         (
@@ -76,6 +78,7 @@ pub(crate) fn event_term<'a>(env: Env<'a>, event: &PeerEvent) -> Term<'a> {
         ("tags", tags_map(env, &event.tags)),
         ("dist_port", event.dist_port.encode(env)),
         ("proven", event.proven.encode(env)),
+        ("waited", waited.encode(env)),
     ];
     map_of(env, &pairs).expect("fixed, distinct keys")
 }
