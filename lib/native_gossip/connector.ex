@@ -124,10 +124,10 @@ defmodule NativeGossip.Connector do
   which leads, may never connect), so the turn is taken now (`turn/2`: unless the
   peer's handshake is under way).
 
-  `waited`: how long the report waited on the native side (ms). The native side holds
-  back the discovery of a peer this side does not lead for up to the first wait (see
-  `native_gossip_core::outbox`), and the turn comes that long after the peer was
-  heard, not after the report.
+  `held`: how long the native side held the report back before telling the owner (ms):
+  it holds back the discovery of a peer this side does not lead for up to the first
+  wait (see `native_gossip_core::outbox`), and the turn comes the first wait after it
+  would have come had the owner been told at once.
   """
   @spec heard(
           t(),
@@ -137,7 +137,7 @@ defmodule NativeGossip.Connector do
           NativeGossip.tags(),
           non_neg_integer()
         ) :: result()
-  def heard(c, node, kind, lead, tags \\ %{}, waited \\ 0) do
+  def heard(c, node, kind, lead, tags \\ %{}, held \\ 0) do
     c = %{c | tags: Map.put(c.tags, node, tags)}
 
     {events, c} =
@@ -151,7 +151,7 @@ defmodule NativeGossip.Connector do
           turn(%{c | peers: Map.put(c.peers, node, %{peer | retry_at: nil})}, node)
 
         _ ->
-          wait = if lead, do: Turns.lead_wait(c, node, kind), else: Turns.defer_wait(waited)
+          wait = if lead, do: Turns.lead_wait(c, node, kind), else: Turns.defer_wait(held)
           consider(c, node, wait)
       end
 

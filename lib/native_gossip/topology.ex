@@ -261,8 +261,13 @@ defmodule NativeGossip.Topology do
   def handle_info({:await_timeout, ref}, state),
     do: {:noreply, %{state | waiters: Waiters.timeout(state.waiters, ref)}}
 
-  def handle_info({:native_gossip_turn, node}, state),
-    do: route(state, Connector.turn(state.connector, node))
+  def handle_info({:native_gossip_turn, node}, state) do
+    # What waits untold first (see :nodeup below): the turn waits while a handshake
+    # with a known peer is under way (Connector.Turns.slow?/2), and a peer that leads
+    # and is connecting now is one whose discovery may be held back.
+    state = take_events(state)
+    route(state, Connector.turn(state.connector, node))
+  end
 
   def handle_info({:nodeup, node, _info}, state) do
     # The discovery of a peer this node does not lead may be waiting untold on the

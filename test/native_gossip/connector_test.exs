@@ -188,9 +188,9 @@ defmodule NativeGossip.ConnectorTest do
     assert {[], [{:wake, ^n, 100}], _} = Connector.heard(c, n, :heard, false)
   end
 
-  test "the turn comes its wait after the peer was heard, however long the report waited" do
+  test "the turn comes its wait after the peer was heard, however long the report was held" do
     # The native side holds back the discovery of a peer this side does not lead for
-    # up to the first wait (native_gossip_core::outbox), and says how long.
+    # up to the first wait (native_gossip_core::outbox), and says for how long.
     n = peer(:n)
 
     assert {[discovered: ^n], [{:wake, ^n, 70}], _} =

@@ -64,13 +64,13 @@ defmodule NativeGossip.Connector.Turns do
   def defer_ms, do: @defer_ms
 
   @doc """
-  What is left of the first wait of the side that does not lead, for a report that
-  waited `waited` ms on the native side (which holds back such a discovery for up to
-  this wait: `native_gossip_core::outbox::HOLD`); at least 1 ms, so that the turn
-  still comes through `turn/2`.
+  What is left of the first wait of the side that does not lead, for a report that the
+  native side held back `held` ms (it holds back such a discovery for up to this
+  wait: `native_gossip_core::outbox::HOLD`); at least 1 ms, so that the turn still
+  comes through `turn/2`.
   """
   @spec defer_wait(non_neg_integer()) :: pos_integer()
-  def defer_wait(waited), do: max(@defer_ms - waited, 1)
+  def defer_wait(held), do: max(@defer_ms - held, 1)
 
   @doc "How many times a turn waits longer, at most."
   @spec max_waits() :: pos_integer()

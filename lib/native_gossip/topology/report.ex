@@ -44,7 +44,7 @@ defmodule NativeGossip.Topology.Report do
     state =
       if usable and kind in [:discovered, :heard], do: learn_host(state, node, ip), else: state
 
-    state = connector(state, kind, node, lead, tags, Map.get(report, :waited, 0))
+    state = connector(state, kind, node, lead, tags, Map.get(report, :held, 0))
 
     # Failure detection: a connected peer gone silent is probed (any other is published
     # lost); any other report of a peer ends its suspicion.
@@ -57,7 +57,7 @@ defmodule NativeGossip.Topology.Report do
   end
 
   # The connector's part (NativeGossip.Connector), carried out.
-  defp connector(state, kind, node, lead, tags, waited) do
+  defp connector(state, kind, node, lead, tags, held) do
     c = state.connector
     # Connected and silent, never published lost (NativeGossip.Detector): heard again,
     # it is no news.
@@ -65,10 +65,10 @@ defmodule NativeGossip.Topology.Report do
 
     case kind do
       :discovered when silent ->
-        route(state, hush(Connector.heard(c, node, kind, lead, tags, waited), node))
+        route(state, hush(Connector.heard(c, node, kind, lead, tags, held), node))
 
       :discovered ->
-        route(state, Connector.heard(c, node, kind, lead, tags, waited))
+        route(state, Connector.heard(c, node, kind, lead, tags, held))
 
       :heard ->
         route(state, Connector.heard(c, node, kind, lead, tags))

@@ -293,7 +293,7 @@ impl Topology {
         (stats, peers)
     }
 
-    /// Takes up to `max` waiting events, oldest first, each with how long it waited,
+    /// Takes up to `max` waiting events, oldest first, each with how long it was held,
     /// and whether more wait (the owner then comes back for them: it is not told
     /// again). The owner may call it untold: discoveries of peers it does not lead
     /// wait untold for a while (`native_gossip_core::outbox`).

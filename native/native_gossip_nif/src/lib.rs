@@ -5,12 +5,12 @@
 //!
 //! - `:native_gossip_events` when peer events wait: the owner takes them with
 //!   `take_events/2` (each a map `%{kind, name :: binary, address: {ip_tuple, port},
-//!   incarnation, lead, tags, dist_port, proven, waited}` with `kind` one of `:discovered`,
+//!   incarnation, lead, tags, dist_port, proven, held}` with `kind` one of `:discovered`,
 //!   `:heard`, `:left`, `:lost`, `:forgotten`, `:tags_changed`, `lead` true when this
 //!   node should connect at once rather than let the peer go first, `tags` a map of
 //!   binaries to binaries, `dist_port` the peer's distribution listen port as its
 //!   heartbeats say (0 if they do not), `proven` whether the address is proven, and
-//!   `waited` how long the event waited to be taken, in ms).
+//!   `held` how long the event was held back before the owner was told, in ms).
 //!   The message is sent once until the owner has taken every event, so the owner's
 //!   mailbox holds at most one of them whatever the traffic; the discovery of a peer
 //!   this node does not lead waits untold for up to 100 ms, unless an event that needs
@@ -159,7 +159,7 @@ fn take_events<'a>(env: Env<'a>, resource: ResourceArc<TopologyResource>, max: u
     let (events, more) = resource.topology.take_events(max);
     let terms: Vec<Term<'a>> = events
         .iter()
-        .map(|t| event_term(env, &t.event, t.waited))
+        .map(|t| event_term(env, &t.event, t.held))
         .collect();
     (terms, more).encode(env)
 }

@@ -60,12 +60,12 @@ pub(crate) fn ip_of(term: Term) -> Option<IpAddr> {
 
 /// One waiting event as the owner takes it: a map, matched by key on the Elixir side
 /// (`%{kind, name, address, incarnation, lead, tags, dist_port, proven}`).
-pub(crate) fn event_term<'a>(env: Env<'a>, event: &PeerEvent, waited: Duration) -> Term<'a> {
+pub(crate) fn event_term<'a>(env: Env<'a>, event: &PeerEvent, held: Duration) -> Term<'a> {
     let kind = Atom::from_str(env, event.kind.as_str()).expect("fixed atom");
     let mut name = rustler::NewBinary::new(env, event.name.len());
     name.as_mut_slice().copy_from_slice(event.name.as_bytes());
     let name: Binary = name.into();
-    let waited = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
+    let held = u64::try_from(held.as_millis()).unwrap_or(u64::MAX);
     let pairs: [(&str, Term<'a>); 9] = [
         ("kind", kind.encode(env)),
         ("name", name.encode(env)),
@@ -78,7 +78,7 @@ pub(crate) fn event_term<'a>(env: Env<'a>, event: &PeerEvent, waited: Duration) 
         ("tags", tags_map(env, &event.tags)),
         ("dist_port", event.dist_port.encode(env)),
         ("proven", event.proven.encode(env)),
-        ("waited", waited.encode(env)),
+        ("held", held.encode(env)),
     ];
     map_of(env, &pairs).expect("fixed, distinct keys")
 }
