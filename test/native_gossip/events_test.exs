@@ -91,25 +91,34 @@ defmodule NativeGossip.EventsTest do
     assert second > first
   end
 
-  test "with a secret, a newcomer is announced with its connection, once, also when it restarts" do
-    # With a secret the newcomer connects first (docs/PROTOCOL.md, "Connecting"): this
-    # running node's native side holds its discovery back until the connection comes
-    # (native_gossip_core::outbox), and must still announce :discovered before
-    # :connected, each once, also for a new incarnation of a peer it knew.
-    port = unique_port()
-    opts = [name: :evn, port: port, heartbeat_interval: 200, secret: "newcomer-secret-0123"]
+  # This node runs a topology with a secret, subscribed, past its own start; then a
+  # newcomer starts one (`extra` added to its options). With a secret the newcomer
+  # connects first (docs/PROTOCOL.md, "Connecting"), so this running node's native side
+  # holds its discovery back (native_gossip_core::outbox).
+  defp running_then_newcomer(name, newcomer, extra \\ []) do
+    opts = [name: name, port: unique_port(), heartbeat_interval: 200, secret: "newcomer-0123"]
     {:ok, _} = NativeGossip.start_link(opts)
-    :ok = NativeGossip.subscribe(:evn)
-    # Past this node's own start: the peer below is a newcomer to a running node.
+    :ok = NativeGossip.subscribe(name)
     Process.sleep(400)
 
-    {peer, node} = TestPeers.start!(:evn_new)
+    {peer, node} = TestPeers.start!(newcomer)
     on_exit(fn -> TestPeers.stop(peer) end)
-    {:ok, _} = TestPeers.start_topology(peer, opts)
-    assert_receive {:native_gossip, :evn, first, ^node}, 5_000
+    :ok = TestPeers.call(peer, NativeGossip.RecordingConnect, :reset, [])
+    {:ok, _} = TestPeers.start_topology(peer, opts ++ extra)
+    {peer, node}
+  end
+
+  # :discovered, then :connected, each once.
+  defp assert_discovered_then_connected(name, node) do
+    assert_receive {:native_gossip, ^name, first, ^node}, 5_000
     assert first == :discovered
-    assert_receive {:native_gossip, :evn, :connected, ^node}, 5_000
-    refute_receive {:native_gossip, :evn, _, ^node}, 300
+    assert_receive {:native_gossip, ^name, :connected, ^node}, 5_000
+    refute_receive {:native_gossip, ^name, _, ^node}, 300
+  end
+
+  test "with a secret, a newcomer is announced with its connection, once, also when it restarts" do
+    {peer, node} = running_then_newcomer(:evn, :evn_new)
+    assert_discovered_then_connected(:evn, node)
 
     # Stopped and disconnected: this node keeps knowing it (left, disconnected) ...
     id = {NativeGossip, :evn}
@@ -122,32 +131,17 @@ defmodule NativeGossip.EventsTest do
     # ... and its new incarnation, which connects first again, is discovered, then
     # connected: not connected, discovered and connected again.
     {:ok, _} = TestPeers.call(peer, Supervisor, :restart_child, [NativeGossip.Supervisor, id])
-    assert_receive {:native_gossip, :evn, again, ^node}, 5_000
-    assert again == :discovered
-    assert_receive {:native_gossip, :evn, :connected, ^node}, 5_000
-    refute_receive {:native_gossip, :evn, _, ^node}, 300
+    assert_discovered_then_connected(:evn, node)
   end
 
   test "with a secret, a newcomer that cannot connect is announced, then connected at this node's turn" do
-    port = unique_port()
-    opts = [name: :evr, port: port, heartbeat_interval: 200, secret: "newcomer-secret-0123"]
-    {:ok, _} = NativeGossip.start_link(opts)
-    :ok = NativeGossip.subscribe(:evr)
-    Process.sleep(400)
+    refuse = [connect: {NativeGossip.RecordingConnect, :connect, [:refuse]}]
+    {peer, node} = running_then_newcomer(:evr, :evr_new, refuse)
 
-    {peer, node} = TestPeers.start!(:evr_new)
-    on_exit(fn -> TestPeers.stop(peer) end)
-    :ok = TestPeers.call(peer, NativeGossip.RecordingConnect, :reset, [])
-    refusing = Keyword.put(opts, :connect, {NativeGossip.RecordingConnect, :connect, [:refuse]})
-    {:ok, _} = TestPeers.start_topology(peer, refusing)
-
-    # Its discovery waited here (it leads), its own connect was refused, and this
+    # Its discovery was held here (it leads), its own connect was refused, and this
     # node's turn connected the pair.
-    assert_receive {:native_gossip, :evr, first, ^node}, 5_000
-    assert first == :discovered
-    assert_receive {:native_gossip, :evr, :connected, ^node}, 5_000
+    assert_discovered_then_connected(:evr, node)
     assert TestPeers.call(peer, NativeGossip.RecordingConnect, :starts, [node()]) != []
-    refute_receive {:native_gossip, :evr, _, ^node}, 300
   end
 
   test "a peer whose connection drops is reconnected by its next heartbeat" do

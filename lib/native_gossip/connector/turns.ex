@@ -70,7 +70,7 @@ defmodule NativeGossip.Connector.Turns do
   comes through `turn/2`.
   """
   @spec defer_wait(non_neg_integer()) :: pos_integer()
-  def defer_wait(held), do: max(@defer_ms - held, 1)
+  def defer_wait(held) when is_integer(held), do: max(@defer_ms - held, 1)
 
   @doc "How many times a turn waits longer, at most."
   @spec max_waits() :: pos_integer()
