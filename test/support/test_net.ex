@@ -20,8 +20,14 @@ defmodule NativeGossip.TestNet do
     end
   end
 
-  @doc "A UDP port no other test of this run uses."
-  def unique_port, do: 46_000 + rem(System.unique_integer([:positive, :monotonic]), 10_000)
+  @doc """
+  A UDP port no other test of this run uses, and no socket the OS numbers itself: below
+  the ephemeral ranges of Linux (32768-60999) and macOS (49152-65535). Ports from
+  46000 up were inside Linux's, and the answer socket of a topology with a secret (an
+  ephemeral port) once took the port a later test's topology then could not bind
+  (`:port_in_use`, a CI run of 2026-12-06).
+  """
+  def unique_port, do: 20_000 + rem(System.unique_integer([:positive, :monotonic]), 10_000)
 
   @doc """
   Polls `fun` every 5 ms until it returns a truthy value; fails after `timeout` ms,
