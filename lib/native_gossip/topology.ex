@@ -250,9 +250,10 @@ defmodule NativeGossip.Topology do
   end
 
   # Events wait on the native side, which sends :native_gossip_events once until they
-  # have all been taken: this mailbox holds at most two such messages (take_events/1),
-  # however much traffic arrives. A batch at a time, so other messages are served in
-  # between.
+  # have all been taken, so however much traffic arrives this mailbox holds that one
+  # and those of take_events/1, one per take of the server's own (at a nodeup, before
+  # a turn) that left more than a batch behind. A batch at a time, so other messages
+  # are served in between.
   @batch 256
 
   @impl true
@@ -355,8 +356,7 @@ defmodule NativeGossip.Topology do
   def handle_info(_other, state), do: {:noreply, state}
 
   # Takes a batch of waiting peer events and applies them; comes back for more with a
-  # message (so at most two :native_gossip_events wait here: the native side's, and
-  # this one after a take of its own at a nodeup).
+  # message.
   defp take_events(state) do
     {events, more} = Native.take_events(state.native, @batch)
     if more, do: send(self(), :native_gossip_events)
