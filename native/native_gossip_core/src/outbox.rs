@@ -162,9 +162,11 @@ impl Outbox {
         self.held_since = None;
     }
 
-    /// When the owner must be told of held discoveries, if any wait untold.
+    /// When the owner must be told of held discoveries, if any wait untold (none while
+    /// it has been told: after a take that left more than a batch, it comes back by
+    /// itself, and a past deadline would keep the driver from sleeping until then).
     pub fn deadline(&self) -> Option<Instant> {
-        self.held_since.map(|t| t + HOLD)
+        self.held_since.filter(|_| !self.notified).map(|t| t + HOLD)
     }
 
     /// Returns true (once) when held discoveries have waited `HOLD` untold: the owner
@@ -388,6 +390,15 @@ mod tests {
         assert!(!o.poll(at(200)));
         // Nothing waits: the next event that needs the owner tells it.
         assert!(o.push([ev(EventKind::Left, "a@h")], at(201)));
+        o.take(10, at(202));
+
+        // An owner that looks by itself and leaves more than a batch behind comes back
+        // by itself: no deadline meanwhile, past or not.
+        o.push([held("b@h"), held("c@h")], at(300));
+        let (_, more) = o.take(1, at(301));
+        assert!(more);
+        assert_eq!(o.deadline(), None);
+        assert!(!o.poll(at(500)));
     }
 
     #[test]
