@@ -92,8 +92,10 @@ try do
   # get through; the start of a trial is the earliest node's stamp.
   at = fn n, go, m, f, a -> :peer.call(n.peer, NativeGossip.BenchNetwork, :at, [go, m, f, a]) end
 
+  # The recorder only monitors nodes, as the other ways' recorders do (no subscriber:
+  # a libcluster strategy has none, and the trial needs nothing but the nodeups).
   ng_start = fn n, {_names, go} ->
-    {_, started} = at.(n, go, EventRecorder, :start_topology, [topology])
+    {_, started} = at.(n, go, EventRecorder, :start_topology, [topology, false])
     started
   end
 
@@ -121,7 +123,16 @@ try do
     {t0, rec}
   end
 
-  # Warm every VM up once (first use loads the NIF and code), outside the measurements.
+  # Warm every VM up, outside the measurements: every module loaded, as a release has
+  # them (in interactive mode a module is loaded at its first call, and the first
+  # trial's storm loaded the code of discovery's and the connections' paths, on every
+  # VM at once), and a topology started once (the NIF loaded).
+  nodes
+  |> Task.async_stream(&:peer.call(&1.peer, NativeGossip.BenchNetwork, :preload, [], 60_000),
+    timeout: 120_000
+  )
+  |> Enum.each(fn {:ok, :ok} -> :ok end)
+
   for n <- nodes do
     {_, rec} = ng_start.(n, {[], 0})
     ng_stop.(n)
@@ -131,6 +142,14 @@ try do
   end
 
   NativeGossip.BenchNetwork.apart(nodes)
+
+  # And one formation of all the nodes each way, not measured: until 2026-12-06 the
+  # first trial of the largest size made the first connections ever between most of
+  # its VMs (the rig's neighbour tables, each VM's first name lookups and epmd
+  # queries to each host) and took 1.2 to 2 times the median of the others, and with
+  # WAYS=1,5 it was always NativeGossip's (the order of trial 1 at 32 nodes).
+  for {start, stop} <- [{direct_start, fn _ -> :ok end}, {ng_start, ng_stop}, {bl_start, bl_stop}],
+      do: Bench.Formation.trial(nodes, start, stop)
 
   # The ways, interleaved trial by trial (each trial of a size runs every way once), so
   # that a drift of the machine's load over the run weighs on every way alike. The loss

@@ -3,7 +3,8 @@
 # node starting at once. For NativeGossip: the connect attempts its connectors started
 # (against the number of pairs), the datagrams received, the answers sent and the
 # joining-burst heartbeats left out (every peer had heard the node), in all; for both ways: the
-# CPU time of the 32 VMs (from /proc/<pid>/stat) from the start to the full mesh.
+# CPU time of the 32 VMs (from /proc/<pid>/stat) from the start to the full mesh, and
+# how many times their threads were put on a CPU (each wake-up is one; schedstat).
 #
 #   MIX_ENV=test test/support/private_net.sh mix run --no-start bench/formation_cpu.exs
 #
@@ -26,11 +27,21 @@ try do
   cpu = fn -> nodes |> Enum.map(&NativeGossip.BenchNetwork.cpu_ticks(&1.os)) |> Enum.sum() end
   threads = fn -> Enum.map(nodes, &NativeGossip.BenchNetwork.thread_ticks(&1.os)) end
 
-  split = fn before, later ->
-    Enum.zip_with(before, later, &NativeGossip.BenchNetwork.ticks_by_class/2)
+  sum_by_class = fn before, later, by ->
+    Enum.zip_with(before, later, by)
     |> Enum.reduce(%{}, &Map.merge(&1, &2, fn _, a, b -> a + b end))
     |> Enum.sort()
+  end
+
+  split = fn before, later ->
+    sum_by_class.(before, later, &NativeGossip.BenchNetwork.ticks_by_class/2)
     |> Enum.map_join(", ", fn {class, t} -> "#{class} #{Float.round(t / 1.0e9, 2)} s" end)
+  end
+
+  # How many times the VMs' threads were put on a CPU: each wake-up is one.
+  runs = fn before, later ->
+    sum_by_class.(before, later, &NativeGossip.BenchNetwork.runs_by_class/2)
+    |> Enum.map_join(", ", fn {class, r} -> "#{class} #{r}" end)
   end
 
   call = fn nd, m, f, a -> :peer.call(nd.peer, m, f, a) end
@@ -110,7 +121,7 @@ try do
       |> Enum.take(12)
 
     IO.puts(
-      "round #{round}, #{label}: every start call returned after ~#{started} ms, full mesh after ~#{t} ms (from the controller), CPU of the #{n} VMs #{(c1 - c0) / 100} s (#{split.(th0, th1)})#{extra.()}"
+      "round #{round}, #{label}: every start call returned after ~#{started} ms, full mesh after ~#{t} ms (from the controller), CPU of the #{n} VMs #{(c1 - c0) / 100} s (#{split.(th0, th1)}; runs on a CPU: #{runs.(th0, th1)})#{extra.()}"
     )
 
     if System.get_env("REDUCTIONS"), do: IO.inspect(reds, label: "  reductions (top 12)")

@@ -11,6 +11,11 @@
 # the later of its two nodes' starts each connect began (5 ms bins, by whether the
 # connecting node started first or later).
 #
+# DISCOVERY=1 also subscribes each NativeGossip node's recorder to its topology (which
+# costs the topology two messages per peer) and splits NativeGossip's connect lag in
+# two: when each node was told of each peer (`:discovered`), after the later of the two
+# nodes' starts, and when a connect started after its node was told of the peer.
+#
 #   N=8 TRIALS=15 MIX_ENV=test test/support/private_net.sh mix run --no-start bench/formation_timeline.exs
 
 alias NativeGossip.{BenchNetwork, EventRecorder, TestNet, TestRig}
@@ -42,8 +47,12 @@ try do
   end
 
   # Each returns {start µs, recorder}.
+  discovery = System.get_env("DISCOVERY") != nil
+
   ng = fn nd, go ->
-    {_, started} = call.(nd, BenchNetwork, :at, [go, EventRecorder, :start_topology, [topology]])
+    {_, started} =
+      call.(nd, BenchNetwork, :at, [go, EventRecorder, :start_topology, [topology, discovery]])
+
     started
   end
 
@@ -112,6 +121,25 @@ try do
             "#{start_of[x]} and #{start_of[y]}"
         )
       end
+    end
+
+    if label == "NativeGossip" and discovery do
+      start_of = Map.new(started, fn {nd, {t, _}} -> {nd.node, t - t0} end)
+
+      told =
+        for {nd, {_, rec}} <- started,
+            {:discovered, peer, at} <- call.(nd, EventRecorder, :events, [rec]),
+            reduce: %{},
+            do: (acc -> Map.put_new(acc, {nd.node, peer}, at - t0))
+
+      heard = for {{x, y}, at} <- told, do: at - max(start_of[x], start_of[y])
+      acted = for {x, y, s, _} <- connects, Map.has_key?(told, {x, y}), do: s - told[{x, y}]
+      qs = fn xs -> Enum.map_join([0.1, 0.5, 0.9, 1.0], " / ", &ms.(q.(xs, &1))) end
+
+      IO.puts(
+        "  told of a peer after the later start (p10 / median / p90 / max): #{qs.(heard)} ms; " <>
+          "connect started after told: #{qs.(acted)} ms"
+      )
     end
 
     for {nd, {_, rec}} <- started do

@@ -15,7 +15,7 @@ defmodule NativeGossip.Topology do
   alias NativeGossip.{Connector, Log, Native, Options, ShortNames, Telemetry}
   alias NativeGossip.Connector.World
   alias NativeGossip.Detector
-  alias NativeGossip.Topology.{Detection, Report, Result, Waiters, Warnings}
+  alias NativeGossip.Topology.{Detection, Report, Result, Subscribers, Waiters, Warnings}
 
   @registry NativeGossip.Registry
 
@@ -205,24 +205,8 @@ defmodule NativeGossip.Topology do
 
   @impl true
   def handle_call(:subscribe, {pid, _}, state) do
-    # Replay what is already known: a subscriber always comes after the topology's
-    # start, and peers may have been heard in between. Peers that left or were lost
-    # are known until forgotten, but are not discovered now: they are not replayed.
-    unless Map.has_key?(state.subscribers, pid) do
-      gone = gone(state)
-
-      Enum.each(Connector.status(state.connector), fn {node, status} ->
-        unless MapSet.member?(gone, node) do
-          send(pid, {:native_gossip, state.options.name, :discovered, node})
-
-          if status == :connected,
-            do: send(pid, {:native_gossip, state.options.name, :connected, node})
-        end
-      end)
-    end
-
-    subscribers = Map.put_new_lazy(state.subscribers, pid, fn -> Process.monitor(pid) end)
-
+    %{subscribers: subs, options: %{name: name}, connector: c} = state
+    subscribers = Subscribers.add(subs, pid, name, c, fn -> gone(state) end)
     {:reply, :ok, %{state | subscribers: subscribers}}
   end
 
@@ -243,11 +227,8 @@ defmodule NativeGossip.Topology do
     end
   end
 
-  def handle_call(:unsubscribe, {pid, _}, state) do
-    {ref, subscribers} = Map.pop(state.subscribers, pid)
-    if ref, do: Process.demonitor(ref, [:flush])
-    {:reply, :ok, %{state | subscribers: subscribers}}
-  end
+  def handle_call(:unsubscribe, {pid, _}, state),
+    do: {:reply, :ok, %{state | subscribers: Subscribers.delete(state.subscribers, pid)}}
 
   # Events wait on the native side, which sends :native_gossip_events once until they
   # have all been taken, so however much traffic arrives this mailbox holds that one

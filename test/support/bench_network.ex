@@ -148,6 +148,20 @@ defmodule NativeGossip.BenchNetwork do
     end
   end
 
+  @doc """
+  Loads every module of the applications loaded on this node, as a release in embedded
+  mode has them at boot: a benchmark that measures warm VMs then does not load code
+  lazily in the middle of its first trial (a VM in interactive mode loads a module at its
+  first call, through the code server and the file system).
+  """
+  def preload do
+    for {app, _, _} <- Application.loaded_applications(),
+        mod <- Application.spec(app, :modules) || [],
+        do: Code.ensure_loaded(mod)
+
+    :ok
+  end
+
   @doc "Disconnects the joiner `j` from every node, after a moment for work in flight."
   def join_apart(j) do
     Process.sleep(300)
@@ -205,11 +219,12 @@ defmodule NativeGossip.BenchNetwork do
   end
 
   @doc """
-  The CPU time, in nanoseconds, of each thread of OS process `os_pid`, as
-  `%{tid => {class, ns}}` (from /proc/<pid>/task/<tid>/schedstat, precise where the
-  10 ms ticks of `stat` would round a short-lived thread down to nothing), `class` one
-  of `"schedulers"`, `"dirty schedulers"`, `"native_gossip"` and `"other"` (from the
-  thread's name).
+  The CPU time, in nanoseconds, of each thread of OS process `os_pid`, and how many
+  times it was put on a CPU (`runs`: every wake-up is one), as
+  `%{tid => {class, ns, runs}}` (from /proc/<pid>/task/<tid>/schedstat, precise where
+  the 10 ms ticks of `stat` would round a short-lived thread down to nothing), `class`
+  one of `"schedulers"`, `"dirty schedulers"`, `"native_gossip"` and `"other"` (from
+  the thread's name).
   """
   def thread_ticks(os_pid) do
     for tid <- File.ls!("/proc/#{os_pid}/task"),
@@ -217,8 +232,8 @@ defmodule NativeGossip.BenchNetwork do
         {:ok, sched} <- [File.read("/proc/#{os_pid}/task/#{tid}/schedstat")],
         into: %{} do
       [_, comm] = Regex.run(~r/^\d+ \((.*)\) /s, stat)
-      [ns | _] = String.split(sched)
-      {tid, {thread_class(comm), String.to_integer(ns)}}
+      [ns, _waited, runs | _] = String.split(sched)
+      {tid, {thread_class(comm), String.to_integer(ns), String.to_integer(runs)}}
     end
   end
 
@@ -272,11 +287,18 @@ defmodule NativeGossip.BenchNetwork do
   end
 
   @doc "CPU nanoseconds by thread class between two `thread_ticks/1` readings (new threads from 0)."
-  def ticks_by_class(before, later) do
-    Enum.reduce(later, %{}, fn {tid, {class, t}}, acc ->
+  def ticks_by_class(before, later), do: by_class(before, later, 1)
+
+  @doc "Runs on a CPU (wake-ups) by thread class between two `thread_ticks/1` readings."
+  def runs_by_class(before, later), do: by_class(before, later, 2)
+
+  defp by_class(before, later, field) do
+    Enum.reduce(later, %{}, fn {tid, {class, _, _} = now}, acc ->
+      t = elem(now, field)
+
       t0 =
         case before do
-          %{^tid => {_, t0}} -> t0
+          %{^tid => then} -> elem(then, field)
           _ -> 0
         end
 

@@ -14,13 +14,16 @@ defmodule NativeGossip.EventRecorder do
   @doc """
   Starts a recorder, then topology `opts` (under the application's supervisor) from
   it, so that no connection made in the first milliseconds escapes the recorder's
-  node monitor. Returns `{wall_us_at_start, recorder}`.
+  node monitor. Returns `{wall_us_at_start, recorder}`. With `subscribe` false it
+  records the nodeups and nodedowns alone, as the recorder of a way with no topology
+  does, so that a benchmark that needs no more does not cost the topology a
+  subscriber's messages (two per peer) that the other way does not pay.
   """
-  def start_topology(opts) do
+  def start_topology(opts, subscribe \\ true) do
     spawn_recorder(fn ->
       {:ok, _} = Supervisor.start_child(NativeGossip.Supervisor, {NativeGossip, opts})
       # Replays the peers already known: nothing is missed either.
-      :ok = NativeGossip.subscribe(opts[:name])
+      if subscribe, do: :ok = NativeGossip.subscribe(opts[:name])
     end)
   end
 
