@@ -21,10 +21,12 @@ defmodule Bench.Formation do
   def now, do: System.system_time(:microsecond)
 
   # Starts discovery on every node at once; returns ms until all are fully connected.
-  def trial(nodes, start_fun, stop_fun) do
+  # `measured`: false for the warm-up formations (bench/formation_perf.sh's perf does
+  # not sample them).
+  def trial(nodes, start_fun, stop_fun, measured \\ true) do
     # A moment for every node's preparations (recorders) first; all start at `go`.
     go = now() + 500_000
-    perf = System.get_env("PERF_CTL")
+    perf = measured && System.get_env("PERF_CTL")
 
     # bench/formation_perf.sh: perf records from just before the start to the full mesh.
     if perf do
@@ -149,7 +151,7 @@ try do
   # queries to each host) and took 1.2 to 2 times the median of the others, and with
   # WAYS=1,5 it was always NativeGossip's (the order of trial 1 at 32 nodes).
   for {start, stop} <- [{direct_start, fn _ -> :ok end}, {ng_start, ng_stop}, {bl_start, bl_stop}],
-      do: Bench.Formation.trial(nodes, start, stop)
+      do: Bench.Formation.trial(nodes, start, stop, false)
 
   # The ways, interleaved trial by trial (each trial of a size runs every way once), so
   # that a drift of the machine's load over the run weighs on every way alike. The loss
