@@ -126,9 +126,8 @@ try do
   end
 
   # Warm every VM up, outside the measurements: every module loaded, as a release has
-  # them (in interactive mode a module is loaded at its first call, and the first
-  # trial's storm loaded the code of discovery's and the connections' paths, on every
-  # VM at once), and a topology started once (the NIF loaded).
+  # them (in interactive mode a module is loaded at its first call), and a topology
+  # started once (the NIF loaded).
   nodes
   |> Task.async_stream(&:peer.call(&1.peer, NativeGossip.BenchNetwork, :preload, [], 60_000),
     timeout: 120_000
@@ -147,9 +146,9 @@ try do
 
   # And one formation of all the nodes each way, not measured: until 2026-12-06 the
   # first trial of the largest size made the first connections ever between most of
-  # its VMs (the rig's neighbour tables, each VM's first name lookups and epmd
-  # queries to each host) and took 1.2 to 2 times the median of the others, and with
-  # WAYS=1,5 it was always NativeGossip's (the order of trial 1 at 32 nodes).
+  # its VMs and was the slowest of its run in 15 of 16 runs of SIZES=32 WAYS=1,5
+  # (1.15 to 1.94 times the run's median; docs/BENCHMARKS.md), where trial 1 is
+  # always NativeGossip's (the order of trial 1 at 32 nodes).
   for {start, stop} <- [{direct_start, fn _ -> :ok end}, {ng_start, ng_stop}, {bl_start, bl_stop}],
       do: Bench.Formation.trial(nodes, start, stop, false)
 
