@@ -6,7 +6,8 @@
 # through a timed Node.connect/1 (the topology's `:connect`). For each trial, in ms
 # from the earliest start (NativeGossip: the recorder's, just before start_child, as
 # bench/formation.exs counts): the full mesh, when connects started (median, latest),
-# how long they took (median, p90, max), and NativeGossip's three latest connects with
+# how long they took (median, p90, max), the kernel's UDP receive errors on the test
+# hosts (a datagram dropped for a full buffer), and NativeGossip's three latest connects with
 # when their two nodes started; then the medians over the trials, and how long after
 # the later of its two nodes' starts each connect began (5 ms bins, by whether the
 # connecting node started first or later).
@@ -75,7 +76,25 @@ try do
   q = fn xs, p -> xs |> Enum.sort() |> Enum.at(round(p * (length(xs) - 1))) end
   short = fn x -> x |> Atom.to_string() |> String.split("@") |> hd() end
 
+  # The kernel's UDP receive errors (InErrors: a full socket buffer among them), summed
+  # over the test hosts (one network namespace each; read through one node per host):
+  # a datagram lost there would hold a discovery back until the next packet.
+  udp_errors = fn ->
+    nodes
+    |> Enum.uniq_by(&(&1.node |> Atom.to_string() |> String.split("@") |> List.last()))
+    |> Enum.map(fn nd ->
+      [_header, values] =
+        call.(nd, File, :read!, ["/proc/net/snmp"])
+        |> String.split("\n")
+        |> Enum.filter(&String.starts_with?(&1, "Udp:"))
+
+      values |> String.split() |> Enum.at(3) |> String.to_integer()
+    end)
+    |> Enum.sum()
+  end
+
   trial = fn label, start, stop ->
+    errors_before = udp_errors.()
     go = System.system_time(:microsecond) + 500_000
 
     started =
@@ -109,7 +128,8 @@ try do
     IO.puts(
       "#{label}: mesh #{ms.(mesh - t0)} ms; #{length(connects)} connects started at " <>
         "#{ms.(q.(starts, 0.5))} (median), #{ms.(Enum.max(starts))} (latest); took " <>
-        "#{ms.(q.(took, 0.5))} (median), #{ms.(q.(took, 0.9))} (p90), #{ms.(Enum.max(took))} (max)"
+        "#{ms.(q.(took, 0.5))} (median), #{ms.(q.(took, 0.9))} (p90), #{ms.(Enum.max(took))} " <>
+        "(max); UDP receive errors #{udp_errors.() - errors_before}"
     )
 
     if label == "NativeGossip" do
