@@ -12,6 +12,11 @@
 # the later of its two nodes' starts each connect began (5 ms bins, by whether the
 # connecting node started first or later).
 #
+# STALLS=1 runs a probe in every VM during each trial (a process that sleeps 2 ms at a
+# time, `BenchNetwork.stall_probe/2`) and prints how often and for how long the VMs were
+# not running (its timer came over 15 ms late): every step of a handshake, and of a
+# discovery, waits for its VM's next turn on a core.
+#
 # DISCOVERY=1 also subscribes each NativeGossip node's recorder to its topology (which
 # costs the topology two messages per peer) and splits NativeGossip's connect lag in
 # two: when each node was told of each peer (`:discovered`), after the later of the two
@@ -49,6 +54,7 @@ try do
 
   # Each returns {start µs, recorder}.
   discovery = System.get_env("DISCOVERY") != nil
+  stalls? = System.get_env("STALLS") != nil
 
   ng = fn nd, go ->
     {_, started} =
@@ -97,6 +103,11 @@ try do
     errors_before = udp_errors.()
     go = System.system_time(:microsecond) + 500_000
 
+    if stalls? do
+      for nd <- nodes,
+          do: :ok = call.(nd, BenchNetwork, :stall_probe, [go - 50_000, go + 1_500_000])
+    end
+
     started =
       nodes
       |> Enum.map(&Task.async(fn -> {&1, start.(&1, go)} end))
@@ -141,6 +152,27 @@ try do
             "#{start_of[x]} and #{start_of[y]}"
         )
       end
+    end
+
+    if stalls? do
+      Process.sleep(max(0, div(go + 1_600_000 - System.system_time(:microsecond), 1000)))
+
+      per_vm =
+        for nd <- nodes do
+          late =
+            for {due, l} <- call.(nd, BenchNetwork, :stalls, []), due >= t0, due < mesh, do: l
+
+          {length(late), Enum.sum(late) / (mesh - t0), Enum.max(late, fn -> 0 end)}
+        end
+
+      pct = &round(100 * &1)
+
+      IO.puts(
+        "  stalls: a VM's 2 ms timer came over 15 ms late #{q.(Enum.map(per_vm, &elem(&1, 0)), 0.5)} " <>
+          "times (median of the VMs), for #{pct.(q.(Enum.map(per_vm, &elem(&1, 1)), 0.5))} % of the " <>
+          "formation (median; most #{pct.(Enum.max(Enum.map(per_vm, &elem(&1, 1))))} %), at most " <>
+          "#{ms.(Enum.max(Enum.map(per_vm, &elem(&1, 2))))} ms late"
+      )
     end
 
     if label == "NativeGossip" and discovery do

@@ -198,6 +198,31 @@ defmodule NativeGossip.BenchNetwork do
     {t0, apply(m, f, a)}
   end
 
+  @doc """
+  Runs on a node: a process that wakes every 2 ms from `from` to `until` (system time,
+  µs) and keeps every wake-up that came over 15 ms late, as `{due µs, lateness µs}`,
+  in `:persistent_term` (`stalls/0`): when this VM, or the core under its scheduler,
+  was not running.
+  """
+  def stall_probe(from, until) do
+    spawn(fn ->
+      Process.sleep(max(0, div(from - now(), 1000)))
+      :persistent_term.put({__MODULE__, :stalls}, stall_loop(now(), [], until))
+    end)
+
+    :ok
+  end
+
+  defp stall_loop(last, stalls, until) do
+    Process.sleep(2)
+    t = now()
+    stalls = if t - last > 17_000, do: [{last + 2_000, t - last - 2_000} | stalls], else: stalls
+    if t > until, do: Enum.reverse(stalls), else: stall_loop(t, stalls, until)
+  end
+
+  @doc "What `stall_probe/2` found (none until it has finished)."
+  def stalls, do: :persistent_term.get({__MODULE__, :stalls}, [])
+
   @doc "Runs on a node: connects to every node of `others` at once, each in its own process."
   def connect_all(others) do
     for other <- others, do: spawn(fn -> connect(other, 10) end)
