@@ -20,7 +20,10 @@
 # DISCOVERY=1 also subscribes each NativeGossip node's recorder to its topology (which
 # costs the topology two messages per peer) and splits NativeGossip's connect lag in
 # two: when each node was told of each peer (`:discovered`), after the later of the two
-# nodes' starts, and when a connect started after its node was told of the peer.
+# nodes' starts, and when a connect started after its node was told of the peer; the
+# three latest connects then say when each of their two nodes was told of the other (a
+# node that does not lead a pair is told only when it has to act: at the connection,
+# or at its turn).
 #
 #   N=8 TRIALS=15 MIX_ENV=test test/support/private_net.sh mix run --no-start bench/formation_timeline.exs
 
@@ -143,13 +146,28 @@ try do
         "(max); UDP receive errors #{udp_errors.() - errors_before}"
     )
 
+    # When each node was told of each peer (DISCOVERY=1; the first `:discovered`).
+    told =
+      if label == "NativeGossip" and discovery do
+        for {nd, {_, rec}} <- started,
+            {:discovered, peer, at} <- call.(nd, EventRecorder, :events, [rec]),
+            reduce: %{},
+            do: (acc -> Map.put_new(acc, {nd.node, peer}, at - t0))
+      else
+        %{}
+      end
+
     if label == "NativeGossip" do
       start_of = Map.new(started, fn {nd, {t, _}} -> {nd.node, ms.(t - t0)} end)
+
+      told_of = fn x, y ->
+        if at = told[{x, y}], do: "; #{short.(x)} told of #{short.(y)} at #{ms.(at)}", else: ""
+      end
 
       for {x, y, s, d} <- connects |> Enum.sort_by(&elem(&1, 2), :desc) |> Enum.take(3) do
         IO.puts(
           "  #{short.(x)} -> #{short.(y)} at #{ms.(s)}, took #{ms.(d)}; the two started at " <>
-            "#{start_of[x]} and #{start_of[y]}"
+            "#{start_of[x]} and #{start_of[y]}#{told_of.(x, y)}#{told_of.(y, x)}"
         )
       end
     end
@@ -177,13 +195,6 @@ try do
 
     if label == "NativeGossip" and discovery do
       start_of = Map.new(started, fn {nd, {t, _}} -> {nd.node, t - t0} end)
-
-      told =
-        for {nd, {_, rec}} <- started,
-            {:discovered, peer, at} <- call.(nd, EventRecorder, :events, [rec]),
-            reduce: %{},
-            do: (acc -> Map.put_new(acc, {nd.node, peer}, at - t0))
-
       heard = for {{x, y}, at} <- told, do: at - max(start_of[x], start_of[y])
       acted = for {x, y, s, _} <- connects, Map.has_key?(told, {x, y}), do: s - told[{x, y}]
       qs = fn xs -> Enum.map_join([0.1, 0.5, 0.9, 1.0], " / ", &ms.(q.(xs, &1))) end
