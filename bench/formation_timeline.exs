@@ -13,9 +13,9 @@
 # connecting node started first or later).
 #
 # STALLS=1 runs a probe in every VM during each trial (a process that sleeps 2 ms at a
-# time, `BenchNetwork.stall_probe/2`) and prints how often and for how long the VMs were
-# not running (its timer came over 15 ms late): every step of a handshake, and of a
-# discovery, waits for its VM's next turn on a core.
+# time, `BenchNetwork.stall_probe/2`) and prints how often and for how long its timer
+# came over 15 ms late (its VM off the cores, or its schedulers busy with the processes
+# ahead of it): every step of a handshake, and of a discovery, waits so.
 #
 # DISCOVERY=1 also subscribes each NativeGossip node's recorder to its topology (which
 # costs the topology two messages per peer) and splits NativeGossip's connect lag in

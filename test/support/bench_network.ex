@@ -201,8 +201,8 @@ defmodule NativeGossip.BenchNetwork do
   @doc """
   Runs on a node: a process that wakes every 2 ms from `from` to `until` (system time,
   µs) and keeps every wake-up that came over 15 ms late, as `{due µs, lateness µs}`,
-  in `:persistent_term` (`stalls/0`): when this VM, or the core under its scheduler,
-  was not running.
+  in `:persistent_term` (`stalls/0`): when this VM was off the cores, or its schedulers
+  were busy with the processes ahead of it.
   """
   def stall_probe(from, until) do
     spawn(fn ->
