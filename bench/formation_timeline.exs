@@ -173,12 +173,12 @@ try do
     end
 
     if stalls? do
-      Process.sleep(max(0, div(go + 1_600_000 - System.system_time(:microsecond), 1000)))
-
       per_vm =
         for nd <- nodes do
-          late =
-            for {due, l} <- call.(nd, BenchNetwork, :stalls, []), due >= t0, due < mesh, do: l
+          found =
+            TestNet.wait_until(fn -> call.(nd, BenchNetwork, :stalls, []) end, 10_000, "stalls")
+
+          late = for {due, l} <- found, due >= t0, due < mesh, do: l
 
           {length(late), Enum.sum(late) / (mesh - t0), Enum.max(late, fn -> 0 end)}
         end

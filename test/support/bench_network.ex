@@ -202,9 +202,11 @@ defmodule NativeGossip.BenchNetwork do
   Runs on a node: a process that wakes every 2 ms from `from` to `until` (system time,
   µs) and keeps every wake-up that came over 15 ms late, as `{due µs, lateness µs}`,
   in `:persistent_term` (`stalls/0`): when this VM was off the cores, or its schedulers
-  were busy with the processes ahead of it.
+  were busy with the processes ahead of it. What an earlier probe found is forgotten.
   """
   def stall_probe(from, until) do
+    _ = :persistent_term.erase({__MODULE__, :stalls})
+
     spawn(fn ->
       Process.sleep(max(0, div(from - now(), 1000)))
       :persistent_term.put({__MODULE__, :stalls}, stall_loop(now(), [], until))
@@ -220,8 +222,8 @@ defmodule NativeGossip.BenchNetwork do
     if t > until, do: Enum.reverse(stalls), else: stall_loop(t, stalls, until)
   end
 
-  @doc "What `stall_probe/2` found (none until it has finished)."
-  def stalls, do: :persistent_term.get({__MODULE__, :stalls}, [])
+  @doc "What the last `stall_probe/2` found, or nil until it has finished."
+  def stalls, do: :persistent_term.get({__MODULE__, :stalls}, nil)
 
   @doc "Runs on a node: connects to every node of `others` at once, each in its own process."
   def connect_all(others) do
