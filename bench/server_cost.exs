@@ -4,7 +4,11 @@
 # the topology server's reductions per peer for a discovery (half of them peers this
 # node leads), a `nodeup` and a turn, with PEERS made-up peers replayed into the
 # running server (connect attempts hang, so nothing leaves the namespace but the
-# topology's own heartbeats on its loopback). Needs a distributed node and epmd:
+# topology's own heartbeats on its loopback). A made-up peer has no entry in
+# net_kernel's table of connections, so its `nodeup` asks net_kernel for the
+# connection's address (a real one reads the table): a few reductions more, and its
+# time here is mostly that call's wait, which is why only reductions are printed.
+# Needs a distributed node and epmd:
 #
 #   MIX_ENV=test test/support/private_net.sh bash -c \
 #     'epmd -daemon; sleep 0.3; mix run --no-compile --no-start bench/server_cost.exs'
