@@ -95,10 +95,13 @@ try do
   at = fn n, go, m, f, a -> :peer.call(n.peer, NativeGossip.BenchNetwork, :at, [go, m, f, a]) end
 
   # The recorder only monitors nodes, as the other ways' recorders do (no subscriber:
-  # a libcluster strategy has none, and the trial needs nothing but the nodeups).
+  # a libcluster strategy has none, and the trial needs nothing but the nodeups), and
+  # like theirs it is set up before the start instant: at it, the node starts the
+  # topology alone.
   ng_start = fn n, {_names, go} ->
-    {_, started} = at.(n, go, EventRecorder, :start_topology, [topology, false])
-    started
+    rec = :peer.call(n.peer, EventRecorder, :start_nodes_only, [])
+    {t0, :ok} = at.(n, go, EventRecorder, :launch, [rec, topology])
+    {t0, rec}
   end
 
   ng_stop = fn n ->

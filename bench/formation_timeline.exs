@@ -1,16 +1,16 @@
 # When the connections of an N-node formation start and how long their handshakes
-# take (a diagnostic beside bench/formation.exs, not part of `make bench`): the same
-# rig (N nodes on eight test hosts, every VM warmed up), two ways interleaved trial by
+# take (a diagnostic beside bench/formation.exs, not part of `make bench`): the same rig
+# (N nodes on eight test hosts, every VM warmed up), two ways interleaved trial by
 # trial: NativeGossip (with a secret), and the floor (every pair connected once at the
 # start, from the side NativeGossip's tie-break picks). Every connect of both goes
-# through a timed Node.connect/1 (the topology's `:connect`). For each trial, in ms
-# from the earliest start (NativeGossip: the recorder's, just before start_child, as
-# bench/formation.exs counts): the full mesh, when connects started (median, latest),
-# how long they took (median, p90, max), the kernel's UDP receive errors on the test
-# hosts (a datagram dropped for a full buffer), and NativeGossip's three latest connects with
-# when their two nodes started; then the medians over the trials, and how long after
-# the later of its two nodes' starts each connect began (5 ms bins, by whether the
-# connecting node started first or later).
+# through a timed Node.connect/1 (the topology's `:connect`). For each trial, in ms from
+# the earliest start (each node's stamp as it wakes at the start instant, its recorder
+# set up before, as bench/formation.exs counts): the full mesh, when connects started
+# (median, latest), how long they took (median, p90, max), the kernel's UDP receive
+# errors on the test hosts (a datagram dropped for a full buffer), and NativeGossip's
+# three latest connects with when their two nodes started; then the medians over the
+# trials, and how long after the later of its two nodes' starts each connect began (5 ms
+# bins, by whether the connecting node started first or later).
 #
 # STALLS=1 runs a probe in every VM during each trial (a process that sleeps 2 ms at a
 # time, `BenchNetwork.stall_probe/2`) and prints how often and for how long its timer
@@ -59,11 +59,15 @@ try do
   discovery = System.get_env("DISCOVERY") != nil
   stalls? = System.get_env("STALLS") != nil
 
+  # Every way's recorder is set up before the start instant; at it, a node does the
+  # work of the way under test alone.
   ng = fn nd, go ->
-    {_, started} =
-      call.(nd, BenchNetwork, :at, [go, EventRecorder, :start_topology, [topology, discovery]])
+    rec = call.(nd, EventRecorder, :start_nodes_only, [])
 
-    started
+    {t, :ok} =
+      call.(nd, BenchNetwork, :at, [go, EventRecorder, :launch, [rec, topology, discovery]])
+
+    {t, rec}
   end
 
   floor = fn nd, go ->

@@ -27,6 +27,30 @@ defmodule NativeGossip.EventRecorder do
     end)
   end
 
+  @doc """
+  Runs in the caller: starts topology `opts` (under the application's supervisor) for a
+  recorder that `start_nodes_only/0` started beforehand, so that the node does at its
+  start instant what the other ways do (the work of the way under test alone: the
+  recorder's node monitor is set up before, as theirs is); with `subscribe` the
+  recorder then subscribes to the topology's events. Returns :ok.
+  """
+  def launch(rec, opts, subscribe \\ false) do
+    {:ok, _} = Supervisor.start_child(NativeGossip.Supervisor, {NativeGossip, opts})
+
+    if subscribe do
+      ref = make_ref()
+      send(rec, {:subscribe, opts[:name], self(), ref})
+
+      receive do
+        {^ref, :ok} -> :ok
+      after
+        5_000 -> raise "recorder did not subscribe"
+      end
+    else
+      :ok
+    end
+  end
+
   @doc "Records the events of a topology that already runs (and nodeups), from now."
   def start_subscriber(name) do
     spawn_recorder(fn -> :ok = NativeGossip.subscribe(name) end)
@@ -105,6 +129,10 @@ defmodule NativeGossip.EventRecorder do
 
       {:events, from, ref} ->
         send(from, {ref, events})
+        loop(events)
+
+      {:subscribe, name, from, ref} ->
+        send(from, {ref, NativeGossip.subscribe(name)})
         loop(events)
     end
   end
