@@ -10,13 +10,22 @@
 # bridge), receiving, waiting in poll, or the library's own code; and the BEAM
 # schedulers' largest symbols each way.
 #
-#   bench/formation_perf.sh            (root: perf -a; SIZES=32 TRIALS=9 by default)
+#   bench/formation_perf.sh            (root: perf -a; SIZES=32 TRIALS=9 by default,
+#                                       KEEP=dir)
 set -eu
 cd "$(dirname "$0")/.."
 command -v perf >/dev/null || { echo "formation_perf.sh: needs perf (apt-get install linux-perf)" >&2; exit 2; }
 trials=${TRIALS:-9}
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+# KEEP=dir keeps the perf data there, for `perf report -i dir/1.data` (1: NativeGossip,
+# 5: the floor).
+if [ -n "${KEEP:-}" ]; then
+  dir=$KEEP
+  mkdir -p "$dir"
+  rm -f "$dir/ctl"
+else
+  dir=$(mktemp -d)
+  trap 'rm -rf "$dir"' EXIT
+fi
 MIX_ENV=test mix compile >&2
 
 for way in 1 5; do
