@@ -14,16 +14,15 @@ defmodule NativeGossip.EventRecorder do
   @doc """
   Starts a recorder, then topology `opts` (under the application's supervisor) from
   it, so that no connection made in the first milliseconds escapes the recorder's
-  node monitor. Returns `{wall_us_at_start, recorder}`. With `subscribe` false it
-  records the nodeups and nodedowns alone, as the recorder of a way with no topology
-  does, so that a benchmark that needs no more does not cost the topology a
-  subscriber's messages (two per peer) that the other way does not pay.
+  node monitor, and subscribes it to the topology's events. Returns
+  `{wall_us_at_start, recorder}`. (The formation benchmarks, which need the nodeups
+  alone and start every way at one instant, use `start_nodes_only/0` and `launch/3`.)
   """
-  def start_topology(opts, subscribe \\ true) do
+  def start_topology(opts) do
     spawn_recorder(fn ->
       {:ok, _} = Supervisor.start_child(NativeGossip.Supervisor, {NativeGossip, opts})
       # Replays the peers already known: nothing is missed either.
-      if subscribe, do: :ok = NativeGossip.subscribe(opts[:name])
+      :ok = NativeGossip.subscribe(opts[:name])
     end)
   end
 
@@ -32,7 +31,8 @@ defmodule NativeGossip.EventRecorder do
   recorder that `start_nodes_only/0` started beforehand, so that the node does at its
   start instant what the other ways do (the work of the way under test alone: the
   recorder's node monitor is set up before, as theirs is); with `subscribe` the
-  recorder then subscribes to the topology's events. Returns :ok.
+  recorder then subscribes to the topology's events (which costs the topology a
+  subscriber's messages, two per peer, that no other way pays). Returns :ok.
   """
   def launch(rec, opts, subscribe \\ false) do
     {:ok, _} = Supervisor.start_child(NativeGossip.Supervisor, {NativeGossip, opts})
