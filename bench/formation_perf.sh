@@ -10,12 +10,26 @@
 # bridge), receiving, waiting in poll, or the library's own code; and the BEAM
 # schedulers' largest symbols each way.
 #
+# With SCHED=1, `perf sched record -a` instead, and per thread class how long its
+# threads waited for a CPU each time they were runnable (`perf sched timehist`'s
+# "sch delay"), as percentiles: a discovery waits for two such turns before its
+# connect starts, the native thread woken by the datagram and the topology server's
+# scheduler.
+#
 #   bench/formation_perf.sh            (root: perf -a; SIZES=32 TRIALS=9 by default,
 #                                       KEEP=dir)
+#   SCHED=1 bench/formation_perf.sh    (TRIALS=3 by default)
 set -eu
 cd "$(dirname "$0")/.."
 command -v perf >/dev/null || { echo "formation_perf.sh: needs perf (apt-get install linux-perf)" >&2; exit 2; }
-trials=${TRIALS:-9}
+sched=${SCHED:-0}
+if [ "$sched" = 1 ]; then
+  record="perf sched record"
+  trials=${TRIALS:-3}
+else
+  record="perf record -g -F 1000"
+  trials=${TRIALS:-9}
+fi
 # KEEP=dir keeps the perf data there, for `perf report -i dir/1.data` (1: NativeGossip,
 # 5: the floor).
 if [ -n "${KEEP:-}" ]; then
@@ -30,7 +44,8 @@ MIX_ENV=test mix compile >&2
 
 for way in 1 5; do
   mkfifo "$dir/ctl"
-  perf record -q -a -g -F 1000 -D -1 --control="fifo:$dir/ctl" -o "$dir/$way.data" >/dev/null 2>&1 &
+  # shellcheck disable=SC2086
+  $record -q -a -D -1 --control="fifo:$dir/ctl" -o "$dir/$way.data" >/dev/null 2>&1 &
   recorder=$!
   sleep 1
   PERF_CTL="$dir/ctl" SIZES=${SIZES:-32} TRIALS=$trials WAYS=$way CHART="$dir/chart.svg" \
@@ -39,7 +54,45 @@ for way in 1 5; do
   kill -INT $recorder
   wait $recorder || true
   rm "$dir/ctl"
+  if [ "$sched" = 1 ]; then
+    perf sched timehist -i "$dir/$way.data" > "$dir/$way.timehist" 2>/dev/null
+  fi
 done
+
+if [ "$sched" = 1 ]; then
+python3 - "$dir" <<'EOF'
+import collections, re, sys
+d = sys.argv[1]
+row = re.compile(r"\s*[\d.]+\s+\[\d+\]\s+(\S+)\[\d+(?:/\d+)?\]\s+[\d.]+\s+([\d.]+)\s+[\d.]+")
+
+def delays(way):
+    out = collections.defaultdict(list)
+    for line in open(f"{d}/{way}.timehist"):
+        m = row.match(line)
+        if not m:
+            continue
+        name = re.sub(r"/?\d+$", "", m.group(1))
+        if name.endswith("scheduler") and "dirty" not in name:
+            name = "BEAM schedulers"
+        elif "dirty" in name:
+            name = "BEAM dirty schedulers"
+        out[name].append(float(m.group(2)))
+    return out
+
+def q(v, p):
+    return v[min(len(v) - 1, int(p * len(v)))]
+
+for way, label in [(1, "NativeGossip"), (5, "the floor")]:
+    print(f"\n{label}: delay from runnable to running, by thread (ms; switch-ins):\n")
+    print("| thread | switch-ins | p50 | p90 | p99 |")
+    print("|---|---|---|---|---|")
+    rows = sorted(delays(way).items(), key=lambda kv: -len(kv[1]))
+    for name, v in rows[:8]:
+        v.sort()
+        print(f"| {name} | {len(v)} | {q(v, .5):.2f} | {q(v, .9):.2f} | {q(v, .99):.2f} |")
+EOF
+  exit 0
+fi
 
 python3 - "$dir" "$trials" <<'EOF'
 import collections, subprocess, sys
